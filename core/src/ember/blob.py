@@ -1,0 +1,133 @@
+"""The Ember blob: the one container in which compiled models leave a process.
+
+``CompiledModel.export_model`` writes it, ``Core.import_model`` reads it, and the model cache stores
+it. The plugin's payload is carried as opaque bytes; everything the core needs to trust it is in a
+self-describing header::
+
+    offset  size  field
+    0       8     magic  b"EMBERBLB"
+    8       2     container version (little-endian uint16)
+    10      2     reserved, zero
+    12      4     header length H (little-endian uint32)
+    16      H     header: UTF-8 JSON object (see BlobHeader), space-padded
+    16+H    32    SHA-256 of bytes [0, 16+H): a flipped bit in the header is caught too
+    48+H    N     payload; 48+H is a multiple of 64 so that numpy can view weights in place
+
+The header holds the payload's length and SHA-256, checked before a single payload byte reaches a
+plugin. JSON is parsed, never evaluated; nothing here is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+
+from ember.errors import BlobFormatError
+
+MAGIC = b"EMBERBLB"
+CONTAINER_VERSION = 1
+_PREFIX = struct.Struct("<8sHHI")
+_DIGEST_SIZE = 32
+_PAYLOAD_ALIGNMENT = 64
+#: Headers larger than this are refused before being read: a foreign file cannot make us allocate.
+MAX_HEADER_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """What a blob says about itself. ``key`` is the model-cache key ('' for a plain export)."""
+
+    ember_version: str
+    plugin: str  # distribution name, or plugin name when not installed from a distribution
+    plugin_version: str
+    device: str
+    device_architecture: str
+    payload_length: int
+    payload_sha256: str
+    key: str = ""
+    flags: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> bytes:
+        fields = asdict(self)
+        fields["flags"] = list(self.flags)
+        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode(
+    header_fields: dict[str, object], payload: bytes | memoryview
+) -> tuple[bytes, BlobHeader]:
+    """Build the bytes that precede ``payload`` in a blob, and the header they encode.
+
+    The caller writes ``prefix`` and then ``payload`` (a file write needs no concatenated copy).
+    ``header_fields`` are BlobHeader's fields except the payload length and checksum.
+    """
+    view = memoryview(payload).cast("B")
+    header = BlobHeader(
+        payload_length=view.nbytes,
+        payload_sha256=hashlib.sha256(view).hexdigest(),
+        **header_fields,  # type: ignore[arg-type]
+    )
+    text = header.to_json()
+    unpadded = _PREFIX.size + len(text) + _DIGEST_SIZE
+    text += b" " * (-unpadded % _PAYLOAD_ALIGNMENT)
+    head = _PREFIX.pack(MAGIC, CONTAINER_VERSION, 0, len(text)) + text
+    return head + hashlib.sha256(head).digest(), header
+
+
+def pack(header_fields: dict[str, object], payload: bytes | memoryview) -> bytes:
+    """A whole blob as one bytes object."""
+    prefix, _ = encode(header_fields, payload)
+    return prefix + bytes(payload)
+
+
+def read_header(data: bytes | memoryview) -> tuple[BlobHeader, int]:
+    """Parse and check a blob's header; return it and the payload's offset.
+
+    :raises BlobFormatError: with the reason, for anything that is not an intact Ember blob
+        header of this container version. The payload is not checked here (see :func:`unpack`).
+    """
+    view = memoryview(data).cast("B")
+    if view.nbytes < _PREFIX.size:
+        raise BlobFormatError(f"too short to be an Ember blob ({view.nbytes} bytes)")
+    magic, version, _reserved, header_size = _PREFIX.unpack_from(view)
+    if magic != MAGIC:
+        raise BlobFormatError("not an Ember blob (wrong magic bytes)")
+    if version != CONTAINER_VERSION:
+        raise BlobFormatError(
+            f"blob container version {version}; this Ember reads version {CONTAINER_VERSION}"
+        )
+    if header_size > MAX_HEADER_SIZE:
+        raise BlobFormatError(f"header of {header_size} bytes is implausibly large")
+    header_end = _PREFIX.size + header_size
+    payload_offset = header_end + _DIGEST_SIZE
+    if view.nbytes < payload_offset:
+        raise BlobFormatError("truncated inside the header")
+    if hashlib.sha256(view[:header_end]).digest() != view[header_end:payload_offset]:
+        raise BlobFormatError("header checksum mismatch (the header is damaged)")
+    try:
+        fields = json.loads(bytes(view[_PREFIX.size:header_end]))
+        fields["flags"] = tuple(fields.get("flags", ()))
+        header = BlobHeader(**fields)
+    except (ValueError, TypeError) as exc:
+        raise BlobFormatError(f"unreadable header: {exc}") from exc
+    return header, payload_offset
+
+
+def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
+    """Check a whole blob and return its header and a zero-copy view of its payload.
+
+    :raises BlobFormatError: for a foreign file, a damaged header, a truncated or extended
+        payload, or a payload whose SHA-256 differs from the header's (a flipped bit).
+    """
+    view = memoryview(data).cast("B")
+    header, offset = read_header(view)
+    payload = view[offset:]
+    if payload.nbytes != header.payload_length:
+        raise BlobFormatError(
+            f"payload is {payload.nbytes} bytes, header says {header.payload_length} (truncated?)"
+        )
+    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+        raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
+    return header, payload

@@ -1,0 +1,102 @@
+"""What a plugin hands back to the core: a model compiled for one device.
+
+The core wraps it in :class:`ember.CompiledModel`, which checks inputs, names outputs and talks to
+the cache; the plugin's object only has to run. Keeping this protocol small is what makes a device
+plugin a few hundred lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ember import properties as props
+from ember.errors import PluginError
+from ember.model import Port
+
+
+@runtime_checkable
+class DeviceModel(Protocol):
+    """A model compiled for one device, as returned by the ``compile`` and ``import_model`` hooks.
+
+    ``inputs`` and ``outputs`` describe the ports in order. ``infer`` receives one array per input,
+    in that order, already checked by the core against ``inputs`` (count, dtype, rank and fixed
+    dims), and returns one array per output in order. It may be called from several threads, each
+    through its own infer request; it must not keep references to the input arrays.
+    """
+
+    inputs: Sequence[Port]
+    outputs: Sequence[Port]
+
+    def infer(self, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]: ...
+
+
+def split_device_name(device_name: str) -> tuple[str, int | None]:
+    """``"GPU.1"`` -> ``("GPU", 1)``; ``"CPU"`` -> ``("CPU", None)``."""
+    base, dot, index = device_name.partition(".")
+    if dot and index.isdigit():
+        return base, int(index)
+    return device_name, None
+
+
+@dataclass(frozen=True)
+class DeviceDescription:
+    """A device's answer to ``supported_metrics``, checked once and kept by the core."""
+
+    name: str
+    full_name: str
+    architecture: str
+    capabilities: tuple[str, ...]
+    config_defaults: Mapping[str, Any]
+    caching_properties: tuple[str, ...]
+    metrics: Mapping[str, Any]  # everything the plugin reported, as reported
+
+    @classmethod
+    def from_metrics(cls, device_name: str, metrics: Mapping[str, Any] | None) -> DeviceDescription:
+        if not isinstance(metrics, Mapping):
+            raise PluginError(f"supported_metrics for {device_name} returned {metrics!r}")
+        missing = [k for k in _REQUIRED_METRICS if k not in metrics]
+        if missing:
+            raise PluginError(f"supported_metrics for {device_name} lacks {', '.join(missing)}")
+        defaults = metrics.get(props.SUPPORTED_CONFIG_KEYS, {})
+        if not isinstance(defaults, Mapping):
+            raise PluginError(
+                f"{props.SUPPORTED_CONFIG_KEYS} of {device_name} must map each key to its default"
+            )
+        return cls(
+            name=device_name,
+            full_name=str(metrics[props.FULL_DEVICE_NAME]),
+            architecture=str(metrics[props.DEVICE_ARCHITECTURE]),
+            capabilities=tuple(metrics[props.OPTIMIZATION_CAPABILITIES]),
+            config_defaults=dict(defaults),
+            caching_properties=tuple(metrics.get(props.CACHING_PROPERTIES, ())),
+            metrics=dict(metrics),
+        )
+
+    @property
+    def can_export(self) -> bool:
+        return props.EXPORT_IMPORT in self.capabilities
+
+    def read_only_properties(self) -> dict[str, Any]:
+        """Every metric the device answers, including those the core derives."""
+        values = {k: v for k, v in self.metrics.items() if k != props.SUPPORTED_CONFIG_KEYS}
+        values[props.OPTIMIZATION_CAPABILITIES] = list(self.capabilities)
+        values[props.CACHING_PROPERTIES] = list(self.caching_properties)
+        values[props.IMPORT_EXPORT_SUPPORT] = self.can_export
+        values[props.SUPPORTED_CONFIG_KEYS] = [*self.config_defaults, *props.CORE_CONFIG_KEYS]
+        metric_names = sorted({*values, props.SUPPORTED_METRICS, props.SUPPORTED_PROPERTIES})
+        values[props.SUPPORTED_METRICS] = metric_names
+        values[props.SUPPORTED_PROPERTIES] = sorted(
+            {*metric_names, *values[props.SUPPORTED_CONFIG_KEYS]}
+        )
+        return values
+
+
+_REQUIRED_METRICS = (
+    props.FULL_DEVICE_NAME,
+    props.DEVICE_ARCHITECTURE,
+    props.OPTIMIZATION_CAPABILITIES,
+)

@@ -1,0 +1,93 @@
+"""Every error Ember raises on purpose, in one place.
+
+Each class says what the user can act on: which file, which device, which node, which input.
+They also derive from the matching built-in type (``FileNotFoundError``, ``ValueError``, ...) so
+that code written against OpenVINO or plain Python catches them where it expects to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EmberError(Exception):
+    """Base class of every error Ember raises on purpose."""
+
+
+class ModelNotFoundError(EmberError, FileNotFoundError):
+    """A model file does not exist."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"model file not found: {path}")
+
+    def __str__(self) -> str:  # FileNotFoundError would print its errno form otherwise
+        return self.args[0]
+
+
+class InvalidModelError(EmberError, ValueError):
+    """A file or byte string is not a usable ONNX model."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source} is not a valid ONNX model: {reason}")
+
+
+class UnknownDeviceError(EmberError, LookupError):
+    """A device name matches no installed device."""
+
+    def __init__(self, device_name: str, available: Sequence[str], hint: str = "") -> None:
+        self.device_name = device_name
+        self.available = list(available)
+        listed = ", ".join(self.available) or "none"
+        message = f"device {device_name!r} is not available; available devices: {listed}"
+        super().__init__(f"{message}. {hint}".rstrip(". ") if hint else message)
+
+    def __str__(self) -> str:  # LookupError subclasses would otherwise be fine; keep it plain
+        return self.args[0]
+
+
+class UnsupportedOperatorError(EmberError, NotImplementedError):
+    """A device cannot run one node of a model."""
+
+    def __init__(self, device_name: str, op_type: str, node_name: str, domain: str = "") -> None:
+        self.device_name = device_name
+        self.op_type = op_type
+        self.node_name = node_name
+        self.domain = domain
+        op = f"{domain}::{op_type}" if domain else op_type
+        super().__init__(
+            f"device {device_name} does not support operator {op} (node {node_name!r})"
+        )
+
+
+class NotSupportedError(EmberError, NotImplementedError):
+    """The device cannot do what was asked (for example export a model without EXPORT_IMPORT)."""
+
+
+class InferenceInputError(EmberError, ValueError):
+    """The inputs given to an inference do not fit the model: name, count, shape or dtype."""
+
+
+class UnknownPropertyError(EmberError, KeyError):
+    """A property key that the core or the device does not know."""
+
+    def __init__(self, key: str, where: str, known: Sequence[str]) -> None:
+        self.key = key
+        super().__init__(f"{where} has no property {key!r}; supported: {', '.join(sorted(known))}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class PropertyValueError(EmberError, ValueError):
+    """A property was given a value it cannot take, or a read-only property was set."""
+
+
+class BlobFormatError(EmberError, ValueError):
+    """Bytes that are not an Ember blob, or one that is damaged or made for another target."""
+
+
+class PluginError(EmberError, RuntimeError):
+    """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""

@@ -1,0 +1,135 @@
+"""The device-plugin contract: every hook a plugin may implement, each a stub whose docstring is
+its contract.
+
+A plugin is a module or object registered in the entry-point group ``ember.devices``; it implements
+some of these hooks with the ``@ember.hookimpl`` decorator, with the same names and any subset of
+the arguments. Hooks that act on a device (all but :func:`list_devices`) are *dispatch hooks*:
+they receive the full device name (``"GPU.1"``, never the bare ``"GPU"``) and must return ``None``
+at once when that device is not the plugin's own, so that the next plugin is asked
+(``firstresult``). The core always calls hooks by keyword. Hooks may gain arguments in later
+versions, never lose or rename one: implement only the arguments you use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ember.device import DeviceModel
+    from ember.model import Model
+
+PROJECT_NAME = "ember"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a plugin's hook implementation; exported as ``ember.hookimpl``.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------------
+# Discovery
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def list_devices() -> Sequence[str]:
+    """Name the devices this plugin can run on this machine now.
+
+    Return full names: one name (``["TEMPLATE"]``) for a device that exists once, or indexed names
+    (``["GPU.0", "GPU.1"]``) when there can be several; users may then say ``"GPU"`` for the first.
+    Return an empty sequence when the hardware or its driver is absent: that is not an error. This
+    hook is called once per :class:`ember.Core`; keep it cheap (do not compile anything) and import
+    heavy dependencies inside it, not at module import.
+
+    :returns: the device names; the core calls every plugin and merges the lists.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
+    """Describe a device: its read-only properties (*metrics*) and its writable ones.
+
+    :param device_name: a full device name, as returned by :func:`list_devices`.
+    :returns: ``None`` when ``device_name`` is not this plugin's. Otherwise a mapping with at least
+
+        - ``"FULL_DEVICE_NAME"`` (str): what the hardware is, truthfully;
+        - ``"DEVICE_ARCHITECTURE"`` (str): what compiled code depends on (ISA, driver version...);
+        - ``"OPTIMIZATION_CAPABILITIES"`` (list of str): ``"EXPORT_IMPORT"`` when
+          :func:`export_model` and :func:`import_model` are implemented, ``"ENCRYPTION"`` when
+          export honours ``CACHE_ENCRYPTION_CALLBACKS``, and the precisions it runs (``"FP32"``);
+        - ``"SUPPORTED_CONFIG_KEYS"`` (mapping of str to default value): the writable properties
+          the device accepts in ``config`` and ``set_property``, with their defaults;
+        - ``"CACHING_PROPERTIES"`` (list of str): the names, among the metrics and config keys,
+          whose values change the compiled result; the model cache keys on their values.
+
+        Further read-only metrics may be added under any upper-case name. The core adds
+        ``SUPPORTED_PROPERTIES``, ``SUPPORTED_METRICS`` and ``IMPORT_EXPORT_SUPPORT`` itself.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------------------
+# Compiling, exporting, importing
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> DeviceModel | None:
+    """Compile a model for a device: the slow, cacheable work happens here.
+
+    :param model: the model as read by :meth:`ember.Core.read_model` (``model.proto`` is the ONNX
+        ModelProto; do not modify it).
+    :param device_name: a full device name.
+    :param config: the device's effective configuration: every key of ``SUPPORTED_CONFIG_KEYS``
+        with the user's value or the default, validated by the core against the names (values are
+        the plugin's to check: raise :class:`ember.errors.PropertyValueError` for a bad one).
+    :returns: ``None`` when ``device_name`` is not this plugin's; otherwise an object following
+        :class:`ember.device.DeviceModel`.
+    :raises ember.errors.UnsupportedOperatorError: for the first node the device cannot run.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def export_model(
+    compiled_model: DeviceModel, device_name: str, config: Mapping[str, Any]
+) -> bytes | None:
+    """Serialize a compiled model so that :func:`import_model` can rebuild it without compiling.
+
+    Only called for devices whose capabilities include ``EXPORT_IMPORT``. Return the payload only:
+    the core wraps it in its own container (header, versions, checksum), so do not add a checksum or
+    a version check of the core's. The payload must never need ``pickle`` or ``eval`` to read back.
+
+    :param compiled_model: an object this plugin returned from :func:`compile` or
+        :func:`import_model`.
+    :param device_name: a full device name.
+    :param config: as for :func:`compile`; when it holds ``CACHE_ENCRYPTION_CALLBACKS`` (an
+        ``(encrypt, decrypt)`` pair of bytes-to-bytes functions) and the device declares
+        ``ENCRYPTION``, the topology must be written through ``encrypt``.
+    :returns: ``None`` when ``device_name`` is not this plugin's; otherwise the payload bytes.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def import_model(
+    data: bytes | memoryview, device_name: str, config: Mapping[str, Any]
+) -> DeviceModel | None:
+    """Rebuild a compiled model from a payload written by :func:`export_model`.
+
+    The core has already checked the container's checksum, producer and device; the plugin checks
+    its own payload format version and raises :class:`ember.errors.BlobFormatError` for one it
+    cannot read (the model cache then recompiles).
+
+    :param data: the payload, a bytes-like object: ``bytes`` or a read-only ``memoryview`` into a
+        larger buffer (``numpy.frombuffer`` reads either without a copy; call ``bytes(data)`` only
+        where a library needs it).
+    :param device_name: a full device name.
+    :param config: as for :func:`export_model`; ``decrypt`` is used when the payload is encrypted.
+    :returns: ``None`` when ``device_name`` is not this plugin's; otherwise the compiled model,
+        whose outputs must equal, bit for bit, those of the model that was exported.
+    """
+    raise NotImplementedError

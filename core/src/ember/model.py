@@ -1,0 +1,139 @@
+"""A model read from ONNX, and the ports (named, typed inputs and outputs) that models expose."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from ember.errors import InvalidModelError, ModelNotFoundError
+
+#: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` when unknown.
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class Port:
+    """One input or output of a model: its name, shape (with dynamic dims) and numpy dtype."""
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: np.dtype
+    index: int = 0
+
+    def get_any_name(self) -> str:
+        """OpenVINO's spelling of ``name``."""
+        return self.name
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    def __str__(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:
+    tensor_type = value_info.type.tensor_type
+    dims: list[Dim] = []
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            dims.append(int(dim.dim_value))
+        elif dim.HasField("dim_param") and dim.dim_param not in ("", "?"):
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    elem_type = tensor_type.elem_type or onnx.TensorProto.FLOAT
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    return Port(value_info.name, tuple(dims), dtype, index)
+
+
+class Model:
+    """An ONNX model, read but not compiled. Create it with ``Core.read_model``.
+
+    The protobuf is kept as ``proto``; ``path`` is the file it came from, if any (plugins that can
+    read the file themselves, and the model cache, use it).
+    """
+
+    def __init__(self, proto: onnx.ModelProto, path: Path | None = None) -> None:
+        self.proto = proto
+        self.path = path
+        graph_inputs = [v for v in proto.graph.input if v.name not in self._initializer_names]
+        self.inputs: list[Port] = [port_from_value_info(v, i) for i, v in enumerate(graph_inputs)]
+        self.outputs: list[Port] = [
+            port_from_value_info(v, i) for i, v in enumerate(proto.graph.output)
+        ]
+
+    @cached_property
+    def _initializer_names(self) -> frozenset[str]:
+        return frozenset(t.name for t in self.proto.graph.initializer)
+
+    @property
+    def friendly_name(self) -> str:
+        if self.proto.graph.name:
+            return self.proto.graph.name
+        return self.path.stem if self.path else "model"
+
+    @property
+    def opset(self) -> int:
+        """The model's opset version for the default ONNX domain."""
+        for entry in self.proto.opset_import:
+            if entry.domain in ("", "ai.onnx"):
+                return int(entry.version)
+        return 1
+
+    def to_bytes(self) -> bytes:
+        """The serialized ModelProto (weights included)."""
+        return self.proto.SerializeToString()
+
+    def __repr__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"<Model {self.friendly_name!r}: ({ins}) -> ({outs})>"
+
+
+def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:
+    """Parse an ONNX file path or serialized bytes into a Model, with errors that name the cause."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return Model(_parse(bytes(source), "the given bytes"))
+    path = Path(source)
+    if not path.exists():
+        raise ModelNotFoundError(str(path))
+    if path.is_dir():
+        raise InvalidModelError(str(path), "it is a directory, not a file")
+    try:
+        # onnx.load resolves external weight files relative to the model's directory
+        proto = onnx.load(str(path))
+    except (DecodeError, RuntimeError, ValueError, OSError) as exc:
+        raise InvalidModelError(str(path), _reason(exc)) from exc
+    _check_has_graph(proto, str(path))
+    return Model(proto, path.resolve())
+
+
+def _parse(data: bytes, source: str) -> onnx.ModelProto:
+    try:
+        proto = onnx.load_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as exc:
+        raise InvalidModelError(source, _reason(exc)) from exc
+    _check_has_graph(proto, source)
+    return proto
+
+
+def _check_has_graph(proto: onnx.ModelProto, source: str) -> None:
+    # Protobuf parses many byte strings (even empty ones) as a valid but empty message.
+    if proto.ir_version <= 0 or not proto.HasField("graph"):
+        raise InvalidModelError(source, "it has no ONNX graph (not a protobuf ModelProto)")
+    if not proto.graph.output:
+        raise InvalidModelError(source, "its graph declares no outputs")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+

@@ -1,0 +1,46 @@
+"""Property keys, spelled as OpenVINO spells them so that code written for it works unchanged.
+
+Read-only properties (OpenVINO's older API calls them *metrics*) describe a device; writable ones
+(*config keys*) change how it compiles or runs. The values of these constants are the strings
+themselves: ``core.get_property("CPU", "FULL_DEVICE_NAME")`` and
+``core.get_property("CPU", properties.FULL_DEVICE_NAME)`` are the same call.
+"""
+
+from __future__ import annotations
+
+# Read-only, every device answers them (the core derives the SUPPORTED_* lists and
+# IMPORT_EXPORT_SUPPORT from what the plugin reports).
+SUPPORTED_PROPERTIES = "SUPPORTED_PROPERTIES"
+SUPPORTED_METRICS = "SUPPORTED_METRICS"
+SUPPORTED_CONFIG_KEYS = "SUPPORTED_CONFIG_KEYS"
+FULL_DEVICE_NAME = "FULL_DEVICE_NAME"
+DEVICE_ARCHITECTURE = "DEVICE_ARCHITECTURE"
+OPTIMIZATION_CAPABILITIES = "OPTIMIZATION_CAPABILITIES"
+IMPORT_EXPORT_SUPPORT = "IMPORT_EXPORT_SUPPORT"
+#: Names of the properties whose values change the compiled result (OpenVINO's internal
+#: ``caching_properties``); the model cache puts their values in its key.
+CACHING_PROPERTIES = "CACHING_PROPERTIES"
+
+# Capabilities listed in OPTIMIZATION_CAPABILITIES.
+EXPORT_IMPORT = "EXPORT_IMPORT"
+#: The device's export_model can encrypt the model topology with CACHE_ENCRYPTION_CALLBACKS.
+ENCRYPTION = "ENCRYPTION"
+
+# Writable, owned by the core rather than by a device.
+CACHE_DIR = "CACHE_DIR"
+CACHE_ENCRYPTION_CALLBACKS = "CACHE_ENCRYPTION_CALLBACKS"
+
+# Read-only properties of a compiled model.
+LOADED_FROM_CACHE = "LOADED_FROM_CACHE"
+EXECUTION_DEVICES = "EXECUTION_DEVICES"
+
+# Read-only properties of the core itself.
+AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
+
+#: Writable keys the core accepts for every device, on top of what the plugin supports.
+CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR,)
+
+#: Known capability strings; a plugin that reports another one is told so by the conformance tests.
+KNOWN_CAPABILITIES: frozenset[str] = frozenset(
+    {EXPORT_IMPORT, ENCRYPTION, "FP32", "FP16", "BF16", "INT8", "BIN", "BATCHED_BLOB"}
+)

@@ -1,0 +1,594 @@
+"""Numpy reference kernels for the TEMPLATE device (ONNX default domain "").
+
+Every kernel has the signature ``kernel(inputs, attrs, opset) -> outputs``:
+
+* ``inputs`` are the node's inputs in ONNX order; an omitted optional input is ``None`` and
+  trailing omitted inputs may be missing altogether.
+* ``attrs`` holds the node's attributes already decoded to Python values (TENSOR attributes as
+  ``np.ndarray``).  Absent attributes take their ONNX default inside the kernel.
+* ``opset`` is the model's default-domain opset, for operators whose semantics changed.
+
+Kernels never write into their inputs (they may be read-only buffers), keep the ONNX dtype of
+their outputs and are deterministic.  Some shape-only ops (Reshape, Transpose, Slice, ...) return
+views of their input rather than copies; treat every output as read-only.
+
+This file doubles as the example a new device plugin copies, so it favours clarity over speed,
+except for Conv and pooling which use sliding windows + matmul to stay usable on real models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from functools import reduce
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto
+from onnx.helper import tensor_dtype_to_np_dtype
+
+Inputs = Sequence["np.ndarray | None"]
+Attrs = Mapping[str, Any]
+Kernel = Callable[[Inputs, Attrs, int], list[np.ndarray]]
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def register(*op_types: str) -> Callable[[Kernel], Kernel]:
+    """Register a kernel under one or more op types."""
+
+    def decorate(fn: Kernel) -> Kernel:
+        def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+            # Numpy ufuncs turn 0-d arrays into numpy scalars; callers always get ndarrays.
+            return [np.asarray(out) for out in fn(inputs, attrs, opset)]
+
+        kernel.__name__ = kernel.__qualname__ = fn.__name__
+        kernel.__doc__ = fn.__doc__
+        for op_type in op_types:
+            KERNELS[op_type] = kernel
+        return kernel
+
+    return decorate
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _opt(inputs: Inputs, index: int) -> np.ndarray | None:
+    return inputs[index] if len(inputs) > index else None
+
+
+def _ints(values: Any) -> list[int]:
+    return [int(v) for v in np.asarray(values).reshape(-1)]
+
+
+def _str(attrs: Attrs, name: str, default: str) -> str:
+    value = attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _axes(inputs: Inputs, attrs: Attrs, opset: int, since: int) -> list[int] | None:
+    """Axes that moved from the ``axes`` attribute to input 1 at opset ``since``."""
+    if opset >= since:
+        axes = _opt(inputs, 1)
+        return None if axes is None else _ints(axes)
+    axes = attrs.get("axes")
+    return None if axes is None else list(axes)
+
+
+def _scalar(value: float, dtype: np.dtype) -> np.generic:
+    # A Python float next to a float16/float32 array is fine under NEP 50, but an explicit
+    # scalar of the array's dtype keeps the intent obvious and also covers integer arrays.
+    return np.dtype(dtype).type(value)
+
+
+# --- elementwise -----------------------------------------------------------------------------
+
+
+def _unary(fn: Callable[[np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+        x = inputs[0]
+        return [np.asarray(fn(x)).astype(x.dtype, copy=False)]
+
+    return kernel
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+        a, b = inputs[0], inputs[1]
+        return [np.asarray(fn(a, b)).astype(a.dtype, copy=False)]
+
+    return kernel
+
+
+def _compare(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
+    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+        return [np.asarray(fn(inputs[0], inputs[1]), dtype=np.bool_)]
+
+    return kernel
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(a.dtype, np.integer):
+        return np.divide(a, b)
+    # Numpy's integer division floors; ONNX (like C) truncates toward zero.  Going through
+    # float64 would lose precision for large int64 values, so fix up the floored quotient.
+    q = np.floor_divide(a, b)
+    return q + ((q < 0) & (q * b != a))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf; math.erf is exact
+
+for _op, _fn in {
+    "Sqrt": np.sqrt,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Erf": _erf,
+    "Tanh": np.tanh,
+}.items():
+    register(_op)(_unary(_fn))
+for _op, _fn in {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": _div,
+    "Pow": np.power,  # an int/float64 exponent may promote; the base's dtype wins
+}.items():
+    register(_op)(_binary(_fn))
+for _op, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater}.items():
+    register(_op)(_compare(_fn))
+
+
+@register("Not")
+def not_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.logical_not(inputs[0])]
+
+
+@register("Where")
+def where(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.where(inputs[0], inputs[1], inputs[2])]
+
+
+@register("Min")
+def min_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.array(reduce(np.minimum, inputs))]
+
+
+@register("Max")
+def max_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.array(reduce(np.maximum, inputs))]
+
+
+@register("Identity", "Dropout")
+def identity(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    # Dropout is the identity at inference; its optional mask output is not produced.
+    return [inputs[0]]
+
+
+# --- activations -----------------------------------------------------------------------------
+
+
+@register("Relu")
+def relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    return [np.maximum(x, _scalar(0, x.dtype))]
+
+
+@register("Sigmoid")
+def sigmoid(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    # exp(-|x|) never overflows; pick the matching formula for each sign.
+    e = np.exp(-np.abs(x))
+    one = _scalar(1, x.dtype)
+    return [np.where(x >= 0, one / (one + e), e / (one + e))]
+
+
+@register("LeakyRelu")
+def leaky_relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    return [np.where(x >= 0, x, x * _scalar(attrs.get("alpha", 0.01), x.dtype))]
+
+
+def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    y = x * _scalar(alpha, x.dtype) + _scalar(beta, x.dtype)
+    return np.clip(y, _scalar(0, x.dtype), _scalar(1, x.dtype))
+
+
+@register("HardSigmoid")
+def hard_sigmoid(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [_hard_sigmoid(inputs[0], attrs.get("alpha", 0.2), attrs.get("beta", 0.5))]
+
+
+@register("HardSwish")
+def hard_swish(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    return [x * _hard_sigmoid(x, 1 / 6, 0.5)]
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))  # shift by the max to avoid overflow
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@register("Softmax")
+def softmax(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    if opset >= 13:
+        return [_softmax(x, attrs.get("axis", -1))]
+    # Before opset 13 the input is flattened to 2-D at `axis` and normalised over the rows.
+    axis = attrs.get("axis", 1) % max(x.ndim, 1)
+    flat = x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+    return [_softmax(flat, 1).reshape(x.shape)]
+
+
+@register("Clip")
+def clip(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    if opset < 11:
+        low, high = attrs.get("min"), attrs.get("max")
+    else:
+        low, high = _opt(inputs, 1), _opt(inputs, 2)
+    if low is not None:
+        x = np.maximum(x, np.asarray(low, dtype=x.dtype))
+    if high is not None:
+        x = np.minimum(x, np.asarray(high, dtype=x.dtype))
+    return [x]
+
+
+# --- linear algebra --------------------------------------------------------------------------
+
+
+@register("MatMul")
+def matmul(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.matmul(inputs[0], inputs[1])]
+
+
+@register("Gemm")
+def gemm(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    a = a.T if attrs.get("transA", 0) else a
+    b = b.T if attrs.get("transB", 0) else b
+    y = a @ b
+    alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    if alpha != 1.0:
+        y = y * _scalar(alpha, y.dtype)
+    if c is not None:
+        y = y + (c if beta == 1.0 else c * _scalar(beta, c.dtype))
+    return [y]
+
+
+# --- shape and data movement -----------------------------------------------------------------
+
+
+@register("Reshape")
+def reshape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    shape = _ints(inputs[1]) if _opt(inputs, 1) is not None else list(attrs["shape"])
+    if not attrs.get("allowzero", 0):
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]  # 0 copies the dim
+    return [x.reshape(shape)]
+
+
+@register("Flatten")
+def flatten(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    axis = attrs.get("axis", 1)
+    axis = axis + x.ndim if axis < 0 else axis
+    return [x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))]
+
+
+@register("Transpose")
+def transpose(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    perm = attrs.get("perm")
+    return [np.transpose(inputs[0], perm if perm else None)]  # default: reverse the axes
+
+
+@register("Squeeze")
+def squeeze(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    axes = _axes(inputs, attrs, opset, since=13)
+    return [np.squeeze(inputs[0], axis=None if axes is None else tuple(axes))]
+
+
+@register("Unsqueeze")
+def unsqueeze(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    # expand_dims resolves negative axes against the output rank, as ONNX does.
+    return [np.expand_dims(inputs[0], tuple(_axes(inputs, attrs, opset, since=13) or ()))]
+
+
+@register("Concat")
+def concat(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.concatenate([x for x in inputs if x is not None], axis=attrs["axis"])]
+
+
+@register("Split")
+def split(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    axis = attrs.get("axis", 0) % x.ndim
+    sizes = _opt(inputs, 1) if opset >= 13 else attrs.get("split")
+    if sizes is not None and len(sizes) > 0:
+        sizes = _ints(sizes)
+    else:
+        # Without `split` ONNX splits into len(node.output) parts; a kernel cannot see the node,
+        # so the executor passes that count as `num_outputs` (an attribute since opset 18).
+        if "num_outputs" not in attrs:
+            raise ValueError("Split without 'split' needs attrs['num_outputs']")
+        parts, dim = attrs["num_outputs"], x.shape[axis]
+        chunk = -(-dim // parts)  # ceil: the last part may be smaller (opset 18)
+        sizes = [max(min(chunk, dim - i * chunk), 0) for i in range(parts)]
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+def _slice_bounds(start: int, end: int, step: int, dim: int) -> slice:
+    # ONNX clamps after adding `dim` to negative values.  Python slices clamp differently for
+    # negative steps (a start below -dim gives an empty slice), so clamp explicitly.
+    start = start + dim if start < 0 else start
+    end = end + dim if end < 0 else end
+    if step > 0:
+        return slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return slice(start, None if end < 0 else end, step)  # end -1 means "past the front"
+
+
+@register("Slice")
+def slice_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    if opset < 10:
+        starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+    else:
+        starts, ends = _ints(inputs[1]), _ints(inputs[2])
+        axes, steps = _opt(inputs, 3), _opt(inputs, 4)
+    axes = range(len(starts)) if axes is None else _ints(axes)
+    steps = [1] * len(starts) if steps is None else _ints(steps)
+    index = [slice(None)] * x.ndim
+    for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
+        index[axis] = _slice_bounds(int(start), int(end), step, x.shape[axis])
+    return [x[tuple(index)]]
+
+
+@register("Gather")
+def gather(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    # np.take accepts negative indices and counts them from the end, like ONNX.
+    return [np.take(inputs[0], inputs[1], axis=attrs.get("axis", 0))]
+
+
+@register("Expand")
+def expand(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    shape = np.broadcast_shapes(x.shape, tuple(_ints(inputs[1])))  # broadcasts both ways
+    return [np.array(np.broadcast_to(x, shape))]  # copy: no zero-stride views downstream
+
+
+@register("Tile")
+def tile(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [np.tile(inputs[0], _ints(inputs[1]))]
+
+
+@register("Pad")
+def pad(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    mode = _str(attrs, "mode", "constant")
+    if opset < 11:
+        pads = list(attrs.get("pads", attrs.get("paddings")))  # Pad-1 called them paddings
+        value, axes = attrs.get("value", 0), None
+    else:
+        pads, cval, axes = _ints(inputs[1]), _opt(inputs, 2), _opt(inputs, 3)
+        value = cval.reshape(-1)[0] if cval is not None and cval.size else 0
+    axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in _ints(axes)]
+    widths = [(0, 0)] * x.ndim
+    for i, axis in enumerate(axes):
+        widths[axis] = (pads[i], pads[i + len(axes)])
+    # Negative pads crop; do that first so np.pad only sees non-negative widths.
+    x = x[tuple(slice(max(-b, 0), e if e < 0 else None) for b, e in widths)]
+    widths = [(max(b, 0), max(e, 0)) for b, e in widths]
+    if mode == "constant":
+        return [np.pad(x, widths, mode="constant", constant_values=_scalar(value, x.dtype))]
+    return [np.pad(x, widths, mode=mode)]  # "reflect", "edge" and "wrap" match numpy's names
+
+
+# --- tensor creation and type ----------------------------------------------------------------
+
+
+@register("Constant")
+def constant(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    if "value" in attrs:
+        return [np.asarray(attrs["value"])]
+    if "value_float" in attrs or "value_floats" in attrs:
+        return [np.asarray(attrs.get("value_float", attrs.get("value_floats")), np.float32)]
+    if "value_int" in attrs or "value_ints" in attrs:
+        return [np.asarray(attrs.get("value_int", attrs.get("value_ints")), np.int64)]
+    raise NotImplementedError(f"Constant with attributes {sorted(attrs)}")
+
+
+@register("ConstantOfShape")
+def constant_of_shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    value = attrs.get("value")
+    value = np.zeros(1, np.float32) if value is None else np.asarray(value)
+    return [np.full(_ints(inputs[0]), value.reshape(-1)[0], dtype=value.dtype)]
+
+
+@register("Range")
+def range_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    start, limit, delta = (np.asarray(t).item() for t in inputs[:3])
+    # Computed in Python/float64 precision then cast, as the ONNX reference does.
+    return [np.arange(start, limit, delta).astype(inputs[0].dtype)]
+
+
+@register("Shape")
+def shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    dims = np.array(inputs[0].shape, dtype=np.int64)
+    if opset < 15:
+        return [dims]
+    # Python slicing clamps start/end exactly as ONNX specifies.
+    return [dims[attrs.get("start", 0) : attrs.get("end", len(dims))]]
+
+
+@register("Cast")
+def cast(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    to = attrs["to"]
+    if isinstance(to, (str, bytes)):  # Cast-1 named the type ("FLOAT")
+        to = TensorProto.DataType.Value(to.decode() if isinstance(to, bytes) else to)
+    return [inputs[0].astype(tensor_dtype_to_np_dtype(to))]
+
+
+# --- reductions ------------------------------------------------------------------------------
+
+
+def _reduce(fn: Callable[..., Any], since: int) -> Kernel:
+    """Reduce* kernel; `since` is the opset where `axes` became an input."""
+
+    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+        x = inputs[0]
+        axes = _axes(inputs, attrs, opset, since)
+        if not axes:
+            if attrs.get("noop_with_empty_axes", 0):
+                return [x]
+            axes = None  # reduce over every axis
+        keepdims = bool(attrs.get("keepdims", 1))
+        y = fn(x, axis=None if axes is None else tuple(axes), keepdims=keepdims)
+        return [np.asarray(y).astype(x.dtype, copy=False)]  # np.mean of ints gives float64
+
+    return kernel
+
+
+register("ReduceMean")(_reduce(np.mean, since=18))
+register("ReduceMax")(_reduce(np.max, since=18))
+register("ReduceMin")(_reduce(np.min, since=18))
+register("ReduceSum")(_reduce(np.sum, since=13))
+
+
+# --- convolution and pooling -----------------------------------------------------------------
+
+
+def _pads(
+    attrs: Attrs, size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+    dilations: Sequence[int],
+) -> list[tuple[int, int]]:
+    """(begin, end) padding per spatial axis, resolving auto_pad."""
+    auto_pad = _str(attrs, "auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        result = []
+        for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)  # output is ceil(n / s)
+            small, large = total // 2, total - total // 2
+            result.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+        return result
+    if auto_pad == "VALID":
+        return [(0, 0)] * len(size)
+    pads = list(attrs.get("pads") or [0] * 2 * len(size))
+    return list(zip(pads[: len(size)], pads[len(size) :], strict=True))
+
+
+def _windows(
+    x: np.ndarray, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
+) -> np.ndarray:
+    """A (N, C, *out, *kernel) view of every window over x's spatial axes, without copying."""
+    nd = len(kernel)
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
+    view = sliding_window_view(x, spans, axis=tuple(range(2, 2 + nd)))
+    steps = [slice(None, None, s) for s in strides] + [slice(None, None, d) for d in dilations]
+    return view[(slice(None), slice(None), *steps)]
+
+
+def _spatial_params(attrs: Attrs, nd: int) -> tuple[list[int], list[int]]:
+    return list(attrs.get("strides") or [1] * nd), list(attrs.get("dilations") or [1] * nd)
+
+
+@register("Conv")
+def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
+    nd, group = x.ndim - 2, attrs.get("group", 1)
+    kernel = w.shape[2:]
+    strides, dilations = _spatial_params(attrs, nd)
+    pads = _pads(attrs, x.shape[2:], kernel, strides, dilations)
+    if any(b or e for b, e in pads):
+        x = np.pad(x, [(0, 0), (0, 0), *pads])
+    windows = _windows(x, kernel, strides, dilations)
+    out_shape = windows.shape[2 : 2 + nd]
+    # im2col: put (C, *kernel) next to each other and flatten the output pixels, so every
+    # group is a single (M/G, C/G*K) @ (C/G*K, pixels) product and one batched matmul does all
+    # groups at once (depthwise convs included).
+    cols = windows.transpose(0, 1, *range(2 + nd, 2 + 2 * nd), *range(2, 2 + nd))
+    cols = cols.reshape(x.shape[0], group, -1, math.prod(out_shape))
+    y = np.matmul(w.reshape(group, w.shape[0] // group, -1), cols)
+    y = y.reshape(x.shape[0], w.shape[0], *out_shape)
+    if bias is not None:
+        y += bias.reshape(-1, *[1] * nd)  # y is a fresh array, adding in place is safe
+    return [y]
+
+
+def _pool(inputs: Inputs, attrs: Attrs, average: bool) -> np.ndarray:
+    x = inputs[0]
+    kernel = list(attrs["kernel_shape"])
+    nd = len(kernel)
+    strides, dilations = _spatial_params(attrs, nd)
+    pads = _pads(attrs, x.shape[2:], kernel, strides, dilations)
+    # ceil_mode allows a last window that hangs past the end padding; that overhang is padded
+    # too, but never counts (-inf for max, left out of the average's divisor).
+    out_shape, overhang = [], []
+    for n, k, s, d, (b, e) in zip(x.shape[2:], kernel, strides, dilations, pads, strict=True):
+        span, room = (k - 1) * d + 1, n + b + e
+        if attrs.get("ceil_mode", 0):
+            out = -(-(room - span) // s) + 1
+            if (out - 1) * s >= n + b:  # the last window must start inside input or begin pad
+                out -= 1
+        else:
+            out = (room - span) // s + 1
+        out_shape.append(out)
+        overhang.append(max((out - 1) * s + span - room, 0))
+    full = [(b, e + o) for (b, e), o in zip(pads, overhang, strict=True)]
+    crop = (slice(None), slice(None), *(slice(o) for o in out_shape))
+    window_axes = tuple(range(-nd, 0))
+    if not average:
+        floor = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        padded = np.pad(x, [(0, 0), (0, 0), *full], constant_values=floor)
+        return _windows(padded, kernel, strides, dilations)[crop].max(axis=window_axes)
+    padded = np.pad(x, [(0, 0), (0, 0), *full])
+    sums = _windows(padded, kernel, strides, dilations)[crop].sum(axis=window_axes)
+    # The divisor counts the cells of each window that hold input (and explicit padding when
+    # count_include_pad=1), computed by pooling a mask of ones the same way.
+    mask = np.ones(x.shape[2:], dtype=x.dtype)
+    if attrs.get("count_include_pad", 0):
+        mask = np.pad(mask, pads, constant_values=1)
+        mask = np.pad(mask, [(0, o) for o in overhang])
+    else:
+        mask = np.pad(mask, full)
+    counts = _windows(mask[None, None], kernel, strides, dilations)[crop].sum(axis=window_axes)
+    return sums / counts
+
+
+@register("MaxPool")
+def max_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [_pool(inputs, attrs, average=False)]  # the optional Indices output is not produced
+
+
+@register("AveragePool")
+def average_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    return [_pool(inputs, attrs, average=True)]
+
+
+@register("GlobalAveragePool")
+def global_average_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+@register("GlobalMaxPool")
+def global_max_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    x = inputs[0]
+    return [x.max(axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+
+@register("BatchNormalization")
+def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
+    # Inference mode only: normalise with the stored statistics; training outputs are omitted.
+    x = inputs[0]
+    shape = (-1,) + (1,) * (x.ndim - 2)  # per-channel parameters broadcast over (C, *spatial)
+    scale, bias, mean, var = (t.astype(x.dtype, copy=False).reshape(shape) for t in inputs[1:5])
+    eps = _scalar(attrs.get("epsilon", 1e-5), x.dtype)
+    return [scale * (x - mean) / np.sqrt(var + eps) + bias]
