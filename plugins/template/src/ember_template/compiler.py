@@ -1,0 +1,198 @@
+"""TEMPLATE's compile: ONNX graph in, execution plan out.
+
+The passes are the ones any device compiler has, kept small enough to read in one sitting:
+
+1. validate the model and check every operator is supported (with the node that is not);
+2. infer shapes, so that ``Shape`` of a statically shaped value becomes a constant;
+3. fold every node whose inputs are all constants;
+4. fuse BatchNormalization into the Conv before it, and lay Gemm weights out as the kernel reads
+   them (skipped with ``DISABLE_TRANSFORMATIONS``);
+5. drop nodes no output depends on, number the values, and free each one after its last use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ember.errors import InvalidModelError, UnsupportedOperatorError
+from ember.model import Model
+from ember_template.kernels import KERNELS
+from ember_template.plan import NO_SLOT, Plan, Step
+
+DEVICE_NAME = "TEMPLATE"
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def compile_plan(model: Model, *, transformations: bool = True) -> Plan:
+    proto = model.proto
+    _validate(proto, model)
+    graph = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
+    static_shapes = _static_shapes(graph)
+
+    constants: dict[str, np.ndarray] = {
+        init.name: numpy_helper.to_array(init) for init in graph.initializer
+    }
+    nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        attrs = decode_attributes(node)
+        if _fold(node, attrs, constants, static_shapes, model.opset):
+            continue
+        nodes.append(node)
+
+    if transformations:
+        nodes = _fuse_batchnorm_into_conv(nodes, constants, graph)
+    return _lay_out(model, nodes, constants, graph, transformations)
+
+
+# -- 1. validation -----------------------------------------------------------------------------
+
+
+def _validate(proto: onnx.ModelProto, model: Model) -> None:
+    source = str(model.path) if model.path else model.friendly_name
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(source, str(exc).strip().splitlines()[0]) from exc
+    for node in proto.graph.node:
+        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS:
+            raise UnsupportedOperatorError(DEVICE_NAME, node.op_type, node.name, node.domain)
+
+
+def decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for attr in node.attribute:
+        value = onnx.helper.get_attribute_value(attr)
+        if isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
+        elif isinstance(value, list) and value and isinstance(value[0], onnx.TensorProto):
+            value = [numpy_helper.to_array(v) for v in value]
+        attrs[attr.name] = value
+    return attrs
+
+
+# -- 2 and 3. shapes and constant folding ------------------------------------------------------
+
+
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        dims = info.type.tensor_type.shape.dim
+        if info.type.tensor_type.HasField("shape") and all(
+            d.HasField("dim_value") and d.dim_value > 0 for d in dims
+        ):
+            shapes[info.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
+
+
+def _fold(node: onnx.NodeProto, attrs: dict[str, Any], constants: dict[str, np.ndarray],
+          static_shapes: Mapping[str, tuple[int, ...]], opset: int) -> bool:
+    """Evaluate a node now if its outputs do not depend on the model's inputs."""
+    if node.op_type == "Shape" and node.input[0] in static_shapes:
+        placeholder = np.empty(static_shapes[node.input[0]], dtype=np.uint8)
+        inputs: list[np.ndarray | None] = [placeholder]
+    elif all(name == "" or name in constants for name in node.input):
+        inputs = [constants[name] if name else None for name in node.input]
+    else:
+        return False
+    if node.op_type in ("RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike"):
+        return False  # not deterministic: must run each time
+    outputs = KERNELS[node.op_type](inputs, attrs, opset)
+    for name, value in zip(node.output, outputs, strict=False):
+        if name:
+            constants[name] = np.ascontiguousarray(value)
+    return True
+
+
+# -- 4. transformations ------------------------------------------------------------------------
+
+
+def _fuse_batchnorm_into_conv(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray],
+                              graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Conv -> BatchNormalization becomes one Conv with rescaled weights and bias."""
+    consumers: dict[str, int] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    graph_outputs = {o.name for o in graph.output}
+    producer = {out: node for node in nodes for out in node.output}
+    fused: set[int] = set()
+    for bn in nodes:
+        conv = producer.get(bn.input[0]) if bn.op_type == "BatchNormalization" else None
+        if (conv is None or conv.op_type != "Conv" or len(bn.output) != 1
+                or consumers.get(conv.output[0]) != 1 or conv.output[0] in graph_outputs
+                or not all(n in constants for n in [*conv.input[1:], *bn.input[1:]] if n)):
+            continue
+        weight = constants[conv.input[1]]
+        bias = constants[conv.input[2]] if len(conv.input) > 2 and conv.input[2] else 0.0
+        scale, shift, mean, var = (constants[n] for n in bn.input[1:5])
+        epsilon = decode_attributes(bn).get("epsilon", 1e-5)
+        factor = scale / np.sqrt(var + np.asarray(epsilon, dtype=var.dtype))
+        new_weight = (weight * factor.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype)
+        new_bias = ((bias - mean) * factor + shift).astype(weight.dtype)
+        w_name, b_name = f"{conv.output[0]}::fused_weight", f"{conv.output[0]}::fused_bias"
+        constants[w_name], constants[b_name] = new_weight, new_bias
+        del conv.input[1:]
+        conv.input.extend([w_name, b_name])
+        conv.output[0] = bn.output[0]
+        fused.add(id(bn))
+    return [node for node in nodes if id(node) not in fused]
+
+
+# -- 5. layout ---------------------------------------------------------------------------------
+
+
+def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray],
+             graph: onnx.GraphProto, transformations: bool) -> Plan:
+    wanted = {o.name for o in graph.output}
+    live_nodes: list[onnx.NodeProto] = []
+    for node in reversed(nodes):  # dead-code elimination, walking back from the outputs
+        if any(o in wanted for o in node.output):
+            live_nodes.append(node)
+            wanted.update(n for n in node.input if n)
+    live_nodes.reverse()
+
+    node_attrs = [decode_attributes(node) for node in live_nodes]
+    if transformations:
+        node_attrs = [_pre_transpose_gemm_weight(node, attrs, constants) if node.op_type == "Gemm"
+                      else attrs for node, attrs in zip(live_nodes, node_attrs, strict=True)]
+
+    slot_of: dict[str, int] = {}
+
+    def slot(name: str) -> int:
+        return slot_of.setdefault(name, len(slot_of)) if name else NO_SLOT
+
+    input_slots = [slot(port.name) for port in model.inputs]
+    steps_io = [([slot(n) for n in node.input], [slot(n) for n in node.output])
+                for node in live_nodes]
+    output_slots = [slot(o.name) for o in graph.output]
+    plan_constants = {index: np.ascontiguousarray(constants[name])
+                      for name, index in slot_of.items() if name in constants}
+
+    # Free each intermediate after the step that reads it last (never inputs' or outputs' slots).
+    keep = set(output_slots) | set(plan_constants)
+    last_use = {s: i for i, (ins, _) in enumerate(steps_io) for s in ins if s not in keep}
+    steps = [
+        Step(node.op_type, node.name, tuple(ins), tuple(outs), attrs,
+             tuple(sorted({s for s in ins if last_use.get(s) == i})))
+        for i, (node, attrs, (ins, outs)) in enumerate(zip(live_nodes, node_attrs, steps_io,
+                                                           strict=True))
+    ]
+    return Plan(model.opset, len(slot_of), list(model.inputs), list(model.outputs),
+                input_slots, output_slots, plan_constants, steps)
+
+
+def _pre_transpose_gemm_weight(node: onnx.NodeProto, attrs: dict[str, Any],
+                               constants: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Store a constant B of ``Gemm(transB=1)`` transposed, so that each run reads it in order."""
+    weight_name = node.input[1]
+    if not attrs.get("transB") or weight_name not in constants:
+        return attrs
+    transposed_name = f"{weight_name}::transposed"
+    constants[transposed_name] = np.ascontiguousarray(constants[weight_name].T)
+    node.input[1] = transposed_name
+    return {**attrs, "transB": 0}

@@ -1,0 +1,73 @@
+"""The execution plan: what TEMPLATE's compile produces, export writes and import reads back.
+
+A plan is a flat list of steps over numbered value *slots*. Constants (weights, folded values) are
+laid out once at compile time; running the plan is a loop that calls one kernel per step and drops
+each intermediate value after its last use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ember.model import Port
+from ember_template.kernels import KERNELS
+
+#: Marks an omitted optional input of a step.
+NO_SLOT = -1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel call: read ``inputs`` slots, write ``outputs`` slots, then free ``release``."""
+
+    op_type: str
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    release: tuple[int, ...] = ()
+
+
+@dataclass
+class Plan:
+    """A compiled model for the TEMPLATE device."""
+
+    opset: int
+    num_slots: int
+    inputs: list[Port]
+    outputs: list[Port]
+    input_slots: list[int]
+    output_slots: list[int]
+    constants: dict[int, np.ndarray]
+    steps: list[Step]
+
+    def __post_init__(self) -> None:
+        # Resolved once here rather than looked up by name on every step of every inference.
+        self._kernels = [KERNELS[step.op_type] for step in self.steps]
+
+    def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        slots: list[np.ndarray | None] = [None] * self.num_slots
+        for slot, value in self.constants.items():
+            slots[slot] = value
+        for slot, value in zip(self.input_slots, arrays, strict=True):
+            slots[slot] = value
+        for step, kernel in zip(self.steps, self._kernels, strict=True):
+            args = [slots[i] if i != NO_SLOT else None for i in step.inputs]
+            results = kernel(args, step.attrs, self.opset)
+            for slot, value in zip(step.outputs, results, strict=False):
+                if slot != NO_SLOT:
+                    slots[slot] = value
+            for slot in step.release:
+                slots[slot] = None
+        outputs = [slots[slot] for slot in self.output_slots]
+        # An output that folded into a constant (or a read-only view of imported weights) is
+        # copied, so that a caller writing into its result cannot change the plan.
+        return [
+            value.copy() if slot in self.constants or not value.flags.writeable else value
+            for slot, value in zip(self.output_slots, outputs, strict=True)
+            if value is not None
+        ]

@@ -1,0 +1,167 @@
+"""TEMPLATE's export format: a plan as JSON plus raw constant bytes; no pickle anywhere.
+
+Layout::
+
+    b"EMTPLAN\\0" | format version (uint32 LE) | JSON length (uint32 LE) | JSON | padding | data
+
+The JSON holds the steps, ports and, for each constant, its dtype, shape and offset in the data
+section; offsets are 64-byte aligned so that import views the weights in place with
+``numpy.frombuffer`` instead of copying them. The core's container around this payload carries the
+checksum; this format only guards its own structure.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+from ember.errors import BlobFormatError
+from ember.model import Port
+from ember_template.kernels import KERNELS
+from ember_template.plan import NO_SLOT, Plan, Step
+
+MAGIC = b"EMTPLAN\0"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sII")
+_ALIGNMENT = 64
+_NUMERIC_KINDS = "biufc"
+
+
+def dumps(plan: Plan) -> bytes:
+    chunks: list[bytes] = []
+    constants = []
+    offset = 0
+    for slot, array in sorted(plan.constants.items()):
+        data = np.ascontiguousarray(array).tobytes()
+        constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
+                          "offset": offset, "nbytes": len(data)})
+        padding = -len(data) % _ALIGNMENT
+        chunks.append(data + b"\0" * padding)
+        offset += len(data) + padding
+    document = {
+        "opset": plan.opset,
+        "num_slots": plan.num_slots,
+        "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
+        "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
+        "constants": constants,
+        "steps": [
+            {"op": s.op_type, "name": s.name, "in": list(s.inputs), "out": list(s.outputs),
+             "attrs": {k: _encode_value(v) for k, v in s.attrs.items()},
+             "release": list(s.release)}
+            for s in plan.steps
+        ],
+    }
+    text = json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
+
+
+def loads(data: bytes | memoryview) -> Plan:
+    """Read a plan back; constants are read-only views into ``data``, which must stay alive."""
+    view = memoryview(data).cast("B")
+    if view.nbytes < _PREFIX.size:
+        raise BlobFormatError("TEMPLATE payload is too short")
+    magic, version, text_size = _PREFIX.unpack_from(view)
+    if magic != MAGIC:
+        raise BlobFormatError("not a TEMPLATE plan (wrong magic bytes)")
+    if version != FORMAT_VERSION:
+        raise BlobFormatError(f"TEMPLATE plan format {version}; this plugin reads {FORMAT_VERSION}")
+    data_start = _PREFIX.size + text_size
+    try:
+        document = json.loads(bytes(view[_PREFIX.size:data_start]))
+        return _plan(document, view[data_start:])
+    except BlobFormatError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise BlobFormatError(f"damaged TEMPLATE plan: {type(exc).__name__}: {exc}") from exc
+
+
+def _plan(document: dict[str, Any], data: memoryview) -> Plan:
+    num_slots = int(document["num_slots"])
+
+    def slot(value: Any, *, optional: bool = False) -> int:
+        index = int(value)
+        if not (0 <= index < num_slots or (optional and index == NO_SLOT)):
+            raise BlobFormatError(f"slot {index} out of range")
+        return index
+
+    constants: dict[int, np.ndarray] = {}
+    for entry in document["constants"]:
+        dtype = _dtype(entry["dtype"])
+        shape = tuple(int(d) for d in entry["shape"])
+        start, nbytes = int(entry["offset"]), int(entry["nbytes"])
+        if start < 0 or start + nbytes > data.nbytes or nbytes != dtype.itemsize * _count(shape):
+            raise BlobFormatError("constant outside the data section")
+        array = np.frombuffer(data, dtype=dtype, count=_count(shape), offset=start)
+        constants[slot(entry["slot"])] = array.reshape(shape)
+    steps = []
+    for entry in document["steps"]:
+        if entry["op"] not in KERNELS:
+            raise BlobFormatError(f"TEMPLATE plan uses unknown operator {entry['op']!r}")
+        steps.append(Step(
+            op_type=str(entry["op"]), name=str(entry["name"]),
+            inputs=tuple(slot(i, optional=True) for i in entry["in"]),
+            outputs=tuple(slot(i, optional=True) for i in entry["out"]),
+            attrs={str(k): _decode_value(v) for k, v in entry["attrs"].items()},
+            release=tuple(slot(i) for i in entry["release"]),
+        ))
+    inputs = [_port(p, i) for i, p in enumerate(document["inputs"])]
+    outputs = [_port(p, i) for i, p in enumerate(document["outputs"])]
+    return Plan(
+        opset=int(document["opset"]), num_slots=num_slots, inputs=inputs, outputs=outputs,
+        input_slots=[slot(p["slot"]) for p in document["inputs"]],
+        output_slots=[slot(p["slot"]) for p in document["outputs"]],
+        constants=constants, steps=steps,
+    )
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def _dtype(text: str) -> np.dtype:
+    dtype = np.dtype(text)  # parses a type string such as "<f4"; never evaluates code
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise BlobFormatError(f"unsupported constant dtype {text!r}")
+    return dtype
+
+
+def _port_json(port: Port, slot: int) -> dict[str, Any]:
+    return {"name": port.name, "shape": list(port.shape), "dtype": port.dtype.str, "slot": slot}
+
+
+def _port(entry: dict[str, Any], index: int) -> Port:
+    shape = tuple(d if d is None or isinstance(d, str) else int(d) for d in entry["shape"])
+    return Port(str(entry["name"]), shape, _dtype(entry["dtype"]), index)
+
+
+# Attribute values are JSON-native except bytes and arrays, which get a one-key tagged object.
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()
+        return {"ndarray": {"dtype": value.dtype.str, "shape": list(value.shape), "data": data}}
+    if isinstance(value, bytes):
+        return {"bytes": base64.b64encode(value).decode()}
+    if isinstance(value, list | tuple):
+        return [_encode_value(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "ndarray" in value:
+            spec = value["ndarray"]
+            raw = base64.b64decode(spec["data"])
+            return np.frombuffer(raw, dtype=_dtype(spec["dtype"])).reshape(spec["shape"]).copy()
+        if "bytes" in value:
+            return base64.b64decode(value["bytes"])
+        raise BlobFormatError(f"unknown attribute encoding {sorted(value)}")
+    if isinstance(value, list):
+        return [_decode_value(v) for v in value]
+    return value

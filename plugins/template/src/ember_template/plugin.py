@@ -1,0 +1,74 @@
+"""The TEMPLATE device's hook implementations: the file a new device plugin starts from.
+
+Each hook checks the device name first and returns None for any other device, as the contract in
+``ember.hookspecs`` asks; everything device-specific lives in the modules this one imports.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ember import hookimpl
+from ember import properties as props
+from ember.errors import PropertyValueError
+from ember.model import Model
+from ember_template import plan_format
+from ember_template.compiled_model import TemplateCompiledModel
+from ember_template.compiler import DEVICE_NAME, compile_plan
+
+#: Compile options: name -> default. DISABLE_TRANSFORMATIONS (as in OpenVINO's template plugin)
+#: skips the fusions, so that outputs follow the reference graph node by node.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "DISABLE_TRANSFORMATIONS": False,
+    "INFERENCE_PRECISION_HINT": "f32",
+}
+
+
+@hookimpl
+def list_devices() -> Sequence[str]:
+    return [DEVICE_NAME]  # numpy runs everywhere
+
+
+@hookimpl
+def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
+    if device_name != DEVICE_NAME:
+        return None
+    return {
+        props.FULL_DEVICE_NAME: f"Ember numpy reference device ({platform.machine()})",
+        # numpy's version is part of it: compiled plans and results depend on its kernels.
+        props.DEVICE_ARCHITECTURE: f"{platform.machine()}-numpy{np.__version__}",
+        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, "FP32"],
+        props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
+        props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "DISABLE_TRANSFORMATIONS"],
+    }
+
+
+@hookimpl
+def compile(
+    model: Model, device_name: str, config: Mapping[str, Any]
+) -> TemplateCompiledModel | None:
+    if device_name != DEVICE_NAME:
+        return None
+    precision = config["INFERENCE_PRECISION_HINT"]
+    if precision not in ("f32", "FP32"):
+        raise PropertyValueError(f"TEMPLATE runs f32 only; INFERENCE_PRECISION_HINT={precision!r}")
+    plan = compile_plan(model, transformations=not config["DISABLE_TRANSFORMATIONS"])
+    return TemplateCompiledModel(plan)
+
+
+@hookimpl
+def export_model(compiled_model: TemplateCompiledModel, device_name: str) -> bytes | None:
+    if device_name != DEVICE_NAME:
+        return None
+    return plan_format.dumps(compiled_model.plan)
+
+
+@hookimpl
+def import_model(data: bytes | memoryview, device_name: str) -> TemplateCompiledModel | None:
+    if device_name != DEVICE_NAME:
+        return None
+    return TemplateCompiledModel(plan_format.loads(data))
