@@ -62,6 +62,11 @@ class Core:
         return sorted(self._plugins.device_owners)
 
     @property
+    def loaded_plugins(self) -> list[PluginInfo]:
+        """The plugins registered in this Core, with their distributions and versions."""
+        return list(self._plugins.infos.values())
+
+    @property
     def plugin_failures(self) -> list[PluginFailure]:
         """Plugins that were found but could not be used, with the reason."""
         _ = self._plugins.device_owners  # listing devices may add failures

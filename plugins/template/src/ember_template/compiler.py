@@ -72,6 +72,9 @@ def decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:
         elif isinstance(value, list) and value and isinstance(value[0], onnx.TensorProto):
             value = [numpy_helper.to_array(v) for v in value]
         attrs[attr.name] = value
+    if node.op_type == "Split" and "split" not in attrs and len(node.input) < 2:
+        # An even Split into as many parts as the node has outputs: only the node knows how many.
+        attrs.setdefault("num_outputs", len(node.output))
     return attrs
 
 

@@ -1,26 +1,22 @@
 """Numpy reference kernels for the TEMPLATE device (ONNX default domain "").
 
-Every kernel has the signature ``kernel(inputs, attrs, opset) -> outputs``:
+``kernel(inputs, attrs, opset) -> outputs``: ``inputs`` in ONNX order (an omitted optional
+input is ``None``, trailing ones may be missing), ``attrs`` already decoded to Python values
+(TENSOR attributes as ``np.ndarray``; absent ones take their ONNX default here), ``opset`` the
+model's default-domain opset for operators whose semantics changed.  Optional extra outputs
+(MaxPool's Indices, BatchNormalization's training statistics, Dropout's mask) are not produced.
 
-* ``inputs`` are the node's inputs in ONNX order; an omitted optional input is ``None`` and
-  trailing omitted inputs may be missing altogether.
-* ``attrs`` holds the node's attributes already decoded to Python values (TENSOR attributes as
-  ``np.ndarray``).  Absent attributes take their ONNX default inside the kernel.
-* ``opset`` is the model's default-domain opset, for operators whose semantics changed.
-
-Kernels never write into their inputs (they may be read-only buffers), keep the ONNX dtype of
-their outputs and are deterministic.  Some shape-only ops (Reshape, Transpose, Slice, ...) return
-views of their input rather than copies; treat every output as read-only.
-
-This file doubles as the example a new device plugin copies, so it favours clarity over speed,
-except for Conv and pooling which use sliding windows + matmul to stay usable on real models.
+Kernels never write into their inputs (they may be read-only buffers), keep ONNX dtypes and are
+deterministic.  Shape-only ops (Reshape, Transpose, Slice, ...) may return views of their input,
+so treat outputs as read-only.  This file is the example new device plugins copy: it favours
+clarity, except that Conv and pooling use sliding-window views + matmul to be usable on real models.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -39,22 +35,18 @@ def register(*op_types: str) -> Callable[[Kernel], Kernel]:
     """Register a kernel under one or more op types."""
 
     def decorate(fn: Kernel) -> Kernel:
+        @functools.wraps(fn)
         def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
             # Numpy ufuncs turn 0-d arrays into numpy scalars; callers always get ndarrays.
             return [np.asarray(out) for out in fn(inputs, attrs, opset)]
 
-        kernel.__name__ = kernel.__qualname__ = fn.__name__
-        kernel.__doc__ = fn.__doc__
-        for op_type in op_types:
-            KERNELS[op_type] = kernel
+        KERNELS.update(dict.fromkeys(op_types, kernel))
         return kernel
 
     return decorate
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
 def _opt(inputs: Inputs, index: int) -> np.ndarray | None:
     return inputs[index] if len(inputs) > index else None
 
@@ -70,41 +62,25 @@ def _str(attrs: Attrs, name: str, default: str) -> str:
 
 def _axes(inputs: Inputs, attrs: Attrs, opset: int, since: int) -> list[int] | None:
     """Axes that moved from the ``axes`` attribute to input 1 at opset ``since``."""
-    if opset >= since:
-        axes = _opt(inputs, 1)
-        return None if axes is None else _ints(axes)
-    axes = attrs.get("axes")
-    return None if axes is None else list(axes)
+    axes = _opt(inputs, 1) if opset >= since else attrs.get("axes")
+    return None if axes is None else _ints(axes)
 
 
 def _scalar(value: float, dtype: np.dtype) -> np.generic:
-    # A Python float next to a float16/float32 array is fine under NEP 50, but an explicit
-    # scalar of the array's dtype keeps the intent obvious and also covers integer arrays.
+    # Explicitly typed constants: float32 math must never be promoted to float64.
     return np.dtype(dtype).type(value)
 
 
-# --- elementwise -----------------------------------------------------------------------------
+# --- elementwise, activations, matmul -------------------------------------------------------
+def _elementwise(fn: Callable[..., Any], dtype_of: int | None = 0) -> Kernel:
+    """Kernel applying fn to all inputs, cast to input `dtype_of`'s dtype (None: bool).
 
+    The cast matters for mixed-dtype ops such as Pow with an int or float64 exponent.
+    """
 
-def _unary(fn: Callable[[np.ndarray], Any]) -> Kernel:
     def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        x = inputs[0]
-        return [np.asarray(fn(x)).astype(x.dtype, copy=False)]
-
-    return kernel
-
-
-def _binary(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
-    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        a, b = inputs[0], inputs[1]
-        return [np.asarray(fn(a, b)).astype(a.dtype, copy=False)]
-
-    return kernel
-
-
-def _compare(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
-    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        return [np.asarray(fn(inputs[0], inputs[1]), dtype=np.bool_)]
+        dtype = np.bool_ if dtype_of is None else inputs[dtype_of].dtype
+        return [np.asarray(fn(*inputs)).astype(dtype, copy=False)]
 
     return kernel
 
@@ -112,78 +88,54 @@ def _compare(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Kernel:
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.integer):
         return np.divide(a, b)
-    # Numpy's integer division floors; ONNX (like C) truncates toward zero.  Going through
+    # Numpy's integer division floors, ONNX (like C) truncates toward zero.  Going through
     # float64 would lose precision for large int64 values, so fix up the floored quotient.
     q = np.floor_divide(a, b)
     return q + ((q < 0) & (q * b != a))
 
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf; math.erf is exact
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))  # never overflows; pick the matching formula for each sign
+    one = _scalar(1, x.dtype)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
 
-for _op, _fn in {
+
+def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    y = x * _scalar(alpha, x.dtype) + _scalar(beta, x.dtype)
+    return np.clip(y, _scalar(0, x.dtype), _scalar(1, x.dtype))
+
+
+_ELEMENTWISE: dict[str, Callable[..., Any]] = {
+    "Identity": lambda x: x,
+    "Dropout": lambda x, *_: x,  # identity at inference; the optional mask is not produced
+    "Relu": lambda x: np.maximum(x, _scalar(0, x.dtype)),
+    "Sigmoid": _sigmoid,
+    "HardSwish": lambda x: x * _hard_sigmoid(x, 1 / 6, 0.5),
+    "Tanh": np.tanh,
     "Sqrt": np.sqrt,
     "Exp": np.exp,
     "Log": np.log,
     "Neg": np.negative,
     "Abs": np.abs,
-    "Erf": _erf,
-    "Tanh": np.tanh,
-}.items():
-    register(_op)(_unary(_fn))
-for _op, _fn in {
+    "Erf": np.vectorize(math.erf, otypes=[np.float64]),  # numpy has no erf; math.erf is exact
+    "Not": np.logical_not,
+    "GlobalAveragePool": lambda x: x.mean(axis=tuple(range(2, x.ndim)), keepdims=True),
+    "GlobalMaxPool": lambda x: x.max(axis=tuple(range(2, x.ndim)), keepdims=True),
     "Add": np.add,
     "Sub": np.subtract,
     "Mul": np.multiply,
     "Div": _div,
-    "Pow": np.power,  # an int/float64 exponent may promote; the base's dtype wins
-}.items():
-    register(_op)(_binary(_fn))
+    "Pow": np.power,
+    "MatMul": np.matmul,
+    "Tile": lambda x, repeats: np.tile(x, _ints(repeats)),
+    "Min": lambda *xs: functools.reduce(np.minimum, xs),
+    "Max": lambda *xs: functools.reduce(np.maximum, xs),
+}
+for _op, _fn in _ELEMENTWISE.items():
+    register(_op)(_elementwise(_fn))
 for _op, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater}.items():
-    register(_op)(_compare(_fn))
-
-
-@register("Not")
-def not_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.logical_not(inputs[0])]
-
-
-@register("Where")
-def where(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.where(inputs[0], inputs[1], inputs[2])]
-
-
-@register("Min")
-def min_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.array(reduce(np.minimum, inputs))]
-
-
-@register("Max")
-def max_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.array(reduce(np.maximum, inputs))]
-
-
-@register("Identity", "Dropout")
-def identity(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    # Dropout is the identity at inference; its optional mask output is not produced.
-    return [inputs[0]]
-
-
-# --- activations -----------------------------------------------------------------------------
-
-
-@register("Relu")
-def relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x = inputs[0]
-    return [np.maximum(x, _scalar(0, x.dtype))]
-
-
-@register("Sigmoid")
-def sigmoid(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x = inputs[0]
-    # exp(-|x|) never overflows; pick the matching formula for each sign.
-    e = np.exp(-np.abs(x))
-    one = _scalar(1, x.dtype)
-    return [np.where(x >= 0, one / (one + e), e / (one + e))]
+    register(_op)(_elementwise(_fn, dtype_of=None))
+register("Where")(_elementwise(np.where, dtype_of=1))
 
 
 @register("LeakyRelu")
@@ -192,20 +144,9 @@ def leaky_relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [np.where(x >= 0, x, x * _scalar(attrs.get("alpha", 0.01), x.dtype))]
 
 
-def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    y = x * _scalar(alpha, x.dtype) + _scalar(beta, x.dtype)
-    return np.clip(y, _scalar(0, x.dtype), _scalar(1, x.dtype))
-
-
 @register("HardSigmoid")
 def hard_sigmoid(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [_hard_sigmoid(inputs[0], attrs.get("alpha", 0.2), attrs.get("beta", 0.5))]
-
-
-@register("HardSwish")
-def hard_swish(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x = inputs[0]
-    return [x * _hard_sigmoid(x, 1 / 6, 0.5)]
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -238,31 +179,19 @@ def clip(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [x]
 
 
-# --- linear algebra --------------------------------------------------------------------------
-
-
-@register("MatMul")
-def matmul(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.matmul(inputs[0], inputs[1])]
-
-
 @register("Gemm")
 def gemm(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
     a = a.T if attrs.get("transA", 0) else a
     b = b.T if attrs.get("transB", 0) else b
-    y = a @ b
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-    if alpha != 1.0:
-        y = y * _scalar(alpha, y.dtype)
+    y = a @ b if alpha == 1.0 else (a @ b) * _scalar(alpha, a.dtype)
     if c is not None:
         y = y + (c if beta == 1.0 else c * _scalar(beta, c.dtype))
     return [y]
 
 
 # --- shape and data movement -----------------------------------------------------------------
-
-
 @register("Reshape")
 def reshape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
@@ -308,17 +237,13 @@ def split(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
     axis = attrs.get("axis", 0) % x.ndim
     sizes = _opt(inputs, 1) if opset >= 13 else attrs.get("split")
-    if sizes is not None and len(sizes) > 0:
-        sizes = _ints(sizes)
-    else:
+    if sizes is None or len(sizes) == 0:
         # Without `split` ONNX splits into len(node.output) parts; a kernel cannot see the node,
-        # so the executor passes that count as `num_outputs` (an attribute since opset 18).
-        if "num_outputs" not in attrs:
-            raise ValueError("Split without 'split' needs attrs['num_outputs']")
+        # so the executor must pass that count as `num_outputs` (an attribute since opset 18).
         parts, dim = attrs["num_outputs"], x.shape[axis]
         chunk = -(-dim // parts)  # ceil: the last part may be smaller (opset 18)
         sizes = [max(min(chunk, dim - i * chunk), 0) for i in range(parts)]
-    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+    return np.split(x, np.cumsum(_ints(sizes))[:-1], axis=axis)
 
 
 def _slice_bounds(start: int, end: int, step: int, dim: int) -> slice:
@@ -361,11 +286,6 @@ def expand(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     return [np.array(np.broadcast_to(x, shape))]  # copy: no zero-stride views downstream
 
 
-@register("Tile")
-def tile(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [np.tile(inputs[0], _ints(inputs[1]))]
-
-
 @register("Pad")
 def pad(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
@@ -389,17 +309,21 @@ def pad(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 
 # --- tensor creation and type ----------------------------------------------------------------
+_CONSTANT_DTYPES = {
+    "value": None,
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
 
 
 @register("Constant")
 def constant(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    if "value" in attrs:
-        return [np.asarray(attrs["value"])]
-    if "value_float" in attrs or "value_floats" in attrs:
-        return [np.asarray(attrs.get("value_float", attrs.get("value_floats")), np.float32)]
-    if "value_int" in attrs or "value_ints" in attrs:
-        return [np.asarray(attrs.get("value_int", attrs.get("value_ints")), np.int64)]
-    raise NotImplementedError(f"Constant with attributes {sorted(attrs)}")
+    for name, dtype in _CONSTANT_DTYPES.items():
+        if name in attrs:
+            return [np.asarray(attrs[name], dtype)]
+    raise NotImplementedError(f"Constant with attributes {sorted(attrs)}")  # sparse, strings
 
 
 @register("ConstantOfShape")
@@ -411,18 +335,15 @@ def constant_of_shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarr
 
 @register("Range")
 def range_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    start, limit, delta = (np.asarray(t).item() for t in inputs[:3])
-    # Computed in Python/float64 precision then cast, as the ONNX reference does.
+    start, limit, delta = (np.asarray(t).item() for t in inputs[:3])  # in float64, then cast
     return [np.arange(start, limit, delta).astype(inputs[0].dtype)]
 
 
 @register("Shape")
 def shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     dims = np.array(inputs[0].shape, dtype=np.int64)
-    if opset < 15:
-        return [dims]
-    # Python slicing clamps start/end exactly as ONNX specifies.
-    return [dims[attrs.get("start", 0) : attrs.get("end", len(dims))]]
+    # Python slicing clamps start/end exactly as ONNX (opset 15+) specifies.
+    return [dims[attrs.get("start", 0) : attrs.get("end")]] if opset >= 15 else [dims]
 
 
 @register("Cast")
@@ -434,20 +355,15 @@ def cast(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 
 # --- reductions ------------------------------------------------------------------------------
-
-
 def _reduce(fn: Callable[..., Any], since: int) -> Kernel:
     """Reduce* kernel; `since` is the opset where `axes` became an input."""
 
     def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        x = inputs[0]
-        axes = _axes(inputs, attrs, opset, since)
-        if not axes:
-            if attrs.get("noop_with_empty_axes", 0):
-                return [x]
-            axes = None  # reduce over every axis
+        x, axes = inputs[0], _axes(inputs, attrs, opset, since)
+        if not axes and attrs.get("noop_with_empty_axes", 0):
+            return [x]
         keepdims = bool(attrs.get("keepdims", 1))
-        y = fn(x, axis=None if axes is None else tuple(axes), keepdims=keepdims)
+        y = fn(x, axis=tuple(axes) if axes else None, keepdims=keepdims)  # no axes: all of them
         return [np.asarray(y).astype(x.dtype, copy=False)]  # np.mean of ints gives float64
 
     return kernel
@@ -460,25 +376,24 @@ register("ReduceSum")(_reduce(np.sum, since=13))
 
 
 # --- convolution and pooling -----------------------------------------------------------------
-
-
-def _pads(
-    attrs: Attrs, size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-    dilations: Sequence[int],
-) -> list[tuple[int, int]]:
-    """(begin, end) padding per spatial axis, resolving auto_pad."""
+def _geometry(attrs: Attrs, size: Sequence[int], kernel: Sequence[int]) -> tuple[list, list, list]:
+    """Strides, dilations and (begin, end) pads per spatial axis, resolving auto_pad."""
+    nd = len(size)
+    strides = list(attrs.get("strides") or [1] * nd)
+    dilations = list(attrs.get("dilations") or [1] * nd)
     auto_pad = _str(attrs, "auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        result = []
+        pads = []
         for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
             total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)  # output is ceil(n / s)
             small, large = total // 2, total - total // 2
-            result.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
-        return result
-    if auto_pad == "VALID":
-        return [(0, 0)] * len(size)
-    pads = list(attrs.get("pads") or [0] * 2 * len(size))
-    return list(zip(pads[: len(size)], pads[len(size) :], strict=True))
+            pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
+    elif auto_pad == "VALID":
+        pads = [(0, 0)] * nd
+    else:
+        flat = list(attrs.get("pads") or [0] * 2 * nd)
+        pads = list(zip(flat[:nd], flat[nd:], strict=True))
+    return strides, dilations, pads
 
 
 def _windows(
@@ -492,17 +407,11 @@ def _windows(
     return view[(slice(None), slice(None), *steps)]
 
 
-def _spatial_params(attrs: Attrs, nd: int) -> tuple[list[int], list[int]]:
-    return list(attrs.get("strides") or [1] * nd), list(attrs.get("dilations") or [1] * nd)
-
-
 @register("Conv")
 def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
-    nd, group = x.ndim - 2, attrs.get("group", 1)
-    kernel = w.shape[2:]
-    strides, dilations = _spatial_params(attrs, nd)
-    pads = _pads(attrs, x.shape[2:], kernel, strides, dilations)
+    nd, group, kernel = x.ndim - 2, attrs.get("group", 1), w.shape[2:]
+    strides, dilations, pads = _geometry(attrs, x.shape[2:], kernel)
     if any(b or e for b, e in pads):
         x = np.pad(x, [(0, 0), (0, 0), *pads])
     windows = _windows(x, kernel, strides, dilations)
@@ -520,11 +429,9 @@ def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 
 def _pool(inputs: Inputs, attrs: Attrs, average: bool) -> np.ndarray:
-    x = inputs[0]
-    kernel = list(attrs["kernel_shape"])
+    x, kernel = inputs[0], list(attrs["kernel_shape"])
     nd = len(kernel)
-    strides, dilations = _spatial_params(attrs, nd)
-    pads = _pads(attrs, x.shape[2:], kernel, strides, dilations)
+    strides, dilations, pads = _geometry(attrs, x.shape[2:], kernel)
     # ceil_mode allows a last window that hangs past the end padding; that overhang is padded
     # too, but never counts (-inf for max, left out of the average's divisor).
     out_shape, overhang = [], []
@@ -549,41 +456,19 @@ def _pool(inputs: Inputs, attrs: Attrs, average: bool) -> np.ndarray:
     sums = _windows(padded, kernel, strides, dilations)[crop].sum(axis=window_axes)
     # The divisor counts the cells of each window that hold input (and explicit padding when
     # count_include_pad=1), computed by pooling a mask of ones the same way.
-    mask = np.ones(x.shape[2:], dtype=x.dtype)
-    if attrs.get("count_include_pad", 0):
-        mask = np.pad(mask, pads, constant_values=1)
-        mask = np.pad(mask, [(0, o) for o in overhang])
-    else:
-        mask = np.pad(mask, full)
+    include_pad = attrs.get("count_include_pad", 0)
+    mask = np.pad(np.ones(x.shape[2:], x.dtype), pads, constant_values=include_pad)
+    mask = np.pad(mask, [(0, o) for o in overhang])
     counts = _windows(mask[None, None], kernel, strides, dilations)[crop].sum(axis=window_axes)
     return sums / counts
 
 
-@register("MaxPool")
-def max_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [_pool(inputs, attrs, average=False)]  # the optional Indices output is not produced
-
-
-@register("AveragePool")
-def average_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [_pool(inputs, attrs, average=True)]
-
-
-@register("GlobalAveragePool")
-def global_average_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x = inputs[0]
-    return [x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)]
-
-
-@register("GlobalMaxPool")
-def global_max_pool(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x = inputs[0]
-    return [x.max(axis=tuple(range(2, x.ndim)), keepdims=True)]
+# MaxPool's optional Indices output is not produced.
+register("MaxPool")(lambda inputs, attrs, opset: [_pool(inputs, attrs, average=False)])
+register("AveragePool")(lambda inputs, attrs, opset: [_pool(inputs, attrs, average=True)])
 
 
 # --- normalisation ---------------------------------------------------------------------------
-
-
 @register("BatchNormalization")
 def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     # Inference mode only: normalise with the stored statistics; training outputs are omitted.

@@ -63,11 +63,15 @@ class Plan:
                     slots[slot] = value
             for slot in step.release:
                 slots[slot] = None
-        outputs = [slots[slot] for slot in self.output_slots]
-        # An output that folded into a constant (or a read-only view of imported weights) is
-        # copied, so that a caller writing into its result cannot change the plan.
-        return [
-            value.copy() if slot in self.constants or not value.flags.writeable else value
-            for slot, value in zip(self.output_slots, outputs, strict=True)
-            if value is not None
-        ]
+        # Kernels may return views (Reshape, Identity...). An output that is a constant, a view of
+        # imported weights or of a caller's input is copied, so that writing into a result can
+        # change neither the plan nor the caller's inputs.
+        outputs = []
+        for slot in self.output_slots:
+            value = slots[slot]
+            assert value is not None
+            if (slot in self.constants or not value.flags.writeable
+                    or any(np.may_share_memory(value, a) for a in arrays)):
+                value = value.copy()
+            outputs.append(value)
+        return outputs

@@ -1,0 +1,35 @@
+# Two entry points, each of which sets up what it needs on a fresh machine:
+#   make demo   compile a real ONNX model on every available device, run it, print timings
+#   make test   every test, plus the lint
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ember-installed
+# The demo's model ships inside this wheel (PaddleOCR's text-direction classifier); only the data
+# is used, so none of its dependencies are installed.
+DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
+DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
+
+.PHONY: demo test lint install clean
+
+demo: $(STAMP)
+	$(BIN)/python docs/examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) --group dev
+	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""Loading plugins: registration, isolation of broken plugins, dispatch to the owning plugin."""
+
+import pytest
+
+import ember
+from ember import hookimpl
+from ember.errors import PluginError, UnknownDeviceError
+from ember.testing.toy import ToyPlugin
+
+
+@pytest.fixture
+def core():
+    return ember.Core(load_installed_plugins=False)
+
+
+def test_registered_plugin_devices_are_listed(core):
+    core.register_plugin(ToyPlugin(), "toy")
+    assert core.available_devices == ["TOY.0", "TOY.1"]
+
+
+def test_bare_name_means_the_first_indexed_device(core):
+    core.register_plugin(ToyPlugin(), "toy")
+    assert core.get_property("TOY", "FULL_DEVICE_NAME") == "toy device TOY.0"
+    assert core.get_property("TOY.1", "FULL_DEVICE_NAME") == "toy device TOY.1"
+    with pytest.raises(UnknownDeviceError):
+        core.get_property("TOY.2", "FULL_DEVICE_NAME")
+
+
+def test_unknown_hook_name_is_rejected_and_reported(core):
+    class Typo:
+        @hookimpl
+        def compile_model(self, model):  # not a hook: check_pending must catch it
+            return None
+
+    with pytest.raises(PluginError, match="compile_model"):
+        core.register_plugin(Typo(), "typo")
+    assert [f.name for f in core.plugin_failures] == ["typo"]
+
+
+def test_wrong_hook_arguments_are_rejected(core):
+    class BadArgs:
+        @hookimpl
+        def compile(self, model, device, extra):
+            return None
+
+    with pytest.raises(PluginError, match="bad"):
+        core.register_plugin(BadArgs(), "bad")
+
+
+def test_plugin_raising_in_list_devices_does_not_hide_others(core):
+    class Broken:
+        @hookimpl
+        def list_devices(self):
+            raise RuntimeError("driver exploded")
+
+    core.register_plugin(ToyPlugin(), "toy")
+    core.register_plugin(Broken(), "broken")
+    assert core.available_devices == ["TOY.0", "TOY.1"]
+    (failure,) = core.plugin_failures
+    assert failure.name == "broken" and failure.stage == "list_devices"
+    assert "driver exploded" in str(failure)
+
+
+def test_device_claimed_twice_keeps_the_first(core):
+    core.register_plugin(ToyPlugin(), "first")
+    core.register_plugin(ToyPlugin(count=1), "second")
+    assert core.available_devices == ["TOY.0", "TOY.1"]
+    assert "already provided" in str(core.plugin_failures[0])
+
+
+def test_dispatch_asks_only_the_owner():
+    calls = []
+
+    class Greedy(ToyPlugin):
+        @hookimpl
+        def compile(self, model, device_name, config):
+            calls.append(device_name)  # a buggy plugin that would claim every device
+            return super().compile(model, device_name, config)
+
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(ToyPlugin("A", 1), "a")
+    core.register_plugin(Greedy("B", 1), "b")
+    from ember.testing.toy import identity_model_bytes
+    core.compile_model(identity_model_bytes(), "A.0")
+    assert calls == []
+
+
+def test_installed_plugins_load_and_can_be_disabled(monkeypatch):
+    assert "TEMPLATE" in ember.Core().available_devices
+    monkeypatch.setenv("EMBER_DISABLE_PLUGINS", "template, ember-cpu")
+    devices = ember.Core().available_devices
+    assert "TEMPLATE" not in devices and "CPU" not in devices
+
+
+def test_each_core_has_its_own_plugin_manager():
+    first = ember.Core(load_installed_plugins=False)
+    second = ember.Core(load_installed_plugins=False)
+    first.register_plugin(ToyPlugin(), "toy")
+    assert second.available_devices == []

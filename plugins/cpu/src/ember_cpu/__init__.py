@@ -1,0 +1,1 @@
+"""ember-cpu: the CPU device, running ONNX models on onnxruntime."""

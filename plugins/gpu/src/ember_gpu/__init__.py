@@ -1,0 +1,1 @@
+"""ember-gpu: the GPU device, on any OpenCL device through pyopencl."""
