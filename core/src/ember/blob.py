@@ -23,6 +23,7 @@ import hashlib
 import json
 import struct
 from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO
 
 from ember.errors import BlobFormatError
 
@@ -37,7 +38,11 @@ MAX_HEADER_SIZE = 1 << 20
 
 @dataclass(frozen=True)
 class BlobHeader:
-    """What a blob says about itself. ``key`` is the model-cache key ('' for a plain export)."""
+    """What a blob says about itself.
+
+    ``key`` and ``key_parts`` are the model cache's key and what it was made of ('' and {} for a
+    plain export); ``compile_seconds`` is what compiling took, which a cache hit saves.
+    """
 
     ember_version: str
     plugin: str  # distribution name, or plugin name when not installed from a distribution
@@ -47,7 +52,11 @@ class BlobHeader:
     payload_length: int
     payload_sha256: str
     key: str = ""
-    flags: tuple[str, ...] = field(default=())
+    key_parts: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    model_name: str = ""
+    created: float = 0.0
+    compile_seconds: float = 0.0
 
     def to_json(self) -> bytes:
         fields = asdict(self)
@@ -110,9 +119,25 @@ def read_header(data: bytes | memoryview) -> tuple[BlobHeader, int]:
         fields = json.loads(bytes(view[_PREFIX.size:header_end]))
         fields["flags"] = tuple(fields.get("flags", ()))
         header = BlobHeader(**fields)
+        if not isinstance(header.key_parts, dict) or header.payload_length < 0:
+            raise TypeError("malformed fields")
     except (ValueError, TypeError) as exc:
         raise BlobFormatError(f"unreadable header: {exc}") from exc
     return header, payload_offset
+
+
+def read_file_header(blob_file: BinaryIO) -> BlobHeader:
+    """Read and check only the header of a blob file (for listings), not its payload.
+
+    :raises BlobFormatError: as :func:`read_header`.
+    """
+    prefix = blob_file.read(_PREFIX.size)
+    if len(prefix) < _PREFIX.size:
+        raise BlobFormatError(f"too short to be an Ember blob ({len(prefix)} bytes)")
+    header_size = _PREFIX.unpack(prefix)[3]
+    if header_size > MAX_HEADER_SIZE:
+        raise BlobFormatError(f"header of {header_size} bytes is implausibly large")
+    return read_header(prefix + blob_file.read(header_size + _DIGEST_SIZE))[0]
 
 
 def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:

@@ -9,18 +9,21 @@ from typing import IO, Any
 from ember import blob
 from ember import properties as props
 from ember._version import __version__
+from ember.cache.cached_compile import compile_with_cache
+from ember.cache.key import make_key, model_identity
+from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, split_device_name
 from ember.errors import (
     BlobFormatError,
     NotSupportedError,
     PluginError,
-    PropertyValueError,
     UnknownDeviceError,
     UnknownPropertyError,
 )
 from ember.model import Model, read_model
 from ember.plugin_manager import PluginFailure, PluginInfo, Plugins, load_plugins
+from ember.settings import Settings, parse_size
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
@@ -41,8 +44,8 @@ class Core:
 
     def __init__(self, *, load_installed_plugins: bool = True) -> None:
         self._plugins: Plugins = load_plugins(load_entry_points=load_installed_plugins)
-        self._global_config: dict[str, Any] = {}
-        self._device_config: dict[str, dict[str, Any]] = {}
+        self._settings = Settings()
+        self._caches: dict[str, ModelCache] = {}
         self._descriptions: dict[str, DeviceDescription] = {}
 
     # -- plugins and devices -----------------------------------------------------------------
@@ -123,16 +126,18 @@ class Core:
         metrics = device.read_only_properties()
         if key in metrics:
             return metrics[key]
-        config = self._device_level_config(device)
+        if key in props.CORE_CONFIG_KEYS:
+            return self._settings.core_value(device, key) or ""
+        config = self._settings.device_values(device)
         if key in config:
             return config[key]
-        raise UnknownPropertyError(key, f"device {device.name}", [*metrics, *config])
+        raise UnknownPropertyError(key, f"device {device.name}",
+                                   [*metrics, *config, *props.CORE_CONFIG_KEYS])
 
     def _core_property(self, key: str) -> Any:
-        values: dict[str, Any] = {
-            props.AVAILABLE_DEVICES: self.available_devices,
-            props.CACHE_DIR: self._global_config.get(props.CACHE_DIR, ""),
-        }
+        values: dict[str, Any] = {props.AVAILABLE_DEVICES: self.available_devices}
+        for core_key in props.CORE_CONFIG_KEYS:
+            values[core_key] = self._settings.core_value(None, core_key) or ""
         values[props.SUPPORTED_PROPERTIES] = sorted({*values, props.SUPPORTED_PROPERTIES})
         if key not in values:
             raise UnknownPropertyError(key, "the core", list(values))
@@ -141,61 +146,17 @@ class Core:
     def set_property(
         self, device_name: str | Mapping[str, Any], properties: Mapping[str, Any] | None = None
     ) -> None:
-        """``set_property({...})`` for every device; ``set_property(device, {...})`` for one."""
+        """``set_property({...})`` for every device; ``set_property(device, {...})`` for one.
+
+        See :mod:`ember.settings` for which value wins when several levels set a property.
+        """
         if isinstance(device_name, Mapping):
-            self._set_global(device_name)
+            devices = [self._device(name) for name in self.available_devices]
+            self._settings.set_global(device_name, devices)
             return
         if properties is None:
             raise TypeError("set_property(device_name, properties) needs the properties")
-        device = self._device(device_name)
-        self._check_keys(device, properties, where=f"device {device.name}")
-        self._device_config.setdefault(device.name, {}).update(properties)
-
-    def _set_global(self, properties: Mapping[str, Any]) -> None:
-        for key in properties:
-            if key in props.CORE_CONFIG_KEYS:
-                continue
-            devices = [self._device(name) for name in self.available_devices]
-            if not any(key in d.config_defaults for d in devices):
-                known = {*props.CORE_CONFIG_KEYS, *(k for d in devices for k in d.config_defaults)}
-                raise UnknownPropertyError(key, "no available device", sorted(known))
-        self._global_config.update(properties)
-
-    @staticmethod
-    def _check_keys(device: DeviceDescription, keys: Mapping[str, Any], where: str,
-                    extra: tuple[str, ...] = ()) -> None:
-        writable = {*device.config_defaults, *props.CORE_CONFIG_KEYS, *extra}
-        read_only = device.read_only_properties()
-        for key in keys:
-            if key in writable:
-                continue
-            if key in read_only:
-                raise PropertyValueError(f"{key} is a read-only property of {device.name}")
-            raise UnknownPropertyError(key, where, sorted(writable))
-
-    def _device_level_config(self, device: DeviceDescription) -> dict[str, Any]:
-        """Defaults, then properties set for all devices, then those set for this device."""
-        config = dict(device.config_defaults)
-        config[props.CACHE_DIR] = ""
-        config.update({k: v for k, v in self._global_config.items() if k in config})
-        config.update(self._device_config.get(device.name, {}))
-        return config
-
-    def _call_config(self, device: DeviceDescription,
-                     config: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The effective configuration of one compile or import call; the call's config wins."""
-        config = dict(config or {})
-        self._check_keys(device, config, where=f"compile_model on {device.name}",
-                         extra=(props.CACHE_ENCRYPTION_CALLBACKS,))
-        effective = self._device_level_config(device)
-        effective.update(config)
-        return effective
-
-    @staticmethod
-    def _plugin_config(device: DeviceDescription, effective: Mapping[str, Any]) -> dict[str, Any]:
-        """What the plugin sees: its own keys (and encryption callbacks), not the core's."""
-        keep = {*device.config_defaults, props.CACHE_ENCRYPTION_CALLBACKS}
-        return {k: v for k, v in effective.items() if k in keep}
+        self._settings.set_device(self._device(device_name), properties)
 
     # -- models ------------------------------------------------------------------------------
 
@@ -215,17 +176,64 @@ class Core:
     ) -> CompiledModel:
         """Compile a model (a Model, a path, or ONNX bytes) for a device.
 
-        With no ``device_name`` the first available of CPU, GPU and TEMPLATE is used.
+        With ``CACHE_DIR`` set and a device that lists ``EXPORT_IMPORT``, the compiled model is
+        stored in the cache and later compiles import it (``LOADED_FROM_CACHE`` is then True);
+        given a path, a hit does not even parse the ONNX file. With no ``device_name`` the first
+        available of CPU, GPU and TEMPLATE is used.
         """
         device = self._device(device_name or self._default_device())
-        effective = self._call_config(device, config)
+        plugin_config = self._settings.device_values(device, config)
+        cache_dir = self._settings.core_value(device, props.CACHE_DIR, config)
+        if cache_dir and device.can_export:
+            device_model, loaded = self._compile_cached(model, device, plugin_config, config,
+                                                        os.fspath(cache_dir))
+        else:
+            device_model, loaded = self._compile(model, device, plugin_config), False
+        return self._wrap(device, device_model, plugin_config, loaded_from_cache=loaded)
+
+    def _compile(self, model: ModelSource, device: DeviceDescription,
+                 plugin_config: dict[str, Any]) -> DeviceModel:
         if not isinstance(model, Model):
             model = read_model(model)
-        plugin_config = self._plugin_config(device, effective)
-        device_model = self._plugins.call(
-            "compile", device.name, model=model, config=plugin_config
+        return self._plugins.call("compile", device.name, model=model, config=plugin_config)
+
+    def _compile_cached(self, model: ModelSource, device: DeviceDescription,
+                        plugin_config: dict[str, Any], config: Mapping[str, Any] | None,
+                        cache_dir: str) -> tuple[DeviceModel, bool]:
+        cache = self._caches.get(cache_dir) or self._caches.setdefault(
+            cache_dir, ModelCache(cache_dir))
+        model_digest, model_name = model_identity(model, cache.file_digests)
+        info = self._plugins.owner(device.name)
+        encrypted = (props.CACHE_ENCRYPTION_CALLBACKS in plugin_config
+                     and props.ENCRYPTION in device.capabilities)
+        key = make_key(
+            model_digest=model_digest,
+            device_kind=split_device_name(device.name)[0],
+            plugin=info.distribution or info.name,
+            plugin_version=info.version or "",
+            properties=self._caching_values(device, plugin_config),
+            flags=("encrypted",) if encrypted else (),
         )
-        return self._wrap(device, device_model, plugin_config, loaded_from_cache=False)
+        max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
+        return compile_with_cache(
+            cache, key,
+            compile_model=lambda: self._compile(model, device, plugin_config),
+            export_model=lambda compiled: self._plugins.call(
+                "export_model", device.name, compiled_model=compiled, config=plugin_config),
+            import_model=lambda payload: self._plugins.call(
+                "import_model", device.name, data=payload, config=plugin_config),
+            header_fields={**self._blob_fields(device), "model_name": model_name,
+                           "flags": key.parts["flags"]},
+            max_size=parse_size(max_size) if max_size is not None else None,
+        )
+
+    @staticmethod
+    def _caching_values(device: DeviceDescription,
+                        plugin_config: Mapping[str, Any]) -> dict[str, Any]:
+        """The values of the properties the plugin declares cache-relevant."""
+        metrics = device.read_only_properties()
+        return {name: plugin_config.get(name, metrics.get(name))
+                for name in device.caching_properties}
 
     def import_model(
         self,
@@ -242,7 +250,7 @@ class Core:
         data = model.read() if hasattr(model, "read") else model
         header, payload = blob.unpack(data)
         self._check_blob_origin(header, device)
-        plugin_config = self._plugin_config(device, self._call_config(device, config))
+        plugin_config = self._settings.device_values(device, config)
         device_model = self._plugins.call(
             "import_model", device.name, data=payload, config=plugin_config
         )
@@ -271,7 +279,7 @@ class Core:
             raise PluginError(f"export_model of {device.name} returned {type(payload).__name__}")
         return blob.pack(self._blob_fields(device), payload)
 
-    def _blob_fields(self, device: DeviceDescription, key: str = "") -> dict[str, object]:
+    def _blob_fields(self, device: DeviceDescription) -> dict[str, Any]:
         info = self._plugins.owner(device.name)
         return {
             "ember_version": __version__,
@@ -279,7 +287,6 @@ class Core:
             "plugin_version": info.version or "",
             "device": device.name,
             "device_architecture": device.architecture,
-            "key": key,
         }
 
     def _check_blob_origin(self, header: blob.BlobHeader, device: DeviceDescription) -> None:

@@ -89,5 +89,10 @@ class BlobFormatError(EmberError, ValueError):
     """Bytes that are not an Ember blob, or one that is damaged or made for another target."""
 
 
+class CacheWarning(UserWarning):
+    """The model cache could not be used for one compile (damaged entry, read-only or full
+    directory, ...). The compile went on without it: nothing failed."""
+
+
 class PluginError(EmberError, RuntimeError):
     """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""

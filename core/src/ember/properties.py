@@ -28,6 +28,9 @@ ENCRYPTION = "ENCRYPTION"
 
 # Writable, owned by the core rather than by a device.
 CACHE_DIR = "CACHE_DIR"
+#: Bytes the model cache may use (an int, or a string such as "2G"); least recently used
+#: entries are evicted beyond it.
+CACHE_MAX_SIZE = "CACHE_MAX_SIZE"
 CACHE_ENCRYPTION_CALLBACKS = "CACHE_ENCRYPTION_CALLBACKS"
 
 # Read-only properties of a compiled model.
@@ -38,7 +41,7 @@ EXECUTION_DEVICES = "EXECUTION_DEVICES"
 AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
 
 #: Writable keys the core accepts for every device, on top of what the plugin supports.
-CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR,)
+CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR, CACHE_MAX_SIZE)
 
 #: Known capability strings; a plugin that reports another one is told so by the conformance tests.
 KNOWN_CAPABILITIES: frozenset[str] = frozenset(

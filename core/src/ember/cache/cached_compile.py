@@ -1,0 +1,107 @@
+"""Compile through the cache: import on a hit, compile once per key across processes on a miss.
+
+The sequence, for one key:
+
+1. Read the entry. If it is intact and the plugin imports it, that is a hit.
+2. Otherwise take the key's cross-process lock (waiting at most ``lock_timeout``). The holder may
+   have published the entry while we waited: read again.
+3. Still nothing: say why (the parts of the key that differ from an entry for the same model),
+   compile, export, and publish atomically if the compile was worth caching.
+
+A damaged entry, a failing import, an unwritable directory or a lock that never comes: each costs
+one warning and a compile, never an exception or a wrong model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ember.cache.key import CacheKey
+from ember.cache.store import ModelCache
+from ember.device import DeviceModel
+
+log = logging.getLogger("ember.cache")
+
+#: How long a process waits for another one compiling the same model before compiling itself.
+LOCK_TIMEOUT_ENV = "EMBER_CACHE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 300.0
+
+
+def lock_timeout() -> float:
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+
+
+def compile_with_cache(
+    cache: ModelCache,
+    key: CacheKey,
+    *,
+    compile_model: Callable[[], DeviceModel],
+    export_model: Callable[[DeviceModel], bytes | memoryview],
+    import_model: Callable[[memoryview], DeviceModel],
+    header_fields: dict[str, Any],
+    max_size: int | None = None,
+) -> tuple[DeviceModel, bool]:
+    """Return the compiled model and whether it was loaded from the cache."""
+    hit = _import_entry(cache, key, import_model)
+    if hit is not None:
+        return hit, True
+    with cache.lock(key.digest, lock_timeout()) as locked:
+        if locked:
+            hit = _import_entry(cache, key, import_model)
+            if hit is not None:
+                return hit, True
+        else:
+            cache.warn(f"waited {lock_timeout():.0f}s for another process compiling "
+                       f"{header_fields.get('model_name', 'this model')}; compiling here too")
+        reason = cache.explain_miss(key)
+        if reason:
+            log.info("cache miss for %s on %s: an entry for the same model differs: %s",
+                     header_fields.get("model_name"), header_fields.get("device"), reason)
+        cache.record("miss", key.digest)
+        start = time.perf_counter()
+        compiled = compile_model()
+        compile_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            payload = export_model(compiled)
+        except Exception as exc:  # the compile succeeded: a failing export must not undo it
+            cache.warn(f"exporting {header_fields.get('model_name')} for the cache failed "
+                       f"({type(exc).__name__}: {exc}); it is not cached")
+            return compiled, False
+        export_seconds = time.perf_counter() - start
+        # Admission: importing costs about what exporting did (the same bytes, the other way).
+        # A compile cheaper than that would only be slowed down by the cache.
+        if compile_seconds < export_seconds:
+            log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
+                     header_fields.get("model_name"), compile_seconds * 1e3, export_seconds * 1e3)
+            return compiled, False
+        fields = {**header_fields, "created": time.time(), "compile_seconds": compile_seconds}
+        if cache.write(key, fields, payload) and max_size is not None:
+            cache.evict(max_size)
+        return compiled, False
+
+
+def _import_entry(cache: ModelCache, key: CacheKey,
+                  import_model: Callable[[memoryview], DeviceModel]) -> DeviceModel | None:
+    entry = cache.read(key)
+    if entry is None:
+        return None
+    header, payload = entry
+    start = time.perf_counter()
+    try:
+        compiled = import_model(payload)
+    except Exception as exc:  # a plugin that cannot read its own payload: recompile, never crash
+        cache.record("damaged", key.digest)
+        cache.warn(f"cache entry {key.digest[:12]} for {header.model_name} could not be imported "
+                   f"({type(exc).__name__}: {exc}); recompiling and replacing it")
+        return None
+    saved = header.compile_seconds - (time.perf_counter() - start)
+    cache.record("hit", key.digest, bytes=header.payload_length, saved=max(saved, 0.0))
+    return compiled

@@ -1,0 +1,135 @@
+"""Content digests of model files, remembered against each file's identity.
+
+``compile_model(path)`` must never give a stale hit, yet must not hash a large file on every warm
+start. A file's content digest is therefore stored next to its *identity*: device, inode, size,
+``mtime_ns`` and ``ctime_ns``. Any write changes ``ctime`` (which no user call can set back, unlike
+``mtime``), a replaced file has a new inode, so a matching identity means unchanged content. Two
+guards close the remaining gaps:
+
+- a file modified within :data:`RACY_SECONDS` of being hashed is not remembered, because a second
+  write inside the same timestamp tick would leave its identity unchanged (git's "racy" rule);
+- models with external weight files remember those files' identities too, and any change to one of
+  them invalidates the digest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnx
+
+from ember.cache.atomic import make_private_dirs, write_atomically
+
+#: A file whose mtime is this close to the moment it was hashed is not remembered.
+RACY_SECONDS = 2.0
+_CHUNK = 1 << 20
+# Every external-data reference in an ONNX file contains this protobuf field: key "location".
+_EXTERNAL_DATA_MARKER = b"\x0a\x08location"
+
+Identity = list[int]
+
+
+def identity(stat: os.stat_result) -> Identity:
+    return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+class FileDigests:
+    """The remembered digests of one cache directory (``<cache>/files/*.json``)."""
+
+    def __init__(self, cache_root: Path, directory: Path) -> None:
+        self.cache_root = cache_root
+        self.directory = directory
+
+    def digest(self, path: Path) -> str:
+        """SHA-256 over a model file and its external data files, remembered when safe."""
+        path = path.resolve()
+        stat = path.stat()
+        memo_path = self.directory / f"{hashlib.sha256(os.fsencode(path)).hexdigest()[:40]}.json"
+        remembered = _read_memo(memo_path)
+        if remembered is not None and self._still_valid(remembered, path, stat):
+            return str(remembered["digest"])
+        digest, external = _hash_model_files(path)
+        newest = max([stat.st_mtime, *(p.stat().st_mtime for p in external)])
+        if time.time() - newest > RACY_SECONDS:
+            memo = {
+                "path": str(path),
+                "identity": identity(stat),
+                "external": [[str(p), identity(p.stat())] for p in external],
+                "digest": digest,
+            }
+            # Remembering is an optimisation; the cache reports directory problems when it writes.
+            with contextlib.suppress(OSError):
+                make_private_dirs(self.cache_root, self.directory)
+                write_atomically(memo_path, json.dumps(memo).encode())
+        return digest
+
+    @staticmethod
+    def _still_valid(memo: dict, path: Path, stat: os.stat_result) -> bool:
+        if memo.get("path") != str(path) or memo.get("identity") != identity(stat):
+            return False
+        try:
+            return all(identity(os.stat(name)) == ident for name, ident in memo["external"])
+        except (OSError, TypeError, ValueError):
+            return False
+
+
+def _read_memo(memo_path: Path) -> dict | None:
+    try:
+        memo = json.loads(memo_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return memo if isinstance(memo, dict) and isinstance(memo.get("digest"), str) else None
+
+
+def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
+    hasher = hashlib.sha256()
+    has_external_data = False
+    tail = b""
+    with path.open("rb") as model_file:
+        while chunk := model_file.read(_CHUNK):
+            hasher.update(chunk)
+            has_external_data = has_external_data or _EXTERNAL_DATA_MARKER in tail + chunk
+            tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
+    external = _external_files(path) if has_external_data else []
+    for extra in external:
+        hasher.update(b"\0" + os.fsencode(extra.name) + b"\0")
+        with extra.open("rb") as data_file:
+            while chunk := data_file.read(_CHUNK):
+                hasher.update(chunk)
+    return hasher.hexdigest(), external
+
+
+def _external_files(path: Path) -> list[Path]:
+    """The external weight files a model refers to (parses the graph, not the weights)."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return []  # not a readable model: compiling it will report that properly
+    locations = {
+        entry.value
+        for tensor in _tensors(proto.graph)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    return sorted(path.parent / location for location in locations
+                  if (path.parent / location).is_file())
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for subgraph in [attr.g] if attr.HasField("g") else []:
+                yield from _tensors(subgraph)
+            for subgraph in attr.graphs:
+                yield from _tensors(subgraph)

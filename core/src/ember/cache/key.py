@@ -1,0 +1,105 @@
+"""The model cache's key: everything that can change a compiled result, and nothing else.
+
+A key is the SHA-256 of a small JSON document, its *parts*. The parts travel in each blob's header,
+so that a miss next to an entry for the same model can say which part differed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ember import blob
+from ember._version import __version__
+from ember.cache.file_digest import FileDigests
+from ember.model import Model, read_model
+
+#: Bumped when the meaning of a key part changes, so that old entries stop matching.
+KEY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    parts: dict[str, Any]
+    digest: str
+
+    @property
+    def model_digest(self) -> str:
+        return str(self.parts["model"])
+
+
+def make_key(*, model_digest: str, device_kind: str, plugin: str, plugin_version: str,
+             properties: Mapping[str, Any], flags: tuple[str, ...] = ()) -> CacheKey:
+    """Build the key of one compile.
+
+    :param model_digest: SHA-256 of the model's content (topology and weights).
+    :param device_kind: the device name without its index (GPU.0 and GPU.1 of one architecture
+        share entries; their DEVICE_ARCHITECTURE, a caching property, tells them apart otherwise).
+    :param properties: the values of the plugin's CACHING_PROPERTIES for this compile.
+    :param flags: what changes the payload's form (``"encrypted"``).
+    """
+    parts = {
+        "schema": KEY_SCHEMA,
+        "model": model_digest,
+        "device": device_kind,
+        "plugin": plugin,
+        "plugin_version": plugin_version,
+        "ember_version": __version__,
+        "container_version": blob.CONTAINER_VERSION,
+        "properties": {name: _jsonable(value) for name, value in sorted(properties.items())},
+        "flags": sorted(flags),
+    }
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return CacheKey(parts, hashlib.sha256(text.encode()).hexdigest())
+
+
+def model_identity(model: Model | str | os.PathLike[str] | bytes,
+                   digests: FileDigests) -> tuple[str, str]:
+    """The content digest of a model and a name to show for it, without parsing a file.
+
+    A path is hashed through ``digests`` (remembered against the file's identity); a Model is
+    hashed as serialized, since the application may have changed it after reading.
+    """
+    if isinstance(model, Model):
+        return hashlib.sha256(model.to_bytes()).hexdigest(), model.friendly_name
+    if isinstance(model, bytes | bytearray | memoryview):
+        return hashlib.sha256(model).hexdigest(), "model"
+    path = Path(model)
+    try:
+        return digests.digest(path), path.name
+    except OSError:
+        read_model(path)  # raises the error a user can act on (missing file, a directory...)
+        raise
+
+
+def explain_difference(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> str:
+    """Say which parts differ between the key looked up and one found for the same model."""
+    reasons = []
+    for name in sorted(set(wanted) | set(found)):
+        if name == "properties":
+            continue
+        if wanted.get(name) != found.get(name):
+            reasons.append(f"{name} {found.get(name)!r} cached, {wanted.get(name)!r} now")
+    wanted_props = wanted.get("properties", {})
+    found_props = found.get("properties", {})
+    for name in sorted(set(wanted_props) | set(found_props)):
+        if wanted_props.get(name) != found_props.get(name):
+            reasons.append(
+                f"property {name} {found_props.get(name)!r} cached, {wanted_props.get(name)!r} now"
+            )
+    return "; ".join(reasons) or "no visible difference"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

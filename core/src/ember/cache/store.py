@@ -1,0 +1,334 @@
+"""A model-cache directory: blobs, locks, remembered file digests and an event log.
+
+Layout of a cache directory (all names are Ember's; other tools' files are left alone)::
+
+    blobs/<key>.blob    one Ember blob per compiled model (ember.blob format)
+    locks/<key>.lock    cross-process lock files, one per key being compiled
+    files/<id>.json     content digests of model files (see file_digest.py)
+    events.log          append-only JSON lines: hits, misses, writes, evictions, damage
+
+Blobs are read whole into memory, never memory-mapped: a file truncated by another process
+then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or evaluated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from ember import blob
+from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
+from ember.cache.file_digest import FileDigests
+from ember.cache.key import CacheKey, explain_difference
+from ember.errors import BlobFormatError, CacheWarning
+
+log = logging.getLogger("ember.cache")
+
+BLOB_SUFFIX = ".blob"
+#: A temporary file older than this was left by a killed writer and is removed by prune().
+STALE_TEMP_SECONDS = 3600
+_EVENTS_COMPACT_BYTES = 1 << 20
+
+_EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "evictions",
+                  "damaged": "damaged"}
+_COUNTERS = (*_EVENT_COUNTER.values(), "bytes_read", "bytes_written")
+
+# In-process locks per (directory, key): file locks alone do not order threads reliably on every
+# platform, and a thread waiting here costs no file descriptor.
+_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One compiled model in a cache directory."""
+
+    key: str
+    path: Path
+    model_name: str
+    device: str
+    plugin: str
+    plugin_version: str
+    size: int
+    created: float
+    last_used: float
+    compile_seconds: float
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters over a cache directory's lifetime (until cleared)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    evictions: int = 0
+    damaged: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    compile_seconds_saved: float = 0.0
+    entries: int = 0
+    size: int = 0
+
+
+class ModelCache:
+    """One cache directory. Cheap to create: nothing is written until the first blob."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.blobs = self.root / "blobs"
+        self.locks = self.root / "locks"
+        self.file_digests = FileDigests(self.root, self.root / "files")
+        self._events = self.root / "events.log"
+        self._warned: set[str] = set()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def blob_path(self, key: str) -> Path:
+        return self.blobs / f"{key}{BLOB_SUFFIX}"
+
+    def read(self, key: CacheKey) -> tuple[blob.BlobHeader, memoryview] | None:
+        """The verified blob for ``key``; None when absent or damaged (damage is warned about)."""
+        path = self.blob_path(key.digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn(f"cannot read cache entry {path}: {exc}; compiling instead")
+            return None
+        try:
+            header, payload = blob.unpack(data)
+            if header.key != key.digest:
+                raise BlobFormatError(f"entry holds key {header.key[:12]}..., not its file name")
+        except BlobFormatError as exc:
+            self.record("damaged", key.digest)
+            self.warn(f"damaged cache entry {path.name} ({exc}); recompiling and replacing it")
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # last use, for least-recently-used eviction
+        return header, payload
+
+    def explain_miss(self, key: CacheKey) -> str | None:
+        """Why no entry matched, when an entry for the same model exists; None otherwise."""
+        for entry_path in self._blob_files():
+            header = _read_header(entry_path)
+            if header is None or header.key_parts.get("model") != key.model_digest:
+                continue
+            return explain_difference(key.parts, header.key_parts)
+        return None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, key: CacheKey, header_fields: dict[str, Any],
+              payload: bytes | memoryview) -> bool:
+        """Publish a blob atomically; on any OS error warn once and return False."""
+        prefix, header = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
+                                     payload)
+        try:
+            make_private_dirs(self.root, self.blobs)
+            write_atomically(self.blob_path(key.digest), prefix, payload)
+        except OSError as exc:
+            self.warn(f"cannot write to the model cache {self.root}: {exc.strerror or exc}; "
+                      "the model was compiled but is not cached")
+            return False
+        self.record("write", key.digest, bytes=len(prefix) + header.payload_length)
+        self.compact_events()
+        return True
+
+    @contextlib.contextmanager
+    def lock(self, key: str, timeout: float) -> Iterator[bool]:
+        """Hold the cross-process lock of ``key``; yields False when not acquired in time.
+
+        The lock is an OS file lock, released by the kernel when its holder dies, so a crashed
+        process never leaves a lock that others must break.
+        """
+        deadline = time.monotonic() + timeout
+        with _thread_locks_guard:
+            thread_lock = _thread_locks.setdefault((str(self.root), key), threading.Lock())
+        if not thread_lock.acquire(timeout=max(timeout, 0)):
+            yield False
+            return
+        try:
+            try:
+                make_private_dirs(self.root, self.locks)
+                file_lock = filelock.FileLock(self.locks / f"{key}.lock")
+                file_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
+            except filelock.Timeout:
+                yield False
+                return
+            except OSError:
+                yield True  # a read-only directory: nothing to coordinate, nothing will be written
+                return
+            try:
+                yield True
+            finally:
+                file_lock.release()
+        finally:
+            thread_lock.release()
+
+    def warn(self, message: str) -> None:
+        log.warning("%s", message)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def record(self, event: str, key: str, **fields: Any) -> None:
+        """Append one event line; a single O_APPEND write, so concurrent writers do not mix."""
+        line = json.dumps({"event": event, "key": key, "time": time.time(), **fields}) + "\n"
+        try:
+            fd = os.open(self._events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError:
+            return  # no directory yet, or read-only: statistics are best effort
+        try:
+            os.write(fd, line.encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def stats(self) -> CacheStats:
+        entries = self.entries()
+        return CacheStats(**self._counters(), entries=len(entries),
+                          size=sum(e.size for e in entries))
+
+    def _counters(self) -> dict[str, Any]:
+        counts: dict[str, Any] = dict.fromkeys(_COUNTERS, 0)
+        counts["compile_seconds_saved"] = 0.0
+        for event in self._read_events():
+            kind = event.get("event")
+            if kind == "summary":  # what compaction folded together
+                for name in counts:
+                    counts[name] += event.get(name, 0)
+                continue
+            if kind in _EVENT_COUNTER:
+                counts[_EVENT_COUNTER[kind]] += 1
+            if kind == "hit":
+                counts["bytes_read"] += event.get("bytes", 0)
+                counts["compile_seconds_saved"] += event.get("saved", 0.0)
+            elif kind == "write":
+                counts["bytes_written"] += event.get("bytes", 0)
+        return counts
+
+    def compact_events(self) -> None:
+        """Fold the event log into one summary line once it grows large (called after writes).
+
+        Events appended by other processes while the log is rewritten may be lost: these are
+        statistics, and losing a few is better than making every start take a lock.
+        """
+        try:
+            if self._events.stat().st_size < _EVENTS_COMPACT_BYTES:
+                return
+            with filelock.FileLock(self.locks / "events.lock", timeout=0):
+                summary = {"event": "summary", **self._counters()}
+                write_atomically(self._events, (json.dumps(summary) + "\n").encode())
+        except (OSError, filelock.Timeout):
+            pass
+
+    def _read_events(self) -> Iterator[dict[str, Any]]:
+        try:
+            text = self._events.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    yield event
+
+    # -- listing and maintenance -------------------------------------------------------------
+
+    def _blob_files(self) -> list[Path]:
+        try:
+            return [p for p in self.blobs.iterdir()
+                    if p.suffix == BLOB_SUFFIX and not p.name.startswith(TEMP_PREFIX)]
+        except OSError:
+            return []
+
+    def entries(self) -> list[CacheEntry]:
+        """Every readable entry, least recently used first."""
+        found = []
+        for path in self._blob_files():
+            header = _read_header(path)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if header is None:
+                found.append(CacheEntry(path.stem, path, "?", "?", "?", "?", stat.st_size,
+                                        stat.st_mtime, stat.st_mtime, 0.0))
+                continue
+            found.append(CacheEntry(
+                key=header.key, path=path, model_name=header.model_name, device=header.device,
+                plugin=header.plugin, plugin_version=header.plugin_version, size=stat.st_size,
+                created=header.created, last_used=stat.st_mtime,
+                compile_seconds=header.compile_seconds,
+            ))
+        return sorted(found, key=lambda e: e.last_used)
+
+    def verify(self) -> list[tuple[Path, str]]:
+        """Check every entry's header and checksums; return ``(path, problem)`` for bad ones."""
+        problems = []
+        for path in self._blob_files():
+            try:
+                header, _ = blob.unpack(path.read_bytes())
+                if path.stem != header.key:
+                    raise BlobFormatError("key does not match the file name")
+            except (OSError, BlobFormatError) as exc:
+                problems.append((path, str(exc)))
+        return problems
+
+    def prune(self, max_size: int) -> list[CacheEntry]:
+        """Remove damaged entries, temporary files left by killed writers, and then least
+        recently used entries until the blobs total at most ``max_size`` bytes."""
+        for path, _problem in self.verify():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for temp in self.blobs.glob(f"{TEMP_PREFIX}*") if self.blobs.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if time.time() - temp.stat().st_mtime > STALE_TEMP_SECONDS:
+                    temp.unlink()
+        return self.evict(max_size)
+
+    def evict(self, max_size: int) -> list[CacheEntry]:
+        """Remove least recently used entries until the blobs total at most ``max_size`` bytes."""
+        removed = []
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        for entry in entries:  # oldest use first
+            if total <= max_size:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                entry.path.unlink()
+                removed.append(entry)
+                self.record("evict", entry.key, bytes=entry.size)
+            total -= entry.size
+        return removed
+
+    def clear(self) -> None:
+        """Remove every entry, lock, remembered digest and statistic of this directory."""
+        for name in ("blobs", "locks", "files"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self._events.unlink()
+
+
+def _read_header(path: Path) -> blob.BlobHeader | None:
+    """A blob file's header (for listings), or None when it is not a readable blob."""
+    try:
+        with path.open("rb") as blob_file:
+            return blob.read_file_header(blob_file)
+    except (OSError, BlobFormatError):
+        return None
