@@ -14,6 +14,7 @@ one warning and a compile, never an exception or a wrong model.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -49,12 +50,12 @@ def compile_with_cache(
     max_size: int | None = None,
 ) -> tuple[DeviceModel, bool]:
     """Return the compiled model and whether it was loaded from the cache."""
-    hit = _import_entry(cache, key, import_model)
+    hit, reported = _import_entry(cache, key, import_model, report=True)
     if hit is not None:
         return hit, True
     with cache.lock(key.digest, lock_timeout()) as locked:
-        if locked:
-            hit = _import_entry(cache, key, import_model)
+        if locked:  # the holder we waited for may have published it
+            hit, _ = _import_entry(cache, key, import_model, report=not reported)
             if hit is not None:
                 return hit, True
         else:
@@ -68,14 +69,12 @@ def compile_with_cache(
         start = time.perf_counter()
         compiled = compile_model()
         compile_seconds = time.perf_counter() - start
-        start = time.perf_counter()
         try:
-            payload = export_model(compiled)
+            payload, export_seconds = _timed_export(export_model, compiled)
         except Exception as exc:  # the compile succeeded: a failing export must not undo it
             cache.warn(f"exporting {header_fields.get('model_name')} for the cache failed "
                        f"({type(exc).__name__}: {exc}); it is not cached")
             return compiled, False
-        export_seconds = time.perf_counter() - start
         # Admission: importing costs about what exporting did (the same bytes, the other way).
         # A compile cheaper than that would only be slowed down by the cache.
         if compile_seconds < export_seconds:
@@ -88,20 +87,41 @@ def compile_with_cache(
         return compiled, False
 
 
+def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
+                  compiled: DeviceModel) -> tuple[bytes | memoryview, float]:
+    """Export, and measure the export's own work: its CPU time with the garbage collector held
+    off, so that neither a preempted thread on a busy machine nor a collection of the
+    application's garbage makes a worthwhile compile look cheap."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.thread_time()
+        payload = export_model(compiled)
+        return payload, time.thread_time() - start
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _import_entry(cache: ModelCache, key: CacheKey,
-                  import_model: Callable[[memoryview], DeviceModel]) -> DeviceModel | None:
-    entry = cache.read(key)
+                  import_model: Callable[[memoryview], DeviceModel],
+                  *, report: bool) -> tuple[DeviceModel | None, bool]:
+    """Import the entry of ``key``: (model, False) on a hit, (None, whether a problem was
+    reported) otherwise."""
+    entry = cache.read(key, report=report)
     if entry is None:
-        return None
+        exists = cache.blob_path(key.digest).exists()
+        return None, report and exists
     header, payload = entry
     start = time.perf_counter()
     try:
         compiled = import_model(payload)
     except Exception as exc:  # a plugin that cannot read its own payload: recompile, never crash
-        cache.record("damaged", key.digest)
-        cache.warn(f"cache entry {key.digest[:12]} for {header.model_name} could not be imported "
-                   f"({type(exc).__name__}: {exc}); recompiling and replacing it")
-        return None
+        if report:
+            cache.record("damaged", key.digest)
+            cache.warn(f"cache entry {key.digest[:12]} for {header.model_name} could not be "
+                       f"imported ({type(exc).__name__}: {exc}); recompiling and replacing it")
+        return None, report
     saved = header.compile_seconds - (time.perf_counter() - start)
     cache.record("hit", key.digest, bytes=header.payload_length, saved=max(saved, 0.0))
-    return compiled
+    return compiled, False

@@ -99,23 +99,29 @@ class ModelCache:
     def blob_path(self, key: str) -> Path:
         return self.blobs / f"{key}{BLOB_SUFFIX}"
 
-    def read(self, key: CacheKey) -> tuple[blob.BlobHeader, memoryview] | None:
-        """The verified blob for ``key``; None when absent or damaged (damage is warned about)."""
+    def read(self, key: CacheKey, *, report: bool = True
+             ) -> tuple[blob.BlobHeader, memoryview] | None:
+        """The verified blob for ``key``; None when absent or damaged.
+
+        Damage is warned about (once per compile: ``report=False`` on a second look).
+        """
         path = self.blob_path(key.digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            self.warn(f"cannot read cache entry {path}: {exc}; compiling instead")
+            if report:
+                self.warn(f"cannot read cache entry {path}: {exc}; compiling instead")
             return None
         try:
             header, payload = blob.unpack(data)
             if header.key != key.digest:
                 raise BlobFormatError(f"entry holds key {header.key[:12]}..., not its file name")
         except BlobFormatError as exc:
-            self.record("damaged", key.digest)
-            self.warn(f"damaged cache entry {path.name} ({exc}); recompiling and replacing it")
+            if report:
+                self.record("damaged", key.digest)
+                self.warn(f"damaged cache entry {path.name} ({exc}); recompiling and replacing it")
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # last use, for least-recently-used eviction
