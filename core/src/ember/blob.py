@@ -10,27 +10,27 @@ self-describing header::
     10      2     reserved, zero
     12      4     header length H (little-endian uint32)
     16      H     header: UTF-8 JSON object (see BlobHeader), space-padded
-    16+H    32    SHA-256 of bytes [0, 16+H): a flipped bit in the header is caught too
+    16+H    32    BLAKE3 of bytes [0, 16+H): a flipped bit in the header is caught too
     48+H    N     payload; 48+H is a multiple of 64 so that numpy can view weights in place
 
-The header holds the payload's length and SHA-256, checked before a single payload byte reaches a
-plugin. JSON is parsed, never evaluated; nothing here is ever unpickled.
+The header holds the payload's length and BLAKE3 checksum (see ember.checksum), checked before a
+single payload byte reaches a plugin. JSON is parsed, never evaluated; nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
+from ember import checksum
 from ember.errors import BlobFormatError
 
 MAGIC = b"EMBERBLB"
 CONTAINER_VERSION = 1
 _PREFIX = struct.Struct("<8sHHI")
-_DIGEST_SIZE = 32
+_DIGEST_SIZE = checksum.DIGEST_SIZE
 _PAYLOAD_ALIGNMENT = 64
 #: Headers larger than this are refused before being read: a foreign file cannot make us allocate.
 MAX_HEADER_SIZE = 1 << 20
@@ -50,7 +50,7 @@ class BlobHeader:
     device: str
     device_architecture: str
     payload_length: int
-    payload_sha256: str
+    payload_checksum: str
     key: str = ""
     key_parts: dict[str, Any] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
@@ -75,14 +75,14 @@ def encode(
     view = memoryview(payload).cast("B")
     header = BlobHeader(
         payload_length=view.nbytes,
-        payload_sha256=hashlib.sha256(view).hexdigest(),
+        payload_checksum=checksum.hexdigest(view),
         **header_fields,  # type: ignore[arg-type]
     )
     text = header.to_json()
     unpadded = _PREFIX.size + len(text) + _DIGEST_SIZE
     text += b" " * (-unpadded % _PAYLOAD_ALIGNMENT)
     head = _PREFIX.pack(MAGIC, CONTAINER_VERSION, 0, len(text)) + text
-    return head + hashlib.sha256(head).digest(), header
+    return head + checksum.digest(head), header
 
 
 def pack(header_fields: dict[str, object], payload: bytes | memoryview) -> bytes:
@@ -113,7 +113,7 @@ def read_header(data: bytes | memoryview) -> tuple[BlobHeader, int]:
     payload_offset = header_end + _DIGEST_SIZE
     if view.nbytes < payload_offset:
         raise BlobFormatError("truncated inside the header")
-    if hashlib.sha256(view[:header_end]).digest() != view[header_end:payload_offset]:
+    if checksum.digest(view[:header_end]) != view[header_end:payload_offset]:
         raise BlobFormatError("header checksum mismatch (the header is damaged)")
     try:
         fields = json.loads(bytes(view[_PREFIX.size:header_end]))
@@ -144,7 +144,7 @@ def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
     """Check a whole blob and return its header and a zero-copy view of its payload.
 
     :raises BlobFormatError: for a foreign file, a damaged header, a truncated or extended
-        payload, or a payload whose SHA-256 differs from the header's (a flipped bit).
+        payload, or a payload whose checksum differs from the header's (a flipped bit).
     """
     view = memoryview(data).cast("B")
     header, offset = read_header(view)
@@ -153,6 +153,6 @@ def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
         raise BlobFormatError(
             f"payload is {payload.nbytes} bytes, header says {header.payload_length} (truncated?)"
         )
-    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+    if checksum.hexdigest(payload) != header.payload_checksum:
         raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
     return header, payload

@@ -125,7 +125,10 @@ class CompiledModel:
         *,
         loaded_from_cache: bool = False,
     ) -> None:
-        if not isinstance(device_model, DeviceModel):
+        # A duck-type check: isinstance() on a runtime Protocol costs more than a cache hit's
+        # bookkeeping.
+        if not (callable(getattr(device_model, "infer", None))
+                and hasattr(device_model, "inputs") and hasattr(device_model, "outputs")):
             raise PluginError(f"{device.name} returned {type(device_model).__name__}, "
                               "which is not an ember.device.DeviceModel")
         self.device_model = device_model

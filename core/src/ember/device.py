@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -80,8 +81,15 @@ class DeviceDescription:
     def can_export(self) -> bool:
         return props.EXPORT_IMPORT in self.capabilities
 
+    @cached_property
+    def _read_only_properties(self) -> dict[str, Any]:
+        return self._derive_read_only_properties()
+
     def read_only_properties(self) -> dict[str, Any]:
         """Every metric the device answers, including those the core derives."""
+        return dict(self._read_only_properties)
+
+    def _derive_read_only_properties(self) -> dict[str, Any]:
         values = {k: v for k, v in self.metrics.items() if k != props.SUPPORTED_CONFIG_KEYS}
         values[props.OPTIMIZATION_CAPABILITIES] = list(self.capabilities)
         values[props.CACHING_PROPERTIES] = list(self.caching_properties)

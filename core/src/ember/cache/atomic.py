@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import queue
 import tempfile
+import threading
 from pathlib import Path
 
 #: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
@@ -13,24 +16,77 @@ TEMP_PREFIX = ".tmp-"
 
 
 def write_atomically(path: Path, *chunks: bytes | memoryview) -> None:
-    """Write ``chunks`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
+    """Write ``chunks`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    Readers (and a writer killed with SIGKILL) see the old file or the whole new one, never a
+    part: the rename is atomic. Flushing to disk (fsync) then happens on a background thread, so
+    that a first start does not wait for the disk. The usual fsync-before-rename order only
+    matters after a power cut, when it could leave a torn file under the final name; Ember's
+    blobs and memo files are checksummed or validated on every read, so such a file is detected
+    and replaced, never used. Files still queued at exit are flushed then.
 
     :raises OSError: when the directory is read-only, the disk is full, the file size limit is hit,
         ...; the temporary file is removed and ``path`` is left as it was.
     """
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:
-        with os.fdopen(fd, "wb") as temp_file:
+        with os.fdopen(fd, "wb", closefd=False) as temp_file:
             for chunk in chunks:
                 temp_file.write(chunk)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
         os.replace(temp_name, path)
     except BaseException:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _fsync_directory(path.parent)
+    _flusher.submit(fd)
+
+
+class _Flusher:
+    """One background thread per process that fsyncs and closes published files in turn.
+
+    It is a daemon, so that an idle flusher never keeps a process alive; at exit the files still
+    queued are flushed before the interpreter goes (atexit).
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fd: int) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ember-fsync",
+                                                daemon=True)
+                self._thread.start()
+                atexit.register(self.drain)
+        self._queue.put(fd)
+
+    def _run(self) -> None:
+        while True:
+            _flush_and_close(self._queue.get())
+
+    def drain(self) -> None:
+        while True:
+            try:
+                fd = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            _flush_and_close(fd)
+
+
+def _flush_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # durability is best effort (see write_atomically); correctness does not need it
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+_flusher = _Flusher()
 
 
 def make_private_dirs(root: Path, *subdirectories: Path) -> None:
@@ -45,13 +101,3 @@ def make_private_dirs(root: Path, *subdirectories: Path) -> None:
         if not directory.is_dir():
             with contextlib.suppress(FileExistsError):  # another process made it just now
                 directory.mkdir(mode=0o700)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable across a power cut; not possible on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -15,7 +15,6 @@ guards close the remaining gaps:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import onnx
 
+from ember import checksum
 from ember.cache.atomic import make_private_dirs, write_atomically
 
 #: A file whose mtime is this close to the moment it was hashed is not remembered.
@@ -47,10 +47,10 @@ class FileDigests:
         self.directory = directory
 
     def digest(self, path: Path) -> str:
-        """SHA-256 over a model file and its external data files, remembered when safe."""
+        """The checksum of a model file and its external data files, remembered when safe."""
         path = path.resolve()
         stat = path.stat()
-        memo_path = self.directory / f"{hashlib.sha256(os.fsencode(path)).hexdigest()[:40]}.json"
+        memo_path = self.directory / f"{checksum.hexdigest(os.fsencode(path))[:40]}.json"
         remembered = _read_memo(memo_path)
         if remembered is not None and self._still_valid(remembered, path, stat):
             return str(remembered["digest"])
@@ -88,13 +88,15 @@ def _read_memo(memo_path: Path) -> dict | None:
 
 
 def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
-    hasher = hashlib.sha256()
+    hasher = checksum.hasher()
     has_external_data = False
     tail = b""
     with path.open("rb") as model_file:
         while chunk := model_file.read(_CHUNK):
             hasher.update(chunk)
-            has_external_data = has_external_data or _EXTERNAL_DATA_MARKER in tail + chunk
+            head = chunk[:len(_EXTERNAL_DATA_MARKER)]
+            has_external_data = (has_external_data or _EXTERNAL_DATA_MARKER in chunk
+                                 or _EXTERNAL_DATA_MARKER in tail + head)  # across chunks
             tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
     external = _external_files(path) if has_external_data else []
     for extra in external:

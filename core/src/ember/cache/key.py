@@ -1,12 +1,12 @@
 """The model cache's key: everything that can change a compiled result, and nothing else.
 
-A key is the SHA-256 of a small JSON document, its *parts*. The parts travel in each blob's header,
-so that a miss next to an entry for the same model can say which part differed.
+A key is the checksum (ember.checksum) of a small JSON document, its *parts*. The parts travel in
+each blob's header, so that a miss next to an entry for the same model can say which part
+differed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ember import blob
+from ember import blob, checksum
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
 from ember.model import Model, read_model
@@ -37,7 +37,7 @@ def make_key(*, model_digest: str, device_kind: str, plugin: str, plugin_version
              properties: Mapping[str, Any], flags: tuple[str, ...] = ()) -> CacheKey:
     """Build the key of one compile.
 
-    :param model_digest: SHA-256 of the model's content (topology and weights).
+    :param model_digest: checksum of the model's content (topology and weights).
     :param device_kind: the device name without its index (GPU.0 and GPU.1 of one architecture
         share entries; their DEVICE_ARCHITECTURE, a caching property, tells them apart otherwise).
     :param properties: the values of the plugin's CACHING_PROPERTIES for this compile.
@@ -55,7 +55,7 @@ def make_key(*, model_digest: str, device_kind: str, plugin: str, plugin_version
         "flags": sorted(flags),
     }
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return CacheKey(parts, hashlib.sha256(text.encode()).hexdigest())
+    return CacheKey(parts, checksum.hexdigest(text.encode()))
 
 
 def model_identity(model: Model | str | os.PathLike[str] | bytes,
@@ -66,9 +66,9 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     hashed as serialized, since the application may have changed it after reading.
     """
     if isinstance(model, Model):
-        return hashlib.sha256(model.to_bytes()).hexdigest(), model.friendly_name
+        return checksum.hexdigest(model.to_bytes()), model.friendly_name
     if isinstance(model, bytes | bytearray | memoryview):
-        return hashlib.sha256(model).hexdigest(), "model"
+        return checksum.hexdigest(model), "model"
     path = Path(model)
     try:
         return digests.digest(path), path.name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import struct
 from typing import Any
 
@@ -32,16 +33,16 @@ _NUMERIC_KINDS = "biufc"
 
 
 def dumps(plan: Plan) -> bytes:
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     constants = []
     offset = 0
     for slot, array in sorted(plan.constants.items()):
-        data = np.ascontiguousarray(array).tobytes()
+        data = memoryview(np.ascontiguousarray(array)).cast("B")  # no copy until the join
         constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
-                          "offset": offset, "nbytes": len(data)})
-        padding = -len(data) % _ALIGNMENT
-        chunks.append(data + b"\0" * padding)
-        offset += len(data) + padding
+                          "offset": offset, "nbytes": data.nbytes})
+        padding = -data.nbytes % _ALIGNMENT
+        chunks += [data, bytes(padding)]
+        offset += data.nbytes + padding
     document = {
         "opset": plan.opset,
         "num_slots": plan.num_slots,
@@ -49,13 +50,13 @@ def dumps(plan: Plan) -> bytes:
         "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
         "constants": constants,
         "steps": [
-            {"op": s.op_type, "name": s.name, "in": list(s.inputs), "out": list(s.outputs),
-             "attrs": {k: _encode_value(v) for k, v in s.attrs.items()},
-             "release": list(s.release)}
+            {"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
+             "attrs": s.attrs, "release": s.release}
             for s in plan.steps
         ],
     }
-    text = json.dumps(document, separators=(",", ":")).encode()
+    # json writes the plain attribute values itself and asks _encode_value only for the rest
+    text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
     text += b" " * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
     return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
 
@@ -83,44 +84,45 @@ def loads(data: bytes | memoryview) -> Plan:
 def _plan(document: dict[str, Any], data: memoryview) -> Plan:
     num_slots = int(document["num_slots"])
 
-    def slot(value: Any, *, optional: bool = False) -> int:
-        index = int(value)
-        if not (0 <= index < num_slots or (optional and index == NO_SLOT)):
-            raise BlobFormatError(f"slot {index} out of range")
-        return index
+    valid_slots = range(NO_SLOT, num_slots)  # NO_SLOT (-1) marks an omitted input
 
+    def slots(values: list[Any]) -> tuple[int, ...]:
+        indices = tuple(values)
+        if not all(type(i) is int and i in valid_slots for i in indices):
+            raise BlobFormatError(f"slot out of range in {values!r}")
+        return indices
+
+    dtypes: dict[str, np.dtype] = {}
     constants: dict[int, np.ndarray] = {}
     for entry in document["constants"]:
-        dtype = _dtype(entry["dtype"])
+        dtype = dtypes.get(entry["dtype"]) or dtypes.setdefault(entry["dtype"],
+                                                                _dtype(entry["dtype"]))
         shape = tuple(int(d) for d in entry["shape"])
-        start, nbytes = int(entry["offset"]), int(entry["nbytes"])
-        if start < 0 or start + nbytes > data.nbytes or nbytes != dtype.itemsize * _count(shape):
+        start, nbytes, count = int(entry["offset"]), int(entry["nbytes"]), math.prod(shape)
+        if start < 0 or start + nbytes > data.nbytes or nbytes != dtype.itemsize * count:
             raise BlobFormatError("constant outside the data section")
-        array = np.frombuffer(data, dtype=dtype, count=_count(shape), offset=start)
-        constants[slot(entry["slot"])] = array.reshape(shape)
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
+        (index,) = slots([entry["slot"]])
+        constants[index] = array.reshape(shape)
     steps = []
     for entry in document["steps"]:
         if entry["op"] not in KERNELS:
             raise BlobFormatError(f"TEMPLATE plan uses unknown operator {entry['op']!r}")
+        attrs = entry["attrs"]
         steps.append(Step(
-            op_type=str(entry["op"]), name=str(entry["name"]),
-            inputs=tuple(slot(i, optional=True) for i in entry["in"]),
-            outputs=tuple(slot(i, optional=True) for i in entry["out"]),
-            attrs={str(k): _decode_value(v) for k, v in entry["attrs"].items()},
-            release=tuple(slot(i) for i in entry["release"]),
+            op_type=entry["op"], name=str(entry["name"]),
+            inputs=slots(entry["in"]), outputs=slots(entry["out"]),
+            attrs={k: _decode_value(v) for k, v in attrs.items()} if attrs else {},
+            release=slots(entry["release"]),
         ))
     inputs = [_port(p, i) for i, p in enumerate(document["inputs"])]
     outputs = [_port(p, i) for i, p in enumerate(document["outputs"])]
     return Plan(
         opset=int(document["opset"]), num_slots=num_slots, inputs=inputs, outputs=outputs,
-        input_slots=[slot(p["slot"]) for p in document["inputs"]],
-        output_slots=[slot(p["slot"]) for p in document["outputs"]],
+        input_slots=list(slots([p["slot"] for p in document["inputs"]])),
+        output_slots=list(slots([p["slot"] for p in document["outputs"]])),
         constants=constants, steps=steps,
     )
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
 def _dtype(text: str) -> np.dtype:
@@ -139,21 +141,22 @@ def _port(entry: dict[str, Any], index: int) -> Port:
     return Port(str(entry["name"]), shape, _dtype(entry["dtype"]), index)
 
 
-# Attribute values are JSON-native except bytes and arrays, which get a one-key tagged object.
+# Attribute values are JSON-native except arrays, bytes and numpy scalars: json.dumps hands those
+# to _encode_value, which tags arrays and bytes with a one-key object that _decode_value reverses.
 def _encode_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()
         return {"ndarray": {"dtype": value.dtype.str, "shape": list(value.shape), "data": data}}
     if isinstance(value, bytes):
         return {"bytes": base64.b64encode(value).decode()}
-    if isinstance(value, list | tuple):
-        return [_encode_value(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    raise TypeError(f"cannot store attribute value {value!r} in a TEMPLATE plan")
 
 
 def _decode_value(value: Any) -> Any:
+    if type(value) in (int, float, str):
+        return value
     if isinstance(value, dict):
         if "ndarray" in value:
             spec = value["ndarray"]
