@@ -599,6 +599,24 @@ def test_read_only_populated_cache_still_serves_hits(tmp_path, medium, medium2):
     assert len(assert_only_whole_entries(cache)) == 1
 
 
+def test_read_only_cache_with_a_damaged_entry_warns_once(tmp_path, medium):
+    """Two failures in one compile (a damaged entry it cannot replace) are still one warning."""
+    cache = tmp_path / "cache"
+    first = compile_and_report(ember.Core(), str(medium.path), str(cache), medium.x)
+    assert first["loaded_from_cache"] is False
+    (name,) = blob_names(cache)
+    damaged = bytearray((cache / "blobs" / name).read_bytes())
+    damaged[-5] ^= 0x01  # one flipped payload bit
+    (cache / "blobs" / name).write_bytes(damaged)
+    compiles = [[str(medium.path), str(medium.input_path), str(cache)]]
+    with read_only(cache) as wrapper:
+        result = run_child(COMPILE_CHILD, {"compiles": compiles, "list": str(cache)},
+                           wrapper=wrapper)
+    (compiled,) = result["compiles"]
+    assert (cache / "blobs" / name).read_bytes() == damaged  # nothing could replace it
+    assert_compiled_uncached_with_one_warning(compiled, medium)
+
+
 def test_file_size_limit_below_the_blob(tmp_path, medium):
     cache = tmp_path / "cache"
     result = run_child(COMPILE_CHILD, {

@@ -89,14 +89,32 @@ def test_plugins_do_not_see_core_keys(core, toy):
     assert "CACHE_DIR" not in toy.compiled_configs[-1]
 
 
-def test_unknown_device_names_what_is_installed_and_what_to_install():
+def test_unknown_device_names_what_is_installed_and_what_to_install(monkeypatch):
     core = ember.Core()
     with pytest.raises(UnknownDeviceError) as info:
         core.compile_model(identity_model_bytes(), "NPU")
-    assert "TEMPLATE" in str(info.value) and "no known distribution" in str(info.value)
-    core = ember.Core(load_installed_plugins=False)
-    with pytest.raises(UnknownDeviceError, match="pip install ember-gpu"):
-        core.get_property("GPU", "FULL_DEVICE_NAME")
+    assert "TEMPLATE" in str(info.value) and "no installed plugin provides it" in str(info.value)
+    with pytest.raises(UnknownDeviceError, match="upper case: 'TEMPLATE'"):
+        core.get_property("template", "FULL_DEVICE_NAME")
+    with pytest.raises(UnknownDeviceError, match="no TEMPLATE with index 3"):
+        core.get_property("TEMPLATE.3", "FULL_DEVICE_NAME")
+    bare = ember.Core(load_installed_plugins=False)
+    with pytest.raises(UnknownDeviceError, match="provided by the ember-gpu distribution"):
+        bare.get_property("GPU", "FULL_DEVICE_NAME")
+    monkeypatch.setenv("EMBER_DISABLE_PLUGINS", "ember-cpu")
+    with pytest.raises(UnknownDeviceError, match="disabled by EMBER_DISABLE_PLUGINS"):
+        ember.Core().get_property("CPU", "FULL_DEVICE_NAME")
+
+
+def test_unknown_device_mentions_plugins_that_failed(core):
+    class Broken:
+        @ember.hookimpl
+        def list_devices(self):
+            raise OSError("no driver")
+
+    core.register_plugin(Broken(), "npu-driver")
+    with pytest.raises(UnknownDeviceError, match=r"npu-driver.*no driver"):
+        core.get_property("NPU", "FULL_DEVICE_NAME")
 
 
 # -- reading models -------------------------------------------------------------------------------

@@ -62,10 +62,13 @@ def test_plugin_raising_in_list_devices_does_not_hide_others(core):
 
 
 def test_device_claimed_twice_keeps_the_first(core):
-    core.register_plugin(ToyPlugin(), "first")
-    core.register_plugin(ToyPlugin(count=1), "second")
+    core.register_plugin(ToyPlugin(count=1), "first")
+    core.register_plugin(ToyPlugin(count=2), "second")
     assert core.available_devices == ["TOY.0", "TOY.1"]
-    assert "already provided" in str(core.plugin_failures[0])
+    assert core.get_versions("TOY.0") == {"TOY.0": "first"}
+    assert core.get_versions("TOY.1") == {"TOY.1": "second"}
+    (failure,) = core.plugin_failures
+    assert failure.name == "second" and "already provided by plugin 'first'" in str(failure)
 
 
 def test_dispatch_asks_only_the_owner():

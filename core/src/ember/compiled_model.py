@@ -34,6 +34,9 @@ class InferResult(Mapping[str, np.ndarray]):
         if isinstance(key, Port):
             key = key.name
         if isinstance(key, int):
+            if not -len(self._arrays) <= key < len(self._arrays):
+                raise IndexError(f"output index {key} out of range: "
+                                 f"the model has {len(self._arrays)} outputs")
             return self._arrays[key]
         try:
             return self._by_name[key]
@@ -77,8 +80,10 @@ def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
         if missing:
             raise InferenceInputError(f"missing input(s) {missing}; the model needs {names}")
         values = [by_name[n] for n in names]
-    elif isinstance(inputs, np.ndarray) or np.isscalar(inputs):
-        values = [inputs]
+    elif isinstance(inputs, np.ndarray) or np.isscalar(inputs) or (
+        len(ports) == 1 and not _is_sequence_of_arrays(inputs)
+    ):
+        values = [inputs]  # one input given directly, possibly as nested lists
     else:
         values = list(inputs)
     if len(values) != len(ports):
@@ -86,6 +91,10 @@ def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
             f"got {len(values)} input(s); the model needs {len(ports)}: {[str(p) for p in ports]}"
         )
     return [_check(port, value) for port, value in zip(ports, values, strict=True)]
+
+
+def _is_sequence_of_arrays(inputs: Any) -> bool:
+    return isinstance(inputs, list | tuple) and all(isinstance(v, np.ndarray) for v in inputs)
 
 
 def _check(port: Port, value: Any) -> np.ndarray:
@@ -226,4 +235,5 @@ def _port(ports: Sequence[Port], key: str | int, kind: str) -> Port:
         for port in ports:
             if port.name == key:
                 return port
-    raise InferenceInputError(f"no {kind} {key!r}; {kind}s are {[p.name for p in ports]}")
+    message = f"no {kind} {key!r}; {kind}s are {[p.name for p in ports]}"
+    raise InferenceInputError(message) if kind == "input" else KeyError(message)

@@ -22,7 +22,7 @@ from ember.errors import (
     UnknownPropertyError,
 )
 from ember.model import Model, read_model
-from ember.plugin_manager import PluginFailure, PluginInfo, Plugins, load_plugins
+from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
@@ -93,18 +93,27 @@ class Core:
         return description
 
     def _hint(self, device_name: str) -> str:
-        base, _ = split_device_name(device_name)
+        """What to do about a device name that matched nothing, as precisely as we can tell."""
+        base, index = split_device_name(device_name)
+        if base != base.upper() and self._plugins.resolve(device_name.upper()):
+            return f"device names are upper case: {device_name.upper()!r}"
+        same_kind = [n for n in self.available_devices if split_device_name(n)[0] == base]
+        if same_kind:
+            return f"there is no {base} with index {index}; {base} devices: {', '.join(same_kind)}"
+        hints = []
         distribution = KNOWN_DISTRIBUTIONS.get(base.upper())
-        failures = [f for f in self.plugin_failures
-                    if distribution and f.distribution == distribution]
-        if failures:
-            return "; ".join(map(str, failures))
-        if distribution is None:
-            return "no known distribution provides it"
-        installed = {i.distribution for i in self._plugins.infos.values()}
-        if distribution in installed:
-            return f"{distribution} is installed but found no {base.upper()} device on this machine"
-        return f"it is provided by {distribution}: pip install {distribution}"
+        if distribution:
+            installed = {i.distribution for i in self._plugins.infos.values()}
+            disabled = os.environ.get(DISABLE_ENV, "")
+            if distribution in installed:
+                hints.append(f"{distribution} is installed but found no {base} device here")
+            elif any(name.strip() in (distribution, base.lower()) for name in disabled.split(",")):
+                hints.append(f"{distribution} is disabled by {DISABLE_ENV}={disabled!r}")
+            elif not any(f.distribution == distribution for f in self._plugins.failures):
+                hints.append(f"it is provided by the {distribution} distribution, not installed")
+        # A failed plugin may be the one that provides this device, whatever its name.
+        hints += [str(f) for f in self.plugin_failures]
+        return "; ".join(hints) or "no installed plugin provides it"
 
     def _default_device(self) -> str:
         available = self.available_devices
@@ -209,6 +218,7 @@ class Core:
         key = make_key(
             model_digest=model_digest,
             device_kind=split_device_name(device.name)[0],
+            architecture=device.architecture,
             plugin=info.distribution or info.name,
             plugin_version=info.version or "",
             properties=self._caching_values(device, plugin_config),

@@ -42,7 +42,7 @@ class UnknownDeviceError(EmberError, LookupError):
         self.available = list(available)
         listed = ", ".join(self.available) or "none"
         message = f"device {device_name!r} is not available; available devices: {listed}"
-        super().__init__(f"{message}. {hint}".rstrip(". ") if hint else message)
+        super().__init__(f"{message} ({hint})" if hint else message)
 
     def __str__(self) -> str:  # LookupError subclasses would otherwise be fine; keep it plain
         return self.args[0]
@@ -75,7 +75,9 @@ class UnknownPropertyError(EmberError, KeyError):
 
     def __init__(self, key: str, where: str, known: Sequence[str]) -> None:
         self.key = key
-        super().__init__(f"{where} has no property {key!r}; supported: {', '.join(sorted(known))}")
+        super().__init__(
+            f"{where}: unknown property {key!r}; supported: {', '.join(sorted(known))}"
+        )
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

@@ -5,8 +5,10 @@ A plugin is a module or object registered in the entry-point group ``ember.devic
 some of these hooks with the ``@ember.hookimpl`` decorator, with the same names and any subset of
 the arguments. Hooks that act on a device (all but :func:`list_devices`) are *dispatch hooks*:
 they receive the full device name (``"GPU.1"``, never the bare ``"GPU"``) and must return ``None``
-at once when that device is not the plugin's own, so that the next plugin is asked
-(``firstresult``). The core always calls hooks by keyword. Hooks may gain arguments in later
+at once when that device is not the plugin's own (``firstresult``: the hook's value is the first
+non-None answer). The core asks only the plugin that listed the device, but a plugin must not
+rely on that: tools and tests may call hooks through the plugin manager directly. The core
+always calls hooks by keyword. Hooks may gain arguments in later
 versions, never lose or rename one: implement only the arguments you use.
 """
 

@@ -105,8 +105,9 @@ class Plugins:
 
     def _discover_devices(self) -> dict[str, str]:
         owners: dict[str, str] = {}
-        # Each implementation is called on its own so that one plugin's exception stays its own.
-        for impl in reversed(self.manager.hook.list_devices.get_hookimpls()):
+        # Each implementation is called on its own so that one plugin's exception stays its own;
+        # get_hookimpls() lists them in registration order, so the first plugin keeps a device.
+        for impl in self.manager.hook.list_devices.get_hookimpls():
             info = self.infos[impl.plugin_name]
             try:
                 names = list(impl.function())

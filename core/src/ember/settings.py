@@ -42,7 +42,7 @@ class Settings:
                 key in d.config_defaults for d in devices
             ):
                 known = {*props.CORE_CONFIG_KEYS, *(k for d in devices for k in d.config_defaults)}
-                raise UnknownPropertyError(key, "no available device", sorted(known))
+                raise UnknownPropertyError(key, "the core or any available device", sorted(known))
             _check_core_value(key, value)
         self.global_config.update(properties)
 

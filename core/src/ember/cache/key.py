@@ -33,13 +33,16 @@ class CacheKey:
         return str(self.parts["model"])
 
 
-def make_key(*, model_digest: str, device_kind: str, plugin: str, plugin_version: str,
-             properties: Mapping[str, Any], flags: tuple[str, ...] = ()) -> CacheKey:
+def make_key(*, model_digest: str, device_kind: str, architecture: str, plugin: str,
+             plugin_version: str, properties: Mapping[str, Any],
+             flags: tuple[str, ...] = ()) -> CacheKey:
     """Build the key of one compile.
 
     :param model_digest: checksum of the model's content (topology and weights).
     :param device_kind: the device name without its index (GPU.0 and GPU.1 of one architecture
         share entries; their DEVICE_ARCHITECTURE, a caching property, tells them apart otherwise).
+    :param architecture: the device's DEVICE_ARCHITECTURE, always part of the key (a plugin may
+        forget to list it among its caching properties; a blob for another ISA is never right).
     :param properties: the values of the plugin's CACHING_PROPERTIES for this compile.
     :param flags: what changes the payload's form (``"encrypted"``).
     """
@@ -47,6 +50,7 @@ def make_key(*, model_digest: str, device_kind: str, plugin: str, plugin_version
         "schema": KEY_SCHEMA,
         "model": model_digest,
         "device": device_kind,
+        "architecture": architecture,
         "plugin": plugin,
         "plugin_version": plugin_version,
         "ember_version": __version__,

@@ -78,4 +78,6 @@ def identity_model_bytes() -> bytes:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])],
     )
-    return helper.make_model(graph).SerializeToString()
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # readable by every onnxruntime Ember supports
+    return model.SerializeToString()
