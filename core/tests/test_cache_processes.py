@@ -113,7 +113,7 @@ Path(ARGS["ready"]).touch()
 while not os.path.exists(ARGS["go"]):
     time.sleep(0.002)
 result = {"blob_existed_at_start": any(Path(ARGS["cache"]).glob("blobs/*.blob"))}
-result.update(compile_and_report(core, ARGS["model"], ARGS["cache"], np.load(ARGS["input"])))
+result.update(compile_and_report(core, ARGS["model"], ARGS["cache"], x))
 report(result)
 """
 
@@ -183,8 +183,8 @@ def finish_child(proc: subprocess.Popen[str], timeout: float = 120) -> dict:
     return json.loads(results[0])
 
 
-def run_child(code: str, args: dict, **kwargs: object) -> dict:
-    return finish_child(start_child(code, args, **kwargs))  # type: ignore[arg-type]
+def run_child(code: str, args: dict, *, wrapper: Sequence[str] = ()) -> dict:
+    return finish_child(start_child(code, args, wrapper=wrapper))
 
 
 def in_mount_namespace(directory: Path, mount: str) -> list[str]:
@@ -275,6 +275,13 @@ def write_model(directory: Path, name: str, proto: onnx.ModelProto) -> ModelFile
     return ModelFile(path, directory / f"{name}.npy", x, uncached_checksum(str(path), x))
 
 
+@pytest.fixture(autouse=True)
+def no_cache_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's compiles see only the CACHE_DIR and lock timeout the tests give."""
+    for name in [n for n in os.environ if n.startswith("EMBER_CACHE")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> ModelFile:
     return write_model(tmp_path_factory.mktemp("models"), "big", gemm_stack(**BIG, seed=0))
@@ -294,11 +301,16 @@ def blob_names(cache: Path) -> list[str]:
     return sorted(p.name for p in (cache / "blobs").glob("*.blob"))
 
 
-def temp_files(cache: Path) -> set[str]:
+def blobs_dir_names(cache: Path) -> set[str]:
+    """Every name in blobs/, blobs and temporary files alike."""
     try:
-        return {n for n in os.listdir(cache / "blobs") if n.startswith(TEMP_PREFIX)}
+        return set(os.listdir(cache / "blobs"))
     except FileNotFoundError:
         return set()
+
+
+def temp_files(cache: Path) -> set[str]:
+    return {n for n in blobs_dir_names(cache) if n.startswith(TEMP_PREFIX)}
 
 
 def lock_is_held(lock_path: Path) -> bool:
@@ -314,7 +326,7 @@ def lock_is_held(lock_path: Path) -> bool:
 
 def assert_only_whole_entries(cache: Path) -> list[str]:
     """blobs/ holds verified blobs and at most temporary files, which are never entries."""
-    names = os.listdir(cache / "blobs") if (cache / "blobs").is_dir() else []
+    names = blobs_dir_names(cache)
     blobs = sorted(n for n in names if n.endswith(".blob"))
     assert all(n.startswith(TEMP_PREFIX) for n in names if n not in blobs), names
     assert ember.cache.verify(cache) == []
@@ -398,13 +410,6 @@ def test_racing_threads_compile_once(tmp_path, big, cores):
 WRITE_WINDOW_POINTS = (0.25, 0.5, 0.75)
 COMPILE_POINTS = (0.0, 0.3, 0.6, 0.9)  # fractions of the time before the temporary file
 MID_WRITE_ATTEMPTS = 4
-
-
-def blobs_dir_names(cache: Path) -> set[str]:
-    try:
-        return set(os.listdir(cache / "blobs"))
-    except FileNotFoundError:
-        return set()
 
 
 def start_victim(tmp_path: Path, model: ModelFile, cache: Path) -> subprocess.Popen[str]:
@@ -498,10 +503,7 @@ def test_sigkill_during_compile_export_and_write(tmp_path, big):
 
 def test_lock_of_a_compiler_killed_mid_compile_does_not_block(tmp_path, big, monkeypatch):
     cache = tmp_path / "cache"
-    ready = tmp_path / "ready"
-    proc = start_child(VICTIM_CHILD, {"model": str(big.path), "cache": str(cache),
-                                      "ready": str(ready)})
-    wait_until(ready.exists, proc)
+    proc = start_victim(tmp_path, big, cache)
 
     def compiling_with_the_lock() -> bool:
         locks = [p for p in (cache / "locks").glob("*.lock") if p.name != "events.lock"]
@@ -648,7 +650,7 @@ def test_full_disk(tmp_path, medium):
         assert "No space left on device" in compiled["warnings"][0]  # ENOSPC, really
     files = result["files"]  # what the tmpfs held when the child was done
     assert not [f for f in files if f.endswith(".blob") or Path(f).name.startswith(TEMP_PREFIX)]
-    assert listing(str(cache)) == []
+    assert listing(str(cache)) == []  # the tmpfs was the child's alone
 
 
 def test_missing_parent_directory(tmp_path, medium):

@@ -24,6 +24,7 @@ from ember.errors import (
 from ember.model import Model, read_model
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
+from ember.store import resolve_model_name
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
@@ -175,7 +176,7 @@ class Core:
         :raises ember.errors.ModelNotFoundError: the file does not exist.
         :raises ember.errors.InvalidModelError: it is not an ONNX model (the message says why).
         """
-        return read_model(model)
+        return read_model(resolve_model_name(model))
 
     def compile_model(
         self,
@@ -191,6 +192,7 @@ class Core:
         available of CPU, GPU and TEMPLATE is used.
         """
         device = self._device(device_name or self._default_device())
+        model = resolve_model_name(model)
         plugin_config = self._settings.device_values(device, config)
         cache_dir = self._settings.core_value(device, props.CACHE_DIR, config)
         if cache_dir and device.can_export:
