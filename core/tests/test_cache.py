@@ -20,6 +20,16 @@ from ember.testing import ppocr_cls_path
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
 DEVICE = "TEMPLATE"
+#: For each device with EXPORT_IMPORT: a caching property, its default and another value.
+OTHER_SETTING = {
+    "TEMPLATE": ("DISABLE_TRANSFORMATIONS", False, True),
+    "CPU": ("GRAPH_OPTIMIZATION_LEVEL", "EXTENDED", "BASIC"),
+}
+
+
+@pytest.fixture(params=sorted(OTHER_SETTING))
+def device(request):
+    return request.param
 
 
 @pytest.fixture
@@ -35,13 +45,13 @@ def image():
 
 
 @pytest.fixture
-def expected(model_path, image):
-    return ember.Core().compile_model(model_path, DEVICE)(image)[0]
+def expected(model_path, image, device):
+    return ember.Core().compile_model(model_path, device)(image)[0]
 
 
-def compile_cached(cache_dir, model, config=None):
+def compile_cached(cache_dir, model, config=None, device=DEVICE):
     config = {"CACHE_DIR": str(cache_dir), **(config or {})}
-    return ember.Core().compile_model(model, DEVICE, config)
+    return ember.Core().compile_model(model, device, config)
 
 
 def blobs(cache_dir):
@@ -52,25 +62,31 @@ def blobs(cache_dir):
 
 
 @pytest.mark.parametrize("source", ["path", "model", "bytes"])
-def test_second_compile_is_loaded_from_cache(tmp_path, model_path, image, expected, source):
+def test_second_compile_is_loaded_from_cache(tmp_path, model_path, image, expected, source,
+                                              device):
     model = {"path": model_path, "model": ember.Core().read_model(model_path),
              "bytes": model_path.read_bytes()}[source]
-    first = compile_cached(tmp_path / "cache", model)
-    second = compile_cached(tmp_path / "cache", model)
+    first = compile_cached(tmp_path / "cache", model, device=device)
+    second = compile_cached(tmp_path / "cache", model, device=device)
     assert first.get_property("LOADED_FROM_CACHE") is False
     assert second.get_property("LOADED_FROM_CACHE") is True
     assert len(blobs(tmp_path / "cache")) == 1
     assert second(image)[0].tobytes() == expected.tobytes()
 
 
-def test_a_changed_compile_property_is_a_different_entry(tmp_path, model_path, caplog):
-    compile_cached(tmp_path / "c", model_path)
+def test_a_changed_compile_property_is_a_different_entry(tmp_path, model_path, caplog, device):
+    name, default, other_value = OTHER_SETTING[device]
+    compile_cached(tmp_path / "c", model_path, device=device)
     with caplog.at_level(logging.INFO, logger="ember.cache"):
-        other = compile_cached(tmp_path / "c", model_path, {"DISABLE_TRANSFORMATIONS": True})
+        other = compile_cached(tmp_path / "c", model_path, {name: other_value}, device=device)
     assert other.get_property("LOADED_FROM_CACHE") is False
     assert len(blobs(tmp_path / "c")) == 2
     # the miss is explained: which part of the key differed from the entry for this model
-    assert "property DISABLE_TRANSFORMATIONS False cached, True now" in caplog.text
+    assert f"property {name} {default!r} cached, {other_value!r} now" in caplog.text
+    # a setting that does not change the compiled result is not in the key
+    same = compile_cached(tmp_path / "c", model_path, {"INFERENCE_PRECISION_HINT": "FP32"},
+                          device=device)
+    assert same.get_property("LOADED_FROM_CACHE") is True
 
 
 def test_device_without_export_import_writes_nothing(tmp_path):
@@ -173,18 +189,18 @@ DAMAGE = ["empty", "truncated", "header-bit", "header-digest", "body-bit", "body
 
 @pytest.mark.parametrize("kind", DAMAGE)
 def test_damaged_entry_warns_once_recompiles_and_is_replaced(tmp_path, model_path, image,
-                                                            expected, kind):
+                                                            expected, kind, device):
     cache_dir = tmp_path / "c"
-    compile_cached(cache_dir, model_path)
+    compile_cached(cache_dir, model_path, device=device)
     (entry,) = blobs(cache_dir)
     entry.write_bytes(_damage(kind, entry.read_bytes()))
     with pytest.warns(CacheWarning) as caught:
-        compiled = compile_cached(cache_dir, model_path)
+        compiled = compile_cached(cache_dir, model_path, device=device)
     assert len(caught) == 1 and "damaged" in str(caught[0].message)
     assert compiled.get_property("LOADED_FROM_CACHE") is False
     assert compiled(image)[0].tobytes() == expected.tobytes()
     assert ember_cache.verify(cache_dir) == []  # replaced by an intact entry
-    again = compile_cached(cache_dir, model_path)
+    again = compile_cached(cache_dir, model_path, device=device)
     assert again.get_property("LOADED_FROM_CACHE") is True
     assert again(image)[0].tobytes() == expected.tobytes()
 

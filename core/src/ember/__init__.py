@@ -6,6 +6,9 @@ The public API follows OpenVINO's Python API where the concepts are shared::
     core = ember.Core()
     compiled = core.compile_model("model.onnx", "CPU", {"CACHE_DIR": "cache"})
     outputs = compiled({"input": array})
+
+Models kept in the local store (``ember.get_dir()``) are found by name: ``ember.save_model("cls",
+"model.onnx")`` once, then ``core.compile_model("cls", "CPU")``; see :mod:`ember.store`.
 """
 
 from ember import errors, properties
@@ -15,6 +18,15 @@ from ember.core import Core
 from ember.device import DeviceModel
 from ember.hookspecs import hookimpl
 from ember.model import Model, Port
+from ember.store import (
+    cached_model_path,
+    clear_model_cache,
+    get_dir,
+    list_cached_models,
+    save_model,
+    set_dir,
+    set_model_cache,
+)
 
 __all__ = [
     "CompiledModel",
@@ -25,7 +37,14 @@ __all__ = [
     "Model",
     "Port",
     "__version__",
+    "cached_model_path",
+    "clear_model_cache",
     "errors",
+    "get_dir",
     "hookimpl",
+    "list_cached_models",
     "properties",
+    "save_model",
+    "set_dir",
+    "set_model_cache",
 ]

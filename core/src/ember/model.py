@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -37,6 +39,19 @@ class Port:
     def __str__(self) -> str:
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
         return f"{self.name}: {self.dtype}[{dims}]"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready description, for plugins' export formats."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.str}
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, Any], index: int) -> Port:
+        """The inverse of :meth:`to_json`; raises ValueError or TypeError for a malformed entry."""
+        shape = tuple(d if d is None or isinstance(d, str) else int(d) for d in entry["shape"])
+        dtype = np.dtype(str(entry["dtype"]))  # parses a type string such as "<f4"
+        if dtype.kind not in "biufc":
+            raise ValueError(f"unsupported port dtype {entry['dtype']!r}")
+        return cls(str(entry["name"]), shape, dtype, index)
 
 
 def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:

@@ -14,13 +14,17 @@ An empty ``CACHE_DIR`` at a higher level switches caching off even when a lower 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from ember import properties as props
+from ember.crypto import as_callbacks
 from ember.device import DeviceDescription
 from ember.errors import PropertyValueError, UnknownPropertyError
+
+log = logging.getLogger("ember")
 
 #: Environment variables read for the core's keys, at the lowest precedence but the default.
 ENVIRONMENT = {props.CACHE_DIR: "EMBER_CACHE_DIR", props.CACHE_MAX_SIZE: "EMBER_CACHE_MAX_SIZE"}
@@ -60,8 +64,15 @@ class Settings:
                        if k in values})
         if call:
             check_writable(device, call, where=f"compile on {device.name}", extra=CALL_ONLY_KEYS)
-            values.update({k: v for k, v in call.items()
-                           if k in device.config_defaults or k in CALL_ONLY_KEYS})
+            values.update({k: v for k, v in call.items() if k in device.config_defaults})
+            callbacks = call.get(props.CACHE_ENCRYPTION_CALLBACKS)
+            if callbacks is not None:
+                callbacks = as_callbacks(callbacks)
+                if props.ENCRYPTION in device.capabilities:
+                    values[props.CACHE_ENCRYPTION_CALLBACKS] = callbacks
+                else:  # as in OpenVINO: ignored by devices that cannot encrypt
+                    log.debug("%s does not support CACHE_ENCRYPTION_CALLBACKS; ignored",
+                              device.name)
         return values
 
     def core_value(self, device: DeviceDescription | None, key: str,

@@ -1,16 +1,366 @@
-"""The model store: models kept locally by name (tfimm's cache-directory rules). See issue 6."""
+"""The model store: ONNX models kept locally by name, with tfimm's cache-directory rules.
+
+Applications that run offline keep their models in one directory, the *store*, and name them::
+
+    ember.save_model("ppocr-cls", "downloads/ch_ppocr_mobile_v2.0_cls_infer.onnx")
+    compiled = ember.Core().compile_model("ppocr-cls", "CPU")
+
+The store directory is the first of (see :func:`get_dir`):
+
+1. what :func:`set_dir` set in this process;
+2. ``$EMBER_HOME``;
+3. ``$XDG_CACHE_HOME/ember`` when ``XDG_CACHE_HOME`` is set (and not empty);
+4. ``~/.cache/ember``.
+
+Layout of a store directory (every model name is checked by :func:`validate_model_name`, so a
+name can never reach outside it or collide with Ember's own files)::
+
+    <dir>/<name>/model.onnx    a stored model (save_model writes it atomically)
+    <dir>/.locations.json      locations set with set_model_cache: {"version": 1, "locations": {}}
+    <dir>/.locations.lock      serialises writers of .locations.json across processes
+    <dir>/compiled/            where the ``ember`` command line caches compiled models by default
+
+A model can also live anywhere else: :func:`set_model_cache` records its location (persisted in
+``.locations.json``, JSON written atomically, never pickled), and that location is looked at
+before the store directory. Nothing read from the store is unpickled or evaluated.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from pathlib import Path
 from typing import Any
+
+import filelock
+import onnx
+
+from ember.cache.atomic import write_atomically
+from ember.errors import EmberError, InvalidModelError, ModelNotFoundError
+from ember.model import Model, read_model
+
+HOME_ENV = "EMBER_HOME"
+XDG_ENV = "XDG_CACHE_HOME"
+#: The file of a stored model inside its directory: ``<dir>/<name>/model.onnx``.
+MODEL_FILE = "model.onnx"
+#: The subdirectory of the store that the command line uses as its model cache by default.
+COMPILED_DIR = "compiled"
+LOCATIONS_FILE = ".locations.json"
+_LOCATIONS_LOCK = ".locations.lock"
+_LOCATIONS_VERSION = 1
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+#: Names that would collide with the store's own directories.
+RESERVED_NAMES = frozenset({COMPILED_DIR})
+
+_store_dir: Path | None = None
+
+
+class ModelNameError(InvalidModelError):
+    """A string that is not a valid model name (path traversal, absolute, empty, ...)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.source = name
+        self.reason = reason
+        super(InvalidModelError, self).__init__(f"invalid model name {name!r}: {reason}")
+
+
+class StoredModelNotFoundError(ModelNotFoundError):
+    """A model name found nowhere; the message lists every place that was looked at."""
+
+    def __init__(self, name: str, looked: list[str]) -> None:
+        self.path = name
+        self.name = name
+        self.looked = looked
+        super(ModelNotFoundError, self).__init__(
+            f"model {name!r} not found; looked for {'; '.join(looked)}. Store it with "
+            f"ember.save_model({name!r}, path) or `ember models save {name} PATH`"
+        )
+
+
+# -- the store directory -------------------------------------------------------------------------
+
+
+def get_dir() -> Path:
+    """The store directory: :func:`set_dir`'s, else ``$EMBER_HOME``, else
+    ``$XDG_CACHE_HOME/ember`` when that variable is set, else ``~/.cache/ember``.
+
+    The environment is read on every call. The directory need not exist yet.
+    """
+    return _dir_and_origin()[0]
+
+
+def get_dir_origin() -> str:
+    """Which rule chose :func:`get_dir`: ``"set_dir"``, ``"EMBER_HOME"``, ``"XDG_CACHE_HOME"`` or
+    ``"default"``."""
+    return _dir_and_origin()[1]
+
+
+def set_dir(path: str | os.PathLike[str] | None) -> None:
+    """Use ``path`` as the store directory in this process (``None`` restores the default rules).
+
+    A relative path is made absolute now, so a later ``chdir`` does not move the store.
+    """
+    global _store_dir
+    _store_dir = None if path is None else Path(path).expanduser().absolute()
+
+
+def _dir_and_origin() -> tuple[Path, str]:
+    if _store_dir is not None:
+        return _store_dir, "set_dir"
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().absolute(), HOME_ENV
+    xdg = os.environ.get(XDG_ENV)
+    if xdg:
+        return Path(xdg).expanduser().absolute() / "ember", XDG_ENV
+    return Path("~/.cache/ember").expanduser(), "default"
+
+
+def compiled_cache_dir() -> Path:
+    """``<get_dir()>/compiled``: the command line's model cache when none is given.
+
+    ``Core`` itself never caches unless ``CACHE_DIR`` or ``EMBER_CACHE_DIR`` is set.
+    """
+    return get_dir() / COMPILED_DIR
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+
+def validate_model_name(name: str) -> str:
+    """Return ``name`` if it is a valid model name.
+
+    A name is 1 to 128 characters among letters, digits and ``. _ + -``, starting with a letter or
+    a digit; it does not end in ``.onnx`` (that would be read as a file path) and is not
+    ``compiled``. So it is never absolute, never contains a path separator or ``..`` as a path
+    part, and always names one directory directly inside the store.
+
+    :raises ModelNameError: (an ``InvalidModelError``, so a ``ValueError``) saying what is wrong.
+    """
+    if not isinstance(name, str):
+        raise ModelNameError(repr(name), f"a model name is a string, not {type(name).__name__}")
+    if not name:
+        raise ModelNameError(name, "it is empty")
+    if os.path.isabs(name) or name.startswith(("/", "\\")):
+        raise ModelNameError(name, "it is an absolute path; give a name such as 'ppocr-cls'")
+    if any(sep in name for sep in ("/", "\\", os.sep)):
+        raise ModelNameError(name, "it contains a path separator")
+    if name in (".", ".."):
+        raise ModelNameError(name, "it is a relative directory")
+    if name.lower().endswith(".onnx"):
+        raise ModelNameError(name, "names do not end in .onnx (that is read as a file path)")
+    if name in RESERVED_NAMES:
+        raise ModelNameError(name, "it is reserved for the store's own directory")
+    if not _NAME.fullmatch(name):
+        raise ModelNameError(
+            name, "use 1 to 128 letters, digits, '.', '_', '+' or '-', starting with a letter "
+                  "or a digit")
+    return name
+
+
+def is_model_name(source: Any) -> bool:
+    """Whether ``source`` is read as a stored model's name rather than as a path or bytes.
+
+    Only a ``str`` can be a name, and only when it is not an existing path, contains no path
+    separator and does not end in ``.onnx``. ``pathlib.Path`` objects are always paths.
+    """
+    if not isinstance(source, str) or os.path.exists(source):
+        return False
+    separators = {"/", os.sep, os.altsep} - {None}
+    return not any(sep in source for sep in separators) and not source.lower().endswith(".onnx")
+
+
+# -- locations (set_model_cache) -----------------------------------------------------------------
+
+
+def set_model_cache(name: str, path: str | os.PathLike[str]) -> None:
+    """Remember that model ``name`` lives at ``path`` (an ``.onnx`` file, or a directory holding
+    ``model.onnx``), for this and every later process using the same store directory.
+
+    The location is looked at before the store directory. It need not exist yet; it is kept as an
+    absolute path in ``<get_dir()>/.locations.json``.
+    """
+    validate_model_name(name)
+    location = str(Path(path).expanduser().absolute())
+    _update_locations(lambda locations: locations.__setitem__(name, location), create=True)
+
+
+def clear_model_cache(name: str) -> None:
+    """Forget the location set for ``name``; no file is deleted. Nothing happens when none is
+    set."""
+    validate_model_name(name)
+    _update_locations(lambda locations: locations.pop(name, None), create=False)
+
+
+def list_cached_models() -> list[str]:
+    """The names that have a location set with :func:`set_model_cache`, sorted."""
+    return sorted(model_locations())
+
+
+def model_locations() -> dict[str, Path]:
+    """Every location set with :func:`set_model_cache`, by name."""
+    return {name: Path(location) for name, location in _read_locations(get_dir()).items()}
+
+
+def list_stored_models() -> list[str]:
+    """The names of the models saved in the store directory (``<dir>/<name>/model.onnx``)."""
+    try:
+        children = list(get_dir().iterdir())
+    except OSError:
+        return []
+    return sorted(child.name for child in children
+                  if _NAME.fullmatch(child.name) and child.name not in RESERVED_NAMES
+                  and (child / MODEL_FILE).is_file())
+
+
+def _read_locations(directory: Path) -> dict[str, str]:
+    path = directory / LOCATIONS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise EmberError(f"cannot read the model locations in {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise EmberError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+    locations = data.get("locations") if isinstance(data, dict) else None
+    if not isinstance(locations, dict):
+        raise EmberError(f"{path} has no 'locations' object; fix or delete it")
+    return {name: location for name, location in locations.items()
+            if isinstance(location, str) and _NAME.fullmatch(name)}
+
+
+def _update_locations(change: Any, *, create: bool) -> None:
+    """Read, change and atomically rewrite ``.locations.json`` under a cross-process lock."""
+    directory = get_dir()
+    if not create and not (directory / LOCATIONS_FILE).exists():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(directory / _LOCATIONS_LOCK):
+        locations = _read_locations(directory)
+        change(locations)
+        document = {"version": _LOCATIONS_VERSION, "locations": dict(sorted(locations.items()))}
+        write_atomically(directory / LOCATIONS_FILE,
+                         (json.dumps(document, indent=2) + "\n").encode())
+
+
+# -- looking models up ---------------------------------------------------------------------------
+
+
+def stored_model_path(name: str) -> Path:
+    """Where ``name`` is (or would be) saved in the store: ``<get_dir()>/<name>/model.onnx``."""
+    return get_dir() / validate_model_name(name) / MODEL_FILE
+
+
+def _location_file(location: Path) -> Path:
+    return location / MODEL_FILE if location.is_dir() else location
+
+
+def cached_model_path(name: str) -> Path | None:
+    """The ONNX file of model ``name``: its location set with :func:`set_model_cache` when that
+    file exists, else ``<get_dir()>/<name>/model.onnx`` when it exists, else None.
+
+    :raises ModelNameError: for an invalid name.
+    """
+    stored = stored_model_path(name)
+    location = model_locations().get(name)
+    if location is not None and _location_file(location).is_file():
+        return _location_file(location)
+    return stored if stored.is_file() else None
 
 
 def resolve_model_name(source: Any) -> Any:
-    """Turn a stored model's name into its path; return anything else unchanged.
+    """Turn a stored model's name into the path of its file; return anything else unchanged.
 
-    A string that is an existing path, or that looks like one, is left alone.
+    ``Core.read_model`` and ``Core.compile_model`` call this on what they are given. A string that
+    is an existing path, contains a path separator or ends in ``.onnx`` is a path and is returned
+    as it is, as are bytes, ``Model`` objects and ``os.PathLike`` objects.
+
+    :raises StoredModelNotFoundError: (a ``ModelNotFoundError``) naming every place looked at.
+    :raises ModelNameError: for a string that is neither a path nor a valid name.
     """
-    if isinstance(source, str) and not os.path.exists(source):
-        return source  # name resolution lands with the model store
-    return source
+    if not is_model_name(source):
+        return source
+    found = cached_model_path(source)
+    if found is not None:
+        return str(found)
+    location = model_locations().get(source)
+    looked = [f"a file {source!r} in {Path.cwd()} (none)"]
+    if location is None:
+        looked.append("a location set with ember.set_model_cache (none set)")
+    else:
+        looked.append(f"its location set with ember.set_model_cache, "
+                      f"{_location_file(location)} (missing)")
+    directory, origin = _dir_and_origin()
+    why = {"set_dir": "set with ember.set_dir", "default": "the default"}.get(origin,
+                                                                             f"from ${origin}")
+    looked.append(f"{directory / source / MODEL_FILE} in the store (store directory {why})")
+    raise StoredModelNotFoundError(source, looked)
+
+
+# -- saving --------------------------------------------------------------------------------------
+
+
+def save_model(name: str, model: Model | onnx.ModelProto | bytes | str | os.PathLike[str]
+               ) -> Path:
+    """Put a model into the store as ``<get_dir()>/<name>/model.onnx``, atomically (a reader sees
+    the old file or the whole new one), and return that path.
+
+    ``model`` is a ``Model``, an ``onnx.ModelProto``, ONNX bytes, a file path, or the name of
+    another stored model. A file is copied byte for byte, unless it keeps weights in external
+    files: those are then embedded (up to protobuf's 2 GB limit). A location set for ``name`` with
+    :func:`set_model_cache` still comes first when the name is looked up.
+
+    :raises ModelNameError: for an invalid name.
+    :raises ember.errors.InvalidModelError: when ``model`` is not a valid ONNX model.
+    :raises ember.errors.ModelNotFoundError: when the file or stored model does not exist.
+    """
+    target = stored_model_path(name)
+    data = _model_bytes(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, data)
+    return target
+
+
+def _model_bytes(model: Any) -> bytes:
+    if isinstance(model, Model):
+        return _serialize(model.proto, model.friendly_name)
+    if isinstance(model, onnx.ModelProto):
+        data = _serialize(model, "the given ModelProto")
+    elif isinstance(model, bytes | bytearray | memoryview):
+        data = bytes(model)
+    else:
+        path = Path(resolve_model_name(model))
+        loaded = read_model(path)  # checks the file, with errors that say why
+        raw = path.read_bytes()
+        if not _uses_external_data(onnx.load_model_from_string(raw).graph):
+            return raw
+        return _serialize(loaded.proto, str(path))
+    read_model(data)  # checks the bytes
+    return data
+
+
+def _serialize(proto: onnx.ModelProto, source: str) -> bytes:
+    try:
+        return proto.SerializeToString()
+    except ValueError as exc:  # protobuf refuses messages over 2 GB
+        raise InvalidModelError(source, f"{exc}; point to the file with ember.set_model_cache "
+                                        "instead of storing a copy") from exc
+
+
+def _uses_external_data(graph: onnx.GraphProto) -> bool:
+    tensors = list(graph.initializer)
+    for sparse in graph.sparse_initializer:
+        tensors += [sparse.values, sparse.indices]
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                tensors.append(attribute.t)
+            tensors += attribute.tensors
+            subgraphs = [attribute.g] if attribute.HasField("g") else []
+            if any(_uses_external_data(g) for g in [*subgraphs, *attribute.graphs]):
+                return True
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors)

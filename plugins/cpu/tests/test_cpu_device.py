@@ -39,9 +39,54 @@ def test_ppocr_classifier_matches_onnx_reference(core):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_thread_count_is_validated(core):
-    with pytest.raises(ember.errors.PropertyValueError, match="INFERENCE_NUM_THREADS"):
-        core.compile_model(mlp().SerializeToString(), "CPU", {"INFERENCE_NUM_THREADS": -1})
+@pytest.mark.parametrize("setting", [
+    {"INFERENCE_NUM_THREADS": -1}, {"INFERENCE_PRECISION_HINT": "bf16"},
+    {"GRAPH_OPTIMIZATION_LEVEL": "MAXIMUM"}, {"PERFORMANCE_HINT": "FAST"},
+])
+def test_values_it_cannot_honour_are_refused(core, setting):
+    (name,) = setting
+    with pytest.raises(ember.errors.PropertyValueError, match=name):
+        core.compile_model(mlp().SerializeToString(), "CPU", setting)
+
+
+@pytest.mark.parametrize("level", ["DISABLE", "BASIC", "EXTENDED", "ALL"])
+@pytest.mark.parametrize("hint", ["LATENCY", "THROUGHPUT"])
+def test_export_import_round_trip_is_bitwise_identical(core, level, hint):
+    inputs = {"x": np.random.default_rng(2).random((2, 3, 48, 192), dtype=np.float32)}
+    config = {"GRAPH_OPTIMIZATION_LEVEL": level, "PERFORMANCE_HINT": hint}
+    compiled = core.compile_model(ppocr_cls_path(), "CPU", config)
+    imported = core.import_model(compiled.export_model(), "CPU", config)
+    assert imported(inputs)[0].tobytes() == compiled(inputs)[0].tobytes()
+    assert [p.name for p in imported.inputs] == ["x"]
+    assert imported.inputs[0].shape == compiled.inputs[0].shape
+
+
+def test_dynamic_dimensions(core):
+    compiled = core.compile_model(ppocr_cls_path(), "CPU")
+    for shape in [(1, 3, 48, 192), (3, 3, 48, 320)]:
+        assert compiled(np.zeros(shape, np.float32))[0].shape == (shape[0], 2)
+
+
+def test_unsupported_operator_names_the_node(core):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x"], ["y"], name="mystery")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(ember.errors.UnsupportedOperatorError) as info:
+        core.compile_model(model.SerializeToString(), "CPU")
+    assert (info.value.op_type, info.value.node_name) == ("NoSuchOp", "mystery")
+
+
+def test_architecture_names_the_instruction_set_and_runtime(core):
+    import onnxruntime
+
+    architecture = core.get_property("CPU", "DEVICE_ARCHITECTURE")
+    assert onnxruntime.__version__ in architecture
+    assert "GRAPH_OPTIMIZATION_LEVEL" in core.get_property("CPU", "CACHING_PROPERTIES")
 
 
 def test_loading_the_plugin_does_not_import_onnxruntime():
@@ -49,3 +94,13 @@ def test_loading_the_plugin_does_not_import_onnxruntime():
             "print('onnxruntime' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_nothing_is_written_to_the_home_directory(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("import ember; from ember.testing import mlp; "
+            "ember.Core().compile_model(mlp().SerializeToString(), 'CPU')")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert list(home.iterdir()) == []

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from ember import hookimpl
 from ember import properties as props
+from ember.errors import BlobFormatError
 from ember.model import Model
+from ember_cpu import compiler, device_info, payload
 from ember_cpu.compiled_model import CpuCompiledModel
+from ember_cpu.compiler import DEVICE_NAME
 
-DEVICE_NAME = "CPU"
+#: Compile and run options with their defaults (OpenVINO's names where OpenVINO has one).
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "GRAPH_OPTIMIZATION_LEVEL": "EXTENDED",
+    "INFERENCE_NUM_THREADS": 0,  # 0: onnxruntime's default, one per physical core
+    "PERFORMANCE_HINT": "LATENCY",
+    "INFERENCE_PRECISION_HINT": "f32",
+}
 
-CONFIG_DEFAULTS: dict[str, Any] = {"INFERENCE_NUM_THREADS": 0}
+
+@cache
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    # The telemetry switch only matters on Windows builds; called so that Ember never enables it.
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime.__version__
 
 
 @hookimpl
@@ -22,30 +37,18 @@ def list_devices() -> Sequence[str]:
     return [DEVICE_NAME]
 
 
-@cache
-def _cpu_brand() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 @hookimpl
 def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
     if device_name != DEVICE_NAME:
         return None
-    import onnxruntime
-
     return {
-        props.FULL_DEVICE_NAME: _cpu_brand(),
-        props.DEVICE_ARCHITECTURE: f"{platform.machine()}-onnxruntime{onnxruntime.__version__}",
-        props.OPTIMIZATION_CAPABILITIES: ["FP32"],
+        props.FULL_DEVICE_NAME: device_info.brand(),
+        props.DEVICE_ARCHITECTURE: device_info.architecture(_onnxruntime_version()),
+        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, "FP32"],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
-        props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE],
+        # The optimised graph depends on the ISA and onnxruntime (both in DEVICE_ARCHITECTURE)
+        # and on the level; thread counts and hints only change how it runs.
+        props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "GRAPH_OPTIMIZATION_LEVEL"],
     }
 
 
@@ -53,4 +56,30 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
 def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> CpuCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
-    return CpuCompiledModel.build(model, int(config["INFERENCE_NUM_THREADS"]))
+    session, ort_bytes = compiler.optimise(model, config)
+    return CpuCompiledModel(session, list(model.inputs), list(model.outputs), ort_bytes)
+
+
+@hookimpl
+def export_model(compiled_model: CpuCompiledModel, device_name: str,
+                 config: Mapping[str, Any]) -> bytes | None:
+    if device_name != DEVICE_NAME:
+        return None
+    callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
+    return payload.dumps(compiled_model.inputs, compiled_model.outputs,
+                         bytes(compiled_model.ort_bytes), callbacks.encrypt if callbacks else None)
+
+
+@hookimpl
+def import_model(data: bytes | memoryview, device_name: str,
+                 config: Mapping[str, Any]) -> CpuCompiledModel | None:
+    if device_name != DEVICE_NAME:
+        return None
+    callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
+    inputs, outputs, ort_bytes = payload.loads(data, callbacks.decrypt if callbacks else None)
+    ort_bytes = bytes(ort_bytes)  # onnxruntime's binding takes bytes, not a memoryview
+    try:
+        session = compiler.load(ort_bytes, config)
+    except Exception as exc:  # a payload onnxruntime cannot load is a damaged one
+        raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
+    return CpuCompiledModel(session, inputs, outputs, ort_bytes)

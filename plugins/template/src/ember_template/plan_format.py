@@ -2,12 +2,15 @@
 
 Layout::
 
-    b"EMTPLAN\\0" | format version (uint32 LE) | JSON length (uint32 LE) | JSON | padding | data
+    b"EMTPLAN\\0" | version (uint32 LE) | flags (uint32 LE) | topology length T (uint32 LE)
+    | topology (T bytes) | padding | data
 
-The JSON holds the steps, ports and, for each constant, its dtype, shape and offset in the data
-section; offsets are 64-byte aligned so that import views the weights in place with
-``numpy.frombuffer`` instead of copying them. The core's container around this payload carries the
-checksum; this format only guards its own structure.
+The topology is JSON: the steps, ports and, for each constant, its dtype, shape and offset in the
+data section; offsets are 64-byte aligned so that import views the weights in place with
+``numpy.frombuffer`` instead of copying them. With encryption callbacks (flag 1) the topology is
+stored encrypted and the weights stay plain: they say nothing about the graph without it, and
+decrypting megabytes of weights would slow every start. The core's container around this payload
+carries the checksum; this format only guards its own structure.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import json
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,12 +31,13 @@ from ember_template.plan import NO_SLOT, Plan, Step
 
 MAGIC = b"EMTPLAN\0"
 FORMAT_VERSION = 1
-_PREFIX = struct.Struct("<8sII")
+_PREFIX = struct.Struct("<8sIII")
+_ENCRYPTED = 1
 _ALIGNMENT = 64
 _NUMERIC_KINDS = "biufc"
 
 
-def dumps(plan: Plan) -> bytes:
+def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
     chunks: list[bytes | memoryview] = []
     constants = []
     offset = 0
@@ -57,23 +62,41 @@ def dumps(plan: Plan) -> bytes:
     }
     # json writes the plain attribute values itself and asks _encode_value only for the rest
     text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
-    text += b" " * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
-    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(text)), text, *chunks])
+    flags = 0
+    if encrypt is not None:
+        text, flags = bytes(encrypt(text)), _ENCRYPTED
+    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
 
 
-def loads(data: bytes | memoryview) -> Plan:
-    """Read a plan back; constants are read-only views into ``data``, which must stay alive."""
+def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None) -> Plan:
+    """Read a plan back; constants are read-only views into ``data``, which must stay alive.
+
+    :raises BlobFormatError: for a damaged plan, an encrypted one without ``decrypt``, or one that
+        ``decrypt`` cannot read (other callbacks).
+    """
     view = memoryview(data).cast("B")
     if view.nbytes < _PREFIX.size:
         raise BlobFormatError("TEMPLATE payload is too short")
-    magic, version, text_size = _PREFIX.unpack_from(view)
+    magic, version, flags, text_size = _PREFIX.unpack_from(view)
     if magic != MAGIC:
         raise BlobFormatError("not a TEMPLATE plan (wrong magic bytes)")
     if version != FORMAT_VERSION:
         raise BlobFormatError(f"TEMPLATE plan format {version}; this plugin reads {FORMAT_VERSION}")
-    data_start = _PREFIX.size + text_size
+    text_end = _PREFIX.size + text_size
+    data_start = text_end + (-text_end % _ALIGNMENT)
+    text = bytes(view[_PREFIX.size:text_end])
+    if flags & _ENCRYPTED:
+        if decrypt is None:
+            raise BlobFormatError("the TEMPLATE plan is encrypted and no callbacks were given")
+        try:
+            text = decrypt(text)
+        except BlobFormatError:
+            raise
+        except Exception as exc:  # the user's callback: any failure means "not our key"
+            raise BlobFormatError(f"the TEMPLATE plan does not decrypt: {exc}") from exc
     try:
-        document = json.loads(bytes(view[_PREFIX.size:data_start]))
+        document = json.loads(text)
         return _plan(document, view[data_start:])
     except BlobFormatError:
         raise
@@ -115,8 +138,8 @@ def _plan(document: dict[str, Any], data: memoryview) -> Plan:
             attrs={k: _decode_value(v) for k, v in attrs.items()} if attrs else {},
             release=slots(entry["release"]),
         ))
-    inputs = [_port(p, i) for i, p in enumerate(document["inputs"])]
-    outputs = [_port(p, i) for i, p in enumerate(document["outputs"])]
+    inputs = [Port.from_json(p, i) for i, p in enumerate(document["inputs"])]
+    outputs = [Port.from_json(p, i) for i, p in enumerate(document["outputs"])]
     return Plan(
         opset=int(document["opset"]), num_slots=num_slots, inputs=inputs, outputs=outputs,
         input_slots=list(slots([p["slot"] for p in document["inputs"]])),
@@ -133,12 +156,7 @@ def _dtype(text: str) -> np.dtype:
 
 
 def _port_json(port: Port, slot: int) -> dict[str, Any]:
-    return {"name": port.name, "shape": list(port.shape), "dtype": port.dtype.str, "slot": slot}
-
-
-def _port(entry: dict[str, Any], index: int) -> Port:
-    shape = tuple(d if d is None or isinstance(d, str) else int(d) for d in entry["shape"])
-    return Port(str(entry["name"]), shape, _dtype(entry["dtype"]), index)
+    return {**port.to_json(), "slot": slot}
 
 
 # Attribute values are JSON-native except arrays, bytes and numpy scalars: json.dumps hands those

@@ -41,7 +41,7 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         props.FULL_DEVICE_NAME: f"Ember numpy reference device ({platform.machine()})",
         # numpy's version is part of it: compiled plans and results depend on its kernels.
         props.DEVICE_ARCHITECTURE: f"{platform.machine()}-numpy{np.__version__}",
-        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, "FP32"],
+        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, "FP32"],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "DISABLE_TRANSFORMATIONS"],
     }
@@ -61,14 +61,20 @@ def compile(
 
 
 @hookimpl
-def export_model(compiled_model: TemplateCompiledModel, device_name: str) -> bytes | None:
+def export_model(
+    compiled_model: TemplateCompiledModel, device_name: str, config: Mapping[str, Any]
+) -> bytes | None:
     if device_name != DEVICE_NAME:
         return None
-    return plan_format.dumps(compiled_model.plan)
+    callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
+    return plan_format.dumps(compiled_model.plan, callbacks.encrypt if callbacks else None)
 
 
 @hookimpl
-def import_model(data: bytes | memoryview, device_name: str) -> TemplateCompiledModel | None:
+def import_model(
+    data: bytes | memoryview, device_name: str, config: Mapping[str, Any]
+) -> TemplateCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
-    return TemplateCompiledModel(plan_format.loads(data))
+    callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
+    return TemplateCompiledModel(plan_format.loads(data, callbacks.decrypt if callbacks else None))
