@@ -9,6 +9,8 @@ STAMP := $(VENV)/.ember-installed
 # is used, so none of its dependencies are installed.
 DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
+# Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
+export ORT_DISABLE_TELEMETRY := 1
 
 .PHONY: demo test lint install clean
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ember.errors import InvalidModelError, PropertyValueError, UnsupportedOperatorError
 from ember.model import Model
+from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
 
@@ -37,8 +38,7 @@ _NO_KERNEL = re.compile(
 
 
 def session_options(config: Mapping[str, Any], *, level: str | None = None) -> Any:
-    import onnxruntime as ort
-
+    ort = onnxruntime()
     threads = config["INFERENCE_NUM_THREADS"]
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
         raise PropertyValueError(f"INFERENCE_NUM_THREADS must be an int >= 0, not {threads!r}")
@@ -68,8 +68,7 @@ def session_options(config: Mapping[str, Any], *, level: str | None = None) -> A
 
 def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """Build the session and the ORT-format bytes of its optimised graph."""
-    import onnxruntime as ort
-
+    ort = onnxruntime()
     options = session_options(config)
     with tempfile.TemporaryDirectory(prefix="ember-cpu-") as work:
         saved = Path(work, "optimised.ort")
@@ -85,8 +84,7 @@ def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
 
 def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
     """A session from saved ORT-format bytes; the bytes must stay alive as long as it."""
-    import onnxruntime as ort
-
+    ort = onnxruntime()
     options = session_options(config, level="DISABLE")  # optimised already
     options.add_session_config_entry("session.load_model_format", "ORT")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")

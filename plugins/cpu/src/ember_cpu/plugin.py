@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any
 
 from ember import hookimpl
@@ -13,6 +12,7 @@ from ember.model import Model
 from ember_cpu import compiler, device_info, payload
 from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME
+from ember_cpu.runtime import onnxruntime
 
 #: Compile and run options with their defaults (OpenVINO's names where OpenVINO has one).
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -21,15 +21,6 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "PERFORMANCE_HINT": "LATENCY",
     "INFERENCE_PRECISION_HINT": "f32",
 }
-
-
-@cache
-def _onnxruntime_version() -> str:
-    import onnxruntime
-
-    # The telemetry switch only matters on Windows builds; called so that Ember never enables it.
-    onnxruntime.disable_telemetry_events()
-    return onnxruntime.__version__
 
 
 @hookimpl
@@ -43,7 +34,7 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         return None
     return {
         props.FULL_DEVICE_NAME: device_info.brand(),
-        props.DEVICE_ARCHITECTURE: device_info.architecture(_onnxruntime_version()),
+        props.DEVICE_ARCHITECTURE: device_info.architecture(onnxruntime().__version__),
         props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, "FP32"],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         # The optimised graph depends on the ISA and onnxruntime (both in DEVICE_ARCHITECTURE)
