@@ -289,7 +289,9 @@ class Core:
         )
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise PluginError(f"export_model of {device.name} returned {type(payload).__name__}")
-        return blob.pack(self._blob_fields(device), payload)
+        encrypted = props.CACHE_ENCRYPTION_CALLBACKS in compiled.config
+        flags = ("encrypted",) if encrypted else ()
+        return blob.pack({**self._blob_fields(device), "flags": flags}, payload)
 
     def _blob_fields(self, device: DeviceDescription) -> dict[str, Any]:
         info = self._plugins.owner(device.name)
