@@ -665,7 +665,12 @@ def test_missing_parent_directory(tmp_path, medium):
 # -- 8: model files edited behind the cache's back ---------------------------------------------
 
 
-def test_same_size_edit_with_restored_mtime_is_a_miss(tmp_path, medium):
+def test_same_size_edit_with_restored_mtime_is_a_miss(tmp_path, medium, monkeypatch):
+    # A digest is remembered only for a file unchanged (mtime and ctime) for RACY_SECONDS; ctime
+    # cannot be set back, so rather than sleep, this test remembers digests at once.
+    from ember.cache import file_digest
+
+    monkeypatch.setattr(file_digest, "RACY_SECONDS", 0.0)
     model_b = gemm_stack(**MEDIUM, seed=99)  # same graph and size, other weights
     data_b = model_b.SerializeToString()
     assert len(data_b) == medium.path.stat().st_size

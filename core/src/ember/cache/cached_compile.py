@@ -49,22 +49,44 @@ def compile_with_cache(
     header_fields: dict[str, Any],
     max_size: int | None = None,
 ) -> tuple[DeviceModel, bool]:
-    """Return the compiled model and whether it was loaded from the cache."""
-    hit, reported = _import_entry(cache, key, import_model, report=True)
+    """Return the compiled model and whether it was loaded from the cache.
+
+    Whatever goes wrong with the cache is collected and reported as one CacheWarning at the end.
+    """
+    problems: list[str] = []
+    try:
+        return _compile_with_cache(cache, key, compile_model, export_model, import_model,
+                                   header_fields, max_size, problems)
+    finally:
+        if problems:
+            cache.warn("; ".join(problems))
+
+
+def _compile_with_cache(
+    cache: ModelCache, key: CacheKey, compile_model: Callable[[], DeviceModel],
+    export_model: Callable[[DeviceModel], bytes | memoryview],
+    import_model: Callable[[memoryview], DeviceModel], header_fields: dict[str, Any],
+    max_size: int | None, problems: list[str],
+) -> tuple[DeviceModel, bool]:
+    name = header_fields.get("model_name", "the model")
+    hit = _import_entry(cache, key, import_model, problems)
     if hit is not None:
         return hit, True
-    with cache.lock(key.digest, lock_timeout()) as locked:
+    timeout = lock_timeout()
+    with cache.lock(key.digest, timeout) as locked:
         if locked:  # the holder we waited for may have published it
-            hit, _ = _import_entry(cache, key, import_model, report=not reported)
+            seen = len(problems)
+            hit = _import_entry(cache, key, import_model, problems)
+            del problems[seen:]  # the same entry's problem, if any, is already reported
             if hit is not None:
                 return hit, True
         else:
-            cache.warn(f"waited {lock_timeout():.0f}s for another process compiling "
-                       f"{header_fields.get('model_name', 'this model')}; compiling here too")
+            problems.append(f"waited {timeout:.1f} s for another process compiling {name}; "
+                            "compiled it here too")
         reason = cache.explain_miss(key)
         if reason:
             log.info("cache miss for %s on %s: an entry for the same model differs: %s",
-                     header_fields.get("model_name"), header_fields.get("device"), reason)
+                     name, header_fields.get("device"), reason)
         cache.record("miss", key.digest)
         start = time.perf_counter()
         compiled = compile_model()
@@ -72,17 +94,22 @@ def compile_with_cache(
         try:
             payload, export_seconds = _timed_export(export_model, compiled)
         except Exception as exc:  # the compile succeeded: a failing export must not undo it
-            cache.warn(f"exporting {header_fields.get('model_name')} for the cache failed "
-                       f"({type(exc).__name__}: {exc}); it is not cached")
+            problems.append(f"exporting {name} for the cache failed "
+                            f"({type(exc).__name__}: {exc}); it is not cached")
             return compiled, False
         # Admission: importing costs about what exporting did (the same bytes, the other way).
         # A compile cheaper than that would only be slowed down by the cache.
         if compile_seconds < export_seconds:
             log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
-                     header_fields.get("model_name"), compile_seconds * 1e3, export_seconds * 1e3)
+                     name, compile_seconds * 1e3, export_seconds * 1e3)
             return compiled, False
         fields = {**header_fields, "created": time.time(), "compile_seconds": compile_seconds}
-        if cache.write(key, fields, payload) and max_size is not None:
+        failure = cache.write(key, fields, payload)
+        if failure:
+            problems.append(f"{failure}: {name} was compiled but is not cached")
+        elif problems:
+            problems.append("the entry was replaced")
+        if not failure and max_size is not None:
             cache.evict(max_size)
         return compiled, False
 
@@ -105,23 +132,22 @@ def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
 
 def _import_entry(cache: ModelCache, key: CacheKey,
                   import_model: Callable[[memoryview], DeviceModel],
-                  *, report: bool) -> tuple[DeviceModel | None, bool]:
-    """Import the entry of ``key``: (model, False) on a hit, (None, whether a problem was
-    reported) otherwise."""
-    entry = cache.read(key, report=report)
-    if entry is None:
-        exists = cache.blob_path(key.digest).exists()
-        return None, report and exists
-    header, payload = entry
+                  problems: list[str]) -> DeviceModel | None:
+    """Import the entry of ``key``, or note why it cannot be used and return None."""
+    header, payload = cache.read(key)
+    if header is None:
+        if isinstance(payload, str):
+            problems.append(f"{payload}; compiled instead")
+        return None
+    assert isinstance(payload, memoryview)
     start = time.perf_counter()
     try:
         compiled = import_model(payload)
     except Exception as exc:  # a plugin that cannot read its own payload: recompile, never crash
-        if report:
-            cache.record("damaged", key.digest)
-            cache.warn(f"cache entry {key.digest[:12]} for {header.model_name} could not be "
-                       f"imported ({type(exc).__name__}: {exc}); recompiling and replacing it")
-        return None, report
+        cache.record("damaged", key.digest)
+        problems.append(f"cache entry {key.digest[:12]} for {header.model_name} could not be "
+                        f"imported ({type(exc).__name__}: {exc}); compiled instead")
+        return None
     saved = header.compile_seconds - (time.perf_counter() - start)
     cache.record("hit", key.digest, bytes=header.payload_length, saved=max(saved, 0.0))
-    return compiled, False
+    return compiled

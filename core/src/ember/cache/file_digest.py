@@ -55,7 +55,8 @@ class FileDigests:
         if remembered is not None and self._still_valid(remembered, path, stat):
             return str(remembered["digest"])
         digest, external = _hash_model_files(path)
-        newest = max([stat.st_mtime, *(p.stat().st_mtime for p in external)])
+        # ctime too: anyone can set mtime back, nobody can set ctime back.
+        newest = max(max(s.st_mtime, s.st_ctime) for s in [stat, *(p.stat() for p in external)])
         if time.time() - newest > RACY_SECONDS:
             memo = {
                 "path": str(path),

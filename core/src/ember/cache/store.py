@@ -92,37 +92,32 @@ class ModelCache:
         self.locks = self.root / "locks"
         self.file_digests = FileDigests(self.root, self.root / "files")
         self._events = self.root / "events.log"
-        self._warned: set[str] = set()
 
     # -- reading -----------------------------------------------------------------------------
 
     def blob_path(self, key: str) -> Path:
         return self.blobs / f"{key}{BLOB_SUFFIX}"
 
-    def read(self, key: CacheKey, *, report: bool = True
-             ) -> tuple[blob.BlobHeader, memoryview] | None:
-        """The verified blob for ``key``; None when absent or damaged.
+    def read(self, key: CacheKey) -> tuple[blob.BlobHeader | None, memoryview | str | None]:
+        """Look up ``key``: ``(header, payload)`` for an intact entry, ``(None, None)`` when
+        there is none, ``(None, problem)`` when the entry cannot be used (damaged, unreadable).
 
-        Damage is warned about (once per compile: ``report=False`` on a second look).
+        Nothing is warned here: the caller reports one warning per compile.
         """
         path = self.blob_path(key.digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None, None
         except OSError as exc:
-            if report:
-                self.warn(f"cannot read cache entry {path}: {exc}; compiling instead")
-            return None
+            return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
         try:
             header, payload = blob.unpack(data)
             if header.key != key.digest:
                 raise BlobFormatError(f"entry holds key {header.key[:12]}..., not its file name")
         except BlobFormatError as exc:
-            if report:
-                self.record("damaged", key.digest)
-                self.warn(f"damaged cache entry {path.name} ({exc}); recompiling and replacing it")
-            return None
+            self.record("damaged", key.digest)
+            return None, f"cache entry {path.name} is damaged ({exc})"
         with contextlib.suppress(OSError):
             os.utime(path)  # last use, for least-recently-used eviction
         return header, payload
@@ -139,20 +134,18 @@ class ModelCache:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, key: CacheKey, header_fields: dict[str, Any],
-              payload: bytes | memoryview) -> bool:
-        """Publish a blob atomically; on any OS error warn once and return False."""
+              payload: bytes | memoryview) -> str | None:
+        """Publish a blob atomically; return None, or what went wrong (nothing is raised)."""
         prefix, header = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
                                      payload)
         try:
             make_private_dirs(self.root, self.blobs)
             write_atomically(self.blob_path(key.digest), prefix, payload)
         except OSError as exc:
-            self.warn(f"cannot write to the model cache {self.root}: {exc.strerror or exc}; "
-                      "the model was compiled but is not cached")
-            return False
+            return f"the model cache {self.root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=len(prefix) + header.payload_length)
         self.compact_events()
-        return True
+        return None
 
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float) -> Iterator[bool]:
@@ -187,7 +180,7 @@ class ModelCache:
 
     def warn(self, message: str) -> None:
         log.warning("%s", message)
-        warnings.warn(message, CacheWarning, stacklevel=4)
+        warnings.warn(message, CacheWarning, stacklevel=5)
 
     # -- statistics --------------------------------------------------------------------------
 
@@ -302,10 +295,11 @@ class ModelCache:
         for path, _problem in self.verify():
             with contextlib.suppress(OSError):
                 path.unlink()
-        for temp in self.blobs.glob(f"{TEMP_PREFIX}*") if self.blobs.is_dir() else []:
-            with contextlib.suppress(OSError):
-                if time.time() - temp.stat().st_mtime > STALE_TEMP_SECONDS:
-                    temp.unlink()
+        for folder in (self.root, self.blobs, self.file_digests.directory):
+            for temp in folder.glob(f"{TEMP_PREFIX}*") if folder.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if time.time() - temp.stat().st_mtime > STALE_TEMP_SECONDS:
+                        temp.unlink()
         return self.evict(max_size)
 
     def evict(self, max_size: int) -> list[CacheEntry]:
