@@ -7,13 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-from google.protobuf.message import DecodeError
 
 from ember.errors import InvalidModelError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    import onnx
+
+# onnx is imported where a model is parsed, not here: a warm start from the cache never parses
+# one, and importing onnx costs it tens of milliseconds.
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` when unknown.
 Dim = int | str | None
@@ -55,6 +59,8 @@ class Port:
 
 
 def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:
+    import onnx
+
     tensor_type = value_info.type.tensor_type
     dims: list[Dim] = []
     for dim in tensor_type.shape.dim:
@@ -117,6 +123,9 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
     """Parse an ONNX file path or serialized bytes into a Model, with errors that name the cause."""
     if isinstance(source, bytes | bytearray | memoryview):
         return Model(_parse(bytes(source), "the given bytes"))
+    import onnx
+    from google.protobuf.message import DecodeError
+
     path = Path(source)
     if not path.exists():
         raise ModelNotFoundError(str(path))
@@ -132,6 +141,9 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
 
 
 def _parse(data: bytes, source: str) -> onnx.ModelProto:
+    import onnx
+    from google.protobuf.message import DecodeError
+
     try:
         proto = onnx.load_from_string(data)
     except (DecodeError, RuntimeError, ValueError) as exc:

@@ -65,7 +65,8 @@ class Plugins:
     manager: pluggy.PluginManager
     infos: dict[str, PluginInfo] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
-    _owners: dict[str, str] | None = None  # device name -> plugin name, discovered lazily
+    _owners: dict[str, str] = field(default_factory=dict)  # device -> plugin, found lazily
+    _discovered: int = 0  # how many plugins have been asked for their devices
     _callers: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
 
     # -- registration ------------------------------------------------------------------------
@@ -85,7 +86,6 @@ class Plugins:
             self._fail(info, "register", exc)
             return False
         self.infos[info.name] = info
-        self._owners = None
         self._callers.clear()
         return True
 
@@ -99,52 +99,62 @@ class Plugins:
     @property
     def device_owners(self) -> Mapping[str, str]:
         """Every available device name mapped to the name of the plugin that provides it."""
-        if self._owners is None:
-            self._owners = self._discover_devices()
+        while self._discover_next():
+            pass
         return self._owners
 
-    def _discover_devices(self) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        # Each implementation is called on its own so that one plugin's exception stays its own;
-        # get_hookimpls() lists them in registration order, so the first plugin keeps a device.
-        for impl in self.manager.hook.list_devices.get_hookimpls():
-            info = self.infos[impl.plugin_name]
-            try:
-                names = list(impl.function())
-                if not all(isinstance(n, str) and n for n in names):
-                    raise PluginError(f"list_devices returned {names!r}, not device names")
-            except Exception as exc:
-                self._fail(info, "list_devices", exc)
+    def _discover_next(self) -> bool:
+        """Ask the next plugin (in registration order) for its devices; False when none is left.
+
+        Plugins are asked one at a time, and only as far as needed: compiling for CPU does not
+        make the GPU plugin probe OpenCL. The first plugin to list a device keeps it.
+        """
+        impls = self.manager.hook.list_devices.get_hookimpls()  # in registration order
+        if self._discovered >= len(impls):
+            return False
+        impl = impls[self._discovered]
+        self._discovered += 1
+        info = self.infos[impl.plugin_name]
+        try:  # each plugin on its own, so that one plugin's exception stays its own
+            names = list(impl.function())
+            if not all(isinstance(n, str) and n for n in names):
+                raise PluginError(f"list_devices returned {names!r}, not device names")
+        except Exception as exc:
+            self._fail(info, "list_devices", exc)
+            return True
+        for name in names:
+            if name in self._owners:
+                self._fail(info, "list_devices", PluginError(
+                    f"device {name!r} is already provided by plugin {self._owners[name]!r}"))
                 continue
-            for name in names:
-                if name in owners:
-                    self._fail(info, "list_devices", PluginError(
-                        f"device {name!r} is already provided by plugin {owners[name]!r}"))
-                    continue
-                owners[name] = impl.plugin_name
-        return owners
+            self._owners[name] = impl.plugin_name
+        return True
 
     def resolve(self, device_name: str) -> str | None:
         """The full name of a device (``"GPU"`` -> ``"GPU.0"``), or None when there is none."""
-        owners = self.device_owners
-        if device_name in owners:
-            return device_name
         base, index = split_device_name(device_name)
-        if index is None:
-            indexed = sorted((n for n in owners if split_device_name(n)[0] == base),
-                             key=lambda n: split_device_name(n)[1] or 0)
-            return indexed[0] if indexed else None
-        # "TEMPLATE.0" names the only TEMPLATE device
-        return base if index == 0 and base in owners else None
+        while True:
+            owners = self._owners
+            if device_name in owners:
+                return device_name
+            if index is None:
+                indexed = sorted((n for n in owners if split_device_name(n)[0] == base),
+                                 key=lambda n: split_device_name(n)[1] or 0)
+                if indexed:
+                    return indexed[0]
+            elif index == 0 and base in owners:
+                return base  # "TEMPLATE.0" names the only TEMPLATE device
+            if not self._discover_next():
+                return None
 
     def owner(self, device_name: str) -> PluginInfo:
-        return self.infos[self.device_owners[device_name]]
+        return self.infos[self._owners[device_name]]  # resolved, so discovered, already
 
     # -- dispatch ----------------------------------------------------------------------------
 
     def call(self, hook_name: str, device_name: str, **kwargs: Any) -> Any:
         """Call a dispatch hook on the plugin that owns ``device_name`` and return its answer."""
-        plugin_name = self.device_owners[device_name]
+        plugin_name = self._owners[device_name]
         caller = self._callers.get((hook_name, plugin_name))
         if caller is None:
             others = [p for name, p in self.manager.list_name_plugin() if name != plugin_name]

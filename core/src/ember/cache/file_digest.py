@@ -20,11 +20,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from ember import checksum
 from ember.cache.atomic import make_private_dirs, write_atomically
+
+if TYPE_CHECKING:
+    import onnx
 
 #: A file whose mtime is this close to the moment it was hashed is not remembered.
 RACY_SECONDS = 2.0
@@ -110,6 +112,8 @@ def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
 
 def _external_files(path: Path) -> list[Path]:
     """The external weight files a model refers to (parses the graph, not the weights)."""
+    import onnx
+
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:
