@@ -10,6 +10,7 @@ from ember import blob
 from ember import properties as props
 from ember._version import __version__
 from ember.cache.cached_compile import compile_with_cache
+from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import make_key, model_identity
 from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
@@ -198,21 +199,38 @@ class Core:
         if cache_dir and device.can_export:
             device_model, loaded = self._compile_cached(model, device, plugin_config, config,
                                                         os.fspath(cache_dir))
+        elif cache_dir:  # the device caches what it builds, through the core (seeds: .cl_cache)
+            kernels = self._kernel_cache(device, config, os.fspath(cache_dir))
+            device_model, loaded = self._compile(model, device, plugin_config, kernels), False
+            if kernels.problems:
+                kernels.cache.warn("; ".join(kernels.problems))
         else:
             device_model, loaded = self._compile(model, device, plugin_config), False
         return self._wrap(device, device_model, plugin_config, loaded_from_cache=loaded)
 
     def _compile(self, model: ModelSource, device: DeviceDescription,
-                 plugin_config: dict[str, Any]) -> DeviceModel:
+                 plugin_config: dict[str, Any], kernels: KernelCache | None = None) -> DeviceModel:
         if not isinstance(model, Model):
             model = read_model(model)
-        return self._plugins.call("compile", device.name, model=model, config=plugin_config)
+        return self._plugins.call("compile", device.name, model=model, config=plugin_config,
+                                  cache=kernels)
+
+    def _model_cache(self, cache_dir: str) -> ModelCache:
+        return self._caches.get(cache_dir) or self._caches.setdefault(cache_dir,
+                                                                      ModelCache(cache_dir))
+
+    def _kernel_cache(self, device: DeviceDescription, config: Mapping[str, Any] | None,
+                      cache_dir: str) -> KernelCache:
+        info = self._plugins.owner(device.name)
+        max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
+        return KernelCache(self._model_cache(cache_dir), plugin=info.distribution or info.name,
+                           plugin_version=info.version or "", device=device.name,
+                           max_size=parse_size(max_size) if max_size is not None else None)
 
     def _compile_cached(self, model: ModelSource, device: DeviceDescription,
                         plugin_config: dict[str, Any], config: Mapping[str, Any] | None,
                         cache_dir: str) -> tuple[DeviceModel, bool]:
-        cache = self._caches.get(cache_dir) or self._caches.setdefault(
-            cache_dir, ModelCache(cache_dir))
+        cache = self._model_cache(cache_dir)
         model_digest, model_name = model_identity(model, cache.file_digests)
         info = self._plugins.owner(device.name)
         encrypted = (props.CACHE_ENCRYPTION_CALLBACKS in plugin_config

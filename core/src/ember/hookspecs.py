@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from ember.cache.kernel_cache import KernelCache
     from ember.device import DeviceModel
     from ember.model import Model
 
@@ -79,7 +80,9 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> DeviceModel | None:
+def compile(
+    model: Model, device_name: str, config: Mapping[str, Any], cache: KernelCache | None
+) -> DeviceModel | None:
     """Compile a model for a device: the slow, cacheable work happens here.
 
     :param model: the model as read by :meth:`ember.Core.read_model` (``model.proto`` is the ONNX
@@ -88,6 +91,13 @@ def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> Device
     :param config: the device's effective configuration: every key of ``SUPPORTED_CONFIG_KEYS``
         with the user's value or the default, validated by the core against the names (values are
         the plugin's to check: raise :class:`ember.errors.PropertyValueError` for a bad one).
+    :param cache: with ``CACHE_DIR`` set, a handle on the core's cache for what the device builds
+        below the level of a whole model (compiled OpenCL programs, as OpenVINO's GPU plugin
+        keeps in ``.cl_cache`` files): ``key(blob_id)``, ``get(key)``, ``put(key, payload)``,
+        ``lock(key)`` and ``reject(key, reason)``. ``None`` without a cache directory. Devices
+        with ``EXPORT_IMPORT`` are cached whole by the core and can ignore it.
+
+        .. versionadded:: 0.1
     :returns: ``None`` when ``device_name`` is not this plugin's; otherwise an object following
         :class:`ember.device.DeviceModel`.
     :raises ember.errors.UnsupportedOperatorError: for the first node the device cannot run.

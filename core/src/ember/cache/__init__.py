@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import CacheKey, make_key
 from ember.cache.store import CacheEntry, CacheStats, ModelCache
 
@@ -24,6 +25,7 @@ __all__ = [
     "CacheEntry",
     "CacheKey",
     "CacheStats",
+    "KernelCache",
     "ModelCache",
     "clear",
     "entries",

@@ -29,8 +29,8 @@ class CacheKey:
     digest: str
 
     @property
-    def model_digest(self) -> str:
-        return str(self.parts["model"])
+    def model_digest(self) -> str | None:
+        return self.parts.get("model")
 
 
 def make_key(*, model_digest: str, device_kind: str, architecture: str, plugin: str,
@@ -46,19 +46,22 @@ def make_key(*, model_digest: str, device_kind: str, architecture: str, plugin: 
     :param properties: the values of the plugin's CACHING_PROPERTIES for this compile.
     :param flags: what changes the payload's form (``"encrypted"``).
     """
-    parts = {
-        "schema": KEY_SCHEMA,
+    return entry_key({
         "model": model_digest,
         "device": device_kind,
         "architecture": architecture,
         "plugin": plugin,
         "plugin_version": plugin_version,
-        "ember_version": __version__,
-        "container_version": blob.CONTAINER_VERSION,
         "properties": {name: _jsonable(value) for name, value in sorted(properties.items())},
         "flags": sorted(flags),
-    }
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    })
+
+
+def entry_key(parts: Mapping[str, Any]) -> CacheKey:
+    """The key of any cache entry: ``parts`` plus the versions every entry depends on."""
+    parts = {**parts, "schema": KEY_SCHEMA, "ember_version": __version__,
+             "container_version": blob.CONTAINER_VERSION}
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr)
     return CacheKey(parts, checksum.hexdigest(text.encode()))
 
 

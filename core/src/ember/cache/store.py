@@ -37,6 +37,9 @@ from ember.errors import BlobFormatError, CacheWarning
 log = logging.getLogger("ember.cache")
 
 BLOB_SUFFIX = ".blob"
+#: Kernel entries (compiled OpenCL programs and the like, see kernel_cache.py): OpenVINO's name.
+KERNEL_SUFFIX = ".cl_cache"
+_SUFFIXES = (BLOB_SUFFIX, KERNEL_SUFFIX)
 #: A temporary file older than this was left by a killed writer and is removed by prune().
 STALE_TEMP_SECONDS = 3600
 _EVENTS_COMPACT_BYTES = 1 << 20
@@ -95,16 +98,17 @@ class ModelCache:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def blob_path(self, key: str) -> Path:
-        return self.blobs / f"{key}{BLOB_SUFFIX}"
+    def blob_path(self, key: str, suffix: str = BLOB_SUFFIX) -> Path:
+        return self.blobs / f"{key}{suffix}"
 
-    def read(self, key: CacheKey) -> tuple[blob.BlobHeader | None, memoryview | str | None]:
+    def read(self, key: CacheKey, suffix: str = BLOB_SUFFIX
+             ) -> tuple[blob.BlobHeader | None, memoryview | str | None]:
         """Look up ``key``: ``(header, payload)`` for an intact entry, ``(None, None)`` when
         there is none, ``(None, problem)`` when the entry cannot be used (damaged, unreadable).
 
         Nothing is warned here: the caller reports one warning per compile.
         """
-        path = self.blob_path(key.digest)
+        path = self.blob_path(key.digest, suffix)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -134,13 +138,13 @@ class ModelCache:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, key: CacheKey, header_fields: dict[str, Any],
-              payload: bytes | memoryview) -> str | None:
+              payload: bytes | memoryview, suffix: str = BLOB_SUFFIX) -> str | None:
         """Publish a blob atomically; return None, or what went wrong (nothing is raised)."""
         prefix, header = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
                                      payload)
         try:
             make_private_dirs(self.root, self.blobs)
-            write_atomically(self.blob_path(key.digest), prefix, payload)
+            write_atomically(self.blob_path(key.digest, suffix), prefix, payload)
         except OSError as exc:
             return f"the model cache {self.root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=len(prefix) + header.payload_length)
@@ -252,7 +256,7 @@ class ModelCache:
     def _blob_files(self) -> list[Path]:
         try:
             return [p for p in self.blobs.iterdir()
-                    if p.suffix == BLOB_SUFFIX and not p.name.startswith(TEMP_PREFIX)]
+                    if p.suffix in _SUFFIXES and not p.name.startswith(TEMP_PREFIX)]
         except OSError:
             return []
 
