@@ -37,7 +37,8 @@ def compile(model, device_name):
 '''
 
 
-def make_distribution(root: Path, name: str, module: str, code: str) -> Path:
+def make_distribution(root: Path, name: str, module: str, code: str,
+                      requires: str = "ember") -> Path:
     project = root / name
     (project / module).mkdir(parents=True)
     (project / module / "__init__.py").write_text("")
@@ -49,7 +50,7 @@ def make_distribution(root: Path, name: str, module: str, code: str) -> Path:
         [project]
         name = "{name}"
         version = "1.2.3"
-        dependencies = ["ember"]
+        dependencies = ["{requires}"]
         [project.entry-points."ember.devices"]
         {module} = "{module}.plugin"
         [tool.setuptools]
@@ -64,10 +65,12 @@ def site(tmp_path_factory):
     echo = make_distribution(root, "ember-echo", "ember_echo", ECHO_PLUGIN)
     broken = make_distribution(root, "ember-broken", "ember_broken",
                                "import a_module_that_does_not_exist\n")
+    stale = make_distribution(root, "ember-stale", "ember_stale", ECHO_PLUGIN.replace(
+        '"ECHO"', '"STALE"'), requires="ember<0.1")
     target = root / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(echo), str(broken)],
+         "--target", str(target), str(echo), str(broken), str(stale)],
         check=True,
     )
     return target
@@ -102,7 +105,15 @@ def test_installed_plugin_adds_its_device(site):
 
 
 def test_broken_plugin_is_reported_and_hides_nothing(site):
-    (failure,) = run_in(site, PROBE)["failures"]
-    name, distribution, stage, error = failure
+    failures = {f[0]: f for f in run_in(site, PROBE)["failures"]}
+    name, distribution, stage, error = failures["ember_broken"]
     assert (name, distribution, stage) == ("ember_broken", "ember-broken", "import")
     assert "a_module_that_does_not_exist" in error
+
+
+def test_plugin_made_for_another_ember_is_refused_with_what_to_do(site):
+    report = run_in(site, PROBE)
+    _, distribution, stage, error = {f[0]: f for f in report["failures"]}["ember_stale"]
+    assert (distribution, stage) == ("ember-stale", "compatibility")
+    assert "requires ember<0.1" in error and "this is ember 0.1.0" in error
+    assert "STALE" not in report["devices"]

@@ -100,3 +100,20 @@ def test_each_core_has_its_own_plugin_manager():
     second = ember.Core(load_installed_plugins=False)
     first.register_plugin(ToyPlugin(), "toy")
     assert second.available_devices == []
+
+
+def test_plugin_for_another_contract_version_is_refused(core):
+    class FromTheFuture(ToyPlugin):
+        EMBER_CONTRACT_VERSION = 99
+
+    with pytest.raises(PluginError, match="contract 99.*speaks contract 1"):
+        core.register_plugin(FromTheFuture("NEW", 1), "future")
+    assert core.available_devices == []
+
+
+def test_shipped_plugins_declare_their_contract_version():
+    from ember import hookspecs
+
+    for module in ("ember_cpu.plugin", "ember_gpu.plugin", "ember_template.plugin"):
+        plugin = __import__(module, fromlist=["EMBER_CONTRACT_VERSION"])
+        assert plugin.EMBER_CONTRACT_VERSION == hookspecs.CONTRACT_VERSION

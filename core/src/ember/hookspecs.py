@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
 PROJECT_NAME = "ember"
 
+#: The version of this contract. A plugin says which one it was written for with a module (or
+#: object) attribute ``EMBER_CONTRACT_VERSION``; the core refuses one written for a contract it
+#: does not speak, with a message saying what to upgrade. Adding an optional hook argument does not
+#: change the version; removing or changing the meaning of anything does.
+CONTRACT_VERSION = 1
+SUPPORTED_CONTRACT_VERSIONS = frozenset({1})
+
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 #: Marks a plugin's hook implementation; exported as ``ember.hookimpl``.
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

@@ -21,6 +21,7 @@ from typing import Any
 import pluggy
 
 from ember import hookspecs
+from ember._version import __version__
 from ember.device import split_device_name
 from ember.errors import PluginError
 
@@ -50,7 +51,7 @@ class PluginFailure:
 
     name: str
     distribution: str | None
-    stage: str  # "import", "register" or "list_devices"
+    stage: str  # "compatibility", "import", "register" or "list_devices"
     error: str
 
     def __str__(self) -> str:
@@ -73,6 +74,12 @@ class Plugins:
 
     def register(self, plugin: object, info: PluginInfo) -> bool:
         """Register one plugin; on any contract violation record a failure and return False."""
+        declared = getattr(plugin, "EMBER_CONTRACT_VERSION", hookspecs.CONTRACT_VERSION)
+        if declared not in hookspecs.SUPPORTED_CONTRACT_VERSIONS:
+            self._fail(info, "register", PluginError(
+                f"it was written for Ember's plugin contract {declared!r}; ember {__version__} "
+                f"speaks contract {hookspecs.CONTRACT_VERSION}: install versions that match"))
+            return False
         try:
             self.manager.register(plugin, name=info.name)
         except Exception as exc:  # a third-party plugin may raise anything: isolate it
@@ -188,6 +195,10 @@ def load_plugins(
             continue
         if ep.name in plugins.infos:
             continue  # the same distribution seen twice on sys.path: keep the first
+        mismatch = _ember_requirement_mismatch(ep)
+        if mismatch:  # installed with --no-deps, or next to an upgraded core: say so, load nothing
+            plugins._fail(info, "compatibility", PluginError(mismatch))
+            continue
         try:
             plugin = ep.load()
         except Exception as exc:  # ImportError, SyntaxError, anything a broken package raises
@@ -195,6 +206,22 @@ def load_plugins(
             continue
         plugins.register(plugin, info)
     return plugins
+
+
+def _ember_requirement_mismatch(ep: EntryPoint) -> str | None:
+    """Why the plugin's declared range of ``ember`` versions excludes this one, or None."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in (ep.dist.requires or []) if ep.dist else []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if (requirement.name == "ember" and not requirement.marker
+                and not requirement.specifier.contains(__version__, prereleases=True)):
+            return (f"it requires ember{requirement.specifier}, and this is ember {__version__}: "
+                    f"install a version of {ep.dist.metadata['Name']} made for this Ember")
+    return None
 
 
 def _info(ep: EntryPoint) -> PluginInfo:

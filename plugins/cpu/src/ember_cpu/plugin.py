@@ -14,6 +14,9 @@ from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME
 from ember_cpu.runtime import onnxruntime
 
+#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+EMBER_CONTRACT_VERSION = 1
+
 #: Compile and run options with their defaults (OpenVINO's names where OpenVINO has one).
 CONFIG_DEFAULTS: dict[str, Any] = {
     "GRAPH_OPTIMIZATION_LEVEL": "EXTENDED",

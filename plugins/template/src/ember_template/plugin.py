@@ -20,6 +20,9 @@ from ember_template import plan_format
 from ember_template.compiled_model import TemplateCompiledModel
 from ember_template.compiler import DEVICE_NAME, compile_plan
 
+#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+EMBER_CONTRACT_VERSION = 1
+
 #: Compile options: name -> default. DISABLE_TRANSFORMATIONS (as in OpenVINO's template plugin)
 #: skips the fusions, so that outputs follow the reference graph node by node.
 CONFIG_DEFAULTS: dict[str, Any] = {
