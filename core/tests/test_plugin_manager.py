@@ -106,7 +106,7 @@ def test_plugin_for_another_contract_version_is_refused(core):
     class FromTheFuture(ToyPlugin):
         EMBER_CONTRACT_VERSION = 99
 
-    with pytest.raises(PluginError, match="contract 99.*speaks contract 1"):
+    with pytest.raises(PluginError, match=r"contract 99.*speaks contract 1"):
         core.register_plugin(FromTheFuture("NEW", 1), "future")
     assert core.available_devices == []
 
