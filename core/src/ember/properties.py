@@ -32,6 +32,10 @@ CACHE_DIR = "CACHE_DIR"
 #: entries are evicted beyond it.
 CACHE_MAX_SIZE = "CACHE_MAX_SIZE"
 CACHE_ENCRYPTION_CALLBACKS = "CACHE_ENCRYPTION_CALLBACKS"
+#: A shared cache tier: ``redis://host:port/db?prefix=...&ttl=...`` (see docs/fleet-cache.md).
+CACHE_REMOTE = "CACHE_REMOTE"
+#: The key that signs and verifies remote entries (HMAC-SHA256); never shown by get_property.
+CACHE_SIGNING_KEY = "CACHE_SIGNING_KEY"
 
 # Read-only properties of a compiled model.
 LOADED_FROM_CACHE = "LOADED_FROM_CACHE"
@@ -41,7 +45,7 @@ EXECUTION_DEVICES = "EXECUTION_DEVICES"
 AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
 
 #: Writable keys the core accepts for every device, on top of what the plugin supports.
-CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR, CACHE_MAX_SIZE)
+CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR, CACHE_MAX_SIZE, CACHE_REMOTE, CACHE_SIGNING_KEY)
 
 #: Known capability strings; a plugin that reports another one is told so by the conformance tests.
 KNOWN_CAPABILITIES: frozenset[str] = frozenset(

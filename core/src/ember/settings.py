@@ -27,7 +27,12 @@ from ember.errors import PropertyValueError, UnknownPropertyError
 log = logging.getLogger("ember")
 
 #: Environment variables read for the core's keys, at the lowest precedence but the default.
-ENVIRONMENT = {props.CACHE_DIR: "EMBER_CACHE_DIR", props.CACHE_MAX_SIZE: "EMBER_CACHE_MAX_SIZE"}
+ENVIRONMENT = {
+    props.CACHE_DIR: "EMBER_CACHE_DIR",
+    props.CACHE_MAX_SIZE: "EMBER_CACHE_MAX_SIZE",
+    props.CACHE_REMOTE: "EMBER_CACHE_REMOTE",
+    props.CACHE_SIGNING_KEY: "EMBER_CACHE_SIGNING_KEY",
+}
 
 #: Keys a compile call accepts besides the device's and the core's writable ones.
 CALL_ONLY_KEYS = (props.CACHE_ENCRYPTION_CALLBACKS,)
@@ -100,6 +105,10 @@ def check_writable(device: DeviceDescription, keys: Mapping[str, Any], where: st
 def _check_core_value(key: str, value: Any) -> None:
     if key == props.CACHE_DIR and not isinstance(value, str | os.PathLike):
         raise PropertyValueError(f"CACHE_DIR must be a path, not {value!r}")
+    if key == props.CACHE_REMOTE and not isinstance(value, str):
+        raise PropertyValueError(f"CACHE_REMOTE must be a redis:// URL, not {value!r}")
+    if key == props.CACHE_SIGNING_KEY and not isinstance(value, str | bytes):
+        raise PropertyValueError("CACHE_SIGNING_KEY must be str or bytes")
     if key == props.CACHE_MAX_SIZE and value is not None and parse_size(value) is None:
         raise PropertyValueError(f"CACHE_MAX_SIZE must be a number of bytes, not {value!r}")
 

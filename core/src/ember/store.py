@@ -30,15 +30,19 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import filelock
-import onnx
+from typing import TYPE_CHECKING, Any
 
 from ember.cache.atomic import write_atomically
 from ember.errors import EmberError, InvalidModelError, ModelNotFoundError
 from ember.model import Model, read_model
+
+if TYPE_CHECKING:
+    import onnx
+
+# onnx and filelock are imported where they are used: ``import ember`` stays light, and resolving
+# a name on a warm start needs neither.
 
 HOME_ENV = "EMBER_HOME"
 XDG_ENV = "XDG_CACHE_HOME"
@@ -233,8 +237,10 @@ def _read_locations(directory: Path) -> dict[str, str]:
             if isinstance(location, str) and _NAME.fullmatch(name)}
 
 
-def _update_locations(change: Any, *, create: bool) -> None:
+def _update_locations(change: Callable[[dict[str, str]], object], *, create: bool) -> None:
     """Read, change and atomically rewrite ``.locations.json`` under a cross-process lock."""
+    import filelock
+
     directory = get_dir()
     if not create and not (directory / LOCATIONS_FILE).exists():
         return
@@ -272,6 +278,15 @@ def cached_model_path(name: str) -> Path | None:
     return stored if stored.is_file() else None
 
 
+def find_model(name: str) -> Path:
+    """The ONNX file of model ``name``, as :func:`cached_model_path` finds it.
+
+    :raises StoredModelNotFoundError: (a ``ModelNotFoundError``) naming every place looked at.
+    :raises ModelNameError: for an invalid name.
+    """
+    return _find(name, looked=[])
+
+
 def resolve_model_name(source: Any) -> Any:
     """Turn a stored model's name into the path of its file; return anything else unchanged.
 
@@ -284,11 +299,14 @@ def resolve_model_name(source: Any) -> Any:
     """
     if not is_model_name(source):
         return source
-    found = cached_model_path(source)
+    return str(_find(source, looked=[f"a file {source!r} in {Path.cwd()} (none)"]))
+
+
+def _find(name: str, looked: list[str]) -> Path:
+    found = cached_model_path(name)
     if found is not None:
-        return str(found)
-    location = model_locations().get(source)
-    looked = [f"a file {source!r} in {Path.cwd()} (none)"]
+        return found
+    location = model_locations().get(name)
     if location is None:
         looked.append("a location set with ember.set_model_cache (none set)")
     else:
@@ -297,8 +315,8 @@ def resolve_model_name(source: Any) -> Any:
     directory, origin = _dir_and_origin()
     why = {"set_dir": "set with ember.set_dir", "default": "the default"}.get(origin,
                                                                              f"from ${origin}")
-    looked.append(f"{directory / source / MODEL_FILE} in the store (store directory {why})")
-    raise StoredModelNotFoundError(source, looked)
+    looked.append(f"{directory / name / MODEL_FILE} in the store (store directory {why})")
+    raise StoredModelNotFoundError(name, looked)
 
 
 # -- saving --------------------------------------------------------------------------------------
@@ -326,6 +344,8 @@ def save_model(name: str, model: Model | onnx.ModelProto | bytes | str | os.Path
 
 
 def _model_bytes(model: Any) -> bytes:
+    import onnx
+
     if isinstance(model, Model):
         return _serialize(model.proto, model.friendly_name)
     if isinstance(model, onnx.ModelProto):
@@ -352,6 +372,8 @@ def _serialize(proto: onnx.ModelProto, source: str) -> bytes:
 
 
 def _uses_external_data(graph: onnx.GraphProto) -> bool:
+    import onnx
+
     tensors = list(graph.initializer)
     for sparse in graph.sparse_initializer:
         tensors += [sparse.values, sparse.indices]

@@ -19,9 +19,12 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from ember import blob
 from ember.cache.key import CacheKey
+from ember.cache.remote import RemoteTier
 from ember.cache.store import ModelCache
 from ember.device import DeviceModel
 
@@ -48,70 +51,153 @@ def compile_with_cache(
     import_model: Callable[[memoryview], DeviceModel],
     header_fields: dict[str, Any],
     max_size: int | None = None,
+    remote: RemoteTier | None = None,
 ) -> tuple[DeviceModel, bool]:
-    """Return the compiled model and whether it was loaded from the cache.
+    """Return the compiled model and whether it was loaded from the cache (either tier).
 
     Whatever goes wrong with the cache is collected and reported as one CacheWarning at the end.
     """
-    problems: list[str] = []
+    steps = _Steps(cache, key, compile_model, export_model, import_model, header_fields,
+                   max_size, remote)
     try:
-        return _compile_with_cache(cache, key, compile_model, export_model, import_model,
-                                   header_fields, max_size, problems)
+        return steps.run()
     finally:
-        if problems:
-            cache.warn("; ".join(problems))
+        if steps.problems:
+            cache.warn("; ".join(steps.problems))
 
 
-def _compile_with_cache(
-    cache: ModelCache, key: CacheKey, compile_model: Callable[[], DeviceModel],
-    export_model: Callable[[DeviceModel], bytes | memoryview],
-    import_model: Callable[[memoryview], DeviceModel], header_fields: dict[str, Any],
-    max_size: int | None, problems: list[str],
-) -> tuple[DeviceModel, bool]:
-    name = header_fields.get("model_name", "the model")
-    hit = _import_entry(cache, key, import_model, problems)
-    if hit is not None:
-        return hit, True
-    timeout = lock_timeout()
-    with cache.lock(key.digest, timeout) as locked:
-        if locked:  # the holder we waited for may have published it
-            seen = len(problems)
-            hit = _import_entry(cache, key, import_model, problems)
-            del problems[seen:]  # the same entry's problem, if any, is already reported
-            if hit is not None:
-                return hit, True
-        else:
-            problems.append(f"waited {timeout:.1f} s for another process compiling {name}; "
-                            "compiled it here too")
-        reason = cache.explain_miss(key)
+@dataclass
+class _Steps:
+    """One compile through the cache; ``problems`` collects what to warn about, once."""
+
+    cache: ModelCache
+    key: CacheKey
+    compile_model: Callable[[], DeviceModel]
+    export_model: Callable[[DeviceModel], bytes | memoryview]
+    import_model: Callable[[memoryview], DeviceModel]
+    header_fields: dict[str, Any]
+    max_size: int | None
+    remote: RemoteTier | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.header_fields.get("model_name", "the model"))
+
+    def run(self) -> tuple[DeviceModel, bool]:
+        hit = self._import_local() or self._import_remote()
+        if hit is not None:
+            return hit, True
+        timeout = lock_timeout()
+        with self.cache.lock(self.key.digest, timeout) as locked:
+            if locked:  # the process we waited for may have published it
+                hit = self._quietly(self._import_local)
+                if hit is not None:
+                    return hit, True
+            else:
+                self.problems.append(f"waited {timeout:.1f} s for another process compiling "
+                                     f"{self.name}; compiled it here too")
+            if self.remote is None:
+                return self._compile_and_store(), False
+            with self.remote.fleet_lock(self.key.digest, expiry=timeout) as fleet:
+                if fleet == "busy":  # another host compiles it: wait for its entry
+                    hit = self._import_remote(wait=True)
+                elif fleet == "held":  # published between our look and our lock?
+                    hit = self._quietly(self._import_remote)
+                if hit is not None:
+                    return hit, True
+                return self._compile_and_store(), False
+
+    def _quietly(self, look: Callable[[], DeviceModel | None]) -> DeviceModel | None:
+        seen = len(self.problems)
+        hit = look()
+        del self.problems[seen:]  # a second look at the same entry: already reported
+        return hit
+
+    # -- hits --------------------------------------------------------------------------------
+
+    def _import_local(self) -> DeviceModel | None:
+        header, payload = self.cache.read(self.key)
+        if header is None:
+            if isinstance(payload, str):
+                self.problems.append(f"{payload}; compiled instead")
+            return None
+        assert isinstance(payload, memoryview)
+        return self._import(header, payload, "hit")
+
+    def _import_remote(self, *, wait: bool = False) -> DeviceModel | None:
+        if self.remote is None:
+            return None
+        fetch = self.remote.wait_for if wait else self.remote.get
+        data, problem = fetch(self.key.digest)
+        if problem:
+            self.problems.append(problem)
+        if data is None:
+            return None
+        failure = self.cache.write_blob(self.key, data)  # write-back: the next start is local
+        if failure:
+            self.problems.append(f"{failure}: used the remote entry without a local copy")
+        header, payload = blob.unpack(data)  # verified by the remote tier already
+        return self._import(header, payload, "remote_hit")
+
+    def _import(self, header: blob.BlobHeader, payload: memoryview,
+                event: str) -> DeviceModel | None:
+        start = time.perf_counter()
+        try:
+            compiled = self.import_model(payload)
+        except Exception as exc:  # a plugin that cannot read its payload: recompile, no crash
+            self.cache.record("damaged", self.key.digest)
+            self.problems.append(f"cache entry {self.key.digest[:12]} for {header.model_name} "
+                                 f"could not be imported ({type(exc).__name__}: {exc}); "
+                                 "compiled instead")
+            return None
+        saved = header.compile_seconds - (time.perf_counter() - start)
+        self.cache.record(event, self.key.digest, bytes=header.payload_length,
+                          saved=max(saved, 0.0))
+        return compiled
+
+    # -- a miss ------------------------------------------------------------------------------
+
+    def _compile_and_store(self) -> DeviceModel:
+        reason = self.cache.explain_miss(self.key)
         if reason:
             log.info("cache miss for %s on %s: an entry for the same model differs: %s",
-                     name, header_fields.get("device"), reason)
-        cache.record("miss", key.digest)
+                     self.name, self.header_fields.get("device"), reason)
+        self.cache.record("miss", self.key.digest)
         start = time.perf_counter()
-        compiled = compile_model()
+        compiled = self.compile_model()
         compile_seconds = time.perf_counter() - start
         try:
-            payload, export_seconds = _timed_export(export_model, compiled)
+            payload, export_seconds = _timed_export(self.export_model, compiled)
         except Exception as exc:  # the compile succeeded: a failing export must not undo it
-            problems.append(f"exporting {name} for the cache failed "
-                            f"({type(exc).__name__}: {exc}); it is not cached")
-            return compiled, False
+            self.problems.append(f"exporting {self.name} for the cache failed "
+                                 f"({type(exc).__name__}: {exc}); it is not cached")
+            return compiled
         # Admission: importing costs about what exporting did (the same bytes, the other way).
         # A compile cheaper than that would only be slowed down by the cache.
         if compile_seconds < export_seconds:
             log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
-                     name, compile_seconds * 1e3, export_seconds * 1e3)
-            return compiled, False
-        fields = {**header_fields, "created": time.time(), "compile_seconds": compile_seconds}
-        failure = cache.write(key, fields, payload)
+                     self.name, compile_seconds * 1e3, export_seconds * 1e3)
+            return compiled
+        fields = {**self.header_fields, "created": time.time(),
+                  "compile_seconds": compile_seconds, "key": self.key.digest,
+                  "key_parts": self.key.parts}
+        data = blob.pack(fields, payload) if self.remote else None
+        failure = (self.cache.write_blob(self.key, data) if data is not None
+                   else self.cache.write(self.key, fields, payload))
         if failure:
-            problems.append(f"{failure}: {name} was compiled but is not cached")
-        elif problems:
-            problems.append("the entry was replaced")
-        if not failure and max_size is not None:
-            cache.evict(max_size)
-        return compiled, False
+            self.problems.append(f"{failure}: {self.name} was compiled but is not cached")
+        elif self.problems:
+            self.problems.append("the entry was replaced")
+        if not failure and self.max_size is not None:
+            self.cache.evict(self.max_size)
+        if data is not None and self.remote is not None:
+            remote_failure = self.remote.put(self.key.digest, data)
+            if remote_failure:
+                self.problems.append(remote_failure)
+            else:
+                self.cache.record("remote_write", self.key.digest, bytes=len(data))
+        return compiled
 
 
 def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
@@ -128,26 +214,3 @@ def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
     finally:
         if collecting:
             gc.enable()
-
-
-def _import_entry(cache: ModelCache, key: CacheKey,
-                  import_model: Callable[[memoryview], DeviceModel],
-                  problems: list[str]) -> DeviceModel | None:
-    """Import the entry of ``key``, or note why it cannot be used and return None."""
-    header, payload = cache.read(key)
-    if header is None:
-        if isinstance(payload, str):
-            problems.append(f"{payload}; compiled instead")
-        return None
-    assert isinstance(payload, memoryview)
-    start = time.perf_counter()
-    try:
-        compiled = import_model(payload)
-    except Exception as exc:  # a plugin that cannot read its own payload: recompile, never crash
-        cache.record("damaged", key.digest)
-        problems.append(f"cache entry {key.digest[:12]} for {header.model_name} could not be "
-                        f"imported ({type(exc).__name__}: {exc}); compiled instead")
-        return None
-    saved = header.compile_seconds - (time.perf_counter() - start)
-    cache.record("hit", key.digest, bytes=header.payload_length, saved=max(saved, 0.0))
-    return compiled

@@ -45,7 +45,8 @@ STALE_TEMP_SECONDS = 3600
 _EVENTS_COMPACT_BYTES = 1 << 20
 
 _EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "evictions",
-                  "damaged": "damaged"}
+                  "damaged": "damaged", "remote_hit": "remote_hits",
+                  "remote_write": "remote_writes"}
 _COUNTERS = (*_EVENT_COUNTER.values(), "bytes_read", "bytes_written")
 
 # In-process locks per (directory, key): file locks alone do not order threads reliably on every
@@ -74,9 +75,11 @@ class CacheEntry:
 class CacheStats:
     """Counters over a cache directory's lifetime (until cleared)."""
 
-    hits: int = 0
+    hits: int = 0  # from the local directory
+    remote_hits: int = 0  # from the remote tier (and written back to the directory)
     misses: int = 0
     writes: int = 0
+    remote_writes: int = 0
     evictions: int = 0
     damaged: int = 0
     bytes_read: int = 0
@@ -140,14 +143,21 @@ class ModelCache:
     def write(self, key: CacheKey, header_fields: dict[str, Any],
               payload: bytes | memoryview, suffix: str = BLOB_SUFFIX) -> str | None:
         """Publish a blob atomically; return None, or what went wrong (nothing is raised)."""
-        prefix, header = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
-                                     payload)
+        prefix, _ = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
+                                payload)
+        return self._publish(key, suffix, prefix, payload)
+
+    def write_blob(self, key: CacheKey, data: bytes, suffix: str = BLOB_SUFFIX) -> str | None:
+        """Publish a whole blob as it is (one fetched from the remote tier, already verified)."""
+        return self._publish(key, suffix, data)
+
+    def _publish(self, key: CacheKey, suffix: str, *chunks: bytes | memoryview) -> str | None:
         try:
             make_private_dirs(self.root, self.blobs)
-            write_atomically(self.blob_path(key.digest, suffix), prefix, payload)
+            write_atomically(self.blob_path(key.digest, suffix), *chunks)
         except OSError as exc:
             return f"the model cache {self.root} cannot be written ({exc.strerror or exc})"
-        self.record("write", key.digest, bytes=len(prefix) + header.payload_length)
+        self.record("write", key.digest, bytes=sum(memoryview(c).nbytes for c in chunks))
         self.compact_events()
         return None
 
@@ -218,7 +228,7 @@ class ModelCache:
                 continue
             if kind in _EVENT_COUNTER:
                 counts[_EVENT_COUNTER[kind]] += 1
-            if kind == "hit":
+            if kind in ("hit", "remote_hit"):
                 counts["bytes_read"] += event.get("bytes", 0)
                 counts["compile_seconds_saved"] += event.get("saved", 0.0)
             elif kind == "write":

@@ -1,0 +1,156 @@
+"""``ember cache``: list, count, verify, prune and clear a model cache; export and import it.
+
+The directory is ``--cache-dir``, else ``$EMBER_CACHE_DIR``, else ``<ember.get_dir()>/compiled``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from ember import cache as model_cache
+from ember.cli._common import (
+    EXIT_ERROR,
+    SizeType,
+    cache_dir_option,
+    echo_json,
+    entries,
+    format_size,
+    format_time,
+    json_option,
+    resolve_cache_dir,
+    row,
+    say,
+    show,
+    table,
+)
+from ember.cli.bundle import export_bundle, import_bundle
+
+
+@click.group()
+def cache() -> None:
+    """Look after a model cache directory."""
+
+
+@cache.command("ls")
+@cache_dir_option
+@json_option
+def ls(cache_dir: Path | None, as_json: bool) -> None:
+    """List the cached models, least recently used first."""
+    directory = resolve_cache_dir(cache_dir)
+    found = model_cache.entries(directory)
+    if as_json:
+        echo_json({"cache_dir": str(directory), "entries": [
+            {**dataclasses.asdict(e), "path": str(e.path)} for e in found]})
+        return
+    if not found:
+        missing = "" if directory.is_dir() else " (the directory does not exist)"
+        say(f"no entries in {directory}{missing}")
+        return
+    listing = table("key", "model", "device", "plugin", "size", "compile ms", "created",
+                    "last used", title=str(directory))
+    for e in found:
+        row(listing, e.key[:16], e.model_name, e.device, f"{e.plugin} {e.plugin_version}",
+            format_size(e.size), f"{e.compile_seconds * 1e3:.1f}", format_time(e.created),
+            format_time(e.last_used))
+    show(listing)
+    say(f"{entries(len(found))}, {format_size(sum(e.size for e in found))}")
+
+
+@cache.command()
+@cache_dir_option
+@json_option
+def stats(cache_dir: Path | None, as_json: bool) -> None:
+    """Hits, misses, writes, evictions, damaged entries, bytes and compile time saved."""
+    directory = resolve_cache_dir(cache_dir)
+    counters = dataclasses.asdict(model_cache.stats(directory))
+    if as_json:
+        echo_json({"cache_dir": str(directory), **counters})
+        return
+    listing = table("counter", "value", title=str(directory))
+    for name, value in counters.items():
+        if name in ("bytes_read", "bytes_written", "size"):
+            value = format_size(value)
+        elif name == "compile_seconds_saved":
+            value = f"{value:.3f} s"
+        row(listing, name.replace("_", " "), value)
+    show(listing)
+
+
+@cache.command()
+@cache_dir_option
+@json_option
+def verify(cache_dir: Path | None, as_json: bool) -> None:
+    """Check every entry's checksums; exit status 1 when one is damaged."""
+    directory = resolve_cache_dir(cache_dir)
+    problems = model_cache.verify(directory)
+    if as_json:
+        echo_json({"cache_dir": str(directory),
+                   "damaged": [{"path": str(p), "problem": why} for p, why in problems]})
+    elif problems:
+        for path, why in problems:
+            say(f"damaged: {path.name}: {why}", style="red")
+        say(f"{entries(len(problems))} damaged; `ember cache prune` removes them")
+    else:
+        say(f"{entries(len(model_cache.entries(directory)))}, all intact ({directory})")
+    if problems:
+        sys.exit(EXIT_ERROR)
+
+
+@cache.command()
+@click.option("--max-size", required=True, type=SizeType(),
+              help="Keep at most this many bytes (500M, 2G, ...).")
+@cache_dir_option
+def prune(max_size: int, cache_dir: Path | None) -> None:
+    """Remove damaged entries and stale temporary files, then the least recently used entries
+    until the cache holds at most --max-size."""
+    directory = resolve_cache_dir(cache_dir)
+    damaged = model_cache.verify(directory)
+    evicted = model_cache.prune(directory, max_size)
+    for path, why in damaged:
+        say(f"removed damaged {path.name} ({why})")
+    for entry in evicted:
+        say(f"removed {entry.key[:16]} {entry.model_name} on {entry.device} "
+            f"({format_size(entry.size)})")
+    left = model_cache.entries(directory)
+    say(f"{entries(len(left))} left, {format_size(sum(e.size for e in left))}")
+
+
+@cache.command()
+@cache_dir_option
+def clear(cache_dir: Path | None) -> None:
+    """Remove every entry, lock, remembered checksum and statistic (other files stay)."""
+    directory = resolve_cache_dir(cache_dir)
+    found = model_cache.entries(directory)
+    model_cache.clear(directory)
+    say(f"removed {entries(len(found))} ({format_size(sum(e.size for e in found))}) "
+        f"from {directory}")
+
+
+@cache.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@cache_dir_option
+def export(file: Path, cache_dir: Path | None) -> None:
+    """Write every intact entry into FILE, a tar of <key>.blob files (.tar.gz: compressed)."""
+    count, size, skipped = export_bundle(resolve_cache_dir(cache_dir), file)
+    for name in skipped:
+        say(f"skipped damaged {name}", style="yellow")
+    say(f"exported {entries(count)} ({format_size(size)}) to {file}")
+
+
+@cache.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@cache_dir_option
+def import_(file: Path, cache_dir: Path | None) -> None:
+    """Add the entries of FILE, made by `ember cache export`, to the cache. Every member is
+    checked first; a bundle holding anything but intact blobs is refused whole."""
+    directory = resolve_cache_dir(cache_dir)
+    report = import_bundle(directory, file)
+    for header in report.added:
+        say(f"added {header.key[:16]} {header.model_name} on {header.device} "
+            f"({header.plugin} {header.plugin_version})")
+    say(f"imported {entries(len(report.added))} into {directory}"
+        + (f"; {len(report.present)} already there" if report.present else ""))
