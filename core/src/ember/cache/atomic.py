@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import queue
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger("ember.cache")
 
 #: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
 #: removes once it is old. Readers never open them.
@@ -39,41 +43,45 @@ def write_atomically(path: Path, *chunks: bytes | memoryview) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
-    _flusher.submit(fd)
+    background.submit(_flush_and_close, fd)
 
 
-class _Flusher:
-    """One background thread per process that fsyncs and closes published files in turn.
+class Background:
+    """One worker thread per process for work a start need not wait for: fsyncing published
+    files, writing back entries fetched from a remote tier.
 
-    It is a daemon, so that an idle flusher never keeps a process alive; at exit the files still
-    queued are flushed before the interpreter goes (atexit).
+    The thread is a daemon, so an idle worker never keeps a process alive; at exit, work still
+    queued or running is finished first (atexit), so nothing submitted is lost.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, fd: int) -> None:
+    def submit(self, work: Callable[..., object], *args: object) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ember-fsync",
+                self._thread = threading.Thread(target=self._run, name="ember-background",
                                                 daemon=True)
                 self._thread.start()
-                atexit.register(self.drain)
-        self._queue.put(fd)
+                atexit.register(self.wait)
+        self._queue.put((work, args))
 
     def _run(self) -> None:
         while True:
-            _flush_and_close(self._queue.get())
-
-    def drain(self) -> None:
-        while True:
+            work, args = self._queue.get()
             try:
-                fd = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            _flush_and_close(fd)
+                work(*args)
+            except Exception:  # background work reports its own problems; keep serving
+                log.exception("background cache work failed")
+            finally:
+                self._queue.task_done()
+
+    def wait(self) -> None:
+        """Block until everything submitted so far is done."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.join()
 
 
 def _flush_and_close(fd: int) -> None:
@@ -86,7 +94,7 @@ def _flush_and_close(fd: int) -> None:
             os.close(fd)
 
 
-_flusher = _Flusher()
+background = Background()
 
 
 def make_private_dirs(root: Path, *subdirectories: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember import blob
+from ember.cache.atomic import background
 from ember.cache.key import CacheKey
 from ember.cache.remote import RemoteTier
 from ember.cache.store import ModelCache
@@ -134,9 +135,8 @@ class _Steps:
             self.problems.append(problem)
         if data is None:
             return None
-        failure = self.cache.write_blob(self.key, data)  # write-back: the next start is local
-        if failure:
-            self.problems.append(f"{failure}: used the remote entry without a local copy")
+        # Write-back, so that the next start is local; this start need not wait for the disk.
+        background.submit(self._write_back, data)
         header, payload = blob.unpack(data)  # verified by the remote tier already
         return self._import(header, payload, "remote_hit")
 
@@ -155,6 +155,11 @@ class _Steps:
         self.cache.record(event, self.key.digest, bytes=header.payload_length,
                           saved=max(saved, 0.0))
         return compiled
+
+    def _write_back(self, data: bytes) -> None:
+        failure = self.cache.write_blob(self.key, data)
+        if failure:
+            log.warning("%s: a remote entry was used without a local copy", failure)
 
     # -- a miss ------------------------------------------------------------------------------
 

@@ -1,0 +1,107 @@
+"""Fleet cache: a remote (Redis) hit against a local hit and a cold compile, on loopback.
+
+    .venv/bin/python benchmarks/bench_fleet.py [--repeats 5]
+
+Starts its own redis-server on 127.0.0.1. For blobs of about 1, 10 and 100 MB (TEMPLATE models
+made of dense layers), it times ``compile_model(path)`` in this process: a local hit (warm cache
+directory), a remote hit (an empty cache directory each time, the server warm: fetch, verify the
+signature and checksums, write back, import) and a cold compile with both tiers on.
+Goal: a remote hit of the 10 MB blob costs <= 1.3x a local hit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+import ember
+
+SIZES = {"1 MB": (512, 1), "10 MB": (1024, 3), "100 MB": (2048, 6)}  # (dim, layers)
+
+
+def dense_model(path: Path, dim: int, layers: int) -> Path:
+    rng = np.random.default_rng(0)
+    nodes, inits, previous = [], [], "x"
+    for i in range(layers):
+        weight = (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
+        inits.append(numpy_helper.from_array(weight, f"w{i}"))
+        nodes += [helper.make_node("Gemm", [previous, f"w{i}"], [f"g{i}"], transB=1),
+                  helper.make_node("Relu", [f"g{i}"], [f"r{i}"])]
+        previous = f"r{i}"
+    graph = helper.make_graph(
+        nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", dim])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["n", dim])], inits)
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    return path
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server") or shutil.which(
+        "redis-server", path=str(Path(sys.executable).parent))
+    if binary is None:
+        raise SystemExit("redis-server is not installed: run `make test` once")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(workdir)],
+                              stdout=subprocess.DEVNULL)
+    for _ in range(500):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.01)
+    return server, f"redis://127.0.0.1:{port}/0"
+
+
+def timed_compile(model: Path, cache_dir: Path, remote: str) -> tuple[float, bool]:
+    core = ember.Core()
+    start = time.perf_counter()
+    compiled = core.compile_model(model, "TEMPLATE", {
+        "CACHE_DIR": str(cache_dir), "CACHE_REMOTE": remote, "CACHE_SIGNING_KEY": "bench"})
+    return (time.perf_counter() - start) * 1e3, compiled.get_property("LOADED_FROM_CACHE")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as work_dir:
+        work = Path(work_dir)
+        server, url = start_redis(work)
+        try:
+            print(f"{'blob':>8} {'cold':>10} {'local hit':>10} {'remote hit':>11} {'ratio':>6}")
+            for label, (dim, layers) in SIZES.items():
+                model = dense_model(work / f"dense{dim}x{layers}.onnx", dim, layers)
+                cold = [timed_compile(model, work / f"cold{label}{i}", url + f"?prefix=c{i}")[0]
+                        for i in range(min(args.repeats, 3))]
+                warm_dir = work / f"warm{label}"
+                timed_compile(model, warm_dir, url)
+                local = [timed_compile(model, warm_dir, url) for _ in range(args.repeats)]
+                remote = [timed_compile(model, work / f"fresh{label}{i}", url)
+                          for i in range(args.repeats)]
+                assert all(hit for _, hit in local + remote)
+                local_ms = statistics.median(ms for ms, _ in local)
+                remote_ms = statistics.median(ms for ms, _ in remote)
+                blob_mb = next(warm_dir.glob("blobs/*.blob")).stat().st_size / 1e6
+                print(f"{blob_mb:6.1f}MB {statistics.median(cold):8.1f}ms {local_ms:8.1f}ms "
+                      f"{remote_ms:9.1f}ms {remote_ms / local_ms:5.2f}x")
+        finally:
+            server.kill()
+    print("goal: remote hit of the 10 MB blob <= 1.3x a local hit")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
