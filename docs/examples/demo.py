@@ -1,69 +1,87 @@
-"""`make demo`: compile a real ONNX model on every available device, run it, print the timings.
+"""`make demo`: the `ember` command line on a real ONNX model, on every available device.
 
 The model is PaddleOCR's text-direction classifier (is this text line upright or upside down?),
-taken from the rapidocr-onnxruntime wheel. Each device compiles it, classifies the same seeded
-input, and, where the device can export, round-trips the compiled model through a blob.
+taken from the rapidocr-onnxruntime wheel. The demo runs, and shows, these commands:
+
+1. ``ember devices``: the devices, their plugins, and any plugin that failed to load;
+2. ``ember models save ppocr-cls FILE``: the model into a model store, so that it is found by
+   name (a temporary store, through ``EMBER_HOME``: the demo leaves nothing behind);
+3. ``ember run ppocr-cls -d DEVICE --shape x=1,3,48,192`` on every device: the outputs and the
+   times taken. A device that cannot compile yet (``NotSupportedError``, exit status 3) is
+   reported as skipped, not as a failure;
+4. for devices that can export: ``ember compile`` into the model cache, then ``ember run`` again
+   with ``EMBER_CACHE_DIR`` set, which loads the compiled model instead of compiling it, and
+   ``ember cache ls``.
+
+It exits with status 1 when a device fails.
 """
 
 from __future__ import annotations
 
-import time
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
-import numpy as np
-
-import ember
 from ember.testing import ppocr_cls_path
-from ember.testing.models import PPOCR_CLS_INPUT_SHAPE
 
-LABELS = ("0 degrees", "180 degrees")
+NAME = "ppocr-cls"
+SHAPE = "x=1,3,48,192"
+NOT_SUPPORTED = 3  # the exit status of `ember` when a device cannot do what was asked
 
 
-def timed(action, *args):
-    start = time.perf_counter()
-    result = action(*args)
-    return result, (time.perf_counter() - start) * 1e3
+def ember_command() -> list[str]:
+    script = Path(sys.executable).with_name("ember")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ember.cli.main"]
+
+
+def ember(*args, env, quiet=False):
+    """Run `ember ARGS`, showing the command; stdout is shown unless ``quiet``, stderr kept."""
+    if not quiet:
+        shown = " ".join(args)
+        prefix = "EMBER_CACHE_DIR=... " if "EMBER_CACHE_DIR" in env else ""
+        print(f"\n$ {prefix}ember {shown}", flush=True)
+    return subprocess.run([*ember_command(), *args], env=env, text=True, check=False,
+                          stdout=subprocess.PIPE if quiet else None, stderr=subprocess.PIPE)
 
 
 def main() -> int:
-    path = ppocr_cls_path()
-    core = ember.Core()
-    print(f"Ember {ember.__version__}; model {path.name}")
-    print(f"available devices: {', '.join(core.available_devices)}")
-    for failure in core.plugin_failures:
-        print(f"  (not loaded: {failure})")
-    image = np.random.default_rng(0).random(PPOCR_CLS_INPUT_SHAPE, dtype=np.float32)
+    with tempfile.TemporaryDirectory(prefix="ember-demo-") as home:
+        env = {k: v for k, v in os.environ.items() if k != "EMBER_CACHE_DIR"}
+        env["EMBER_HOME"] = home
+        ember("devices", env=env)
+        listing = json.loads(ember("devices", "--json", env=env, quiet=True).stdout)
+        ember("models", "save", NAME, str(ppocr_cls_path()), env=env)
 
-    model, read_ms = timed(core.read_model, path)
-    print(f"read_model: {read_ms:.1f} ms; {model}\n")
-    columns = ("compile", "1st infer", "infer", "import")
-    header = f"{'device':<10} " + " ".join(f"{c:>10}" for c in columns) + "  result"
-    print(header)
-    print("-" * len(header))
-    failed = 0
-    for device in core.available_devices:
-        try:
-            compiled, compile_ms = timed(core.compile_model, model, device)
-            _, first_ms = timed(compiled, image)
-            runs = [timed(compiled, image)[1] for _ in range(5)]
-            result = compiled(image)
-            probabilities = result[0][0]
-            import_text = "-"
-            if core.get_property(device, "IMPORT_EXPORT_SUPPORT"):
-                imported, import_ms = timed(core.import_model, compiled.export_model(), device)
-                assert np.array_equal(imported(image)[0], result[0]), "import changed the result"
-                import_text = f"{import_ms:.1f} ms"
-        except ember.errors.NotSupportedError as reason:  # a device that cannot compile yet
-            print(f"{device:<10} skipped: {reason}")
-            continue
-        except ember.errors.EmberError as error:
-            print(f"{device:<10} failed: {error}")
-            failed += 1
-            continue
-        label = LABELS[int(np.argmax(probabilities))]
-        print(f"{device:<10} {compile_ms:>7.1f} ms {first_ms:>7.1f} ms {np.median(runs):>7.2f} ms "
-              f"{import_text:>10}  {label} (p={probabilities.max():.3f}, "
-              f"{core.get_property(device, 'FULL_DEVICE_NAME')})")
-    return 1 if failed else 0
+        outcome = {}
+        for device in listing["devices"]:
+            name = device["name"]
+            result = ember("run", NAME, "-d", name, "--shape", SHAPE, env=env)
+            reason = result.stderr.strip().removeprefix("error: ")
+            if result.returncode == NOT_SUPPORTED:
+                outcome[name] = f"skipped: {reason}"
+            elif result.returncode:
+                outcome[name] = f"failed: {reason}"
+            else:
+                outcome[name] = "ok"
+            if result.returncode:
+                print(f"{name}: {outcome[name]}")
+
+        exporting = [d["name"] for d in listing["devices"]
+                     if d.get("import_export") and outcome[d["name"]] == "ok"]
+        cached_env = {**env, "EMBER_CACHE_DIR": str(Path(home) / "compiled")}
+        for name in exporting:
+            ember("compile", NAME, "-d", name, env=env)
+            ember("run", NAME, "-d", name, "--shape", SHAPE, env=cached_env)
+        if exporting:
+            ember("cache", "ls", env=env)
+
+    print("\nsummary:")
+    for name, text in outcome.items():
+        print(f"  {name:<10} {text}")
+    return 1 if any(text.startswith("failed") for text in outcome.values()) else 0
 
 
 if __name__ == "__main__":

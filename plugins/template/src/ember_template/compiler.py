@@ -24,13 +24,12 @@ from ember.model import Model
 from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
-DEVICE_NAME = "TEMPLATE"
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def compile_plan(model: Model, *, transformations: bool = True) -> Plan:
+def compile_plan(model: Model, device_name: str, *, transformations: bool = True) -> Plan:
     proto = model.proto
-    _validate(proto, model)
+    _validate(proto, model, device_name)
     graph = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
     static_shapes = _static_shapes(graph)
 
@@ -52,7 +51,7 @@ def compile_plan(model: Model, *, transformations: bool = True) -> Plan:
 # -- 1. validation -----------------------------------------------------------------------------
 
 
-def _validate(proto: onnx.ModelProto, model: Model) -> None:
+def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
     source = str(model.path) if model.path else model.friendly_name
     try:
         onnx.checker.check_model(proto)
@@ -60,7 +59,7 @@ def _validate(proto: onnx.ModelProto, model: Model) -> None:
         raise InvalidModelError(source, str(exc).strip().splitlines()[0]) from exc
     for node in proto.graph.node:
         if node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS:
-            raise UnsupportedOperatorError(DEVICE_NAME, node.op_type, node.name, node.domain)
+            raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
 
 
 def decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,9 +16,13 @@ from ember import hookimpl
 from ember import properties as props
 from ember.errors import PropertyValueError
 from ember.model import Model
-from ember_template import plan_format
-from ember_template.compiled_model import TemplateCompiledModel
-from ember_template.compiler import DEVICE_NAME, compile_plan
+
+if TYPE_CHECKING:
+    from ember_template.compiled_model import TemplateCompiledModel
+
+# The modules that compile (and import onnx) are imported inside the hooks, not here: every
+# Core loads this module, and most processes never compile for TEMPLATE.
+DEVICE_NAME = "TEMPLATE"
 
 #: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1
@@ -59,7 +63,11 @@ def compile(
     precision = config["INFERENCE_PRECISION_HINT"]
     if precision not in ("f32", "FP32"):
         raise PropertyValueError(f"TEMPLATE runs f32 only; INFERENCE_PRECISION_HINT={precision!r}")
-    plan = compile_plan(model, transformations=not config["DISABLE_TRANSFORMATIONS"])
+    from ember_template.compiled_model import TemplateCompiledModel
+    from ember_template.compiler import compile_plan
+
+    plan = compile_plan(model, device_name,
+                        transformations=not config["DISABLE_TRANSFORMATIONS"])
     return TemplateCompiledModel(plan)
 
 
@@ -69,6 +77,8 @@ def export_model(
 ) -> bytes | None:
     if device_name != DEVICE_NAME:
         return None
+    from ember_template import plan_format
+
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     return plan_format.dumps(compiled_model.plan, callbacks.encrypt if callbacks else None)
 
@@ -79,5 +89,8 @@ def import_model(
 ) -> TemplateCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
+    from ember_template import plan_format
+    from ember_template.compiled_model import TemplateCompiledModel
+
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     return TemplateCompiledModel(plan_format.loads(data, callbacks.decrypt if callbacks else None))
