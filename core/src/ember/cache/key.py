@@ -18,6 +18,7 @@ from ember import blob, checksum
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
 from ember.model import Model, read_model
+from ember.store import MODEL_FILE
 
 #: Bumped when the meaning of a key part changes, so that old entries stop matching.
 KEY_SCHEMA = 1
@@ -77,8 +78,10 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     if isinstance(model, bytes | bytearray | memoryview):
         return checksum.hexdigest(model), "model"
     path = Path(model)
+    # a stored model is <store>/<name>/model.onnx: its name is the folder's
+    name = path.parent.name if path.name == MODEL_FILE and path.parent.name else path.name
     try:
-        return digests.digest(path), path.name
+        return digests.digest(path), name
     except OSError:
         read_model(path)  # raises the error a user can act on (missing file, a directory...)
         raise
