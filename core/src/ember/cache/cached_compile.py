@@ -135,13 +135,15 @@ class _Steps:
             self.problems.append(problem)
         if data is None:
             return None
-        # Write-back, so that the next start is local; this start need not wait for the disk.
-        background.submit(self._write_back, data)
         header, payload = blob.unpack(data)  # verified by the remote tier already
-        return self._import(header, payload, "remote_hit")
+        compiled = self._import(header, payload, None)
+        if compiled is not None:
+            # Write-back, so that the next start is local; this start need not wait for the disk.
+            background.submit(self._write_back, data, header)
+        return compiled
 
     def _import(self, header: blob.BlobHeader, payload: memoryview,
-                event: str) -> DeviceModel | None:
+                event: str | None) -> DeviceModel | None:
         start = time.perf_counter()
         try:
             compiled = self.import_model(payload)
@@ -151,15 +153,19 @@ class _Steps:
                                  f"could not be imported ({type(exc).__name__}: {exc}); "
                                  "compiled instead")
             return None
-        saved = header.compile_seconds - (time.perf_counter() - start)
-        self.cache.record(event, self.key.digest, bytes=header.payload_length,
-                          saved=max(saved, 0.0))
+        if event is not None:
+            saved = header.compile_seconds - (time.perf_counter() - start)
+            self.cache.record(event, self.key.digest, bytes=header.payload_length,
+                              saved=max(saved, 0.0))
         return compiled
 
-    def _write_back(self, data: bytes) -> None:
+    def _write_back(self, data: bytes, header: blob.BlobHeader) -> None:
         failure = self.cache.write_blob(self.key, data)
         if failure:
             log.warning("%s: a remote entry was used without a local copy", failure)
+        # recorded here, where the directory exists; the import itself saved this much
+        self.cache.record("remote_hit", self.key.digest, bytes=header.payload_length,
+                          saved=header.compile_seconds)
 
     # -- a miss ------------------------------------------------------------------------------
 

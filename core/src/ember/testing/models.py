@@ -104,6 +104,28 @@ def cnn(seed: int = 0, channels: int = 3, size: int = 16, classes: int = 5) -> o
     return _model(graph)
 
 
+def dense_stack(layers: int, dim: int, seed: int = 0) -> onnx.ModelProto:
+    """``layers`` x (Gemm dim x dim + bias -> Tanh), with a dynamic batch: weight-heavy, so that
+    compiling, exporting and moving it take measurable time (4 * dim * dim bytes per layer)."""
+    rng = np.random.default_rng(seed)
+    nodes, initializers, previous = [], [], "x"
+    for i in range(layers):
+        weight = (rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
+        bias = (rng.standard_normal(dim) * 0.1).astype(np.float32)
+        initializers += [numpy_helper.from_array(weight, f"w{i}"),
+                         numpy_helper.from_array(bias, f"b{i}")]
+        nodes += [helper.make_node("Gemm", [previous, f"w{i}", f"b{i}"], [f"h{i}"], transB=1),
+                  helper.make_node("Tanh", [f"h{i}"], [f"a{i}"])]
+        previous = f"a{i}"
+    graph = helper.make_graph(
+        nodes, "dense_stack",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", dim])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["batch", dim])],
+        initializers,
+    )
+    return _model(graph)
+
+
 def ppocr_cls_path() -> Path:
     """Path of PaddleOCR's text-direction classifier from the installed rapidocr-onnxruntime.
 
