@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, Any
 
 from ember import blob
@@ -237,6 +238,13 @@ class Core:
         info = self._plugins.owner(device.name)
         encrypted = (props.CACHE_ENCRYPTION_CALLBACKS in plugin_config
                      and props.ENCRYPTION in device.capabilities)
+        # Weightless: the blob refers to the model file's own weights, which the key's model
+        # checksum pins, so only a model given as a path can be cached this way.
+        weights_path = (Path(model) if self._settings.core_value(
+            device, props.CACHE_MODE, config) == "OPTIMIZE_SIZE"
+            and props.WEIGHTLESS_CACHE in device.capabilities
+            and isinstance(model, str | os.PathLike) else None)
+        flags = ("encrypted",) * encrypted + ("weightless",) * (weights_path is not None)
         key = make_key(
             model_digest=model_digest,
             device_kind=split_device_name(device.name)[0],
@@ -244,7 +252,7 @@ class Core:
             plugin=info.distribution or info.name,
             plugin_version=info.version or "",
             properties=self._caching_values(device, plugin_config),
-            flags=("encrypted",) if encrypted else (),
+            flags=flags,
         )
         max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
         remote = self._remote_tier(device, config)
@@ -252,9 +260,11 @@ class Core:
             cache, key,
             compile_model=lambda: self._compile(model, device, plugin_config),
             export_model=lambda compiled: self._plugins.call(
-                "export_model", device.name, compiled_model=compiled, config=plugin_config),
+                "export_model", device.name, compiled_model=compiled, config=plugin_config,
+                weightless=weights_path is not None),
             import_model=lambda payload: self._plugins.call(
-                "import_model", device.name, data=payload, config=plugin_config),
+                "import_model", device.name, data=payload, config=plugin_config,
+                weights_path=weights_path),
             header_fields={**self._blob_fields(device), "model_name": model_name,
                            "flags": key.parts["flags"]},
             max_size=parse_size(max_size) if max_size is not None else None,
@@ -298,7 +308,7 @@ class Core:
         self._check_blob_origin(header, device)
         plugin_config = self._settings.device_values(device, config)
         device_model = self._plugins.call(
-            "import_model", device.name, data=payload, config=plugin_config
+            "import_model", device.name, data=payload, config=plugin_config, weights_path=None
         )
         return self._wrap(device, device_model, plugin_config, loaded_from_cache=False)
 
@@ -319,7 +329,7 @@ class Core:
             )
         payload = self._plugins.call(
             "export_model", device.name,
-            compiled_model=compiled.device_model, config=compiled.config,
+            compiled_model=compiled.device_model, config=compiled.config, weightless=False,
         )
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise PluginError(f"export_model of {device.name} returned {type(payload).__name__}")

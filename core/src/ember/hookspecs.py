@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ember.cache.kernel_cache import KernelCache
     from ember.device import DeviceModel
     from ember.model import Model
@@ -114,7 +116,7 @@ def compile(
 
 @hookspec(firstresult=True)
 def export_model(
-    compiled_model: DeviceModel, device_name: str, config: Mapping[str, Any]
+    compiled_model: DeviceModel, device_name: str, config: Mapping[str, Any], weightless: bool
 ) -> bytes | None:
     """Serialize a compiled model so that :func:`import_model` can rebuild it without compiling.
 
@@ -128,6 +130,12 @@ def export_model(
     :param config: as for :func:`compile`; when it holds ``CACHE_ENCRYPTION_CALLBACKS`` (an
         ``(encrypt, decrypt)`` pair of bytes-to-bytes functions) and the device declares
         ``ENCRYPTION``, the topology must be written through ``encrypt``.
+    :param weightless: True only for devices that list ``WEIGHTLESS_CACHE``, when the model was
+        compiled from a file with ``CACHE_MODE=OPTIMIZE_SIZE``: leave out the weights that are the
+        model's own initializers (record their names and checksums); :func:`import_model` gets
+        the file back as ``weights_path``.
+
+        .. versionadded:: 0.1
     :returns: ``None`` when ``device_name`` is not this plugin's; otherwise the payload bytes.
     """
     raise NotImplementedError
@@ -135,7 +143,8 @@ def export_model(
 
 @hookspec(firstresult=True)
 def import_model(
-    data: bytes | memoryview, device_name: str, config: Mapping[str, Any]
+    data: bytes | memoryview, device_name: str, config: Mapping[str, Any],
+    weights_path: Path | None,
 ) -> DeviceModel | None:
     """Rebuild a compiled model from a payload written by :func:`export_model`.
 
@@ -148,6 +157,12 @@ def import_model(
         where a library needs it).
     :param device_name: a full device name.
     :param config: as for :func:`export_model`; ``decrypt`` is used when the payload is encrypted.
+    :param weights_path: for a weightless payload, the ONNX file whose initializers it refers to
+        (the cache key holds that file's checksum, so it is the file that was compiled); check
+        each weight against what the payload recorded and raise BlobFormatError otherwise.
+        ``None`` for a complete payload.
+
+        .. versionadded:: 0.1
     :returns: ``None`` when ``device_name`` is not this plugin's; otherwise the compiled model,
         whose outputs must equal, bit for bit, those of the model that was exported.
     """

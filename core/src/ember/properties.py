@@ -25,6 +25,9 @@ CACHING_PROPERTIES = "CACHING_PROPERTIES"
 EXPORT_IMPORT = "EXPORT_IMPORT"
 #: The device's export_model can encrypt the model topology with CACHE_ENCRYPTION_CALLBACKS.
 ENCRYPTION = "ENCRYPTION"
+#: The device can export without the model's weights, and import them from the model file
+#: (CACHE_MODE=OPTIMIZE_SIZE).
+WEIGHTLESS_CACHE = "WEIGHTLESS_CACHE"
 
 # Writable, owned by the core rather than by a device.
 CACHE_DIR = "CACHE_DIR"
@@ -32,6 +35,11 @@ CACHE_DIR = "CACHE_DIR"
 #: entries are evicted beyond it.
 CACHE_MAX_SIZE = "CACHE_MAX_SIZE"
 CACHE_ENCRYPTION_CALLBACKS = "CACHE_ENCRYPTION_CALLBACKS"
+#: OpenVINO's cache mode: "OPTIMIZE_SPEED" (the default: blobs hold everything) or
+#: "OPTIMIZE_SIZE" (blobs without the weights, read back from the model file; devices that list
+#: WEIGHTLESS_CACHE, models compiled from a path).
+CACHE_MODE = "CACHE_MODE"
+CACHE_MODES = ("OPTIMIZE_SPEED", "OPTIMIZE_SIZE")
 #: A shared cache tier: ``redis://host:port/db?prefix=...&ttl=...`` (see docs/fleet-cache.md).
 CACHE_REMOTE = "CACHE_REMOTE"
 #: The key that signs and verifies remote entries (HMAC-SHA256); never shown by get_property.
@@ -45,9 +53,12 @@ EXECUTION_DEVICES = "EXECUTION_DEVICES"
 AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
 
 #: Writable keys the core accepts for every device, on top of what the plugin supports.
-CORE_CONFIG_KEYS: tuple[str, ...] = (CACHE_DIR, CACHE_MAX_SIZE, CACHE_REMOTE, CACHE_SIGNING_KEY)
+CORE_CONFIG_KEYS: tuple[str, ...] = (
+    CACHE_DIR, CACHE_MAX_SIZE, CACHE_MODE, CACHE_REMOTE, CACHE_SIGNING_KEY,
+)
 
 #: Known capability strings; a plugin that reports another one is told so by the conformance tests.
 KNOWN_CAPABILITIES: frozenset[str] = frozenset(
-    {EXPORT_IMPORT, ENCRYPTION, "FP32", "FP16", "BF16", "INT8", "BIN", "BATCHED_BLOB"}
+    {EXPORT_IMPORT, ENCRYPTION, WEIGHTLESS_CACHE,
+     "FP32", "FP16", "BF16", "INT8", "BIN", "BATCHED_BLOB"}
 )

@@ -30,6 +30,7 @@ log = logging.getLogger("ember")
 ENVIRONMENT = {
     props.CACHE_DIR: "EMBER_CACHE_DIR",
     props.CACHE_MAX_SIZE: "EMBER_CACHE_MAX_SIZE",
+    props.CACHE_MODE: "EMBER_CACHE_MODE",
     props.CACHE_REMOTE: "EMBER_CACHE_REMOTE",
     props.CACHE_SIGNING_KEY: "EMBER_CACHE_SIGNING_KEY",
 }
@@ -105,6 +106,8 @@ def check_writable(device: DeviceDescription, keys: Mapping[str, Any], where: st
 def _check_core_value(key: str, value: Any) -> None:
     if key == props.CACHE_DIR and not isinstance(value, str | os.PathLike):
         raise PropertyValueError(f"CACHE_DIR must be a path, not {value!r}")
+    if key == props.CACHE_MODE and value not in props.CACHE_MODES:
+        raise PropertyValueError(f"CACHE_MODE must be one of {props.CACHE_MODES}, not {value!r}")
     if key == props.CACHE_REMOTE and not isinstance(value, str):
         raise PropertyValueError(f"CACHE_REMOTE must be a redis:// URL, not {value!r}")
     if key == props.CACHE_SIGNING_KEY and not isinstance(value, str | bytes):

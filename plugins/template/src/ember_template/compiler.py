@@ -25,6 +25,7 @@ from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_TRANSPOSED = "::transposed"
 
 
 def compile_plan(model: Model, device_name: str, *, transformations: bool = True) -> Plan:
@@ -184,8 +185,15 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
         for i, (node, attrs, (ins, outs)) in enumerate(zip(live_nodes, node_attrs, steps_io,
                                                            strict=True))
     ]
+    # Which constants are the model's weights (as they are, or transposed): a weightless export
+    # stores where to find them instead of their bytes.
+    sources = {init.name: (init.name, "") for init in graph.initializer}
+    sources.update({name: (name.removesuffix(_TRANSPOSED), "T") for name in constants
+                    if name.endswith(_TRANSPOSED) and name.removesuffix(_TRANSPOSED) in sources})
+    weight_names = {index: sources[name] for name, index in slot_of.items()
+                    if name in sources and index in plan_constants}
     return Plan(model.opset, len(slot_of), list(model.inputs), list(model.outputs),
-                input_slots, output_slots, plan_constants, steps)
+                input_slots, output_slots, plan_constants, steps, weight_names)
 
 
 def _pre_transpose_gemm_weight(node: onnx.NodeProto, attrs: dict[str, Any],
@@ -194,7 +202,7 @@ def _pre_transpose_gemm_weight(node: onnx.NodeProto, attrs: dict[str, Any],
     weight_name = node.input[1]
     if not attrs.get("transB") or weight_name not in constants:
         return attrs
-    transposed_name = f"{weight_name}::transposed"
+    transposed_name = weight_name + _TRANSPOSED
     constants[transposed_name] = np.ascontiguousarray(constants[weight_name].T)
     node.input[1] = transposed_name
     return {**attrs, "transB": 0}

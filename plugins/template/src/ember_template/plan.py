@@ -44,6 +44,9 @@ class Plan:
     output_slots: list[int]
     constants: dict[int, np.ndarray]
     steps: list[Step]
+    #: Constants that are the model's own initializers: slot -> (initializer name, "" as it is
+    #: or "T" transposed). A weightless export stores these instead of the bytes.
+    weight_names: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Resolved once here rather than looked up by name on every step of every inference.

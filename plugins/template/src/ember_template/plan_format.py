@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ember import checksum
 from ember.errors import BlobFormatError
 from ember.model import Port
 from ember_template.kernels import KERNELS
@@ -37,12 +38,21 @@ _ALIGNMENT = 64
 _NUMERIC_KINDS = "biufc"
 
 
-def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
+def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
+          weightless: bool = False) -> bytes:
+    """Serialize a plan. ``weightless`` stores the model's own initializers by name and
+    checksum instead of their bytes; ``loads`` then needs them back (``weights``)."""
     chunks: list[bytes | memoryview] = []
-    constants = []
+    constants: list[dict[str, Any]] = []
     offset = 0
     for slot, array in sorted(plan.constants.items()):
         data = memoryview(np.ascontiguousarray(array)).cast("B")  # no copy until the join
+        if weightless and slot in plan.weight_names:
+            name, transform = plan.weight_names[slot]
+            constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
+                              "initializer": name, "transform": transform,
+                              "checksum": checksum.hexdigest(data)})
+            continue
         constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
                           "offset": offset, "nbytes": data.nbytes})
         padding = -data.nbytes % _ALIGNMENT
@@ -54,6 +64,7 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
         "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
         "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
         "constants": constants,
+        "weights": {str(slot): list(source) for slot, source in plan.weight_names.items()},
         "steps": [
             {"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
              "attrs": s.attrs, "release": s.release}
@@ -69,8 +80,12 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
     return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
 
 
-def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None) -> Plan:
+def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None,
+          weights: Callable[[str], np.ndarray] | None = None) -> Plan:
     """Read a plan back; constants are read-only views into ``data``, which must stay alive.
+
+    ``weights`` looks up a model initializer by name, for a weightless plan; each one is checked
+    against the checksum the plan recorded (another file's weights are a BlobFormatError).
 
     :raises BlobFormatError: for a damaged plan, an encrypted one without ``decrypt``, or one that
         ``decrypt`` cannot read (other callbacks).
@@ -97,14 +112,15 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
             raise BlobFormatError(f"the TEMPLATE plan does not decrypt: {exc}") from exc
     try:
         document = json.loads(text)
-        return _plan(document, view[data_start:])
+        return _plan(document, view[data_start:], weights)
     except BlobFormatError:
         raise
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise BlobFormatError(f"damaged TEMPLATE plan: {type(exc).__name__}: {exc}") from exc
 
 
-def _plan(document: dict[str, Any], data: memoryview) -> Plan:
+def _plan(document: dict[str, Any], data: memoryview,
+          weights: Callable[[str], np.ndarray] | None) -> Plan:
     num_slots = int(document["num_slots"])
 
     valid_slots = range(NO_SLOT, num_slots)  # NO_SLOT (-1) marks an omitted input
@@ -121,11 +137,14 @@ def _plan(document: dict[str, Any], data: memoryview) -> Plan:
         dtype = dtypes.get(entry["dtype"]) or dtypes.setdefault(entry["dtype"],
                                                                 _dtype(entry["dtype"]))
         shape = tuple(int(d) for d in entry["shape"])
+        (index,) = slots([entry["slot"]])
+        if "initializer" in entry:
+            constants[index] = _weight(entry, dtype, shape, weights)
+            continue
         start, nbytes, count = int(entry["offset"]), int(entry["nbytes"]), math.prod(shape)
         if start < 0 or start + nbytes > data.nbytes or nbytes != dtype.itemsize * count:
             raise BlobFormatError("constant outside the data section")
         array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
-        (index,) = slots([entry["slot"]])
         constants[index] = array.reshape(shape)
     steps = []
     for entry in document["steps"]:
@@ -145,7 +164,26 @@ def _plan(document: dict[str, Any], data: memoryview) -> Plan:
         input_slots=list(slots([p["slot"] for p in document["inputs"]])),
         output_slots=list(slots([p["slot"] for p in document["outputs"]])),
         constants=constants, steps=steps,
+        weight_names={int(slot): (str(name), str(transform))
+                      for slot, (name, transform) in document["weights"].items()},
     )
+
+
+def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
+            weights: Callable[[str], np.ndarray] | None) -> np.ndarray:
+    """A weightless plan's constant, from the model's file, checked against its checksum."""
+    name = str(entry["initializer"])
+    if weights is None:
+        raise BlobFormatError("the TEMPLATE plan is weightless and no model file was given")
+    try:
+        array = weights(name)
+    except KeyError as exc:
+        raise BlobFormatError(f"the model file has no initializer {name!r}") from exc
+    array = np.ascontiguousarray(array.T if entry.get("transform") == "T" else array)
+    if (array.dtype != dtype or array.shape != shape
+            or checksum.hexdigest(memoryview(array).cast("B")) != entry["checksum"]):
+        raise BlobFormatError(f"initializer {name!r} in the model file is not the one compiled")
+    return array
 
 
 def _dtype(text: str) -> np.dtype:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,7 +49,9 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         props.FULL_DEVICE_NAME: f"Ember numpy reference device ({platform.machine()})",
         # numpy's version is part of it: compiled plans and results depend on its kernels.
         props.DEVICE_ARCHITECTURE: f"{platform.machine()}-numpy{np.__version__}",
-        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, "FP32"],
+        props.OPTIMIZATION_CAPABILITIES: [
+            props.EXPORT_IMPORT, props.ENCRYPTION, props.WEIGHTLESS_CACHE, "FP32",
+        ],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "DISABLE_TRANSFORMATIONS"],
     }
@@ -73,24 +76,30 @@ def compile(
 
 @hookimpl
 def export_model(
-    compiled_model: TemplateCompiledModel, device_name: str, config: Mapping[str, Any]
+    compiled_model: TemplateCompiledModel, device_name: str, config: Mapping[str, Any],
+    weightless: bool,
 ) -> bytes | None:
     if device_name != DEVICE_NAME:
         return None
     from ember_template import plan_format
 
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
-    return plan_format.dumps(compiled_model.plan, callbacks.encrypt if callbacks else None)
+    return plan_format.dumps(compiled_model.plan, callbacks.encrypt if callbacks else None,
+                             weightless=weightless)
 
 
 @hookimpl
 def import_model(
-    data: bytes | memoryview, device_name: str, config: Mapping[str, Any]
+    data: bytes | memoryview, device_name: str, config: Mapping[str, Any],
+    weights_path: Path | None,
 ) -> TemplateCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
     from ember_template import plan_format
     from ember_template.compiled_model import TemplateCompiledModel
+    from ember_template.weights import initializer_reader
 
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
-    return TemplateCompiledModel(plan_format.loads(data, callbacks.decrypt if callbacks else None))
+    weights = initializer_reader(weights_path) if weights_path is not None else None
+    plan = plan_format.loads(data, callbacks.decrypt if callbacks else None, weights)
+    return TemplateCompiledModel(plan)

@@ -1,0 +1,264 @@
+"""The conformance suite's model zoo: small models built here, and real ones from the package index.
+
+Each :class:`ZooModel` names the operators it uses (``ops``; checked against the graph by the
+suite), builds or finds its ONNX model, and makes seeded inputs. The real models are those the
+benchmarks use, found inside installed wheels without importing them:
+
+- PaddleOCR's text detector, recogniser and direction classifier, from ``rapidocr-onnxruntime``
+  (``make`` installs it with ``pip install --no-deps``);
+- Silero VAD, from ``silero-vad``, when that package is installed (nothing here depends on it).
+
+A model whose package is absent is simply not in the zoo. Inputs are kept small (a 64x64 image
+for the detector) so that ``onnx.reference`` and slow reference devices finish in seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from ember.model import Port
+from ember.testing import models
+
+Feeds = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One model of the zoo: where it comes from, the operators it uses, and its inputs."""
+
+    name: str
+    #: Operator types in the graph, subgraphs included ("domain::Op" outside the default domain).
+    ops: frozenset[str]
+    #: Returns the model: a path to an ONNX file, or serialized bytes.
+    source: Callable[[], Path | bytes]
+    #: Makes the inputs from the model's input ports.
+    make_inputs: Callable[[Sequence[Port]], Feeds]
+    origin: str = "built by ember.testing.zoo with onnx.helper"
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    tags: tuple[str, ...] = field(default=())
+
+    def load(self) -> Path | bytes:
+        return self.source()
+
+    def proto(self) -> onnx.ModelProto:
+        return _proto(self.name)
+
+    def reference(self, ports: Sequence[Port]) -> tuple[Feeds, list[np.ndarray]]:
+        """The inputs and ``onnx.reference``'s outputs for them (computed once per process)."""
+        return _reference(self.name, tuple(ports))
+
+
+def graph_operators(model: onnx.ModelProto) -> frozenset[str]:
+    """Every operator type of a model, nested subgraphs (If, Loop, Scan) included."""
+    found: set[str] = set()
+
+    def walk(graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            found.add(operator_key(node.domain, node.op_type))
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    walk(attribute.g)
+                for subgraph in attribute.graphs:
+                    walk(subgraph)
+
+    walk(model.graph)
+    return frozenset(found)
+
+
+def operator_key(domain: str, op_type: str) -> str:
+    """``"Relu"`` for the default domain, ``"com.example::Relu"`` for another one."""
+    return op_type if domain in ("", "ai.onnx") else f"{domain}::{op_type}"
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def _random(shapes: Mapping[str, tuple[int, ...]] | None = None, *, uniform: bool = False,
+            seed: int = 0) -> Callable[[Sequence[Port]], Feeds]:
+    """Seeded float inputs; ``shapes`` fixes the dynamic dimensions of named inputs."""
+
+    def make(ports: Sequence[Port]) -> Feeds:
+        rng = np.random.default_rng(seed)
+        feeds = {}
+        for port in ports:
+            shape = (shapes or {}).get(port.name) or tuple(
+                d if isinstance(d, int) else (2 if i == 0 else 16)
+                for i, d in enumerate(port.shape))
+            values = rng.random(shape) if uniform else rng.standard_normal(shape)
+            feeds[port.name] = values.astype(port.dtype)
+        return feeds
+
+    return make
+
+
+def _silero_inputs(ports: Sequence[Port]) -> Feeds:
+    rng = np.random.default_rng(0)
+    return {"input": (rng.standard_normal((1, 512)) * 0.1).astype(np.float32),
+            "sr": np.array(16000, dtype=np.int64),
+            "state": np.zeros((2, 1, 128), dtype=np.float32)}
+
+
+# -- models built here -------------------------------------------------------------------------
+
+
+def attention_block(seed: int = 0, tokens: int = 8, width: int = 16, heads: int = 2) -> bytes:
+    """A transformer encoder block: self-attention, LayerNorm spelt out, and an Erf GELU MLP."""
+    rng = np.random.default_rng(seed)
+    head = width // heads
+
+    def weight(name: str, *shape: int) -> TensorProto:
+        values = rng.standard_normal(shape) / np.sqrt(shape[0])
+        return onnx.numpy_helper.from_array(values.astype(np.float32), name)
+
+    def const(name: str, values: object, dtype: type = np.float32) -> TensorProto:
+        return onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
+
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "wq"], ["q"], name="query"), n("MatMul", ["x", "wk"], ["k"], name="key"),
+        n("MatMul", ["x", "wv"], ["v"], name="value"),
+        *[n("Reshape", [t, "heads_shape"], [f"{t}_heads"], name=f"split_{t}") for t in "qkv"],
+        n("Transpose", ["q_heads"], ["qt"], perm=[0, 2, 1, 3], name="q_transpose"),
+        n("Transpose", ["k_heads"], ["kt"], perm=[0, 2, 3, 1], name="k_transpose"),
+        n("Transpose", ["v_heads"], ["vt"], perm=[0, 2, 1, 3], name="v_transpose"),
+        n("MatMul", ["qt", "kt"], ["scores_raw"], name="scores"),
+        n("Div", ["scores_raw", "sqrt_head"], ["scores_scaled"], name="scale_scores"),
+        n("Softmax", ["scores_scaled"], ["weights"], axis=-1, name="attention_softmax"),
+        n("MatMul", ["weights", "vt"], ["context_heads"], name="context"),
+        n("Transpose", ["context_heads"], ["context_t"], perm=[0, 2, 1, 3], name="merge_t"),
+        n("Reshape", ["context_t", "merged_shape"], ["context_merged"], name="merge_heads"),
+        n("MatMul", ["context_merged", "wo"], ["attended"], name="attention_out"),
+        n("Add", ["x", "attended"], ["residual"], name="residual_add"),
+        n("ReduceMean", ["residual"], ["mean"], axes=[-1], keepdims=1, name="ln_mean"),
+        n("Sub", ["residual", "mean"], ["centred"], name="ln_centre"),
+        n("Pow", ["centred", "two"], ["squared"], name="ln_square"),
+        n("ReduceMean", ["squared"], ["variance"], axes=[-1], keepdims=1,
+          name="ln_variance"),
+        n("Add", ["variance", "epsilon"], ["variance_eps"], name="ln_epsilon"),
+        n("Sqrt", ["variance_eps"], ["deviation"], name="ln_sqrt"),
+        n("Div", ["centred", "deviation"], ["normalised"], name="ln_divide"),
+        n("MatMul", ["normalised", "w_up"], ["up"], name="mlp_up"),
+        n("Div", ["up", "sqrt_two"], ["up_scaled"], name="gelu_scale"),
+        n("Erf", ["up_scaled"], ["erf"], name="gelu_erf"),
+        n("Add", ["erf", "one"], ["erf_plus_one"], name="gelu_shift"),
+        n("Mul", ["up", "erf_plus_one"], ["gelu_twice"], name="gelu_product"),
+        n("Mul", ["gelu_twice", "half"], ["gelu"], name="gelu_half"),
+        n("MatMul", ["gelu", "w_down"], ["down"], name="mlp_down"),
+        n("Add", ["normalised", "down"], ["y"], name="mlp_residual"),
+    ]
+    initializers = [
+        weight("wq", width, width), weight("wk", width, width), weight("wv", width, width),
+        weight("wo", width, width), weight("w_up", width, 2 * width),
+        weight("w_down", 2 * width, width),
+        const("heads_shape", [0, tokens, heads, head], np.int64),
+        const("merged_shape", [0, tokens, width], np.int64),
+        const("sqrt_head", np.sqrt(head)),
+        const("two", 2.0), const("epsilon", 1e-5), const("sqrt_two", np.sqrt(2.0)),
+        const("one", 1.0), const("half", 0.5),
+    ]
+    graph = helper.make_graph(
+        nodes, "attention_block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", tokens, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", tokens, width])],
+        initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", models.OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+# -- the real models, found in installed wheels without importing them --------------------------
+
+
+def package_file(package: str, relative: str) -> Path | None:
+    """A data file inside an installed package, or None when the package or file is absent."""
+    spec = importlib.util.find_spec(package)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / relative
+        if path.is_file():
+            return path
+    return None
+
+
+_RAPIDOCR = ("rapidocr_onnxruntime", "rapidocr-onnxruntime (pip install --no-deps)")
+_PPOCR = {  # name -> (file, input shape, ops)
+    "ppocr-cls": ("models/ch_ppocr_mobile_v2.0_cls_infer.onnx", (1, 3, 48, 192),
+                  "Add BatchNormalization Cast Clip Concat Constant Conv Div GlobalAveragePool "
+                  "HardSigmoid Identity MatMul MaxPool Mul Relu Reshape Shape Slice Softmax"),
+    "ppocr-rec": ("models/ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 160),
+                  "Add AveragePool BatchNormalization Cast Clip Concat Constant Conv Div "
+                  "GlobalAveragePool HardSigmoid MatMul Mul Pow ReduceMean Relu Reshape Shape "
+                  "Sigmoid Slice Softmax Sqrt Squeeze Sub Transpose"),
+    "ppocr-det": ("models/ch_PP-OCRv4_det_infer.onnx", (1, 3, 64, 64),
+                  "Add BatchNormalization Clip Concat Constant Conv ConvTranspose Div "
+                  "GlobalAveragePool HardSigmoid Mul Relu Resize Sigmoid"),
+}
+_SILERO = ("silero_vad", "data/silero_vad_op18_ifless.onnx",
+           "Add Concat Conv Equal Gather Gemm If Mul Pad Pow ReduceMean Relu Reshape Sigmoid "
+           "Slice Split Sqrt Squeeze Tanh Unsqueeze")
+
+
+def _ops(names: str) -> frozenset[str]:
+    return frozenset(names.split())
+
+
+@functools.cache
+def model_zoo() -> tuple[ZooModel, ...]:
+    """The zoo on this machine: the built models, then each real model whose package is here."""
+    zoo = [
+        ZooModel("mlp", _ops("Gemm Relu MatMul Add Tanh Softmax"),
+                 lambda: models.mlp().SerializeToString(), _random()),
+        ZooModel("cnn", _ops("Conv BatchNormalization Relu Sigmoid Mul MaxPool AveragePool Concat "
+                             "GlobalAveragePool Flatten Gemm"),
+                 lambda: models.cnn().SerializeToString(), _random()),
+        ZooModel("attention", _ops("MatMul Reshape Transpose Div Softmax Add ReduceMean Sub Pow "
+                                   "Sqrt Erf Mul"),
+                 attention_block, _random()),
+    ]
+    for name, (relative, shape, ops) in _PPOCR.items():
+        path = package_file(_RAPIDOCR[0], relative)
+        if path is not None:
+            zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path),
+                                _random({"x": shape}, uniform=True), origin=_RAPIDOCR[1],
+                                tags=("real",)))
+    silero = package_file(_SILERO[0], _SILERO[1])
+    if silero is not None:
+        zoo.append(ZooModel("silero-vad", _ops(_SILERO[2]),
+                            functools.partial(Path, silero), _silero_inputs,
+                            origin="silero-vad", tags=("real",)))
+    return tuple(zoo)
+
+
+def zoo_model(name: str) -> ZooModel:
+    for entry in model_zoo():
+        if entry.name == name:
+            return entry
+    raise KeyError(f"no zoo model {name!r}; the zoo has {[m.name for m in model_zoo()]}")
+
+
+@functools.cache
+def _proto(name: str) -> onnx.ModelProto:
+    source = zoo_model(name).load()
+    return onnx.load(str(source)) if isinstance(source, Path) else onnx.load_from_string(source)
+
+
+@functools.cache
+def _reference(name: str, ports: tuple[Port, ...]) -> tuple[Feeds, list[np.ndarray]]:
+    from ember.testing.reference import reference_outputs
+
+    entry = zoo_model(name)
+    feeds = entry.make_inputs(ports)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # onnx.reference's overflow warnings in Sigmoid, Exp
+        expected = reference_outputs(entry.proto(), feeds)
+    return feeds, expected
