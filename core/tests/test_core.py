@@ -211,3 +211,10 @@ def test_import_refuses_blob_for_another_device_kind(core):
         core.import_model(data, "OTHER")
     with pytest.raises(BlobFormatError, match="checksum"):
         core.import_model(data[:-1] + bytes([data[-1] ^ 1]), "TOY")
+
+
+def test_import_on_a_device_without_export_import_says_so(core):
+    data = core.compile_model(identity_model_bytes(), "TOY").export_model()
+    core.register_plugin(ToyPlugin("NOEXP", 1, export=False), "noexp")
+    with pytest.raises(NotSupportedError, match="cannot import"):
+        core.import_model(data, "NOEXP")

@@ -303,6 +303,9 @@ class Core:
             plugin version for this kind of device.
         """
         device = self._device(device_name)
+        if not device.can_export:
+            raise NotSupportedError(
+                f"device {device.name} cannot import compiled models (no EXPORT_IMPORT)")
         data = model.read() if hasattr(model, "read") else model
         header, payload = blob.unpack(data)
         self._check_blob_origin(header, device)

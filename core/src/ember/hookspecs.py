@@ -77,6 +77,9 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         - ``"CACHING_PROPERTIES"`` (list of str): the names, among the metrics and config keys,
           whose values change the compiled result; the model cache keys on their values.
 
+        - ``"SUPPORTED_OPERATORS"`` (list of str, optional): the ONNX operator types the device
+          runs; the conformance suite holds the device to them with ONNX's own node tests.
+
         Further read-only metrics may be added under any upper-case name. The core adds
         ``SUPPORTED_PROPERTIES``, ``SUPPORTED_METRICS`` and ``IMPORT_EXPORT_SUPPORT`` itself.
     """

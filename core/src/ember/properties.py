@@ -17,6 +17,9 @@ FULL_DEVICE_NAME = "FULL_DEVICE_NAME"
 DEVICE_ARCHITECTURE = "DEVICE_ARCHITECTURE"
 OPTIMIZATION_CAPABILITIES = "OPTIMIZATION_CAPABILITIES"
 IMPORT_EXPORT_SUPPORT = "IMPORT_EXPORT_SUPPORT"
+#: Optional metric: the ONNX operator types (default domain) the device runs; the conformance
+#: suite runs ONNX's node tests for exactly these.
+SUPPORTED_OPERATORS = "SUPPORTED_OPERATORS"
 #: Names of the properties whose values change the compiled result (OpenVINO's internal
 #: ``caching_properties``); the model cache puts their values in its key.
 CACHING_PROPERTIES = "CACHING_PROPERTIES"

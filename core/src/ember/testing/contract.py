@@ -22,7 +22,7 @@ from ember.plugin_manager import PluginInfo, Plugins, load_plugins
 
 #: The optional metric in which a device lists the operators it runs ("Relu", or "domain::Op"
 #: outside the default domain). Without it, a device is taken to claim what its compile accepts.
-SUPPORTED_OPERATORS = "SUPPORTED_OPERATORS"
+SUPPORTED_OPERATORS = props.SUPPORTED_OPERATORS
 #: A device name no plugin may claim.
 NO_SUCH_DEVICE = "EMBER_CONFORMANCE_NO_SUCH_DEVICE"
 _CORE_KEYS = (*props.CORE_CONFIG_KEYS, props.CACHE_ENCRYPTION_CALLBACKS)
@@ -85,7 +85,7 @@ def dispatch_problems(device_name: str, model: Model) -> list[str]:
     """Every dispatch hook, called with other devices' names, must return None."""
     owner = owner_of(device_name)
     arguments = {"model": model, "config": {}, "cache": None, "data": b"",
-                 "compiled_model": object()}
+                 "compiled_model": object(), "weightless": False, "weights_path": None}
     problems = []
     for hook in dispatch_hooks():
         argnames = getattr(owner.plugins.manager.hook, hook).spec.argnames
@@ -167,8 +167,9 @@ def metrics_problems(device_name: str) -> list[str]:
             problems.append(f"OPTIMIZATION_CAPABILITIES lists {capability!r}, which is not a known "
                             f"capability: use one of {sorted(props.KNOWN_CAPABILITIES)} "
                             "(ember.properties.KNOWN_CAPABILITIES)")
-    if props.ENCRYPTION in capabilities and props.EXPORT_IMPORT not in capabilities:
-        problems.append("ENCRYPTION is about exported blobs: it needs EXPORT_IMPORT")
+    for needs_export in (props.ENCRYPTION, props.WEIGHTLESS_CACHE):
+        if needs_export in capabilities and props.EXPORT_IMPORT not in capabilities:
+            problems.append(f"{needs_export} is about exported blobs: it needs EXPORT_IMPORT")
     if props.EXPORT_IMPORT in capabilities:
         problems += [f"it lists EXPORT_IMPORT: implement the {hook} hook"
                      for hook in ("export_model", "import_model") if not owner.implements(hook)]

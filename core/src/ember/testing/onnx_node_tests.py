@@ -229,9 +229,10 @@ def compare_outputs(got: Sequence[np.ndarray], expected: Sequence[np.ndarray],
     return ""
 
 
-def _short(reason: str, limit: int = 200) -> str:
+def _short(reason: str, head: int = 100, tail: int = 160) -> str:
+    """One line; long messages keep their start and their end (where onnxruntime says why)."""
     text = _ADDRESS.sub("0x…", " ".join(reason.split()))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= head + tail + 3 else f"{text[:head]} … {text[-tail:]}"
 
 
 def run_node_tests(core: ember.Core, device_name: str, cases: Iterable[NodeTestCase],

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from ember.testing.notes import NOTES
+
 # The suite's checks are plain asserts with messages: let pytest rewrite them for the diffs.
 pytest.register_assert_rewrite("ember.testing.suite", "ember.testing.cells")
 
 #: The file collected for ``--ember-device``: one class, parametrized by the devices named.
 SUITE_FILE = Path(__file__).with_name("device_suite.py")
-_NOTES: pytest.StashKey[dict[str, list[str]]] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_NOTES] = {}
+    config.stash[NOTES] = {}
     if not config.getoption("ember_devices"):
         return
     # The suite replaces the default collection (testpaths, the current directory); paths given
@@ -51,15 +52,8 @@ def devices(config: pytest.Config) -> list[str]:
     return list(dict.fromkeys(config.getoption("ember_devices")))
 
 
-def note(config: pytest.Config, section: str, line: str) -> None:
-    """Add a line to the summary printed at the end of the run (once per distinct line)."""
-    lines = config.stash.setdefault(_NOTES, {}).setdefault(section, [])
-    if line not in lines:
-        lines.append(line)
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    for section, lines in config.stash.get(_NOTES, {}).items():
+    for section, lines in config.stash.get(NOTES, {}).items():
         terminalreporter.write_sep("-", section)
         for line in lines:
             terminalreporter.write_line(line)

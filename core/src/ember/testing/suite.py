@@ -7,7 +7,7 @@ module (a class name starting with ``Test``) and give it a ``device_name`` fixtu
     from ember.testing.suite import DeviceConformance
 
     class TestMyDeviceConformance(DeviceConformance):
-        @pytest.fixture(scope="class")
+        @pytest.fixture
         def device_name(self):
             return "MYDEVICE"
 
@@ -44,7 +44,7 @@ from ember.errors import (
 from ember.testing import contract
 from ember.testing.cells import MODES, Cell
 from ember.testing.models import mlp
-from ember.testing.pytest_plugin import note
+from ember.testing.notes import note
 from ember.testing.zoo import graph_operators, model_zoo, zoo_model
 
 ZOO = [m.name for m in model_zoo()]

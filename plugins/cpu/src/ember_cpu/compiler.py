@@ -32,6 +32,11 @@ HINTS = ("LATENCY", "THROUGHPUT")
 #   In Node, ("foo", FooBar, "", -1) : ... No Op registered for FooBar with domain_version of 17
 #   Could not find an implementation for Det(11) node with name 'determinant'
 _NO_OP = re.compile(r'In Node, \("(?P<node>[^"]*)", (?P<op>[\w.]+), "(?P<domain>[^"]*)"')
+# and, for an operator of a domain it does not know:
+#   Fatal error: com.example:NoSuchOp(-1) is not a registered function/op
+_NOT_REGISTERED = re.compile(
+    r"Fatal error: (?P<domain>[\w.]*):(?P<op>\w+)\(-?\d+\) is not a registered function/op"
+)
 _NO_KERNEL = re.compile(
     r"implementation for (?P<op>[\w.]+)\(\d+\) node with name '(?P<node>[^']*)'"
 )
@@ -93,6 +98,11 @@ def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
 
 def _ember_error(exc: Exception, model: Model) -> Exception:
     message = str(exc)
+    match = _NOT_REGISTERED.search(message)
+    if match:  # onnxruntime names no node here: the model does
+        node = next((n.name for n in model.proto.graph.node
+                     if n.op_type == match["op"] and n.domain == match["domain"]), "")
+        return UnsupportedOperatorError(DEVICE_NAME, match["op"], node, match["domain"])
     for pattern in (_NO_OP, _NO_KERNEL):
         match = pattern.search(message)
         if match and ("No Op registered" in message or pattern is _NO_KERNEL):

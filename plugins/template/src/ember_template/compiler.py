@@ -21,7 +21,7 @@ from onnx import numpy_helper
 
 from ember.errors import InvalidModelError, UnsupportedOperatorError
 from ember.model import Model
-from ember_template.kernels import KERNELS
+from ember_template.kernels import CAST_TARGETS, KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -59,8 +59,26 @@ def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
     except onnx.checker.ValidationError as exc:
         raise InvalidModelError(source, str(exc).strip().splitlines()[0]) from exc
     for node in proto.graph.node:
-        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS:
+        if (node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS
+                or _unsupported_use(node)):
             raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
+
+
+#: Outputs the kernels produce, for operators with optional extra outputs that they do not
+#: (MaxPool's argmax, BatchNormalization's training statistics, Dropout's mask).
+_MAX_OUTPUTS = {"MaxPool": 1, "BatchNormalization": 1, "Dropout": 1}
+
+
+def _unsupported_use(node: onnx.NodeProto) -> bool:
+    """A supported operator used in a way the kernels do not implement, refused at compile."""
+    if sum(1 for name in node.output if name) > _MAX_OUTPUTS.get(node.op_type, len(node.output)):
+        return True
+    if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
+        return True  # training_mode given: inference only here
+    if node.op_type == "Cast":
+        to = decode_attributes(node).get("to")
+        return isinstance(to, int) and to not in CAST_TARGETS
+    return False
 
 
 def decode_attributes(node: onnx.NodeProto) -> dict[str, Any]:
@@ -178,7 +196,8 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
 
     # Free each intermediate after the step that reads it last (never inputs' or outputs' slots).
     keep = set(output_slots) | set(plan_constants)
-    last_use = {s: i for i, (ins, _) in enumerate(steps_io) for s in ins if s not in keep}
+    last_use = {s: i for i, (ins, _) in enumerate(steps_io) for s in ins
+                if s not in keep and s != NO_SLOT}
     steps = [
         Step(node.op_type, node.name, tuple(ins), tuple(outs), attrs,
              tuple(sorted({s for s in ins if last_use.get(s) == i})))

@@ -30,6 +30,8 @@ _ONNX_DTYPES: dict[int, np.dtype] = {
         9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
     }.items()
 }
+#: The ONNX data types Cast can produce here (others are refused when a model is compiled).
+CAST_TARGETS = frozenset(_ONNX_DTYPES)
 _ONNX_DTYPE_NAMES = {"FLOAT": 1, "UINT8": 2, "INT8": 3, "UINT16": 4, "INT16": 5, "INT32": 6,
                      "INT64": 7, "BOOL": 9, "FLOAT16": 10, "DOUBLE": 11, "UINT32": 12,
                      "UINT64": 13}
@@ -381,9 +383,25 @@ def _reduce(fn: Callable[..., Any], since: int) -> Kernel:
     return kernel
 
 
+def _extreme(fn: Callable[..., Any], pick: str) -> Callable[..., Any]:
+    """np.max / np.min that give ONNX's answer over an empty set: the type's lowest (highest)."""
+
+    def reduce(x: np.ndarray, axis: Any, keepdims: bool) -> Any:
+        if x.dtype == np.bool_:
+            bound: Any = pick == "min"
+        elif np.issubdtype(x.dtype, np.floating):
+            bound = np.inf if pick == "min" else -np.inf
+        else:
+            info = np.iinfo(x.dtype)
+            bound = info.max if pick == "min" else info.min
+        return fn(x, axis=axis, keepdims=keepdims, initial=bound)
+
+    return reduce
+
+
 register("ReduceMean")(_reduce(np.mean, since=18))
-register("ReduceMax")(_reduce(np.max, since=18))
-register("ReduceMin")(_reduce(np.min, since=18))
+register("ReduceMax")(_reduce(_extreme(np.max, "max"), since=18))
+register("ReduceMin")(_reduce(_extreme(np.min, "min"), since=18))
 register("ReduceSum")(_reduce(np.sum, since=13))
 
 

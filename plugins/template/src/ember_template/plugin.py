@@ -54,7 +54,14 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         ],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "DISABLE_TRANSFORMATIONS"],
+        props.SUPPORTED_OPERATORS: _operators(),
     }
+
+
+def _operators() -> list[str]:
+    from ember_template.kernels import KERNELS  # numpy only: cheap
+
+    return sorted(KERNELS)
 
 
 @hookimpl

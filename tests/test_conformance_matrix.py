@@ -1,0 +1,126 @@
+"""The integration matrix: the conformance suite over every installed device x the model zoo x
+every cache mode (off, cold, warm, encrypted, weightless), as a backend's CI runs it. A failing
+cell's id and message name the device, the model and the mode: test_zoo[GPU.0-ppocr-rec-warm].
+
+Devices are discovered when the tests are collected: GPU.N appear when an OpenCL platform (PoCL)
+is installed. Below, a deliberately broken plugin is run through ``pytest --ember-device`` and must
+fail with messages that say what to fix.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import ember
+from ember.testing.suite import DeviceConformance
+
+DEVICES = ember.Core().available_devices
+
+
+class TestConformanceMatrix(DeviceConformance):
+    @pytest.fixture(params=DEVICES)
+    def device_name(self, request):
+        return request.param
+
+
+BROKEN_PLUGIN = '''
+"""One mistake of each kind: no EMBER_CONTRACT_VERSION, answers for other devices, an unknown
+capability, no CACHING_PROPERTIES, a foreign exception type, and wrong results."""
+import numpy as np
+from ember import hookimpl
+
+
+class OffByAHalf:
+    def __init__(self, model):
+        from onnx.reference import ReferenceEvaluator
+
+        self.inputs, self.outputs = model.inputs, model.outputs
+        self.evaluator = ReferenceEvaluator(model.proto)
+
+    def infer(self, inputs):
+        feeds = {port.name: array for port, array in zip(self.inputs, inputs)}
+        return [out + np.asarray(0.5, out.dtype) for out in self.evaluator.run(None, feeds)]
+
+
+@hookimpl
+def list_devices():
+    return ["BROKEN"]
+
+
+@hookimpl
+def supported_metrics(device_name):
+    return {"FULL_DEVICE_NAME": "a broken device", "DEVICE_ARCHITECTURE": "any",
+            "OPTIMIZATION_CAPABILITIES": ["FP32", "TURBO"], "SUPPORTED_CONFIG_KEYS": {}}
+
+
+@hookimpl
+def compile(model, device_name):
+    if device_name != "BROKEN":
+        return None
+    if any(node.domain not in ("", "ai.onnx") for node in model.proto.graph.node):
+        raise RuntimeError("cannot run that")
+    return OffByAHalf(model)
+'''
+
+#: What the suite must say about each mistake.
+EXPECTED_MESSAGES = [
+    "declare the contract it was written for: EMBER_CONTRACT_VERSION = 1",
+    "it requires ember, with no upper bound",
+    "supported_metrics(device_name='TEMPLATE') answered with a dict; it must return None",
+    "OPTIMIZATION_CAPABILITIES lists 'TURBO', which is not a known capability",
+    "report CACHING_PROPERTIES, even when it is empty",
+    "differs from onnx.reference",
+    "raised RuntimeError: cannot run that, which is not an ember.errors type; raise "
+    "ember.errors.UnsupportedOperatorError",
+    "a node reading an undefined value raised nothing; expected ember.errors.InvalidModelError",
+]
+
+
+def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
+    project = tmp_path / "ember-broken"
+    (project / "ember_broken").mkdir(parents=True)
+    (project / "ember_broken" / "__init__.py").write_text("")
+    (project / "ember_broken" / "plugin.py").write_text(BROKEN_PLUGIN)
+    (project / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "ember-broken"
+        version = "0.0.1"
+        dependencies = ["ember"]
+        [project.entry-points."ember.devices"]
+        broken = "ember_broken.plugin"
+        [tool.setuptools]
+        packages = ["ember_broken"]
+    """))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(project)], check=True)
+    start = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ember-device", "BROKEN",
+         "-q", "-k", "not silero and not ppocr"],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(site)})
+    print(f"pytest --ember-device BROKEN: {time.perf_counter() - start:.1f} s")
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    missing = [m for m in EXPECTED_MESSAGES if m not in output]
+    assert not missing, f"the suite did not say {missing}:\n{output[-4000:]}"
+    summary = run.stdout.strip().splitlines()[-1]
+    assert " failed" in summary and " passed" in summary, summary  # what is right still passes
+
+
+def test_every_check_of_the_suite_is_documented():
+    """docs/testing-your-plugin.md has a row for each test of the suite (datasette's meta-test)."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "testing-your-plugin.md").read_text()
+    checks = [name for name in dir(DeviceConformance) if name.startswith("test_")]
+    assert len(checks) >= 15
+    missing = [name for name in checks if f"| `{name}" not in docs]
+    assert not missing, f"document these checks in docs/testing-your-plugin.md: {missing}"
