@@ -1,27 +1,221 @@
-"""The GPU plugin registers and lists OpenCL devices without touching OpenCL at import."""
+"""The GPU device end to end on real OpenCL (PoCL's CPU device in CI), against onnx.reference."""
 
 import subprocess
 import sys
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
 
 import ember
-from ember_gpu import plugin
+import ember_gpu
+from ember.errors import InvalidModelError, NotSupportedError, UnsupportedOperatorError
+from ember.testing import cnn, mlp, ppocr_cls_path, random_inputs, reference_outputs
+from ember.testing.models import PPOCR_CLS_INPUT_SHAPE
+from ember_gpu import opencl, plugin
 
 
-def test_plugin_is_registered_through_its_entry_point():
-    core = ember.Core()
+@pytest.fixture(scope="module")
+def ppocr():
+    return onnx.load(str(ppocr_cls_path()))
+
+
+def ppocr_inputs(batch=2):
+    rng = np.random.default_rng(1)
+    return {"x": rng.random((batch, *PPOCR_CLS_INPUT_SHAPE[1:]), dtype=np.float32)}
+
+
+CASES = {
+    "mlp": (mlp, lambda m: random_inputs(m.inputs, batch=3)),
+    "cnn": (cnn, lambda m: random_inputs(m.inputs, batch=2)),
+}
+
+
+@pytest.mark.parametrize("transformations", [True, False], ids=["fused", "reference-graph"])
+@pytest.mark.parametrize("name", CASES)
+def test_matches_onnx_reference(core, gpu_device, name, transformations):
+    build, make_inputs = CASES[name]
+    proto = build()
+    model = core.read_model(proto.SerializeToString())
+    inputs = make_inputs(model)
+    compiled = core.compile_model(model, gpu_device,
+                                  {"DISABLE_TRANSFORMATIONS": not transformations})
+    expected = reference_outputs(proto, inputs)
+    for got, want in zip(compiled(inputs).to_tuple(), expected, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_ppocr_classifier_matches_onnx_reference(core, gpu_device, ppocr):
+    compiled = core.compile_model(ppocr_cls_path(), gpu_device)
+    inputs = ppocr_inputs()
+    (got,) = compiled(inputs).to_tuple()
+    (want,) = reference_outputs(ppocr, inputs)
+    assert got.shape == (2, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_transformations_fold_batchnorm_and_fuse_elementwise_chains(core, gpu_device):
+    def kernels(config):
+        compiled = core.compile_model(cnn().SerializeToString(), gpu_device, config)
+        model = core.read_model(cnn().SerializeToString())
+        compiled(random_inputs(model.inputs))
+        (executable,) = compiled.device_model.specialisations
+        return executable.plan.source
+
+    fused = kernels({})
+    assert "BatchNormalization" not in fused  # folded into the Conv's weights
+    assert "// Conv 'depthwise' + Sigmoid 'gate' + Mul 'gated'" in fused
+    reference_graph = kernels({"DISABLE_TRANSFORMATIONS": True})
+    assert "// BatchNormalization 'bn1'\n" in reference_graph
+    assert fused.count("__kernel") < reference_graph.count("__kernel")
+
+
+def test_dynamic_dimensions_specialise_per_input_shape(core, gpu_device):
+    proto = mlp()
+    compiled = core.compile_model(proto.SerializeToString(), gpu_device)
+    assert compiled.device_model.specialisations == []  # the batch is not known yet
+    model = core.read_model(proto.SerializeToString())
+    for batch in (1, 4, 1):
+        inputs = random_inputs(model.inputs, batch=batch)
+        (got,) = compiled(inputs).to_tuple()
+        np.testing.assert_allclose(got, reference_outputs(proto, inputs)[0], rtol=1e-5,
+                                   atol=1e-5)
+    assert len(compiled.device_model.specialisations) == 2
+
+
+def test_static_model_is_built_in_compile(core, gpu_device):
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"], name="gate")], "static",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+    compiled = core.compile_model(helper.make_model(graph).SerializeToString(), gpu_device)
+    assert len(compiled.device_model.specialisations) == 1
+    x = np.linspace(-3, 3, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(compiled(x)[0], 1 / (1 + np.exp(-x)), rtol=1e-6)
+
+
+def test_concurrent_infer_requests(core, gpu_device):
+    proto = cnn()
+    compiled = core.compile_model(proto.SerializeToString(), gpu_device)
+    model = core.read_model(proto.SerializeToString())
+    inputs = [random_inputs(model.inputs, seed=i, batch=2) for i in range(4)]
+    expected = [compiled(x)[0] for x in inputs]
+    results: dict[int, np.ndarray] = {}
+
+    def run(i):
+        request = compiled.create_infer_request()
+        for _ in range(5):
+            results[i] = request.infer(inputs[i])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(4):
+        assert results[i].tobytes() == expected[i].tobytes()
+
+
+def test_unsupported_operator_names_the_node(core, gpu_device):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="ok"),
+         helper.make_node("Det", ["r"], ["y"], name="determinant")],
+        "det",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    with pytest.raises(UnsupportedOperatorError) as info:
+        core.compile_model(helper.make_model(graph).SerializeToString(), gpu_device)
+    assert (info.value.op_type, info.value.node_name, info.value.device_name) == (
+        "Det", "determinant", gpu_device)
+
+
+def test_invalid_graph_is_reported(core, gpu_device):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["nowhere"], ["y"])], "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+    )
+    with pytest.raises(InvalidModelError, match="nowhere"):
+        core.compile_model(helper.make_model(graph).SerializeToString(), gpu_device)
+
+
+def test_bad_config_values_are_refused(core, gpu_device):
+    with pytest.raises(ember.errors.PropertyValueError, match="f32"):
+        core.compile_model(mlp().SerializeToString(), gpu_device,
+                           {"INFERENCE_PRECISION_HINT": "f16"})
+    with pytest.raises(ember.errors.PropertyValueError, match="DISABLE_TRANSFORMATIONS"):
+        core.compile_model(mlp().SerializeToString(), gpu_device,
+                           {"DISABLE_TRANSFORMATIONS": "yes"})
+
+
+def test_properties_tell_the_truth(core, gpu_device):
+    device = opencl.devices()[0]
+    full_name = core.get_property(gpu_device, "FULL_DEVICE_NAME")
+    assert full_name.startswith(device.name) and device.platform_name in full_name
+    assert f"OpenCL {device.kind} device" in full_name  # "CPU" on PoCL: no pretending
+    assert core.get_property(gpu_device, "DEVICE_ARCHITECTURE") == (
+        f"{device.vendor}/{device.name}/{device.driver_version}")
+    assert core.get_property(gpu_device, "OPTIMIZATION_CAPABILITIES") == ["FP32"]
+    assert core.get_property(gpu_device, "IMPORT_EXPORT_SUPPORT") is False
+    assert core.get_property(gpu_device, "CACHING_PROPERTIES") == [
+        "DEVICE_ARCHITECTURE", "DISABLE_TRANSFORMATIONS"]
+    keys = core.get_property(gpu_device, "SUPPORTED_CONFIG_KEYS")
+    assert {"DISABLE_TRANSFORMATIONS", "INFERENCE_PRECISION_HINT", "CACHE_DIR"} <= set(keys)
+    assert core.get_property(gpu_device, "OPENCL_DEVICE_TYPE") == device.kind
+
+
+def test_plugin_is_registered_through_its_entry_point(core):
     (info,) = [p for p in core.loaded_plugins if p.name == "gpu"]
-    assert info.distribution == "ember-gpu"
+    assert info.distribution == "ember-gpu" and info.version == ember_gpu.__version__
 
 
-def test_listed_devices_are_indexed_and_described():
-    core = ember.Core()
+def test_gpu_devices_come_first():
+    kinds = [d.kind for d in opencl.devices()]
+    assert kinds == sorted(kinds, key=lambda k: {"GPU": 0, "ACCELERATOR": 1}.get(k, 2))
+
+
+def test_listed_devices_are_indexed_and_bare_gpu_means_the_first(core):
     gpus = [d for d in core.available_devices if d.startswith("GPU")]
-    assert gpus == [f"GPU.{i}" for i in range(len(plugin._opencl_devices()))]
-    for name in gpus:
-        assert "OpenCL" in core.get_property(name, "FULL_DEVICE_NAME")
+    assert gpus == [f"GPU.{i}" for i in range(len(opencl.devices()))]
+    compiled = core.compile_model(mlp().SerializeToString(), "GPU")
+    assert compiled.get_property("EXECUTION_DEVICES") == ["GPU.0"]
 
 
-def test_importing_the_plugin_does_not_import_pyopencl():
-    code = "import sys, ember_gpu.plugin; print('pyopencl' in sys.modules)"
+def test_no_export(core, gpu_device):
+    compiled = core.compile_model(mlp().SerializeToString(), gpu_device)
+    with pytest.raises(NotSupportedError):
+        compiled.export_model()
+
+
+def test_other_devices_are_not_claimed(core):
+    model = core.read_model(mlp().SerializeToString())
+    assert plugin.supported_metrics(device_name="CPU") is None
+    assert plugin.supported_metrics(device_name="GPU.99") is None
+    assert plugin.compile(model=model, device_name="TEMPLATE", config={}, cache=None) is None
+
+
+def test_importing_the_plugin_imports_no_opencl_and_creates_no_context():
+    code = ("import sys, ember, ember_gpu, ember_gpu.plugin, ember_gpu.persistent_cache;"
+            " ember.Core();"
+            " print('pyopencl' in sys.modules, 'onnx' in sys.modules,"
+            " ember_gpu.opencl._runtimes)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False", "{}"]
+
+
+def test_without_opencl_gpu_is_not_listed_and_the_reason_says_what_to_install():
+    # An ICD loader that finds no driver: point it at an empty vendors directory.
+    code = ("import ember; from ember_gpu import opencl; core = ember.Core();"
+            " print([d for d in core.available_devices if d.startswith('GPU')]);"
+            " print(opencl.absence_reason())")
+    env = {"OCL_ICD_VENDORS": "/nonexistent", "OPENCL_VENDOR_PATH": "/nonexistent",
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    listed, reason = out.stdout.splitlines()
+    assert listed == "[]"
+    assert "pip install pocl-binary-distribution" in reason

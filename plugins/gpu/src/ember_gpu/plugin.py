@@ -1,67 +1,89 @@
-"""The GPU device's hooks: discovery of OpenCL devices.
+"""The GPU device's hooks: OpenCL devices, described and compiled for.
 
-This first version lists the OpenCL devices pyopencl can see and describes them; lowering models
-to OpenCL kernels lands with the GPU issue, so ``compile`` says so instead of failing obscurely.
-pyopencl is imported inside the hooks, never at plugin load.
+Each hook checks the device name first and returns None for another plugin's device. pyopencl
+is imported inside the hooks (``opencl.py``), never when the plugin is loaded; onnx when a model
+is compiled. The device has no EXPORT_IMPORT: with ``CACHE_DIR`` set, the core hands ``compile``
+a kernel cache handle instead, and the compiled OpenCL programs are stored there as
+``.cl_cache`` entries (``kernel_store.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import hookimpl
 from ember import properties as props
-from ember.errors import NotSupportedError
+from ember.errors import PropertyValueError
 from ember.model import Model
+from ember_gpu import opencl
+
+if TYPE_CHECKING:
+    from ember.cache import KernelCache
+    from ember_gpu.compiled_model import GpuCompiledModel
+
+#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+EMBER_CONTRACT_VERSION = 1
 
 DEVICE_PREFIX = "GPU"
 
+#: Compile options with their defaults. DISABLE_TRANSFORMATIONS (as in OpenVINO's template
+#: plugin) runs the graph node by node: no BatchNormalization folding, no fused kernels.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "DISABLE_TRANSFORMATIONS": False,
+    "INFERENCE_PRECISION_HINT": "f32",
+}
 
-@cache
-def _opencl_devices() -> tuple[Any, ...]:
-    """OpenCL devices, GPUs first; empty when pyopencl or an OpenCL platform is missing."""
-    try:
-        import pyopencl as cl
 
-        devices = [d for platform in cl.get_platforms() for d in platform.get_devices()]
-    except Exception:  # no ICD loader, no platform: the device is simply absent
-        return ()
-    gpu_type = cl.device_type.GPU
-    return tuple(sorted(devices, key=lambda d: 0 if d.type & gpu_type else 1))
+def _device(device_name: str) -> opencl.OpenCLDevice | None:
+    prefix, dot, index = device_name.partition(".")
+    if prefix != DEVICE_PREFIX or not dot or not index.isdigit():
+        return None
+    devices = opencl.devices()
+    return devices[int(index)] if int(index) < len(devices) else None
 
 
 @hookimpl
 def list_devices() -> Sequence[str]:
-    return [f"{DEVICE_PREFIX}.{i}" for i in range(len(_opencl_devices()))]
-
-
-def _index(device_name: str) -> int | None:
-    prefix, _, index = device_name.partition(".")
-    if prefix != DEVICE_PREFIX or not index.isdigit() or int(index) >= len(_opencl_devices()):
-        return None
-    return int(index)
+    return [f"{DEVICE_PREFIX}.{i}" for i in range(len(opencl.devices()))]
 
 
 @hookimpl
 def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
-    index = _index(device_name)
-    if index is None:
+    device = _device(device_name)
+    if device is None:
         return None
-    device = _opencl_devices()[index]
+    from ember_gpu.ops import SUPPORTED_OPS
+
     return {
-        props.FULL_DEVICE_NAME: f"{device.name.strip()} (OpenCL, {device.platform.name.strip()})",
-        props.DEVICE_ARCHITECTURE: f"{device.vendor.strip()}/{device.driver_version.strip()}",
+        props.FULL_DEVICE_NAME: device.full_name,
+        props.DEVICE_ARCHITECTURE: device.architecture,
         props.OPTIMIZATION_CAPABILITIES: ["FP32"],
-        props.SUPPORTED_CONFIG_KEYS: {},
+        props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
+        props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "DISABLE_TRANSFORMATIONS"],
+        props.SUPPORTED_OPERATORS: sorted(SUPPORTED_OPS),
+        "OPENCL_DEVICE_TYPE": device.kind,
+        "OPENCL_PLATFORM": f"{device.platform_name} ({device.platform_version})",
     }
 
 
 @hookimpl
-def compile(model: Model, device_name: str) -> None:
-    if _index(device_name) is None:
+def compile(model: Model, device_name: str, config: Mapping[str, Any],
+            cache: KernelCache | None) -> GpuCompiledModel | None:
+    device = _device(device_name)
+    if device is None:
         return None
-    raise NotSupportedError(
-        f"{device_name}: this ember-gpu lists OpenCL devices but cannot compile models yet"
-    )
+    precision = config.get("INFERENCE_PRECISION_HINT", "f32")
+    if precision not in ("f32", "FP32"):
+        raise PropertyValueError(f"{device_name} runs f32 only; "
+                                 f"INFERENCE_PRECISION_HINT={precision!r}")
+    disable = config.get("DISABLE_TRANSFORMATIONS", False)
+    if not isinstance(disable, bool):
+        raise PropertyValueError(f"DISABLE_TRANSFORMATIONS takes True or False, not {disable!r}")
+    from ember_gpu.compiled_model import GpuCompiledModel, collector_paused
+    from ember_gpu.graph import read_graph
+    from ember_gpu.ops import SUPPORTED_OPS
+
+    with collector_paused():
+        graph = read_graph(model, device_name, SUPPORTED_OPS)
+    return GpuCompiledModel(graph, device_name, device, not disable, cache)

@@ -1,0 +1,83 @@
+"""What build of Ember is running: its version and, when it can be known, its git commit.
+
+Both go into every kernel's cache blob id (oneDNN puts its version and git hash in its cache blob
+ids), so that binaries built by one build of Ember are never used by another. The commit is read
+from the git checkout Ember is imported from (an editable install, as in this repository), by
+reading ``.git`` directly: no ``git`` process, a few file reads, once per process.
+
+When no commit can be found (an install from a wheel or an sdist, a checkout without ``.git``),
+the id says ``unknown``: two builds with the same version then share ids. oneDNN warns that this
+may fetch a wrong blob. For Ember it cannot: the id also holds a digest of the kernel's complete
+OpenCL source and build options, and a blob holds nothing but the driver's binary of exactly that
+source; how the kernels are launched is not in the blob, it is derived from the same source.
+Uncommitted edits are likewise covered by the source digest, and the plugin's own version is
+added to the entry key by the core.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from ember import __version__ as ember_version
+
+UNKNOWN = "unknown"
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def plugin_version() -> str:
+    from ember_gpu import __version__
+
+    return __version__
+
+
+@cache
+def ember_git_commit() -> str | None:
+    """The commit of the git checkout the ``ember`` package is imported from, or None."""
+    import ember
+
+    start = Path(ember.__file__).resolve().parent
+    for directory in (start, *start.parents):
+        marker = directory / ".git"
+        try:
+            if marker.is_file():  # a worktree or submodule: "gitdir: <path>"
+                text = marker.read_text().strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                return _head(Path(directory, text.partition(":")[2].strip()))
+            if marker.is_dir():
+                return _head(marker)
+        except OSError:
+            return None
+    return None
+
+
+def _head(git_dir: Path) -> str | None:
+    head = (git_dir / "HEAD").read_text().strip()
+    if _SHA.match(head):
+        return head  # detached
+    if not head.startswith("ref:"):
+        return None
+    ref = head.partition(":")[2].strip()
+    common = git_dir
+    commondir = git_dir / "commondir"
+    if commondir.is_file():  # worktrees keep their refs in the main repository
+        common = (git_dir / commondir.read_text().strip()).resolve()
+    for base in (git_dir, common):
+        path = base / ref
+        if path.is_file():
+            value = path.read_text().strip()
+            return value if _SHA.match(value) else None
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _SHA.match(sha):
+                return sha
+    return None
+
+
+def build_identity() -> dict[str, str]:
+    return {"ember": ember_version, "ember_git": ember_git_commit() or UNKNOWN,
+            "ember_gpu": plugin_version()}

@@ -1,0 +1,44 @@
+"""The operators the GPU device runs, by ONNX name, and those it folds on the host only."""
+
+from __future__ import annotations
+
+from ember_gpu.ops.base import OpDef
+from ember_gpu.ops.conv import Conv
+from ember_gpu.ops.elementwise import ELEMENTWISE_OPS
+from ember_gpu.ops.matmul import Gemm, MatMul
+from ember_gpu.ops.movement import Alias, Concat, Gather, Pad, Slice, Split, Tile, Transpose
+from ember_gpu.ops.pool import Pool
+from ember_gpu.ops.reduce import Reduce, Softmax
+
+_ALIAS = Alias()
+
+#: Operators with device code.
+DEVICE_OPS: dict[str, OpDef] = {
+    **ELEMENTWISE_OPS,
+    "Conv": Conv(),
+    "MaxPool": Pool(average=False),
+    "AveragePool": Pool(average=True),
+    "MatMul": MatMul(),
+    "Gemm": Gemm(),
+    "ReduceSum": Reduce("sum"),
+    "ReduceMean": Reduce("mean"),
+    "ReduceMax": Reduce("max"),
+    "ReduceMin": Reduce("min"),
+    "GlobalAveragePool": Reduce("mean", global_pool=True),
+    "GlobalMaxPool": Reduce("max", global_pool=True),
+    "Softmax": Softmax(),
+    "Transpose": Transpose(),
+    "Slice": Slice(),
+    "Gather": Gather(),
+    "Concat": Concat(),
+    "Pad": Pad(),
+    "Tile": Tile(),
+    "Split": Split(),
+    **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"],
+                    _ALIAS),
+}
+
+#: Operators whose outputs are always known at compile time: they never reach the device.
+HOST_ONLY_OPS = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Range"})
+
+SUPPORTED_OPS = frozenset(DEVICE_OPS) | HOST_ONLY_OPS

@@ -1,0 +1,80 @@
+"""Conv: direct convolution, one work-item per output element, any number of spatial dims.
+
+The loops over input channels and the kernel window have literal bounds, so the OpenCL compiler
+unrolls the window; positions in the padding are skipped, and the bounds check is left out on
+axes where no window can leave the input. Groups (depthwise included) pick their channel slice
+from the output channel. The bias is added after the sum, as the ONNX reference does. A
+BatchNormalization right after a Conv with constant weights is folded into them at compile time
+(``transforms.py``), and elementwise consumers are fused behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ember_gpu import dtypes
+from ember_gpu.codegen import KernelWriter, strides
+from ember_gpu.graph import Node
+from ember_gpu.ir import DeviceNode, Value
+from ember_gpu.ops.base import AnchorOp, Inferred, input_at
+from ember_gpu.ops.window import Window, always_inside, conv_window
+
+
+class ConvParams:
+    __slots__ = ("channels", "group", "out_channels", "window")
+
+    def __init__(self, window: Window, channels: int, out_channels: int, group: int) -> None:
+        self.window = window
+        self.channels = channels  # input channels
+        self.out_channels = out_channels
+        self.group = group
+
+
+class Conv(AnchorOp):
+    def infer(self, node: Node, inputs: Sequence[Value | None], opset: int) -> Inferred:
+        x, w = inputs[0], inputs[1]
+        assert x is not None and w is not None
+        group = int(node.attrs.get("group", 1))
+        window = conv_window(node.attrs, x.shape[2:], w.shape[2:])
+        params = ConvParams(window, x.shape[1], w.shape[0], group)
+        return Inferred([(x.shape[0], w.shape[0], *window.out)], [x.dtype], params)
+
+    def body(self, dn: DeviceNode, kw: KernelWriter) -> str:
+        p: ConvParams = dn.params
+        x, w, bias = dn.inputs[0], dn.inputs[1], input_at(dn.inputs, 2)
+        assert x is not None and w is not None
+        it, ctype = kw.itype, dtypes.compute_type(x.dtype)
+        n, m, *out = kw.index()
+        window = p.window
+        nd = len(window.size)
+        in_group, out_group = p.channels // p.group, p.out_channels // p.group
+        spatial, taps = math.prod(window.size), math.prod(window.kernel)
+        x_strides, w_strides = strides(window.size), strides(window.kernel)
+        acc = kw.fresh("acc")
+        kw.line(f"{ctype} {acc} = 0;")
+        first = f"({m} / {out_group}) * {in_group}" if p.group > 1 else "0"
+        kw.line(f"for ({it} c = 0; c < {in_group}; ++c) {{")
+        kw.line(f"  const {it} xc = ({n} * {p.channels} + {first} + c) * {spatial};")
+        kw.line(f"  const {it} wc = ({m} * {in_group} + c) * {taps};")
+        x_terms, w_terms = ["xc"], ["wc"]
+        indent = "  "
+        for axis in range(nd):
+            k, position = f"k{axis}", f"p{axis}"
+            kw.line(f"{indent}for ({it} {k} = 0; {k} < {window.kernel[axis]}; ++{k}) {{")
+            indent += "  "
+            start = f"{out[axis]} * {window.strides[axis]} - {window.begin[axis]}"
+            kw.line(f"{indent}const {it} {position} = {start} + {k} * {window.dilations[axis]};")
+            if not always_inside(window, axis):
+                kw.line(f"{indent}if ({position} < 0 || {position} >= {window.size[axis]}) "
+                        "continue;")
+            x_terms.append(f"{position} * {x_strides[axis]}")
+            w_terms.append(f"{k} * {w_strides[axis]}")
+        product = f"{kw.load(x, ' + '.join(x_terms))} * {kw.load(w, ' + '.join(w_terms))}"
+        kw.line(f"{indent}{acc} += {product};")
+        for _ in range(nd + 1):
+            indent = indent[:-2]
+            kw.line(f"{indent}}}")
+        if bias is not None:
+            return f"({acc} + {kw.load(bias, m)})"
+        return acc
