@@ -117,3 +117,24 @@ def test_shipped_plugins_declare_their_contract_version():
     for module in ("ember_cpu.plugin", "ember_gpu.plugin", "ember_template.plugin"):
         plugin = __import__(module, fromlist=["EMBER_CONTRACT_VERSION"])
         assert plugin.EMBER_CONTRACT_VERSION == hookspecs.CONTRACT_VERSION
+
+
+def test_a_plugin_explains_why_its_device_is_absent(core):
+    class NoDriver:
+        @hookimpl
+        def list_devices(self):
+            return []
+
+        @hookimpl
+        def explain_absence(self, device_kind):
+            return "no NPU driver found; install npu-runtime" if device_kind == "NPU" else None
+
+    class Raising:
+        @hookimpl
+        def explain_absence(self, device_kind):
+            raise RuntimeError("a hint must not become a second error")
+
+    core.register_plugin(NoDriver(), "npu")
+    core.register_plugin(Raising(), "raising")
+    with pytest.raises(UnknownDeviceError, match="no NPU driver found; install npu-runtime"):
+        core.get_property("NPU", "FULL_DEVICE_NAME")

@@ -116,6 +116,9 @@ class Core:
                 hints.append(f"{distribution} is disabled by {DISABLE_ENV}={disabled!r}")
             elif not any(f.distribution == distribution for f in self._plugins.failures):
                 hints.append(f"it is provided by the {distribution} distribution, not installed")
+        reason = self._plugins.explain_absence(base.upper())  # the plugin may know why
+        if reason:
+            hints.append(reason)
         # A failed plugin may be the one that provides this device, whatever its name.
         hints += [str(f) for f in self.plugin_failures]
         return "; ".join(hints) or "no installed plugin provides it"
@@ -205,8 +208,7 @@ class Core:
         elif cache_dir:  # the device caches what it builds, through the core (seeds: .cl_cache)
             kernels = self._kernel_cache(device, config, os.fspath(cache_dir))
             device_model, loaded = self._compile(model, device, plugin_config, kernels), False
-            if kernels.problems:
-                kernels.cache.warn("; ".join(kernels.problems))
+            kernels.report()
         else:
             device_model, loaded = self._compile(model, device, plugin_config), False
         return self._wrap(device, device_model, plugin_config, loaded_from_cache=loaded)

@@ -61,6 +61,23 @@ def list_devices() -> Sequence[str]:
 
 
 @hookspec(firstresult=True)
+def explain_absence(device_kind: str) -> str | None:
+    """Say why no device of this kind is listed, and what would make one appear.
+
+    Called only when a user asks for a device that no plugin lists (``GPU`` with no OpenCL
+    driver, say), to put the reason in the ``UnknownDeviceError``.
+
+    :param device_kind: the device name without an index, as the user spelled it (``"GPU"``).
+    :returns: ``None`` when the kind is not this plugin's or there is nothing useful to say;
+        otherwise one sentence, such as ``"no OpenCL platform found; pip install
+        pocl-binary-distribution for PoCL's CPU device"``.
+
+    .. versionadded:: 0.1
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
 def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
     """Describe a device: its read-only properties (*metrics*) and its writable ones.
 
@@ -106,8 +123,11 @@ def compile(
     :param cache: with ``CACHE_DIR`` set, a handle on the core's cache for what the device builds
         below the level of a whole model (compiled OpenCL programs, as OpenVINO's GPU plugin
         keeps in ``.cl_cache`` files): ``key(blob_id)``, ``get(key)``, ``put(key, payload)``,
-        ``lock(key)`` and ``reject(key, reason)``. ``None`` without a cache directory. Devices
-        with ``EXPORT_IMPORT`` are cached whole by the core and can ignore it.
+        ``lock(key)``, ``reject(key, reason)``, ``has(key)`` and ``report()``. ``None`` without a
+        cache directory. The handle may be kept for builds after ``compile`` (a model with
+        dynamic shapes built at its first inference); call ``report()`` after such a build, as
+        the core does after ``compile``. Devices with ``EXPORT_IMPORT`` are cached whole by the
+        core and can ignore it.
 
         .. versionadded:: 0.1
     :returns: ``None`` when ``device_name`` is not this plugin's; otherwise an object following

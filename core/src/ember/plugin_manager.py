@@ -154,6 +154,18 @@ class Plugins:
             if not self._discover_next():
                 return None
 
+    def explain_absence(self, device_kind: str) -> str | None:
+        """What the plugins say about a device kind none of them lists (never raises)."""
+        for impl in reversed(self.manager.hook.explain_absence.get_hookimpls()):
+            try:
+                reason = impl.function(device_kind=device_kind)
+            except Exception as exc:  # a hint must not turn into a second error
+                log.debug("explain_absence of %s raised %r", impl.plugin_name, exc)
+                continue
+            if reason:
+                return str(reason)
+        return None
+
     def owner(self, device_name: str) -> PluginInfo:
         return self.infos[self._owners[device_name]]  # resolved, so discovered, already
 

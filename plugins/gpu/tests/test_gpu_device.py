@@ -209,13 +209,15 @@ def test_importing_the_plugin_imports_no_opencl_and_creates_no_context():
 
 def test_without_opencl_gpu_is_not_listed_and_the_reason_says_what_to_install():
     # An ICD loader that finds no driver: point it at an empty vendors directory.
-    code = ("import ember; from ember_gpu import opencl; core = ember.Core();"
-            " print([d for d in core.available_devices if d.startswith('GPU')]);"
-            " print(opencl.absence_reason())")
+    code = ("import ember, ember.testing; core = ember.Core();"
+            " print([d for d in core.available_devices if d.startswith('GPU')]);\n"
+            "try:\n    core.compile_model(ember.testing.mlp().SerializeToString(), 'GPU')\n"
+            "except ember.errors.UnknownDeviceError as error:\n    print(error)")
     env = {"OCL_ICD_VENDORS": "/nonexistent", "OPENCL_VENDOR_PATH": "/nonexistent",
            "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
-    listed, reason = out.stdout.splitlines()
+    listed, error = out.stdout.splitlines()
     assert listed == "[]"
-    assert "pip install pocl-binary-distribution" in reason
+    # compiling for it says why, and what to install (the plugin's explain_absence hook)
+    assert "pip install pocl-binary-distribution" in error and "GPU" in error

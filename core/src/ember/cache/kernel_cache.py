@@ -41,6 +41,18 @@ class KernelCache:
             blob_id = blob_id.hex()
         return entry_key({**self._scope, "id": blob_id})
 
+    def has(self, key: CacheKey) -> bool:
+        """Whether an entry exists for ``key`` (not whether it is intact: ``get`` checks)."""
+        return self.cache.blob_path(key.digest, KERNEL_SUFFIX).exists()
+
+    def report(self) -> None:
+        """Warn, once, about the problems noted so far, and forget them. The core calls this
+        after ``compile``; a plugin that builds later (at the first inference of a new input
+        shape) calls it after such a build."""
+        if self.problems:
+            problems, self.problems[:] = list(self.problems), []
+            self.cache.warn("; ".join(problems))
+
     def get(self, key: CacheKey) -> bytes | memoryview | None:
         """The verified payload of ``key``, or None (a damaged entry is noted and ignored)."""
         header, payload = self.cache.read(key, KERNEL_SUFFIX)

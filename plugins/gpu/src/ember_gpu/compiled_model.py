@@ -126,9 +126,8 @@ class GpuCompiledModel:
                 while len(self._specialisations) > MAX_SPECIALISATIONS:
                     self._specialisations.popitem(last=False)
                 self._building.pop(key, None)
-        if report and self._store is not None and self._store.problems:
-            problems, self._store.problems[:] = list(self._store.problems), []
-            self._store.cache.warn("; ".join(problems))
+        if report and self._store is not None:
+            self._store.report()
         return executable
 
     def _build(self, inputs: Sequence[np.ndarray]) -> Executable:

@@ -49,6 +49,11 @@ def list_devices() -> Sequence[str]:
 
 
 @hookimpl
+def explain_absence(device_kind: str) -> str | None:
+    return opencl.absence_reason() if device_kind == DEVICE_PREFIX else None
+
+
+@hookimpl
 def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
     device = _device(device_name)
     if device is None:
