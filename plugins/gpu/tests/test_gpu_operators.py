@@ -1,34 +1,20 @@
 """TEMPLATE's operator cases on the GPU device, against onnx.reference (onnxruntime where noted).
 
-The cases of one opset run as one model (see op_cases.py): one program per opset, each case
-still its own test.
+The cases (ember.testing.operator_cases) of one opset run as one model: one program per opset,
+each case still its own test.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from ember.testing import operator_cases as cases
 from ember_gpu.ops import SUPPORTED_OPS
 
-
-def _load_cases():
-    # Tests are imported with --import-mode=importlib: a sibling module is loaded by its path.
-    spec = importlib.util.spec_from_file_location("ember_gpu_op_cases",
-                                                  Path(__file__).with_name("op_cases.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _load_cases()
 PARAMS = {p.id: p for p in cases.CASES}
 
 

@@ -1,11 +1,11 @@
-"""The operator cases TEMPLATE's kernels are checked with (plugins/template/tests/test_kernels.py),
-copied so that ember-gpu shares nothing with ember-template but the core, plus the helpers to run
-many of them through one compiled model.
+"""ONNX operator cases for checking a device's kernels: one-node models and their oracle.
 
-Each case is a one-node ONNX model checked against onnx.reference (or onnxruntime where the
-reference deviates from the ONNX specification, as noted next to the case). OpenCL builds are
-the slow step, so the GPU tests put every case of one opset into one model: one program, one
-build, one run, and each case still has its own test.
+TEMPLATE's kernel tests and the GPU device's operator tests run these cases, and a new device
+can too: each case is ``pytest.param(op, inputs, attrs, opset, n_out, kernel_attrs, oracle,
+id=...)``, checked against ``onnx.reference`` or, where the reference deviates from the ONNX
+specification (noted next to the case), against onnxruntime. ``make_model`` builds a case's
+model; ``combined_model`` puts many cases of one opset into one model (one build for devices
+whose builds are slow); ``run_oracle`` gives the expected outputs.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-# fmt: off
 REQUIRED_OPS = [
     "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh", "Softmax", "Conv",
     "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization",
@@ -432,6 +430,8 @@ def run_oracle(
 ) -> list[np.ndarray]:
     feeds = {f"in{i}": x for i, x in enumerate(inputs) if x is not None}
     if oracle == ORT:
+        import onnxruntime as ort  # only for the cases onnx.reference gets wrong
+
         session = ort.InferenceSession(
             model.SerializeToString(), providers=["CPUExecutionProvider"]
         )
