@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ember import blob
 from ember import properties as props
@@ -13,7 +13,6 @@ from ember._version import __version__
 from ember.cache.cached_compile import compile_with_cache
 from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import make_key, model_identity
-from ember.cache.remote import RemoteSettings, RemoteTier
 from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, split_device_name
@@ -28,6 +27,9 @@ from ember.model import Model, read_model
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
 from ember.store import resolve_model_name
+
+if TYPE_CHECKING:
+    from ember.cache.remote import RemoteSettings, RemoteTier
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
@@ -279,6 +281,8 @@ class Core:
         if not url:
             return None
         signing_key = self._settings.core_value(device, props.CACHE_SIGNING_KEY, config)
+        from ember.cache.remote import RemoteSettings, RemoteTier  # only with a remote tier
+
         settings = RemoteSettings.parse(url, signing_key)
         tier = self._remotes.get(settings)
         if tier is None:

@@ -20,14 +20,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import blob
 from ember.cache.atomic import background
 from ember.cache.key import CacheKey
-from ember.cache.remote import RemoteTier
 from ember.cache.store import ModelCache
 from ember.device import DeviceModel
+
+if TYPE_CHECKING:
+    from ember.cache.remote import RemoteTier
 
 log = logging.getLogger("ember.cache")
 

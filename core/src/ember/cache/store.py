@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from ember import blob
 from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
 from ember.cache.file_digest import FileDigests
@@ -174,6 +172,8 @@ class ModelCache:
         if not thread_lock.acquire(timeout=max(timeout, 0)):
             yield False
             return
+        import filelock  # here, not at the top: a warm start never locks
+
         try:
             try:
                 make_private_dirs(self.root, self.locks)
@@ -241,6 +241,8 @@ class ModelCache:
         Events appended by other processes while the log is rewritten may be lost: these are
         statistics, and losing a few is better than making every start take a lock.
         """
+        import filelock  # only after a write, never on a warm start
+
         try:
             if self._events.stat().st_size < _EVENTS_COMPACT_BYTES:
                 return
