@@ -140,8 +140,12 @@ def read_file_header(blob_file: BinaryIO) -> BlobHeader:
     return read_header(prefix + blob_file.read(header_size + _DIGEST_SIZE))[0]
 
 
-def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
+def unpack(data: bytes | memoryview, *,
+           verify_payload: bool = True) -> tuple[BlobHeader, memoryview]:
     """Check a whole blob and return its header and a zero-copy view of its payload.
+
+    ``verify_payload=False`` skips only the payload's checksum, for bytes whose integrity is
+    already established more strongly (an HMAC over the whole blob, checked by the caller).
 
     :raises BlobFormatError: for a foreign file, a damaged header, a truncated or extended
         payload, or a payload whose checksum differs from the header's (a flipped bit).
@@ -153,6 +157,6 @@ def unpack(data: bytes | memoryview) -> tuple[BlobHeader, memoryview]:
         raise BlobFormatError(
             f"payload is {payload.nbytes} bytes, header says {header.payload_length} (truncated?)"
         )
-    if checksum.hexdigest(payload) != header.payload_checksum:
+    if verify_payload and checksum.hexdigest(payload) != header.payload_checksum:
         raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
     return header, payload

@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any
@@ -135,28 +136,48 @@ class RemoteTier:
             if manifest is None:
                 return None, None
             fields = _manifest_fields(manifest)
-            names = [self._name("chunk", key, fields["upload"], str(i))
-                     for i in range(fields["chunks"])]
-            chunks = self.client.mget(names) if names else []
+            chunks, signature = self._fetch(key, fields)
         except BlobFormatError as exc:
             return None, f"remote entry {key[:12]} refused: {exc}"
         except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
             return None, self._failed("reading", exc)
-        if any(chunk is None for chunk in chunks):
+        if chunks is None:
             return None, f"remote entry {key[:12]} refused: its chunk set is incomplete"
         data = b"".join(chunks)
-        problem = self._verify(key, data, fields)
+        problem = self._verify(key, data, fields, signature)
         return (None, problem) if problem else (data, None)
 
-    def _verify(self, key: str, data: bytes, fields: dict[str, Any]) -> str | None:
+    def _fetch(self, key: str, fields: dict[str, Any]) -> tuple[list[bytes] | None, str | None]:
+        """The entry's chunks, and their HMAC computed while the next chunk is on its way (the
+        hash releases the GIL), so that signing costs little more than the transfer."""
+        signer = (hmac.new(self.settings.signing_key, digestmod=sha256)
+                  if self.settings.signing_key is not None else None)
+        chunks: list[bytes] = []
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            pending: Future[None] | None = None
+            for index in range(fields["chunks"]):
+                chunk = self.client.get(self._name("chunk", key, fields["upload"], str(index)))
+                if chunk is None:
+                    return None, None
+                if signer is not None:
+                    if pending is not None:
+                        pending.result()
+                    pending = hasher.submit(signer.update, chunk)
+                chunks.append(chunk)
+            if pending is not None:
+                pending.result()
+        return chunks, signer.hexdigest() if signer is not None else None
+
+    def _verify(self, key: str, data: bytes, fields: dict[str, Any],
+                signature: str | None) -> str | None:
         if len(data) != fields["size"]:
             return f"remote entry {key[:12]} refused: {len(data)} bytes, not {fields['size']}"
-        if self.settings.signing_key is not None:
-            expected = hmac.new(self.settings.signing_key, data, sha256).hexdigest()
-            if not hmac.compare_digest(expected, str(fields.get("signature", ""))):
-                return f"remote entry {key[:12]} refused: missing or wrong signature"
+        if signature is not None and not hmac.compare_digest(
+                signature, str(fields.get("signature", ""))):
+            return f"remote entry {key[:12]} refused: missing or wrong signature"
         try:
-            header, _ = blob.unpack(data)
+            # the HMAC covers every byte; without one, the blob's own checksums must
+            header, _ = blob.unpack(data, verify_payload=signature is None)
         except BlobFormatError as exc:
             return f"remote entry {key[:12]} refused: {exc}"
         if header.key != key:
