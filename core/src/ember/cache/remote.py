@@ -238,7 +238,8 @@ class RemoteTier:
             yield "held"
         finally:
             with contextlib.suppress(Exception):
-                self.client.eval(_RELEASE, 1, name, token)
+                # a Lua script of our own, run by the server (EVALSHA): compare, then delete
+                self.client.register_script(_RELEASE)(keys=[name], args=[token])
 
     def wait_for(self, key: str) -> tuple[bytes | None, str | None]:
         """Wait (at most the ``wait`` option) for the host holding the lock to publish ``key``;
