@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ember.windows import window_geometry
+
 # ONNX's TensorProto.DataType numbers, for Cast. Written out rather than imported from onnx: a warm
 # start imports this module to run a cached plan, and importing onnx would cost it ~45 ms.
 _ONNX_DTYPES: dict[int, np.dtype] = {
@@ -406,26 +408,6 @@ register("ReduceSum")(_reduce(np.sum, since=13))
 
 
 # --- convolution and pooling -----------------------------------------------------------------
-def _geometry(attrs: Attrs, size: Sequence[int], kernel: Sequence[int]) -> tuple[list, list, list]:
-    """Strides, dilations and (begin, end) pads per spatial axis, resolving auto_pad."""
-    nd = len(size)
-    strides = list(attrs.get("strides") or [1] * nd)
-    dilations = list(attrs.get("dilations") or [1] * nd)
-    auto_pad = _str(attrs, "auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
-            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)  # output is ceil(n / s)
-            small, large = total // 2, total - total // 2
-            pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
-    elif auto_pad == "VALID":
-        pads = [(0, 0)] * nd
-    else:
-        flat = list(attrs.get("pads") or [0] * 2 * nd)
-        pads = list(zip(flat[:nd], flat[nd:], strict=True))
-    return strides, dilations, pads
-
-
 def _windows(
     x: np.ndarray, kernel: Sequence[int], strides: Sequence[int], dilations: Sequence[int]
 ) -> np.ndarray:
@@ -441,7 +423,7 @@ def _windows(
 def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
     nd, group, kernel = x.ndim - 2, attrs.get("group", 1), w.shape[2:]
-    strides, dilations, pads = _geometry(attrs, x.shape[2:], kernel)
+    strides, dilations, pads = window_geometry(attrs, x.shape[2:], kernel)
     if any(b or e for b, e in pads):
         x = np.pad(x, [(0, 0), (0, 0), *pads])
     windows = _windows(x, kernel, strides, dilations)
@@ -461,7 +443,7 @@ def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def _pool(inputs: Inputs, attrs: Attrs, average: bool) -> np.ndarray:
     x, kernel = inputs[0], list(attrs["kernel_shape"])
     nd = len(kernel)
-    strides, dilations, pads = _geometry(attrs, x.shape[2:], kernel)
+    strides, dilations, pads = window_geometry(attrs, x.shape[2:], kernel)
     # ceil_mode allows a last window that hangs past the end padding; that overhang is padded
     # too, but never counts (-inf for max, left out of the average's divisor).
     out_shape, overhang = [], []

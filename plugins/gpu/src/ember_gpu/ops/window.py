@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ember.windows import window_geometry
+
 
 class Window:
     __slots__ = ("begin", "dilations", "end", "kernel", "out", "size", "strides")
@@ -21,29 +23,8 @@ class Window:
         self.out = out
 
 
-def geometry(attrs: Mapping[str, Any], size: Sequence[int],
-             kernel: Sequence[int]) -> tuple[list[int], list[int], list[tuple[int, int]]]:
-    """Strides, dilations and (begin, end) pads per spatial axis, resolving auto_pad."""
-    nd = len(size)
-    strides = list(attrs.get("strides") or [1] * nd)
-    dilations = list(attrs.get("dilations") or [1] * nd)
-    auto_pad = attrs.get("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads = []
-        for n, k, s, d in zip(size, kernel, strides, dilations, strict=True):
-            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)  # output is ceil(n / s)
-            small, large = total // 2, total - total // 2
-            pads.append((small, large) if auto_pad == "SAME_UPPER" else (large, small))
-    elif auto_pad == "VALID":
-        pads = [(0, 0)] * nd
-    else:
-        flat = list(attrs.get("pads") or [0] * 2 * nd)
-        pads = list(zip(flat[:nd], flat[nd:], strict=True))
-    return strides, dilations, pads
-
-
 def conv_window(attrs: Mapping[str, Any], size: Sequence[int], kernel: Sequence[int]) -> Window:
-    strides, dilations, pads = geometry(attrs, size, kernel)
+    strides, dilations, pads = window_geometry(attrs, size, kernel)
     out = tuple((n + b + e - (k - 1) * d - 1) // s + 1 for n, k, s, d, (b, e)
                 in zip(size, kernel, strides, dilations, pads, strict=True))
     return Window(tuple(size), tuple(kernel), tuple(strides), tuple(dilations),
@@ -54,7 +35,7 @@ def pool_window(attrs: Mapping[str, Any], size: Sequence[int]) -> Window:
     """The window of a pooling node; with ceil_mode the last window may hang past the end pad,
     and that overhang never counts (it is not padding)."""
     kernel = list(attrs["kernel_shape"])
-    strides, dilations, pads = geometry(attrs, size, kernel)
+    strides, dilations, pads = window_geometry(attrs, size, kernel)
     out = []
     for n, k, s, d, (b, e) in zip(size, kernel, strides, dilations, pads, strict=True):
         span, room = (k - 1) * d + 1, n + b + e
