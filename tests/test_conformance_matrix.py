@@ -95,7 +95,7 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
         version = "0.0.1"
         dependencies = ["ember"]
         [project.entry-points."ember.devices"]
-        broken = "ember_broken.plugin"
+        BROKEN = "ember_broken.plugin"
         [tool.setuptools]
         packages = ["ember_broken"]
     """))

@@ -37,7 +37,7 @@ def compile(model, device_name):
 '''
 
 
-def make_distribution(root: Path, name: str, module: str, code: str,
+def make_distribution(root: Path, name: str, module: str, code: str, kind: str,
                       requires: str = "ember") -> Path:
     project = root / name
     (project / module).mkdir(parents=True)
@@ -52,7 +52,7 @@ def make_distribution(root: Path, name: str, module: str, code: str,
         version = "1.2.3"
         dependencies = ["{requires}"]
         [project.entry-points."ember.devices"]
-        {module} = "{module}.plugin"
+        {kind} = "{module}.plugin"
         [tool.setuptools]
         packages = ["{module}"]
     """))
@@ -62,11 +62,11 @@ def make_distribution(root: Path, name: str, module: str, code: str,
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("third_party")
-    echo = make_distribution(root, "ember-echo", "ember_echo", ECHO_PLUGIN)
+    echo = make_distribution(root, "ember-echo", "ember_echo", ECHO_PLUGIN, "ECHO")
     broken = make_distribution(root, "ember-broken", "ember_broken",
-                               "import a_module_that_does_not_exist\n")
+                               "import a_module_that_does_not_exist\n", "BROKEN")
     stale = make_distribution(root, "ember-stale", "ember_stale", ECHO_PLUGIN.replace(
-        '"ECHO"', '"STALE"'), requires="ember<0.1")
+        '"ECHO"', '"STALE"'), "STALE", requires="ember<0.1")
     target = root / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
@@ -106,14 +106,14 @@ def test_installed_plugin_adds_its_device(site):
 
 def test_broken_plugin_is_reported_and_hides_nothing(site):
     failures = {f[0]: f for f in run_in(site, PROBE)["failures"]}
-    name, distribution, stage, error = failures["ember_broken"]
-    assert (name, distribution, stage) == ("ember_broken", "ember-broken", "import")
+    name, distribution, stage, error = failures["BROKEN"]
+    assert (name, distribution, stage) == ("BROKEN", "ember-broken", "import")
     assert "a_module_that_does_not_exist" in error
 
 
 def test_plugin_made_for_another_ember_is_refused_with_what_to_do(site):
     report = run_in(site, PROBE)
-    _, distribution, stage, error = {f[0]: f for f in report["failures"]}["ember_stale"]
+    _, distribution, stage, error = {f[0]: f for f in report["failures"]}["STALE"]
     assert (distribution, stage) == ("ember-stale", "compatibility")
     assert "requires ember<0.1" in error and "this is ember 0.1.0" in error
     assert "STALE" not in report["devices"]

@@ -48,20 +48,21 @@ def compile(model, device_name):
 '''
 
 
-def install_plugin(site: Path, distribution: str, module: str, code: str) -> None:
+def install_plugin(site: Path, distribution: str, module: str, code: str, kind: str) -> None:
     """Lay out a distribution as pip would: the module and a dist-info with its entry point."""
     (site / f"{module}.py").write_text(textwrap.dedent(code))
     info = site / f"{module}-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[ember.devices]\n{module} = {module}\n")
+    (info / "entry_points.txt").write_text(f"[ember.devices]\n{kind} = {module}\n")
 
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     site = tmp_path_factory.mktemp("site")
-    install_plugin(site, "ember-limited", "ember_limited", LIMITED_PLUGIN)
-    install_plugin(site, "ember-broken", "ember_broken", "import a_module_that_is_missing\n")
+    install_plugin(site, "ember-limited", "ember_limited", LIMITED_PLUGIN, "LIMITED")
+    install_plugin(site, "ember-broken", "ember_broken", "import a_module_that_is_missing\n",
+                   "BROKEN")
     return site
 
 
@@ -127,7 +128,7 @@ def test_devices_table_and_json(cli):
     assert "EXPORT_IMPORT" in template["capabilities"] and template["import_export"]
     assert template["architecture"] == ember.Core().get_property("TEMPLATE",
                                                                  "DEVICE_ARCHITECTURE")
-    assert {"cpu", "template"} <= {p["name"] for p in listing["plugins"]}
+    assert {"CPU", "TEMPLATE"} <= {p["name"] for p in listing["plugins"]}
     assert listing["failures"] == []
 
 
@@ -138,7 +139,7 @@ def test_devices_shows_failed_plugins_and_why(cli, plugin_site):
     assert failure["distribution"] == "ember-broken" and failure["stage"] == "import"
     assert "a_module_that_is_missing" in failure["error"]
     table = cli("devices", site=plugin_site)
-    assert "not loaded: plugin 'ember_broken' (ember-broken) failed at import" in table.stdout
+    assert "not loaded: plugin 'BROKEN' (ember-broken) failed at import" in table.stdout
     assert table.stderr == ""
 
 

@@ -11,12 +11,13 @@ Models kept in the local store (``ember.get_dir()``) are found by name: ``ember.
 "model.onnx")`` once, then ``core.compile_model("cls", "CPU")``; see :mod:`ember.store`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ember import errors, properties
 from ember._version import __version__
 from ember.compiled_model import CompiledModel, InferRequest, InferResult
 from ember.core import Core
 from ember.device import DeviceModel
-from ember.hookspecs import hookimpl
 from ember.model import Model, Port
 from ember.store import (
     cached_model_path,
@@ -27,6 +28,20 @@ from ember.store import (
     set_dir,
     set_model_cache,
 )
+
+if TYPE_CHECKING:
+    from ember.hookspecs import hookimpl
+
+
+def __getattr__(name: str) -> Any:
+    # ``ember.hookimpl`` needs pluggy, which only plugins (imported when their device is first
+    # named) use: importing it here would cost every application's start.
+    if name == "hookimpl":
+        from ember.hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")
+
 
 __all__ = [
     "CompiledModel",

@@ -44,8 +44,10 @@ ModelSource = Model | str | os.PathLike[str] | bytes
 class Core:
     """Finds device plugins, reads models, and compiles them for devices.
 
-    Plugins are loaded from the ``ember.devices`` entry points when the Core is created (set
-    ``EMBER_DISABLE_PLUGINS`` to skip some); each Core has its own plugin manager.
+    Plugins are found through the ``ember.devices`` entry points when the Core is created (set
+    ``EMBER_DISABLE_PLUGINS`` to skip some) and imported when a device of their kind is first
+    named, so a program that compiles for CPU loads only the CPU plugin; each Core has its own
+    plugin manager (see :mod:`ember.plugin_manager`).
     """
 
     def __init__(self, *, load_installed_plugins: bool = True) -> None:
@@ -91,10 +93,13 @@ class Core:
     def _device(self, device_name: str) -> DeviceDescription:
         full_name = self._plugins.resolve(device_name)
         if full_name is None:
+            conflict = self._plugins.conflict(split_device_name(device_name)[0])
+            if conflict is not None:
+                raise conflict
             raise UnknownDeviceError(device_name, self.available_devices, self._hint(device_name))
         description = self._descriptions.get(full_name)
         if description is None:
-            metrics = self._plugins.call("supported_metrics", full_name)
+            metrics = self._plugins.supported_metrics(full_name)
             description = DeviceDescription.from_metrics(full_name, metrics)
             self._descriptions[full_name] = description
         return description
@@ -126,11 +131,11 @@ class Core:
         return "; ".join(hints) or "no installed plugin provides it"
 
     def _default_device(self) -> str:
-        available = self.available_devices
-        for preferred in DEFAULT_DEVICE_ORDER:
+        for preferred in DEFAULT_DEVICE_ORDER:  # loads plugins only as far as needed
             resolved = self._plugins.resolve(preferred)
             if resolved:
                 return resolved
+        available = self.available_devices
         if not available:
             raise UnknownDeviceError("(default)", [], "no device plugin is installed")
         return available[0]
@@ -154,13 +159,14 @@ class Core:
                                    [*metrics, *config, *props.CORE_CONFIG_KEYS])
 
     def _core_property(self, key: str) -> Any:
-        values: dict[str, Any] = {props.AVAILABLE_DEVICES: self.available_devices}
-        for core_key in props.CORE_CONFIG_KEYS:
-            values[core_key] = _shown(core_key, self._settings.core_value(None, core_key))
-        values[props.SUPPORTED_PROPERTIES] = sorted({*values, props.SUPPORTED_PROPERTIES})
-        if key not in values:
-            raise UnknownPropertyError(key, "the core", list(values))
-        return values[key]
+        if key == props.AVAILABLE_DEVICES:  # the only core property that loads every plugin
+            return self.available_devices
+        if key in props.CORE_CONFIG_KEYS:
+            return _shown(key, self._settings.core_value(None, key))
+        names = [props.AVAILABLE_DEVICES, *props.CORE_CONFIG_KEYS, props.SUPPORTED_PROPERTIES]
+        if key == props.SUPPORTED_PROPERTIES:
+            return sorted(names)
+        raise UnknownPropertyError(key, "the core", names)
 
     def set_property(
         self, device_name: str | Mapping[str, Any], properties: Mapping[str, Any] | None = None
@@ -168,9 +174,12 @@ class Core:
         """``set_property({...})`` for every device; ``set_property(device, {...})`` for one.
 
         See :mod:`ember.settings` for which value wins when several levels set a property.
+        The core's own keys (``CACHE_DIR``, ``CACHE_MODE``, ...) load no plugin; a device key
+        set for every device is checked against every device, which loads them all.
         """
         if isinstance(device_name, Mapping):
-            devices = [self._device(name) for name in self.available_devices]
+            core_only = all(key in props.CORE_CONFIG_KEYS for key in device_name)
+            devices = [] if core_only else [self._device(n) for n in self.available_devices]
             self._settings.set_global(device_name, devices)
             return
         if properties is None:
@@ -219,8 +228,8 @@ class Core:
                  plugin_config: dict[str, Any], kernels: KernelCache | None = None) -> DeviceModel:
         if not isinstance(model, Model):
             model = read_model(model)
-        return self._plugins.call("compile", device.name, model=model, config=plugin_config,
-                                  cache=kernels)
+        return self._plugins.compile(device.name, model=model, config=plugin_config,
+                                     cache=kernels)
 
     def _model_cache(self, cache_dir: str) -> ModelCache:
         return self._caches.get(cache_dir) or self._caches.setdefault(cache_dir,
@@ -263,12 +272,11 @@ class Core:
         return compile_with_cache(
             cache, key,
             compile_model=lambda: self._compile(model, device, plugin_config),
-            export_model=lambda compiled: self._plugins.call(
-                "export_model", device.name, compiled_model=compiled, config=plugin_config,
+            export_model=lambda compiled: self._plugins.export_model(
+                device.name, compiled_model=compiled, config=plugin_config,
                 weightless=weights_path is not None),
-            import_model=lambda payload: self._plugins.call(
-                "import_model", device.name, data=payload, config=plugin_config,
-                weights_path=weights_path),
+            import_model=lambda payload: self._plugins.import_model(
+                device.name, data=payload, config=plugin_config, weights_path=weights_path),
             header_fields={**self._blob_fields(device), "model_name": model_name,
                            "flags": key.parts["flags"]},
             max_size=parse_size(max_size) if max_size is not None else None,
@@ -316,9 +324,8 @@ class Core:
         header, payload = blob.unpack(data)
         self._check_blob_origin(header, device)
         plugin_config = self._settings.device_values(device, config)
-        device_model = self._plugins.call(
-            "import_model", device.name, data=payload, config=plugin_config, weights_path=None
-        )
+        device_model = self._plugins.import_model(
+            device.name, data=payload, config=plugin_config, weights_path=None)
         return self._wrap(device, device_model, plugin_config, loaded_from_cache=False)
 
     def _wrap(self, device: DeviceDescription, device_model: DeviceModel | None,
@@ -336,10 +343,9 @@ class Core:
             raise NotSupportedError(
                 f"device {device.name} cannot export compiled models (no EXPORT_IMPORT)"
             )
-        payload = self._plugins.call(
-            "export_model", device.name,
-            compiled_model=compiled.device_model, config=compiled.config, weightless=False,
-        )
+        payload = self._plugins.export_model(
+            device.name, compiled_model=compiled.device_model, config=compiled.config,
+            weightless=False)
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise PluginError(f"export_model of {device.name} returned {type(payload).__name__}")
         encrypted = props.CACHE_ENCRYPTION_CALLBACKS in compiled.config

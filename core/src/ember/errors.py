@@ -98,3 +98,20 @@ class CacheWarning(UserWarning):
 
 class PluginError(EmberError, RuntimeError):
     """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""
+
+
+class DeviceConflictError(PluginError):
+    """Several installed distributions declare the same device kind, and the user has not said
+    which one provides it; Ember never picks one by the order entry points happen to be found."""
+
+    def __init__(self, kind: str, contenders: Sequence[str], chosen: str | None = None) -> None:
+        self.kind = kind
+        self.contenders = list(contenders)
+        declared = f"device kind {kind} is declared by {' and '.join(self.contenders)}"
+        if chosen is not None:
+            message = (f"{declared}; EMBER_DEVICE_PLUGINS chooses {chosen!r}, which is none of "
+                       f"them: name one of their distributions")
+        else:
+            message = (f"{declared}; choose one with EMBER_DEVICE_PLUGINS={kind}=<distribution>, "
+                       f"or disable or uninstall the others (EMBER_DISABLE_PLUGINS)")
+        super().__init__(message)

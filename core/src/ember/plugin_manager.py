@@ -1,43 +1,64 @@
-"""Finding, loading and isolating device plugins.
+"""Finding, loading and isolating device plugins, one device kind at a time.
 
-:func:`load_plugins` is the one factory: it builds a fresh pluggy manager each time (never an
-import-time global), loads the entry points of the group ``ember.devices`` unless
-``EMBER_DISABLE_PLUGINS`` names them, and registers each plugin on its own so that a broken
-third-party plugin (an import error, a bad hook signature, an unknown hook name, an exception while
+:func:`load_plugins` is the one factory: it builds a fresh :class:`Plugins` each time (never an
+import-time global) from the entry points of the group ``ember.devices`` (found through
+:mod:`ember.plugin_index`, without reading every distribution's metadata), minus those
+``EMBER_DISABLE_PLUGINS`` names. It imports nothing: a plugin is imported the first time a device
+of its kind is asked for, so ``Core()`` and ``set_property({"CACHE_DIR": ...})`` load no plugin,
+and ``compile_model(path, "CPU")`` loads only the plugin that provides CPU.
+
+An entry point's name is the device kind its plugin provides (``CPU = "ember_cpu.plugin"``),
+compared without regard to case; a plugin providing several kinds has one entry point per kind. A
+plugin that lists a device of a kind it did not declare is refused that device. When two
+distributions declare the same kind, neither gets it until the user says which one
+(``EMBER_DEVICE_PLUGINS="CPU=ember-cpu"``, or ``EMBER_DISABLE_PLUGINS``, or uninstalling one):
+a device name is never decided by the order in which entry points happen to be found.
+
+A broken plugin (an import error, a bad hook signature, an unknown hook name, an exception while
 listing devices) is recorded as a :class:`PluginFailure` with its name while every other device
-keeps working. :class:`Plugins` is the typed facade over the manager: the core calls hooks only
-through it, by keyword, and only the plugin that owns a device is asked about that device.
+keeps working. :class:`Plugins` is the typed facade over pluggy's manager: one method per hook,
+every call through pluggy, by keyword, and only to the plugin that owns the device.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from ember import hookspecs
-from ember._version import __version__
 from ember.device import split_device_name
-from ember.errors import PluginError
+from ember.errors import DeviceConflictError, PluginError
+from ember.plugin_index import EntryPointRecord, find_entry_points
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ember.cache.kernel_cache import KernelCache
+    from ember.device import DeviceModel
+    from ember.model import Model
 
 ENTRY_POINT_GROUP = "ember.devices"
 DISABLE_ENV = "EMBER_DISABLE_PLUGINS"
+#: ``KIND=distribution`` pairs, comma-separated: which plugin provides a contested device kind.
+CHOICE_ENV = "EMBER_DEVICE_PLUGINS"
 
 log = logging.getLogger("ember.plugins")
 
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """A registered plugin: its entry-point name and the distribution that ships it."""
+    """A registered plugin: its entry-point name and the distribution that ships it.
+
+    ``notes`` are problems its author should fix that do not stop it from loading.
+    """
 
     name: str
     distribution: str | None = None
     version: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         if self.distribution:
@@ -47,202 +68,324 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A plugin that could not be used, and why; shown by ``Core.plugin_failures``."""
+    """A plugin that could not be used, and why; shown by ``Core.plugin_failures``.
+
+    ``stage`` is one of ``"compatibility"`` (its ember requirement excludes this Ember),
+    ``"conflict"`` (another distribution declares the same device kind), ``"import"``,
+    ``"register"`` (a hook that breaks the contract) and ``"list_devices"``. ``details`` holds the
+    traceback, shown by ``ember --debug``.
+    """
 
     name: str
     distribution: str | None
-    stage: str  # "compatibility", "import", "register" or "list_devices"
+    stage: str
     error: str
+    details: str = field(default="", compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f" ({self.distribution})" if self.distribution else ""
         return f"plugin {self.name!r}{where} failed at {self.stage}: {self.error}"
 
 
-@dataclass
 class Plugins:
-    """The loaded plugins, their devices and their failures; the only caller of hooks."""
+    """The plugins of one Core: found, loaded as their device kinds are asked for, and called."""
 
-    manager: pluggy.PluginManager
-    infos: dict[str, PluginInfo] = field(default_factory=dict)
-    failures: list[PluginFailure] = field(default_factory=list)
-    _owners: dict[str, str] = field(default_factory=dict)  # device -> plugin, found lazily
-    _discovered: int = 0  # how many plugins have been asked for their devices
-    _callers: dict[tuple[str, str], Callable[..., Any]] = field(default_factory=dict)
+    def __init__(self, records: Sequence[EntryPointRecord] = (),
+                 choices: Mapping[str, str] | None = None) -> None:
+        self.infos: dict[str, PluginInfo] = {}
+        self.failures: list[PluginFailure] = []
+        self._manager: pluggy.PluginManager | None = None
+        self._by_kind: dict[str, list[EntryPointRecord]] = {}  # every entry point, by kind
+        for record in records:
+            self._by_kind.setdefault(record.name.upper(), []).append(record)
+        self._choices = {kind.upper(): name for kind, name in (choices or {}).items()}
+        self._chosen: dict[str, EntryPointRecord | None] = {}  # kind -> its provider, decided
+        self._conflicts: dict[str, DeviceConflictError] = {}
+        self._loaded: set[str] = set()  # entry-point values imported (or tried)
+        self._kinds: dict[str, set[str] | None] = {}  # plugin -> declared kinds (None: any)
+        self._unlisted: list[str] = []  # registered plugins not yet asked for their devices
+        self._owners: dict[str, str] = {}  # device -> plugin
+        self._callers: dict[tuple[str, str], Callable[..., Any]] = {}
 
     # -- registration ------------------------------------------------------------------------
 
-    def register(self, plugin: object, info: PluginInfo) -> bool:
-        """Register one plugin; on any contract violation record a failure and return False."""
-        declared = getattr(plugin, "EMBER_CONTRACT_VERSION", hookspecs.CONTRACT_VERSION)
-        if declared not in hookspecs.SUPPORTED_CONTRACT_VERSIONS:
+    def register(self, plugin: object, info: PluginInfo, kinds: set[str] | None = None) -> bool:
+        """Register one plugin; on any contract violation record a failure and return False.
+
+        :param kinds: the device kinds it may list (from its entry points); None for any.
+        """
+        from ember import hookspecs
+
+        notes = list(info.notes)
+        declared = getattr(plugin, "EMBER_CONTRACT_VERSION", None)
+        if declared is None:
+            notes.append(f"it does not say which plugin contract it was written for: add "
+                         f"EMBER_CONTRACT_VERSION = {hookspecs.CONTRACT_VERSION} to its module")
+        elif declared not in hookspecs.SUPPORTED_CONTRACT_VERSIONS:
             self._fail(info, "register", PluginError(
-                f"it was written for Ember's plugin contract {declared!r}; ember {__version__} "
-                f"speaks contract {hookspecs.CONTRACT_VERSION}: install versions that match"))
+                f"it was written for Ember's plugin contract {declared!r}; this Ember speaks "
+                f"contract {hookspecs.CONTRACT_VERSION}: install versions that match"))
             return False
+        manager = self._pluggy()
         try:
-            self.manager.register(plugin, name=info.name)
-        except Exception as exc:  # a third-party plugin may raise anything: isolate it
-            self._fail(info, "register", exc)
-            return False
-        try:
+            manager.register(plugin, name=info.name)
             # Rejects hook implementations whose names match no spec (typos, stale hooks).
-            self.manager.check_pending()
-        except pluggy.PluginValidationError as exc:
-            self.manager.unregister(name=info.name)
+            manager.check_pending()
+        except Exception as exc:  # pluggy's validation error, or anything a plugin raises
+            if manager.has_plugin(info.name):
+                manager.unregister(name=info.name)
             self._fail(info, "register", exc)
             return False
+        info = PluginInfo(info.name, info.distribution, info.version, tuple(notes))
+        for note in notes:
+            log.info("plugin %s: %s", info, note)
         self.infos[info.name] = info
-        self._callers.clear()
+        self._kinds[info.name] = kinds
+        self._unlisted.append(info.name)
+        self._callers.clear()  # subset callers name the plugins to leave out, as of now
         return True
 
-    def _fail(self, info: PluginInfo, stage: str, exc: BaseException) -> None:
-        failure = PluginFailure(info.name, info.distribution, stage, _describe(exc))
+    @property
+    def manager(self) -> pluggy.PluginManager:
+        """pluggy's manager, for tools that inspect hook implementations (the conformance kit)."""
+        return self._pluggy()
+
+    def _pluggy(self) -> pluggy.PluginManager:
+        if self._manager is None:
+            import pluggy  # here: a Core that loads no plugin never imports it
+
+            from ember import hookspecs
+
+            self._manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+            self._manager.add_hookspecs(hookspecs)
+        return self._manager
+
+    def _fail(self, info: PluginInfo | EntryPointRecord, stage: str,
+              exc: BaseException) -> None:
+        import traceback  # only when something failed
+
+        failure = PluginFailure(info.name, info.distribution, stage, _describe(exc),
+                                "".join(traceback.format_exception(exc)))
         log.warning("%s", failure)
+        log.debug("%s", failure.details)
         self.failures.append(failure)
+
+    # -- loading, one device kind at a time ----------------------------------------------------
+
+    def _load_kind(self, kind: str) -> None:
+        """Import and register the plugin whose entry point declares ``kind``, if not done."""
+        record = self._provider(kind.upper())
+        if record is None or record.value in self._loaded:
+            return
+        self._loaded.add(record.value)
+        if record.problem:  # installed with --no-deps, or next to an upgraded core
+            self._fail(record, "compatibility", PluginError(record.problem))
+            return
+        try:
+            plugin = record.load()
+        except Exception as exc:  # ImportError, SyntaxError, anything a broken package raises
+            self._fail(record, "import", exc)
+            return
+        # A plugin with several entry points (one per kind) is registered once, with every kind
+        # it was chosen for.
+        kinds = {other for other in self._by_kind
+                 if (provider := self._provider(other)) is not None
+                 and provider.value == record.value
+                 and _distribution_key(provider) == _distribution_key(record)}
+        info = PluginInfo(record.name, record.distribution, record.version, tuple(record.notes))
+        self.register(plugin, info, kinds)
+
+    def _provider(self, kind: str) -> EntryPointRecord | None:
+        """The entry point that provides ``kind``: the only distribution declaring it, or the
+        one the user chose; None when there is none or the choice is the user's to make."""
+        if kind in self._chosen:
+            return self._chosen[kind]
+        unique: dict[str, EntryPointRecord] = {}
+        for record in self._by_kind.get(kind, []):  # a distribution seen twice: keep the first
+            unique.setdefault(_distribution_key(record), record)
+        chosen_name = self._choices.get(kind)
+        provider = None
+        if len(unique) == 1:
+            provider = next(iter(unique.values()))
+        elif chosen_name is not None and _normalise(chosen_name) in unique:
+            provider = unique[_normalise(chosen_name)]
+        elif unique:
+            contenders = [f"{r.distribution or r.name} {r.version or ''}".strip()
+                          + f" (entry point {r.name!r})" for r in unique.values()]
+            conflict = DeviceConflictError(kind, contenders, chosen=chosen_name)
+            self._conflicts[kind] = conflict
+            for record in unique.values():
+                self._fail(record, "conflict", conflict)
+        self._chosen[kind] = provider
+        return provider
+
+    def load_all(self) -> None:
+        """Load every plugin (listing every device needs them all)."""
+        for kind in list(self._by_kind):
+            self._load_kind(kind)
+
+    def conflict(self, kind: str) -> DeviceConflictError | None:
+        """The conflict that keeps every plugin from ``kind`` until the user chooses, if any."""
+        self._provider(kind.upper())
+        return self._conflicts.get(kind.upper())
 
     # -- devices -----------------------------------------------------------------------------
 
     @property
     def device_owners(self) -> Mapping[str, str]:
         """Every available device name mapped to the name of the plugin that provides it."""
-        while self._discover_next():
-            pass
+        self.load_all()
+        self._list_devices()
         return self._owners
 
-    def _discover_next(self) -> bool:
-        """Ask the next plugin (in registration order) for its devices; False when none is left.
-
-        Plugins are asked one at a time, and only as far as needed: compiling for CPU does not
-        make the GPU plugin probe OpenCL. The first plugin to list a device keeps it.
-        """
-        impls = self.manager.hook.list_devices.get_hookimpls()  # in registration order
-        if self._discovered >= len(impls):
-            return False
-        impl = impls[self._discovered]
-        self._discovered += 1
-        info = self.infos[impl.plugin_name]
-        try:  # each plugin on its own, so that one plugin's exception stays its own
-            names = list(impl.function())
-            if not all(isinstance(n, str) and n for n in names):
-                raise PluginError(f"list_devices returned {names!r}, not device names")
-        except Exception as exc:
-            self._fail(info, "list_devices", exc)
-            return True
-        for name in names:
-            if name in self._owners:
-                self._fail(info, "list_devices", PluginError(
-                    f"device {name!r} is already provided by plugin {self._owners[name]!r}"))
+    def _list_devices(self) -> None:
+        """Ask each registered plugin that has not been asked yet for its devices."""
+        while self._unlisted:
+            plugin_name = self._unlisted.pop(0)
+            info = self.infos[plugin_name]
+            try:  # each plugin on its own, so that one plugin's exception stays its own
+                answers = self._caller("list_devices", plugin_name)()
+                names = [name for answer in answers for name in answer]
+                if not all(isinstance(n, str) and n for n in names):
+                    raise PluginError(f"list_devices returned {names!r}, not device names")
+            except Exception as exc:
+                self._fail(info, "list_devices", exc)
                 continue
-            self._owners[name] = impl.plugin_name
-        return True
+            kinds = self._kinds[plugin_name]
+            for name in names:
+                kind = split_device_name(name)[0]
+                if kinds is not None and kind.upper() not in kinds:
+                    self._fail(info, "list_devices", PluginError(
+                        f"it lists device {name!r}, but its entry points declare only "
+                        f"{', '.join(sorted(kinds))}: an entry point's name in the group "
+                        f"{ENTRY_POINT_GROUP} is the device kind it provides"))
+                elif name in self._owners:
+                    self._fail(info, "list_devices", PluginError(
+                        f"device {name!r} is already provided by plugin {self._owners[name]!r}"))
+                else:
+                    self._owners[name] = plugin_name
 
     def resolve(self, device_name: str) -> str | None:
-        """The full name of a device (``"GPU"`` -> ``"GPU.0"``), or None when there is none."""
+        """The full name of a device (``"GPU"`` -> ``"GPU.0"``), or None when there is none.
+
+        Loads only the plugins that declare the name's kind (and those registered by hand).
+        """
         base, index = split_device_name(device_name)
-        while True:
-            owners = self._owners
-            if device_name in owners:
-                return device_name
-            if index is None:
-                indexed = sorted((n for n in owners if split_device_name(n)[0] == base),
-                                 key=lambda n: split_device_name(n)[1] or 0)
-                if indexed:
-                    return indexed[0]
-            elif index == 0 and base in owners:
-                return base  # "TEMPLATE.0" names the only TEMPLATE device
-            if not self._discover_next():
-                return None
+        self._load_kind(base)
+        self._list_devices()
+        owners = self._owners
+        if device_name in owners:
+            return device_name
+        if index is None:
+            indexed = sorted((n for n in owners if split_device_name(n)[0] == base),
+                             key=lambda n: split_device_name(n)[1] or 0)
+            if indexed:
+                return indexed[0]
+        elif index == 0 and base in owners:
+            return base  # "TEMPLATE.0" names the only TEMPLATE device
+        return None
+
+    def owner(self, device_name: str) -> PluginInfo:
+        return self.infos[self._owners[device_name]]  # resolved, so listed, already
+
+    # -- hooks: one typed method each, every call through pluggy -------------------------------
 
     def explain_absence(self, device_kind: str) -> str | None:
         """What the plugins say about a device kind none of them lists (never raises)."""
-        for impl in reversed(self.manager.hook.explain_absence.get_hookimpls()):
+        self.load_all()
+        for plugin_name in reversed(list(self.infos)):
             try:
-                reason = impl.function(device_kind=device_kind)
+                reason = self._caller("explain_absence", plugin_name)(device_kind=device_kind)
             except Exception as exc:  # a hint must not turn into a second error
-                log.debug("explain_absence of %s raised %r", impl.plugin_name, exc)
+                log.debug("explain_absence of %s raised %r", plugin_name, exc)
                 continue
             if reason:
                 return str(reason)
         return None
 
-    def owner(self, device_name: str) -> PluginInfo:
-        return self.infos[self._owners[device_name]]  # resolved, so discovered, already
+    def supported_metrics(self, device_name: str) -> Mapping[str, Any] | None:
+        return self._dispatch("supported_metrics", device_name)
 
-    # -- dispatch ----------------------------------------------------------------------------
+    def compile(self, device_name: str, *, model: Model, config: Mapping[str, Any],
+                cache: KernelCache | None) -> DeviceModel | None:
+        return self._dispatch("compile", device_name, model=model, config=config, cache=cache)
 
-    def call(self, hook_name: str, device_name: str, **kwargs: Any) -> Any:
-        """Call a dispatch hook on the plugin that owns ``device_name`` and return its answer."""
-        plugin_name = self._owners[device_name]
+    def export_model(self, device_name: str, *, compiled_model: DeviceModel,
+                     config: Mapping[str, Any], weightless: bool) -> bytes | None:
+        return self._dispatch("export_model", device_name, compiled_model=compiled_model,
+                              config=config, weightless=weightless)
+
+    def import_model(self, device_name: str, *, data: bytes | memoryview,
+                     config: Mapping[str, Any], weights_path: Path | None) -> DeviceModel | None:
+        return self._dispatch("import_model", device_name, data=data, config=config,
+                              weights_path=weights_path)
+
+    def _dispatch(self, hook_name: str, device_name: str, **kwargs: Any) -> Any:
+        """Call a dispatch hook on the plugin that owns ``device_name`` only."""
+        return self._caller(hook_name, self._owners[device_name])(device_name=device_name,
+                                                                   **kwargs)
+
+    def _caller(self, hook_name: str, plugin_name: str) -> Callable[..., Any]:
+        """pluggy's caller of one hook restricted to one plugin (pluggy passes each
+        implementation only the arguments it declares)."""
         caller = self._callers.get((hook_name, plugin_name))
         if caller is None:
-            others = [p for name, p in self.manager.list_name_plugin() if name != plugin_name]
-            caller = self.manager.subset_hook_caller(hook_name, remove_plugins=others)
+            manager = self._pluggy()
+            others = [p for name, p in manager.list_name_plugin() if name != plugin_name]
+            caller = manager.subset_hook_caller(hook_name, remove_plugins=others)
             self._callers[(hook_name, plugin_name)] = caller
-        return caller(device_name=device_name, **kwargs)
+        return caller
 
 
-def load_plugins(
-    *, group: str = ENTRY_POINT_GROUP, disabled: str | None = None, load_entry_points: bool = True
-) -> Plugins:
-    """Build a plugin manager and register every installed device plugin that is not disabled.
+def load_plugins(*, group: str = ENTRY_POINT_GROUP, disabled: str | None = None,
+                 load_entry_points: bool = True) -> Plugins:
+    """Find the installed device plugins that are not disabled; import none of them yet.
 
     :param group: the entry-point group to load.
     :param disabled: comma-separated entry-point or distribution names to skip; defaults to the
         ``EMBER_DISABLE_PLUGINS`` environment variable.
-    :param load_entry_points: False gives a manager with no plugins (for ``Core.register_plugin``).
+    :param load_entry_points: False gives no plugins at all (for ``Core.register_plugin``).
     """
-    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
-    plugins = Plugins(manager)
     if not load_entry_points:
-        return plugins
+        return Plugins()
     if disabled is None:
         disabled = os.environ.get(DISABLE_ENV, "")
-    blocked = {name.strip() for name in disabled.split(",") if name.strip()}
-    for ep in sorted(entry_points(group=group), key=lambda ep: ep.name):
-        info = _info(ep)
-        if ep.name in blocked or (info.distribution and info.distribution in blocked):
-            log.debug("plugin %s disabled by %s", ep.name, DISABLE_ENV)
-            continue
-        if ep.name in plugins.infos:
-            continue  # the same distribution seen twice on sys.path: keep the first
-        mismatch = _ember_requirement_mismatch(ep)
-        if mismatch:  # installed with --no-deps, or next to an upgraded core: say so, load nothing
-            plugins._fail(info, "compatibility", PluginError(mismatch))
-            continue
-        try:
-            plugin = ep.load()
-        except Exception as exc:  # ImportError, SyntaxError, anything a broken package raises
-            plugins._fail(info, "import", exc)
-            continue
-        plugins.register(plugin, info)
-    return plugins
+    blocked = {_normalise(name) for name in disabled.split(",") if name.strip()}
+    records = [r for r in find_entry_points(group)
+               if _normalise(r.name) not in blocked
+               and not (r.distribution and _normalise(r.distribution) in blocked)]
+    return Plugins(records, _choices(os.environ.get(CHOICE_ENV, "")))
 
 
-def _ember_requirement_mismatch(ep: EntryPoint) -> str | None:
-    """Why the plugin's declared range of ``ember`` versions excludes this one, or None."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    for line in (ep.dist.requires or []) if ep.dist else []:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if (requirement.name == "ember" and not requirement.marker
-                and not requirement.specifier.contains(__version__, prereleases=True)):
-            return (f"it requires ember{requirement.specifier}, and this is ember {__version__}: "
-                    f"install a version of {ep.dist.metadata['Name']} made for this Ember")
-    return None
+def _choices(text: str) -> dict[str, str]:
+    pairs = (item.partition("=") for item in text.split(",") if item.strip())
+    return {kind.strip(): name.strip() for kind, _, name in pairs if kind.strip()}
 
 
-def _info(ep: EntryPoint) -> PluginInfo:
-    dist = ep.dist
-    if dist is None:
-        return PluginInfo(ep.name)
-    return PluginInfo(ep.name, dist.metadata["Name"], dist.version)
+def _normalise(name: str) -> str:
+    """Distribution names compare as the packaging standards say: case and -_. do not count."""
+    return "-".join(name.strip().lower().replace("_", "-").replace(".", "-").split("-"))
+
+
+def _distribution_key(record: EntryPointRecord) -> str:
+    return _normalise(record.distribution or record.name)
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """One line a user can act on: the exception, every line of its message (pluggy names the
+    offending argument on the third), and where in the plugin it was raised."""
+    import traceback
+
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {' '.join(lines)}" if lines else type(exc).__name__
+    # The innermost frame in the plugin's own code (a SyntaxError names its line itself).
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_NOT_THE_PLUGINS)
+              and f"{os.sep}pluggy{os.sep}" not in f.filename]
+    if frames and not isinstance(exc, SyntaxError):
+        text += f" ({frames[-1].filename}, line {frames[-1].lineno})"
+    return text
+
+
+# Frames of the machinery that loads and calls plugins, not of the plugin itself.
+_NOT_THE_PLUGINS = ("<frozen ", str(Path(__file__).parent), str(Path(os.__file__).parent))

@@ -36,13 +36,14 @@ def devices(as_json: bool) -> None:
     """List the available devices (full name, architecture, capabilities, plugin distribution
     and version), the loaded plugins, and the plugins that failed to load, with why."""
     core = Core()
+    names = core.available_devices  # loads every plugin
     plugins = {str(info): info for info in core.loaded_plugins}
-    found = [describe_device(core, name, plugins) for name in core.available_devices]
+    found = [describe_device(core, name, plugins) for name in names]
     loaded = []
     for info in core.loaded_plugins:
         names = [d["name"] for d in found if d.get("plugin", {}).get("name") == info.name]
         loaded.append({"name": info.name, "distribution": info.distribution,
-                       "version": info.version, "devices": names})
+                       "version": info.version, "devices": names, "notes": list(info.notes)})
     failures = [{"name": f.name, "distribution": f.distribution, "stage": f.stage,
                  "error": f.error} for f in core.plugin_failures]
     if as_json:
@@ -61,9 +62,14 @@ def devices(as_json: bool) -> None:
         show(listing)
     else:
         say("no device is available: install a device plugin (ember-cpu, ember-template, ...)")
+    failed = {failure["name"] for failure in failures}
     for plugin in loaded:
-        provides = ", ".join(plugin["devices"]) or "no device found on this machine"
+        provides = ", ".join(plugin["devices"]) or (
+            "no device (it failed, see below)" if plugin["name"] in failed
+            else "no device found on this machine")
         label = f"{plugin['distribution'] or plugin['name']} {plugin['version'] or ''}".strip()
         say(f"plugin {label} (entry point {plugin['name']!r}): {provides}")
+        for note in plugin["notes"]:
+            say(f"  note for its author: {note}", style="yellow")
     for failure in core.plugin_failures:
         say(f"not loaded: {failure}", style="red")

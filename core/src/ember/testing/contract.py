@@ -40,9 +40,7 @@ class Owner:
 
     def call(self, hook: str, **kwargs: Any) -> Any:
         """Call one hook of this plugin only, through the plugin manager, by keyword."""
-        manager = self.plugins.manager
-        others = [p for n, p in manager.list_name_plugin() if n != self.name]
-        return manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+        return self.plugins._caller(hook, self.name)(**kwargs)
 
     def implements(self, hook: str) -> bool:
         impls = getattr(self.plugins.manager.hook, hook).get_hookimpls()

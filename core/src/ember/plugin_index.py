@@ -1,0 +1,243 @@
+"""Finding the ``ember.devices`` entry points without scanning every installed distribution.
+
+``importlib.metadata.entry_points()`` reads the metadata of every distribution on ``sys.path`` and
+imports ``email`` to do it: tens of milliseconds on every start, most of a warm start's budget.
+The answer only changes when the environment does, so it is kept in a small index::
+
+    <ember.get_dir()>/.plugins/<environment id>.json
+
+The index is valid while its *fingerprint* matches: Ember's version, the metadata directories
+(``*.dist-info``, ``*.egg-info``) in every directory on ``sys.path``, and each plugin's
+``entry_points.txt``. Installing, upgrading or removing a distribution adds, renames or removes a
+metadata directory, so the next start rebuilds the index. Checking costs a stat per ``sys.path``
+entry: only a directory whose modification time changed (a script's folder where the application
+writes its logs, say) is listed again to compare its metadata names. A directory modified within
+:data:`RACY_SECONDS` of the scan is not trusted (git's racy-file rule): the scan's result is used
+but not written.
+
+The index says which modules to import, so it is only read when it belongs to this user and
+nobody else can write it (like ``~/.ssh``); anything unexpected in it means "scan again". It is
+JSON, parsed and validated, never evaluated. ``EMBER_PLUGIN_INDEX=0`` switches it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ember import checksum
+from ember._version import __version__
+
+log = logging.getLogger("ember.plugins")
+
+INDEX_ENV = "EMBER_PLUGIN_INDEX"
+INDEX_DIR = ".plugins"
+INDEX_VERSION = 1
+#: A directory modified this recently may change again within its timestamp's granularity.
+RACY_SECONDS = 2.0
+_MAX_INDEX_BYTES = 1 << 20
+# "package.module" or "package.module:object.attribute", as entry points are written.
+_VALUE = re.compile(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?")
+_FIELDS = {"name": str, "value": str, "distribution": (str, type(None)),
+           "version": (str, type(None)), "metadata_dir": (str, type(None)),
+           "problem": (str, type(None)), "notes": list}
+
+
+@dataclass(frozen=True)
+class EntryPointRecord:
+    """One entry point of the group, with what its distribution's metadata says about it.
+
+    ``problem`` is why it must not be loaded (its ``ember`` requirement excludes this Ember);
+    ``notes`` are things its author should fix that do not stop it (no upper bound on ember).
+    """
+
+    name: str
+    value: str
+    distribution: str | None = None
+    version: str | None = None
+    metadata_dir: str | None = None
+    problem: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def module(self) -> str:
+        return self.value.partition(":")[0]
+
+    def load(self) -> object:
+        """Import the entry point's module and return the object it names."""
+        import importlib
+
+        module, _, attributes = self.value.partition(":")
+        loaded: object = importlib.import_module(module)
+        for attribute in filter(None, attributes.split(".")):
+            loaded = getattr(loaded, attribute)
+        return loaded
+
+
+def find_entry_points(group: str) -> list[EntryPointRecord]:
+    """The group's entry points, from the index when it is still valid, else from a scan."""
+    if os.environ.get(INDEX_ENV, "1") in ("0", "off", "false", "no"):
+        return _scan(group)
+    path = _index_path(group)
+    records = _read_index(path, group)
+    if records is not None:
+        return records
+    records = _scan(group)
+    _write_index(path, group, records)
+    return records
+
+
+# -- the index file ------------------------------------------------------------------------------
+
+
+def _index_path(group: str) -> Path:
+    from ember.store import get_dir
+
+    environment = json.dumps([group, sys.executable, sys.prefix, _search_path()])
+    return get_dir() / INDEX_DIR / f"{checksum.hexdigest(environment.encode())[:32]}.json"
+
+
+def _fingerprint(records: list[EntryPointRecord]) -> list[list[Any]]:
+    """What must not have changed for the index to hold: ``[place, mtime_ns, names]`` for every
+    sys.path directory (``names``: a digest of its metadata directories' names, so that a
+    distribution added or removed is seen) and for each plugin's entry_points.txt (edited in
+    place; ``names`` is None)."""
+    fingerprint = [[place, _mtime_ns(place), _metadata_names(place)] for place in _search_path()]
+    for record in records:
+        if record.metadata_dir:
+            place = os.path.join(record.metadata_dir, "entry_points.txt")
+            fingerprint.append([place, _mtime_ns(place), None])
+    return fingerprint
+
+
+def _still_valid(fingerprint: Any) -> bool:
+    """Whether a stored fingerprint still holds, without listing unchanged directories."""
+    if not isinstance(fingerprint, list):
+        return False
+    places = [entry[0] for entry in fingerprint if isinstance(entry, list) and len(entry) == 3]
+    if len(places) != len(fingerprint) or places[:len(sys.path)] != _search_path():
+        return False
+    for place, mtime, names in fingerprint:
+        if _mtime_ns(place) != mtime and (names is None or _metadata_names(place) != names):
+            return False
+    return True
+
+
+def _metadata_names(place: str) -> str | None:
+    try:
+        names = sorted(entry for entry in os.listdir(place)
+                       if entry.endswith((".dist-info", ".egg-info")))
+    except OSError:
+        return None
+    return checksum.hexdigest("\0".join(names).encode())
+
+
+def _search_path() -> list[str]:
+    """``sys.path`` with ``""`` (the working directory, for ``python -c``) spelled out."""
+    return [entry or os.getcwd() for entry in sys.path]
+
+
+def _mtime_ns(place: str) -> int | None:
+    try:
+        return os.stat(place).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _read_index(path: Path, group: str) -> list[EntryPointRecord] | None:
+    """The index's records, or None when it is absent, stale, foreign or malformed."""
+    try:
+        with path.open("rb") as index_file:
+            stat = os.fstat(index_file.fileno())
+            if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+                log.debug("ignoring %s: not owned by this user or writable by others", path)
+                return None
+            document = json.loads(index_file.read(_MAX_INDEX_BYTES))
+        if (not isinstance(document, dict) or document.get("version") != INDEX_VERSION
+                or document.get("ember") != __version__ or document.get("group") != group):
+            return None
+        records = [_record(entry) for entry in document["entry_points"]]
+        return records if _still_valid(document["fingerprint"]) else None
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return None
+
+
+def _record(entry: Any) -> EntryPointRecord:
+    if not isinstance(entry, dict) or set(entry) != set(_FIELDS):
+        raise ValueError("not an entry-point record")
+    for name, kind in _FIELDS.items():
+        if not isinstance(entry[name], kind):
+            raise ValueError(f"{name} has the wrong type")
+    if not _VALUE.fullmatch(entry["value"]) or not all(isinstance(n, str) for n in entry["notes"]):
+        raise ValueError("malformed entry point")
+    return EntryPointRecord(**entry)
+
+
+def _write_index(path: Path, group: str, records: list[EntryPointRecord]) -> None:
+    fingerprint = _fingerprint(records)
+    newest = max((mtime for _, mtime, _ in fingerprint if mtime is not None), default=0)
+    if time.time() - newest / 1e9 < RACY_SECONDS:
+        return  # a directory that just changed may change again unseen: scan next time too
+    document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
+                "fingerprint": fingerprint, "entry_points": [asdict(r) for r in records]}
+    from ember.cache.atomic import make_private_dirs, write_atomically
+
+    # The index only saves time: an unwritable directory costs the next start a scan, no more.
+    with contextlib.suppress(OSError):
+        make_private_dirs(path.parent.parent, path.parent)
+        write_atomically(path, json.dumps(document).encode())
+
+
+# -- the scan ------------------------------------------------------------------------------------
+
+
+def _scan(group: str) -> list[EntryPointRecord]:
+    """Read every distribution's metadata (importlib.metadata): the slow, authoritative way."""
+    from importlib.metadata import entry_points
+
+    records: list[EntryPointRecord] = []
+    for entry_point in entry_points(group=group):
+        dist = entry_point.dist
+        if dist is None:
+            records.append(EntryPointRecord(entry_point.name, entry_point.value))
+            continue
+        metadata_dir = getattr(dist, "_path", None)  # PathDistribution's folder, when on disk
+        problem, notes = _check_ember_requirement(dist.metadata["Name"], dist.requires or [])
+        records.append(EntryPointRecord(
+            entry_point.name, entry_point.value, dist.metadata["Name"], dist.version,
+            str(metadata_dir) if metadata_dir is not None else None, problem, notes))
+    return records
+
+
+def _check_ember_requirement(distribution: str,
+                             requires: list[str]) -> tuple[str | None, list[str]]:
+    """Why a plugin's ``ember`` requirement excludes this Ember (or None), and notes for its
+    author: a requirement without an upper bound promises to work with every future Ember."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in requires:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.name != "ember" or requirement.marker:
+            continue
+        if not requirement.specifier.contains(__version__, prereleases=True):
+            return (f"it requires ember{requirement.specifier}, and this is ember {__version__}: "
+                    f"install a version of {distribution} made for this Ember"), []
+        if not any(spec.operator in ("<", "<=", "==", "~=", "===")
+                   for spec in requirement.specifier):
+            return None, [f"its requirement ember{requirement.specifier or ''} has no upper "
+                          f"bound: declare the Ember versions it was tested with "
+                          f"(e.g. ember>=0.1,<0.2)"]
+        return None, []
+    return None, [f"{distribution} does not declare which ember versions it works with "
+                  f"(add e.g. ember>=0.1,<0.2 to its dependencies)"]
