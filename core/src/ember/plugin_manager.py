@@ -90,14 +90,14 @@ class PluginFailure:
 class Plugins:
     """The plugins of one Core: found, loaded as their device kinds are asked for, and called."""
 
-    def __init__(self, records: Sequence[EntryPointRecord] = (),
+    def __init__(self, find: Callable[[], Sequence[EntryPointRecord]] = tuple,
                  choices: Mapping[str, str] | None = None) -> None:
+        """:param find: gives the entry points; called when a device is first named."""
         self.infos: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self._manager: pluggy.PluginManager | None = None
-        self._by_kind: dict[str, list[EntryPointRecord]] = {}  # every entry point, by kind
-        for record in records:
-            self._by_kind.setdefault(record.name.upper(), []).append(record)
+        self._find = find
+        self._entry_points: dict[str, list[EntryPointRecord]] | None = None
         self._choices = {kind.upper(): name for kind, name in (choices or {}).items()}
         self._chosen: dict[str, EntryPointRecord | None] = {}  # kind -> its provider, decided
         self._conflicts: dict[str, DeviceConflictError] = {}
@@ -171,6 +171,15 @@ class Plugins:
         self.failures.append(failure)
 
     # -- loading, one device kind at a time ----------------------------------------------------
+
+    @property
+    def _by_kind(self) -> dict[str, list[EntryPointRecord]]:
+        """Every entry point, by the device kind it declares (found on first use)."""
+        if self._entry_points is None:
+            self._entry_points = {}
+            for record in self._find():
+                self._entry_points.setdefault(record.name.upper(), []).append(record)
+        return self._entry_points
 
     def _load_kind(self, kind: str) -> None:
         """Import and register the plugin whose entry point declares ``kind``, if not done."""
@@ -351,10 +360,13 @@ def load_plugins(*, group: str = ENTRY_POINT_GROUP, disabled: str | None = None,
     if disabled is None:
         disabled = os.environ.get(DISABLE_ENV, "")
     blocked = {_normalise(name) for name in disabled.split(",") if name.strip()}
-    records = [r for r in find_entry_points(group)
-               if _normalise(r.name) not in blocked
-               and not (r.distribution and _normalise(r.distribution) in blocked)]
-    return Plugins(records, _choices(os.environ.get(CHOICE_ENV, "")))
+
+    def find() -> list[EntryPointRecord]:
+        return [r for r in find_entry_points(group)
+                if _normalise(r.name) not in blocked
+                and not (r.distribution and _normalise(r.distribution) in blocked)]
+
+    return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")))
 
 
 def _choices(text: str) -> dict[str, str]:
