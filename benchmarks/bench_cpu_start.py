@@ -1,17 +1,30 @@
-"""CPU start-up: Ember against OpenVINO's CPU plugin and against a bare onnxruntime floor.
+"""CPU warm start and steady state: Ember called as the seeds call it, beside OpenVINO and a bare
+onnxruntime floor, in one run.
 
     make bench      # installs the benchmark-only packages, then runs this
-    .venv/bin/python benchmarks/bench_cpu_start.py [--runs 5] [--markdown docs/performance.md]
+    .venv/bin/python benchmarks/bench_cpu_start.py [--runs 9] [--markdown FILE]
 
-Every measurement is a fresh process (interpreter start, imports, compile, first inference), on
-real models nobody here wrote: PaddleOCR's det/rec/cls (rapidocr-onnxruntime) and Silero VAD
-(silero-vad). Reported are medians over ``--runs`` processes of
+Every start is a fresh process, from interpreter start to the first inference result, on real
+models nobody here wrote: PaddleOCR's det/rec/cls (rapidocr-onnxruntime) and both of silero-vad's
+ONNX files that OpenVINO reads. The cells of one model are interleaved run by run, so that a
+machine that slows down slows every cell alike. Rows:
 
-- time from process start to the first inference result: Ember without cache, with a cold
-  cache, with a warm cache, and OpenVINO's CPU plugin with its CACHE_DIR cold and warm;
-- the compile step alone: Ember's warm ``compile_model(path)`` against the floor, a script that
-  builds an onnxruntime session from the very bytes Ember cached (goal <= 1.10x);
-- blob sizes.
+- ``Ember, seeds' call``: the seeds' snippet with only the import changed, verbatim::
+
+      import ember as ov
+      core = ov.Core()
+      core.set_property({"CACHE_DIR": cache_dir})
+      compiled = core.compile_model(model_path, "CPU")
+      compiled(inputs)
+
+- ``Ember, CACHE_DIR in the config``: ``compile_model(path, "CPU", {"CACHE_DIR": ...})``;
+- ``OpenVINO``: the seeds' snippet with ``import openvino as ov``, its cache warm;
+- ``floor``: a script that imports numpy and onnxruntime and builds the session from the very ORT
+  bytes Ember cached, with the options Ember loads them with: what any program must do.
+
+Then the steady state: after a warm start, the median latency of 200 inferences, for Ember at
+each GRAPH_OPTIMIZATION_LEVEL Ember offers, bare onnxruntime at each level (from the ONNX file),
+and OpenVINO; the goal is Ember's default at most 1.02x the fastest onnxruntime configuration.
 """
 
 from __future__ import annotations
@@ -30,19 +43,24 @@ from ember import blob
 
 # name -> (package, file inside it, {input: (shape, dtype)})
 MODELS = {
-    "ppocr-cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
-                  {"x": ([1, 3, 48, 192], "float32")}),
-    "ppocr-rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx",
-                  {"x": ([1, 3, 48, 320], "float32")}),
     "ppocr-det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
                   {"x": ([1, 3, 320, 320], "float32")}),
+    "ppocr-rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx",
+                  {"x": ([1, 3, 48, 320], "float32")}),
+    "ppocr-cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                  {"x": ([1, 3, 48, 192], "float32")}),
+    "silero-vad (openvino_16k)": ("silero_vad", "data/silero_vad_openvino_16k.onnx",
+                                  {"input": ([1, 576], "float32"),
+                                   "state": ([2, 1, 128], "float32")}),
     # the op18 "ifless" export: OpenVINO 2026.4 cannot convert the op15/op16 ones (Conv inside If)
-    "silero-vad": ("silero_vad", "data/silero_vad_op18_ifless.onnx",
-                   {"input": ([1, 512], "float32"), "sr": ([], "int64"),
-                    "state": ([2, 1, 128], "float32")}),
+    "silero-vad (op18_ifless)": ("silero_vad", "data/silero_vad_op18_ifless.onnx",
+                                 {"input": ([1, 512], "float32"), "sr": ([], "int64"),
+                                  "state": ([2, 1, 128], "float32")}),
 }
+LEVELS = ("EXTENDED", "ALL")
 
 INPUTS = """
+import json, sys, time
 import numpy as np
 spec = json.loads(sys.argv[2])
 rng = np.random.default_rng(0)
@@ -50,55 +68,95 @@ feeds = {name: (rng.random(shape).astype(dtype) if dtype.startswith("float")
                 else np.full(shape, 16000, dtype=dtype)) for name, (shape, dtype) in spec.items()}
 """
 
-EMBER = """
-import json, sys, time
-import ember
-model, spec, cache_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-""" + INPUTS + """
-core = ember.Core()
-start = time.perf_counter()
-config = {"CACHE_DIR": cache_dir} if cache_dir else {}
-compiled = core.compile_model(model, "CPU", config)
-compile_ms = (time.perf_counter() - start) * 1e3
-compiled(feeds)
-print(json.dumps({"done": time.time(), "compile_ms": compile_ms,
-                  "cached": compiled.get_property("LOADED_FROM_CACHE")}))
+# Each start script prints when its first result was ready; steady-state scripts then time
+# STEADY inferences.
+REPORT = """
+done = time.time()
+latencies = []
+for _ in range(int(sys.argv[4])):
+    start = time.perf_counter()
+    infer()
+    latencies.append(time.perf_counter() - start)
+print(json.dumps({"done": done, "cached": cached,
+                  "latency_ms": float(np.median(latencies[3:])) * 1e3 if latencies else None}))
 """
 
-OPENVINO = """
-import json, sys, time
-import openvino as ov
-model, spec, cache_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-""" + INPUTS + """
+# The seeds' snippet, verbatim but for the import.
+EMBER_SEEDS = INPUTS + """
+import ember as ov
+model, cache_dir = sys.argv[1], sys.argv[3]
 core = ov.Core()
-start = time.perf_counter()
-compiled = core.compile_model(model, "CPU", {"CACHE_DIR": cache_dir})
-compile_ms = (time.perf_counter() - start) * 1e3
+core.set_property({"CACHE_DIR": cache_dir})
+compiled = core.compile_model(model, "CPU")
 compiled(feeds)
-print(json.dumps({"done": time.time(), "compile_ms": compile_ms,
-                  "cached": bool(compiled.get_property("LOADED_FROM_CACHE"))}))
-"""
+cached = compiled.get_property("LOADED_FROM_CACHE")
+infer = lambda: compiled(feeds)
+""" + REPORT
 
-# The floor: what any program must do to start from the same ORT bytes, with the options Ember
-# uses to load them. Its compile step includes importing onnxruntime, as Ember's does (Ember
-# imports it on first use, inside compile_model).
-FLOOR = """
-import json, os, sys, time
+EMBER_CONFIG = INPUTS + """
+import ember as ov
+model, cache_dir = sys.argv[1], sys.argv[3]
+core = ov.Core()
+compiled = core.compile_model(model, "CPU", {"CACHE_DIR": cache_dir})
+compiled(feeds)
+cached = compiled.get_property("LOADED_FROM_CACHE")
+infer = lambda: compiled(feeds)
+""" + REPORT
+
+# A level other than the default, for the steady-state rows: set for CPU before compiling.
+EMBER_LEVEL = INPUTS + """
+import ember as ov
+model, cache_dir, level = sys.argv[1], sys.argv[3], sys.argv[5]
+core = ov.Core()
+core.set_property({"CACHE_DIR": cache_dir})
+core.set_property("CPU", {"GRAPH_OPTIMIZATION_LEVEL": level})
+compiled = core.compile_model(model, "CPU")
+compiled(feeds)
+cached = compiled.get_property("LOADED_FROM_CACHE")
+infer = lambda: compiled(feeds)
+""" + REPORT
+
+OPENVINO = INPUTS + """
+import openvino as ov
+model, cache_dir = sys.argv[1], sys.argv[3]
+core = ov.Core()
+core.set_property({"CACHE_DIR": cache_dir})
+compiled = core.compile_model(model, "CPU")
+compiled(feeds)
+cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
+infer = lambda: compiled(feeds)
+""" + REPORT
+
+FLOOR = INPUTS + """
+import os
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-ort_file, spec = sys.argv[1], sys.argv[2]
-""" + INPUTS + """
-start = time.perf_counter()
 import onnxruntime as ort
-data = open(ort_file, "rb").read()
+data = open(sys.argv[1], "rb").read()
 options = ort.SessionOptions()
 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
 options.add_session_config_entry("session.load_model_format", "ORT")
 options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+options.log_severity_level = 3
 session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-compile_ms = (time.perf_counter() - start) * 1e3
 session.run(None, feeds)
-print(json.dumps({"done": time.time(), "compile_ms": compile_ms, "cached": True}))
-"""
+cached = True
+infer = lambda: session.run(None, feeds)
+""" + REPORT
+
+# Bare onnxruntime optimising the ONNX file itself at a level: the steady state to match.
+ONNXRUNTIME = INPUTS + """
+import os
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, sys.argv[5])
+options.log_severity_level = 3
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+session.run(None, feeds)
+cached = True
+infer = lambda: session.run(None, feeds)
+""" + REPORT
+ORT_LEVELS = {"EXTENDED": "ORT_ENABLE_EXTENDED", "ALL": "ORT_ENABLE_ALL"}
 
 
 def model_path(package: str, relative: str) -> Path:
@@ -108,86 +166,127 @@ def model_path(package: str, relative: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def run(script: str, *args: str) -> dict:
+def run(script: str, model: str, spec: str, cache_dir: str, steady: int = 0,
+        level: str = "") -> dict:
     started = time.time()
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", script, model, spec, cache_dir, str(steady),
+                          level], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["start_to_result_ms"] = (result["done"] - started) * 1e3
+    result["start_ms"] = (result["done"] - started) * 1e3
     return result
 
 
-def median(results: list[dict], key: str) -> float:
-    return statistics.median(r[key] for r in results)
+def ort_bytes_of(cache_dir: Path, work: Path) -> Path:
+    """The ORT-format bytes inside Ember's cache entry, as a file for the floor script."""
+    from ember_cpu import payload as cpu_payload
+
+    (entry,) = (cache_dir / "blobs").glob("*.blob")
+    _, payload = blob.unpack(entry.read_bytes())
+    ort_file = work / "model.ort"
+    ort_file.write_bytes(bytes(cpu_payload.loads(payload)[2]))
+    return ort_file
 
 
-def measure(name: str, runs: int) -> dict:
+def measure(name: str, runs: int, steady: int) -> dict:
     package, relative, inputs = MODELS[name]
-    path = str(model_path(package, relative))
-    spec = json.dumps(inputs)
-    rows: dict[str, list[dict]] = {}
-    with tempfile.TemporaryDirectory() as work:
-        warm_ember, warm_ov = Path(work, "ember-warm"), Path(work, "ov-warm")
-        run(EMBER, path, spec, str(warm_ember))
-        run(OPENVINO, path, spec, str(warm_ov))
-        (entry,) = (warm_ember / "blobs").glob("*.blob")
-        _, payload = blob.unpack(entry.read_bytes())
-        from ember_cpu import payload as cpu_payload
+    path, spec = str(model_path(package, relative)), json.dumps(inputs)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        caches = {row: work / row for row in ("ember", "config", "openvino", *LEVELS)}
+        run(EMBER_SEEDS, path, spec, str(caches["ember"]))  # fill every cache once
+        run(EMBER_CONFIG, path, spec, str(caches["config"]))
+        run(OPENVINO, path, spec, str(caches["openvino"]))
+        for level in LEVELS:
+            run(EMBER_LEVEL, path, spec, str(caches[level]), level=level)
+        floor_file = str(ort_bytes_of(caches["ember"], work))
+        starts = {
+            "Ember, seeds' call": lambda: run(EMBER_SEEDS, path, spec, str(caches["ember"])),
+            "Ember, CACHE_DIR in the config": lambda: run(EMBER_CONFIG, path, spec,
+                                                          str(caches["config"])),
+            "OpenVINO 2026, seeds' call": lambda: run(OPENVINO, path, spec,
+                                                      str(caches["openvino"])),
+            "floor (bare onnxruntime, cached ORT bytes)": lambda: run(FLOOR, floor_file, spec,
+                                                                      ""),
+        }
+        steadies = {
+            **{f"Ember, {level}": (lambda level=level: run(
+                EMBER_LEVEL, path, spec, str(caches[level]), steady, level)) for level in LEVELS},
+            **{f"onnxruntime, {level}": (lambda level=level: run(
+                ONNXRUNTIME, path, spec, "", steady, ORT_LEVELS[level])) for level in LEVELS},
+            "OpenVINO 2026": lambda: run(OPENVINO, path, spec, str(caches["openvino"]), steady),
+        }
+        start_rows: dict[str, list[dict]] = {row: [] for row in starts}
+        steady_rows: dict[str, list[dict]] = {row: [] for row in steadies}
+        for _ in range(runs):
+            for row, start in starts.items():
+                start_rows[row].append(start())
+        for _ in range(max(runs // 3, 1)):
+            for row, start in steadies.items():
+                steady_rows[row].append(start())
+    for row in ("Ember, seeds' call", "Ember, CACHE_DIR in the config",
+                "OpenVINO 2026, seeds' call"):
+        assert all(r["cached"] for r in start_rows[row]), f"{name}: {row} missed its cache"
+    return {"start": {row: statistics.median(r["start_ms"] for r in rows)
+                      for row, rows in start_rows.items()},
+            "steady": {row: statistics.median(r["latency_ms"] for r in rows)
+                       for row, rows in steady_rows.items()}}
 
-        _, _, ort_bytes = cpu_payload.loads(payload)
-        ort_file = Path(work, "model.ort")
-        ort_file.write_bytes(bytes(ort_bytes))
-        for index in range(runs):
-            cold_ember, cold_ov = Path(work, f"ember-cold{index}"), Path(work, f"ov-cold{index}")
-            steps = {
-                "Ember, no cache": (EMBER, path, spec, ""),
-                "Ember, cold cache": (EMBER, path, spec, str(cold_ember)),
-                "Ember, warm cache": (EMBER, path, spec, str(warm_ember)),
-                "OpenVINO, cold cache": (OPENVINO, path, spec, str(cold_ov)),
-                "OpenVINO, warm cache": (OPENVINO, path, spec, str(warm_ov)),
-                "floor (bare onnxruntime)": (FLOOR, str(ort_file), spec),
-            }
-            for step, (script, *args) in steps.items():
-                rows.setdefault(step, []).append(run(script, *args))
-        assert all(r["cached"] for r in rows["Ember, warm cache"])
-        assert all(r["cached"] for r in rows["OpenVINO, warm cache"])
-        ov_blobs = [p for p in warm_ov.rglob("*") if p.is_file()]
-        sizes = {"Ember blob": entry.stat().st_size,
-                 "OpenVINO blob": sum(p.stat().st_size for p in ov_blobs),
-                 "ONNX file": Path(path).stat().st_size}
-    return {"rows": rows, "sizes": sizes}
+
+def geometric_mean(values: list[float]) -> float:
+    product = 1.0
+    for value in values:
+        product *= value
+    return product ** (1 / len(values))
 
 
 def report(results: dict[str, dict], runs: int) -> str:
-    lines = [f"Medians of {runs} fresh processes per cell; times in ms.", "",
-             "| model | step | process start to first result | compile step |",
-             "| --- | --- | ---: | ---: |"]
+    seeds, ov, floor = ("Ember, seeds' call", "OpenVINO 2026, seeds' call",
+                        "floor (bare onnxruntime, cached ORT bytes)")
+    config = "Ember, CACHE_DIR in the config"
+    lines = [f"Warm start, process start to first result: medians of {runs} fresh processes "
+             "per cell, interleaved; ms.", "",
+             "| model | Ember, seeds' call | Ember, CACHE_DIR in config | OpenVINO | floor | "
+             "Ember / OpenVINO | Ember / floor |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    versus_ov, versus_floor = [], []
     for name, result in results.items():
-        for step, rows in result["rows"].items():
-            lines.append(f"| {name} | {step} | {median(rows, 'start_to_result_ms'):.0f} "
-                         f"| {median(rows, 'compile_ms'):.1f} |")
-    lines += ["", "| model | Ember warm / OpenVINO warm (start to result) | "
-              "Ember warm compile / floor | Ember blob | OpenVINO blob | ONNX file |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        start = result["start"]
+        versus_ov.append(start[seeds] / start[ov])
+        versus_floor.append(start[seeds] / start[floor])
+        lines.append(f"| {name} | {start[seeds]:.0f} | {start[config]:.0f} | {start[ov]:.0f} | "
+                     f"{start[floor]:.0f} | {versus_ov[-1]:.2f}x | {versus_floor[-1]:.2f}x |")
+    lines += ["", f"Geometric mean, Ember (seeds' call) / OpenVINO: "
+              f"{geometric_mean(versus_ov):.2f}x (goal <= 0.70, no model above 0.85); "
+              f"Ember / floor: worst {max(versus_floor):.2f}x (goal <= 1.15).", ""]
+    rows = list(next(iter(results.values()))["steady"])
+    lines += ["Steady state after a warm start: median latency of an inference; ms.", "",
+              "| model | " + " | ".join(rows) + " | Ember default / fastest onnxruntime |",
+              "| --- |" + " ---: |" * (len(rows) + 1)]
     for name, result in results.items():
-        rows, sizes = result["rows"], result["sizes"]
-        versus_ov = (median(rows["Ember, warm cache"], "start_to_result_ms")
-                     / median(rows["OpenVINO, warm cache"], "start_to_result_ms"))
-        versus_floor = (median(rows["Ember, warm cache"], "compile_ms")
-                        / median(rows["floor (bare onnxruntime)"], "compile_ms"))
-        megabytes = " | ".join(f"{sizes[k] / 1e6:.2f} MB"
-                               for k in ("Ember blob", "OpenVINO blob", "ONNX file"))
-        lines.append(f"| {name} | {versus_ov:.2f}x | {versus_floor:.2f}x | {megabytes} |")
+        steady = result["steady"]
+        fastest = min(v for row, v in steady.items() if row.startswith("onnxruntime"))
+        default = steady[f"Ember, {default_level()}"]
+        cells = " | ".join(f"{steady[row]:.2f}" for row in rows)
+        lines.append(f"| {name} | {cells} | {default / fastest:.2f}x |")
     return "\n".join(lines)
+
+
+def default_level() -> str:
+    from ember_cpu.plugin import CONFIG_DEFAULTS
+
+    return str(CONFIG_DEFAULTS["GRAPH_OPTIMIZATION_LEVEL"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--steady", type=int, default=200, help="inferences per steady cell")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
-    results = {name: measure(name, args.runs) for name in args.models}
+    results = {}
+    for name in args.models:
+        results[name] = measure(name, args.runs, args.steady)
+        print(f"measured {name}", file=sys.stderr)
     text = report(results, args.runs)
     print(text)
     if args.markdown:

@@ -23,7 +23,7 @@ DEVICE = "TEMPLATE"
 #: For each device with EXPORT_IMPORT: a caching property, its default and another value.
 OTHER_SETTING = {
     "TEMPLATE": ("DISABLE_TRANSFORMATIONS", False, True),
-    "CPU": ("GRAPH_OPTIMIZATION_LEVEL", "EXTENDED", "BASIC"),
+    "CPU": ("GRAPH_OPTIMIZATION_LEVEL", "ALL", "BASIC"),
 }
 
 

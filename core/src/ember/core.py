@@ -11,7 +11,6 @@ from ember import blob
 from ember import properties as props
 from ember._version import __version__
 from ember.cache.cached_compile import compile_with_cache
-from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import make_key, model_identity
 from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
@@ -29,6 +28,7 @@ from ember.settings import Settings, parse_size
 from ember.store import resolve_model_name
 
 if TYPE_CHECKING:
+    from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
@@ -237,6 +237,8 @@ class Core:
 
     def _kernel_cache(self, device: DeviceDescription, config: Mapping[str, Any] | None,
                       cache_dir: str) -> KernelCache:
+        from ember.cache.kernel_cache import KernelCache  # only devices without EXPORT_IMPORT
+
         info = self._plugins.owner(device.name)
         max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
         return KernelCache(self._model_cache(cache_dir), plugin=info.distribution or info.name,

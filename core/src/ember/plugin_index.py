@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import sys
@@ -35,8 +34,9 @@ from typing import Any
 
 from ember import checksum
 from ember._version import __version__
+from ember.log import get_logger
 
-log = logging.getLogger("ember.plugins")
+log = get_logger("ember.plugins")
 
 INDEX_ENV = "EMBER_PLUGIN_INDEX"
 INDEX_DIR = ".plugins"

@@ -22,8 +22,8 @@ every call through pluggy, by keyword, and only to the plugin that owns the devi
 
 from __future__ import annotations
 
-import logging
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember.device import split_device_name
 from ember.errors import DeviceConflictError, PluginError
+from ember.log import get_logger
 from ember.plugin_index import EntryPointRecord, find_entry_points
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ DISABLE_ENV = "EMBER_DISABLE_PLUGINS"
 #: ``KIND=distribution`` pairs, comma-separated: which plugin provides a contested device kind.
 CHOICE_ENV = "EMBER_DEVICE_PLUGINS"
 
-log = logging.getLogger("ember.plugins")
+log = get_logger("ember.plugins")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class Plugins:
         self._unlisted: list[str] = []  # registered plugins not yet asked for their devices
         self._owners: dict[str, str] = {}  # device -> plugin
         self._callers: dict[tuple[str, str], Callable[..., Any]] = {}
+        # One Core may be used from several threads: loading and listing happen once, under it.
+        self._lock = threading.RLock()
 
     # -- registration ------------------------------------------------------------------------
 
@@ -114,6 +117,10 @@ class Plugins:
 
         :param kinds: the device kinds it may list (from its entry points); None for any.
         """
+        with self._lock:
+            return self._register(plugin, info, kinds)
+
+    def _register(self, plugin: object, info: PluginInfo, kinds: set[str] | None) -> bool:
         from ember import hookspecs
 
         notes = list(info.notes)
@@ -230,22 +237,25 @@ class Plugins:
 
     def load_all(self) -> None:
         """Load every plugin (listing every device needs them all)."""
-        for kind in list(self._by_kind):
-            self._load_kind(kind)
+        with self._lock:
+            for kind in list(self._by_kind):
+                self._load_kind(kind)
 
     def conflict(self, kind: str) -> DeviceConflictError | None:
         """The conflict that keeps every plugin from ``kind`` until the user chooses, if any."""
-        self._provider(kind.upper())
-        return self._conflicts.get(kind.upper())
+        with self._lock:
+            self._provider(kind.upper())
+            return self._conflicts.get(kind.upper())
 
     # -- devices -----------------------------------------------------------------------------
 
     @property
     def device_owners(self) -> Mapping[str, str]:
         """Every available device name mapped to the name of the plugin that provides it."""
-        self.load_all()
-        self._list_devices()
-        return self._owners
+        with self._lock:
+            self.load_all()
+            self._list_devices()
+            return dict(self._owners)
 
     def _list_devices(self) -> None:
         """Ask each registered plugin that has not been asked yet for its devices."""
@@ -280,9 +290,10 @@ class Plugins:
         Loads only the plugins that declare the name's kind (and those registered by hand).
         """
         base, index = split_device_name(device_name)
-        self._load_kind(base)
-        self._list_devices()
-        owners = self._owners
+        with self._lock:
+            self._load_kind(base)
+            self._list_devices()
+            owners = dict(self._owners)
         if device_name in owners:
             return device_name
         if index is None:

@@ -14,17 +14,16 @@ An empty ``CACHE_DIR`` at a higher level switches caching off even when a lower 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from ember import properties as props
-from ember.crypto import as_callbacks
 from ember.device import DeviceDescription
 from ember.errors import PropertyValueError, UnknownPropertyError
+from ember.log import get_logger
 
-log = logging.getLogger("ember")
+log = get_logger("ember")
 
 #: Environment variables read for the core's keys, at the lowest precedence but the default.
 ENVIRONMENT = {
@@ -73,6 +72,8 @@ class Settings:
             values.update({k: v for k, v in call.items() if k in device.config_defaults})
             callbacks = call.get(props.CACHE_ENCRYPTION_CALLBACKS)
             if callbacks is not None:
+                from ember.crypto import as_callbacks  # only when a call gives them
+
                 callbacks = as_callbacks(callbacks)
                 if props.ENCRYPTION in device.capabilities:
                     values[props.CACHE_ENCRYPTION_CALLBACKS] = callbacks

@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import CacheKey, make_key
 from ember.cache.store import CacheEntry, CacheStats, ModelCache
+
+if TYPE_CHECKING:
+    from ember.cache.kernel_cache import KernelCache
+
+
+def __getattr__(name: str) -> Any:
+    # KernelCache serves devices without EXPORT_IMPORT only: a CPU start need not import it.
+    if name == "KernelCache":
+        from ember.cache.kernel_cache import KernelCache
+
+        return KernelCache
+    raise AttributeError(f"module 'ember.cache' has no attribute {name!r}")
 
 __all__ = [
     "CacheEntry",

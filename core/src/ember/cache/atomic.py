@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import os
 import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("ember.cache")
+from ember.log import get_logger
+
+log = get_logger("ember.cache")
 
 #: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
 #: removes once it is old. Readers never open them.

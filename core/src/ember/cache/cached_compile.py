@@ -15,7 +15,6 @@ one warning and a compile, never an exception or a wrong model.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,15 +22,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ember import blob
-from ember.cache.atomic import background
 from ember.cache.key import CacheKey
 from ember.cache.store import ModelCache
 from ember.device import DeviceModel
+from ember.log import get_logger
 
 if TYPE_CHECKING:
     from ember.cache.remote import RemoteTier
 
-log = logging.getLogger("ember.cache")
+log = get_logger("ember.cache")
 
 #: How long a process waits for another one compiling the same model before compiling itself.
 LOCK_TIMEOUT_ENV = "EMBER_CACHE_LOCK_TIMEOUT"
@@ -141,6 +140,8 @@ class _Steps:
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
+            from ember.cache.atomic import background
+
             background.submit(self._write_back, data, header)
         return compiled
 

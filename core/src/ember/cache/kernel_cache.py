@@ -13,15 +13,15 @@ Ember's own, so an upgrade never reuses an old binary.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ember._version import __version__
 from ember.cache.key import CacheKey, entry_key
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
+from ember.log import get_logger
 
-log = logging.getLogger("ember.cache")
+log = get_logger("ember.cache")
 
 
 class KernelCache:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import shutil
 import threading
 import time
 import warnings
@@ -31,8 +29,9 @@ from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
 from ember.cache.file_digest import FileDigests
 from ember.cache.key import CacheKey, explain_difference
 from ember.errors import BlobFormatError, CacheWarning
+from ember.log import get_logger
 
-log = logging.getLogger("ember.cache")
+log = get_logger("ember.cache")
 
 BLOB_SUFFIX = ".blob"
 #: Kernel entries (compiled OpenCL programs and the like, see kernel_cache.py): OpenVINO's name.
@@ -335,6 +334,8 @@ class ModelCache:
 
     def clear(self) -> None:
         """Remove every entry, lock, remembered digest and statistic of this directory."""
+        import shutil
+
         for name in ("blobs", "locks", "files"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,10 @@ from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
 
-#: The compile property choosing onnxruntime's optimisation level. EXTENDED is the default: its
-#: saved graphs hold no hardware-specific (NCHWc) nodes and load faster than ALL's on the OCR
-#: models measured (docs/performance.md).
+#: The compile property choosing onnxruntime's optimisation level. ALL is the default: its saved
+#: graphs hold layouts for this machine's instruction set (NCHWc), which the cache key pins
+#: through DEVICE_ARCHITECTURE, and run 1.15-1.4x faster than EXTENDED's for a session that
+#: costs 1-3 ms more to build (benchmarks/bench_cpu_start.py, docs/performance.md).
 LEVELS = ("DISABLE", "BASIC", "EXTENDED", "ALL")
 PRECISIONS = ("f32", "FP32")
 HINTS = ("LATENCY", "THROUGHPUT")
@@ -73,6 +73,8 @@ def session_options(config: Mapping[str, Any], *, level: str | None = None) -> A
 
 def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """Build the session and the ORT-format bytes of its optimised graph."""
+    import tempfile  # here: only a compile writes the optimised graph, a warm start does not
+
     ort = onnxruntime()
     options = session_options(config)
     with tempfile.TemporaryDirectory(prefix="ember-cpu-") as work:

@@ -19,7 +19,7 @@ EMBER_CONTRACT_VERSION = 1
 
 #: Compile and run options with their defaults (OpenVINO's names where OpenVINO has one).
 CONFIG_DEFAULTS: dict[str, Any] = {
-    "GRAPH_OPTIMIZATION_LEVEL": "EXTENDED",
+    "GRAPH_OPTIMIZATION_LEVEL": "ALL",
     "INFERENCE_NUM_THREADS": 0,  # 0: onnxruntime's default, one per physical core
     "PERFORMANCE_HINT": "LATENCY",
     "INFERENCE_PRECISION_HINT": "f32",
