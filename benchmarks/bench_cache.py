@@ -52,8 +52,8 @@ def warm_overhead(device: str, model: Path, repeats: int) -> tuple[float, float]
         plugin_config = core._settings.device_values(core._device(device))
 
         def plugin_import():
-            plugins.call("import_model", full_name, data=payload, config=plugin_config,
-                         weights_path=None)
+            plugins.import_model(full_name, data=payload, config=plugin_config,
+                                 weights_path=None)
 
         def warm_compile():
             compiled = core.compile_model(model, device, config)

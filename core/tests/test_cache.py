@@ -4,6 +4,7 @@ Multi-process behaviour (races, SIGKILL, read-only and full disks) is in test_ca
 """
 
 import logging
+import os
 import shutil
 import struct
 import time
@@ -15,6 +16,7 @@ import pytest
 import ember
 from ember import blob
 from ember import cache as ember_cache
+from ember.cache.store import LAST_USE_RESOLUTION
 from ember.errors import CacheWarning, PropertyValueError
 from ember.testing import ppocr_cls_path
 from ember.testing.toy import ToyPlugin, identity_model_bytes
@@ -234,7 +236,11 @@ def test_least_recently_used_entries_are_evicted(tmp_path, model_path):
     (first,) = blobs(cache_dir)
     size = first.stat().st_size
     compile_cached(cache_dir, model_path, {"DISABLE_TRANSFORMATIONS": True})
-    time.sleep(0.05)  # file times tick coarsely (up to 10 ms on some kernels)
+    # A hit brings an entry's last use forward when it is older than the resolution of the
+    # clock eviction needs: both entries were last used longer ago than that.
+    for entry in blobs(cache_dir):
+        past = entry.stat().st_mtime - LAST_USE_RESOLUTION - 1 - (entry != first)
+        os.utime(entry, (past, past))
     assert compile_cached(cache_dir, model_path).get_property("LOADED_FROM_CACHE")  # used last
     other_model = ember.Core().read_model(model_path)
     other_model.proto.doc_string = "another model"

@@ -159,7 +159,7 @@ class _Steps:
         if event is not None:
             saved = header.compile_seconds - (time.perf_counter() - start)
             self.cache.record(event, self.key.digest, bytes=header.payload_length,
-                              saved=max(saved, 0.0))
+                              saved=max(saved, 0.0), later=True)
         return compiled
 
     def _write_back(self, data: bytes, header: blob.BlobHeader) -> None:

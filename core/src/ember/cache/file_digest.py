@@ -47,14 +47,21 @@ class FileDigests:
     def __init__(self, cache_root: Path, directory: Path) -> None:
         self.cache_root = cache_root
         self.directory = directory
+        # What this process already read from (or wrote to) the memo files: the same rule
+        # applies, the memo file is just not read again.
+        self._known: dict[Path, dict] = {}
 
     def digest(self, path: Path) -> str:
         """The checksum of a model file and its external data files, remembered when safe."""
         path = path.resolve()
         stat = path.stat()
+        known = self._known.get(path)
+        if known is not None and self._still_valid(known, path, stat):
+            return str(known["digest"])
         memo_path = self.directory / f"{checksum.hexdigest(os.fsencode(path))[:40]}.json"
         remembered = _read_memo(memo_path)
         if remembered is not None and self._still_valid(remembered, path, stat):
+            self._known[path] = remembered
             return str(remembered["digest"])
         digest, external = _hash_model_files(path)
         # ctime too: anyone can set mtime back, nobody can set ctime back.
@@ -66,6 +73,7 @@ class FileDigests:
                 "external": [[str(p), identity(p.stat())] for p in external],
                 "digest": digest,
             }
+            self._known[path] = memo
             # Remembering is an optimisation; the cache reports directory problems when it writes.
             with contextlib.suppress(OSError):
                 make_private_dirs(self.cache_root, self.directory)

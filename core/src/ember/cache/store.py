@@ -13,6 +13,7 @@ then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or eva
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 from ember import blob
 from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
-from ember.cache.file_digest import FileDigests
+from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
 from ember.errors import BlobFormatError, CacheWarning
 from ember.log import get_logger
@@ -40,6 +41,9 @@ _SUFFIXES = (BLOB_SUFFIX, KERNEL_SUFFIX)
 #: A temporary file older than this was left by a killed writer and is removed by prune().
 STALE_TEMP_SECONDS = 3600
 _EVENTS_COMPACT_BYTES = 1 << 20
+#: An entry's last use (its mtime, for least-recently-used eviction) is brought forward on a hit
+#: only when older than this: eviction needs no finer clock, and a hit saves a write.
+LAST_USE_RESOLUTION = 60.0
 
 _EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "evictions",
                   "damaged": "damaged", "remote_hit": "remote_hits",
@@ -95,6 +99,7 @@ class ModelCache:
         self.locks = self.root / "locks"
         self.file_digests = FileDigests(self.root, self.root / "files")
         self._events = self.root / "events.log"
+        self._verified: dict[Path, Identity] = {}  # entries this process checked, by identity
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -110,20 +115,32 @@ class ModelCache:
         """
         path = self.blob_path(key.digest, suffix)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as blob_file:
+                data = blob_file.read()
+                # After the read: a write that changed what was read has changed ctime by now.
+                stat = os.fstat(blob_file.fileno())
         except FileNotFoundError:
             return None, None
         except OSError as exc:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
+        unchanged = self._verified.get(path) == identity(stat)
         try:
-            header, payload = blob.unpack(data)
+            header, payload = blob.unpack(data, verify_payload=not unchanged)
             if header.key != key.digest:
                 raise BlobFormatError(f"entry holds key {header.key[:12]}..., not its file name")
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
             return None, f"cache entry {path.name} is damaged ({exc})"
-        with contextlib.suppress(OSError):
-            os.utime(path)  # last use, for least-recently-used eviction
+        if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # last use, for least-recently-used eviction
+                stat = os.stat(path)
+        # Entries are replaced by rename (a new inode), never rewritten in place; a write in
+        # place changes ctime, which nobody can set back. So an entry whose identity has not
+        # changed since this process verified it need not be hashed again (git's racy rule
+        # applies: not within RACY_SECONDS of its last change).
+        if time.time() - max(stat.st_mtime, stat.st_ctime) > RACY_SECONDS:
+            self._verified[path] = identity(stat)
         return header, payload
 
     def explain_miss(self, key: CacheKey) -> str | None:
@@ -197,9 +214,19 @@ class ModelCache:
 
     # -- statistics --------------------------------------------------------------------------
 
-    def record(self, event: str, key: str, **fields: Any) -> None:
-        """Append one event line; a single O_APPEND write, so concurrent writers do not mix."""
+    def record(self, event: str, key: str, *, later: bool = False, **fields: Any) -> None:
+        """Append one event line; a single O_APPEND write, so concurrent writers do not mix.
+
+        ``later``: append it when the process exits (or statistics are read here first), not
+        now: a hit is recorded so, so that a warm start does not wait for the event log.
+        """
         line = json.dumps({"event": event, "key": key, "time": time.time(), **fields}) + "\n"
+        if later and len(_deferred) < _MAX_DEFERRED:
+            _deferred.append((self, line))
+            return
+        self._append(line)
+
+    def _append(self, line: str) -> None:
         try:
             fd = os.open(self._events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError:
@@ -212,6 +239,7 @@ class ModelCache:
             os.close(fd)
 
     def stats(self) -> CacheStats:
+        flush_deferred_events()
         entries = self.entries()
         return CacheStats(**self._counters(), entries=len(entries),
                           size=sum(e.size for e in entries))
@@ -340,6 +368,20 @@ class ModelCache:
             shutil.rmtree(self.root / name, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             self._events.unlink()
+
+
+_deferred: list[tuple[ModelCache, str]] = []
+_MAX_DEFERRED = 1000  # a long-running process that hits often appends as it goes beyond this
+
+
+def flush_deferred_events() -> None:
+    """Append the events recorded ``later`` (at exit, and before statistics are read)."""
+    while _deferred:
+        cache, line = _deferred.pop(0)
+        cache._append(line)
+
+
+atexit.register(flush_deferred_events)
 
 
 def _read_header(path: Path) -> blob.BlobHeader | None:
