@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ember.cache.remote import RemoteTier
 
 log = get_logger("ember.cache")
+INFO = 20  # logging.INFO, without importing logging on a hit
 
 #: How long a process waits for another one compiling the same model before compiling itself.
 LOCK_TIMEOUT_ENV = "EMBER_CACHE_LOCK_TIMEOUT"
@@ -173,7 +174,8 @@ class _Steps:
     # -- a miss ------------------------------------------------------------------------------
 
     def _compile_and_store(self) -> DeviceModel:
-        reason = self.cache.explain_miss(self.key)
+        # Explaining reads every entry's header: only for someone who will read the answer.
+        reason = self.cache.explain_miss(self.key) if log.isEnabledFor(INFO) else None
         if reason:
             log.info("cache miss for %s on %s: an entry for the same model differs: %s",
                      self.name, self.header_fields.get("device"), reason)
