@@ -25,6 +25,13 @@ machine that slows down slows every cell alike. Rows:
 Then the steady state: after a warm start, the median latency of 200 inferences, for Ember at
 each GRAPH_OPTIMIZATION_LEVEL Ember offers, bare onnxruntime at each level (from the ONNX file),
 and OpenVINO; the goal is Ember's default at most 1.02x the fastest onnxruntime configuration.
+
+Last, what ``import ember`` costs on top of numpy (``python -X importtime``; goal <= 25 ms), and
+that it imports none of importlib.metadata, email, pluggy, onnx, onnxruntime and pyopencl.
+
+Child processes get no PYTHONDONTWRITEBYTECODE: users' interpreters cache bytecode, and without it
+every Ember module would be compiled from source at every start (pip precompiles the wheels of
+numpy, onnxruntime and openvino; Ember's editable install is compiled by the first run).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -166,11 +174,15 @@ def model_path(package: str, relative: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
+ENVIRONMENT = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+FORBIDDEN = ("importlib.metadata", "email", "pluggy", "onnx", "onnxruntime", "pyopencl")
+
+
 def run(script: str, model: str, spec: str, cache_dir: str, steady: int = 0,
         level: str = "") -> dict:
     started = time.time()
     out = subprocess.run([sys.executable, "-c", script, model, spec, cache_dir, str(steady),
-                          level], capture_output=True, text=True, check=True)
+                          level], capture_output=True, text=True, check=True, env=ENVIRONMENT)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["start_ms"] = (result["done"] - started) * 1e3
     return result
@@ -232,6 +244,21 @@ def measure(name: str, runs: int, steady: int) -> dict:
                        for row, rows in steady_rows.items()}}
 
 
+def import_cost(runs: int) -> tuple[float, list[str]]:
+    """Median ms of ``import ember`` after ``import numpy`` (-X importtime's cumulative time of
+    the ``ember`` package), and the forbidden modules it imported."""
+    code = ("import numpy, sys; import ember; "
+            f"print([m for m in {FORBIDDEN!r} if m in sys.modules])")
+    costs, forbidden = [], []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", code],
+                             capture_output=True, text=True, check=True, env=ENVIRONMENT)
+        line = next(line for line in out.stderr.splitlines() if line.endswith("| ember"))
+        costs.append(int(line.split("|")[1]) / 1e3)
+        forbidden = json.loads(out.stdout.replace("'", '"'))
+    return statistics.median(costs), forbidden
+
+
 def geometric_mean(values: list[float]) -> float:
     product = 1.0
     for value in values:
@@ -239,14 +266,15 @@ def geometric_mean(values: list[float]) -> float:
     return product ** (1 / len(values))
 
 
-def report(results: dict[str, dict], runs: int) -> str:
+def report(results: dict[str, dict], runs: int, imports: tuple[float, list[str]]) -> str:
     seeds, ov, floor = ("Ember, seeds' call", "OpenVINO 2026, seeds' call",
                         "floor (bare onnxruntime, cached ORT bytes)")
     config = "Ember, CACHE_DIR in the config"
     lines = [f"Warm start, process start to first result: medians of {runs} fresh processes "
              "per cell, interleaved; ms.", "",
              "| model | Ember, seeds' call | Ember, CACHE_DIR in config | OpenVINO | floor | "
-             "Ember / OpenVINO | Ember / floor |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "Ember / OpenVINO | Ember / floor |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     versus_ov, versus_floor = [], []
     for name, result in results.items():
         start = result["start"]
@@ -267,6 +295,9 @@ def report(results: dict[str, dict], runs: int) -> str:
         default = steady[f"Ember, {default_level()}"]
         cells = " | ".join(f"{steady[row]:.2f}" for row in rows)
         lines.append(f"| {name} | {cells} | {default / fastest:.2f}x |")
+    cost, forbidden = imports
+    lines += ["", f"`import ember` after `import numpy`: {cost:.1f} ms (median of {runs}; goal "
+              f"<= 25 ms); it imports {', '.join(forbidden) or 'none'} of {', '.join(FORBIDDEN)}."]
     return "\n".join(lines)
 
 
@@ -287,7 +318,7 @@ def main() -> int:
     for name in args.models:
         results[name] = measure(name, args.runs, args.steady)
         print(f"measured {name}", file=sys.stderr)
-    text = report(results, args.runs)
+    text = report(results, args.runs, import_cost(args.runs))
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
