@@ -20,13 +20,14 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ember import checksum, safe_json
 from ember.cache.atomic import make_private_dirs, write_atomically
 from ember.errors import BlobFormatError
 
 if TYPE_CHECKING:
+    import blake3
     import onnx
 
     from ember.signing import Signer
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 #: A file whose mtime is this close to the moment it was hashed is not remembered.
 RACY_SECONDS = 2.0
 _CHUNK = 16 << 20  # large enough for BLAKE3's threads to pay within one update
+#: Model files up to protobuf's limit are read whole; larger ones are streamed.
+_WHOLE_FILE_MAX = 2 << 30
 _MEMO_MAX = 1 << 20
 # Every external-data reference in an ONNX file contains this protobuf field: key "location".
 _EXTERNAL_DATA_MARKER = b"\x0a\x08location"
@@ -118,19 +121,25 @@ def _read_memo(memo_path: Path, signer: Signer | None = None) -> dict | None:
 
 
 def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
-    """The digest of a model file (and its external data files). Large files are hashed with
-    BLAKE3's threads, in large chunks (read, not mapped: a file truncated meanwhile must not
-    raise SIGBUS), so that a fresh host hashes a big model at near memory speed."""
-    has_external_data = False
-    tail = b""
+    """The digest of a model file (and its external data files).
+
+    A model file (at most protobuf's 2 GB) is read whole, not mapped (a file truncated meanwhile
+    must not raise SIGBUS), hashed with BLAKE3's threads, and its wire format walked to learn
+    whether it names external data (onnx_scan), so a fresh host hashes a big model at near
+    memory speed. Larger files are streamed and searched for the external-data marker.
+    """
+    from ember.cache.onnx_scan import refers_to_external_data
+
     with path.open("rb") as model_file:
-        hasher = checksum.hasher(os.fstat(model_file.fileno()).st_size)
-        while chunk := model_file.read(_CHUNK):
-            hasher.update(chunk)
-            head = chunk[:len(_EXTERNAL_DATA_MARKER)]
-            has_external_data = (has_external_data or _EXTERNAL_DATA_MARKER in chunk
-                                 or _EXTERNAL_DATA_MARKER in tail + head)  # across chunks
-            tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
+        size = os.fstat(model_file.fileno()).st_size
+        hasher = checksum.hasher(size)
+        if size <= _WHOLE_FILE_MAX:
+            data = model_file.read()
+            hasher.update(data)
+            has_external_data = refers_to_external_data(data)
+            del data
+        else:
+            has_external_data = _hash_stream(model_file, hasher)
     external = _external_files(path) if has_external_data else []
     for extra in external:
         hasher.update(b"\0" + os.fsencode(extra.name) + b"\0")
@@ -138,6 +147,19 @@ def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
             while chunk := data_file.read(_CHUNK):
                 hasher.update(chunk)
     return hasher.hexdigest(), external
+
+
+def _hash_stream(model_file: BinaryIO, hasher: blake3.blake3) -> bool:
+    """Hash a file in chunks; return whether the external-data marker occurs in it."""
+    has_external_data = False
+    tail = b""
+    while chunk := model_file.read(_CHUNK):
+        hasher.update(chunk)
+        head = chunk[:len(_EXTERNAL_DATA_MARKER)]
+        has_external_data = (has_external_data or _EXTERNAL_DATA_MARKER in chunk
+                             or _EXTERNAL_DATA_MARKER in tail + head)  # across chunks
+        tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
+    return has_external_data
 
 
 def _external_files(path: Path) -> list[Path]:

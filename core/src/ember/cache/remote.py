@@ -161,40 +161,36 @@ class RemoteTier:
         return data, None
 
     def _fetch(self, key: str, fields: dict[str, Any]) -> memoryview | None:
-        """The entry's bytes, copied as each chunk arrives into one buffer allocated once (an
-        anonymous map: pages cost nothing until written, so a manifest lying about the size
-        costs no memory), with the MAC computed by a worker thread over each chunk while the
-        next one is on its way (BLAKE3 releases the GIL). The plugin reads this buffer in place.
-        The MAC's result is left in ``fields["computed"]``.
+        """The entry's bytes, received into one buffer allocated once (zeroed pages from the
+        OS, which cost nothing until written: a manifest lying about the size costs no memory)
+        straight from the socket (redis_bulk), with the MAC computed by a worker thread over
+        each chunk while the next one arrives (BLAKE3 releases the GIL). The plugin reads this
+        buffer in place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
         """
-        import mmap
+        from ember.cache.redis_bulk import get_into
 
         size = fields["size"]
-        buffer = mmap.mmap(-1, max(size, 1))
-        view = memoryview(buffer)[:size]
+        view = memoryview(bytearray(size))
         covered = size - signing.TAG_SIZE if self.signer is not None else 0
         mac = self.signer.hasher(key, covered) if self.signer is not None else None
-        offset = 0
+        names = [self._name("chunk", key, fields["upload"], str(i))
+                 for i in range(fields["chunks"])]
         with ThreadPoolExecutor(max_workers=1) as worker:
-            pending: Future[None] | None = None
-            for index in range(fields["chunks"]):
-                chunk = self.client.get(self._name("chunk", key, fields["upload"], str(index)))
-                if chunk is None:
-                    return None
-                end = offset + len(chunk)
-                if end > size:
-                    raise BlobFormatError(f"its chunks hold more than the {size} bytes "
-                                          "its manifest says")
-                view[offset:end] = chunk
-                if mac is not None and offset < covered:
-                    if pending is not None:
-                        pending.result()
-                    pending = worker.submit(mac.update, view[offset:min(end, covered)])
-                offset = end
-            if pending is not None:
-                pending.result()
-        if offset != size:
-            raise BlobFormatError(f"{offset} bytes, not the {size} its manifest says")
+            pending: list[Future[None]] = []
+
+            def verify_chunk(start: int, end: int) -> None:
+                if mac is not None and start < covered:
+                    if pending:
+                        pending.pop().result()  # in order: one update at a time
+                    pending.append(worker.submit(mac.update, view[start:min(end, covered)]))
+
+            received = get_into(self.client, names, view, verify_chunk)
+            for future in pending:
+                future.result()
+        if received is None:
+            return None
+        if received != size:
+            raise BlobFormatError(f"{received} bytes, not the {size} its manifest says")
         if mac is not None:
             fields["computed"] = mac.digest()
         return view
