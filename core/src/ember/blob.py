@@ -209,6 +209,14 @@ def unpack(data: bytes | memoryview, *,
     return header, payload
 
 
+def header_size(prefix: bytes | memoryview) -> int:
+    """The header length a blob's 16-byte prefix declares, checked (magic, version, bound).
+
+    :raises BlobFormatError: as :func:`read_header`.
+    """
+    return _check_prefix(memoryview(prefix).cast("B"))[1]
+
+
 def is_signed(data: bytes | memoryview) -> bool:
     """Whether a blob's prefix says a signing tag follows its payload (the prefix unchecked)."""
     view = memoryview(data).cast("B")
