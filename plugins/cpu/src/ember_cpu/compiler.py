@@ -15,8 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ember.errors import InvalidModelError, PropertyValueError, UnsupportedOperatorError
-from ember.model import Model
+import numpy as np
+
+from ember.errors import (
+    BlobFormatError,
+    InvalidModelError,
+    PropertyValueError,
+    UnsupportedOperatorError,
+)
+from ember.model import Model, Port
 from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
@@ -94,6 +101,27 @@ def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
     options.add_session_config_entry("session.load_model_format", "ORT")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
     return ort.InferenceSession(ort_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def check_ports(session: Any, inputs: list[Port], outputs: list[Port]) -> None:
+    """Refuse, at import, a payload whose ports are not the session's: inference would fail
+    on the first call (or feed the wrong input) otherwise.
+
+    :raises BlobFormatError: naming the first difference.
+    """
+    for kind, ports, args in (("inputs", inputs, session.get_inputs()),
+                              ("outputs", outputs, session.get_outputs())):
+        declared = {port.name: _ort_type(port.dtype) for port in ports}
+        actual = {arg.name: arg.type for arg in args}
+        if declared != actual:
+            raise BlobFormatError(
+                f"the CPU payload's {kind} {sorted(declared.items())[:4]} are not those of its "
+                f"saved graph {sorted(actual.items())[:4]}")
+
+
+def _ort_type(dtype: np.dtype) -> str:
+    name = {"float32": "float", "float64": "double"}.get(dtype.name, dtype.name)
+    return f"tensor({name})"
 
 
 def _ember_error(exc: Exception, model: Model) -> Exception:
