@@ -155,6 +155,7 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
         return Model(_parse(bytes(source), "the given bytes"))
     import onnx
     from google.protobuf.message import DecodeError
+    from onnx.checker import ValidationError
 
     path = Path(source)
     if not path.exists():
@@ -164,6 +165,9 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
     try:
         # onnx.load resolves external weight files relative to the model's directory
         proto = onnx.load(str(path))
+    except ValidationError as exc:  # an external data file missing, or outside its directory
+        raise InvalidModelError(str(path), f"its external data cannot be used: {_reason(exc)}"
+                                ) from exc
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
         raise InvalidModelError(str(path), _reason(exc)) from exc
     _check_has_graph(proto, str(path))
