@@ -147,7 +147,33 @@ _STRING_FIELDS = ("ember_version", "plugin", "plugin_version", "device", "device
 
 
 def _header(document: Any) -> BlobHeader:
-    """A BlobHeader from a parsed header, every field type- and range-checked."""
+    """A BlobHeader from a parsed header, every field type- and range-checked.
+
+    The common case (every field as Ember writes it) is checked in one expression; anything
+    else goes through the field-by-field checks, which say what is wrong.
+    """
+    d = document
+    if (type(d) is dict and d.keys() <= _FIELD_NAMES
+            and all(type(d.get(name)) is str for name in _STRING_FIELDS)
+            and type(d.get("payload_length")) is int
+            and 0 <= d["payload_length"] <= MAX_PAYLOAD_LENGTH
+            and _HEX64(d.get("payload_checksum"))
+            and type(d.get("key", "")) is str and len(d.get("key", "")) <= 256
+            and type(d.get("key_parts", {})) is dict
+            and type(d.get("flags", [])) is list
+            and all(type(flag) is str for flag in d.get("flags", ()))
+            and type(d.get("model_name", "")) is str
+            and type(d.get("created", 0.0)) in (float, int)
+            and type(d.get("compile_seconds", 0.0)) in (float, int)
+            and 0 <= d.get("compile_seconds", 0.0) < math.inf
+            and math.isfinite(d.get("created", 0.0))):
+        return BlobHeader(**{**d, "flags": tuple(d.get("flags", ())),
+                             "created": float(d.get("created", 0.0)),
+                             "compile_seconds": float(d.get("compile_seconds", 0.0))})
+    return _checked_header(d)
+
+
+def _checked_header(document: Any) -> BlobHeader:
     fields = safe_json.obj(document, "blob header")
     unknown = set(fields) - _FIELD_NAMES
     if unknown:
@@ -167,7 +193,8 @@ def _header(document: Any) -> BlobHeader:
         key_parts=get(fields, "key_parts", dict, what, default={}),
         flags=tuple(flags),
         model_name=get(fields, "model_name", str, what, default=""),
-        created=float(get(fields, "created", (float, int), what, default=0.0)),
+        created=float(get(fields, "created", (float, int), what, default=0.0,
+                          check=lambda v: -math.inf < v < math.inf)),
         compile_seconds=float(get(fields, "compile_seconds", (float, int), what, default=0.0,
                                   check=lambda v: 0 <= v < math.inf)),
     )
