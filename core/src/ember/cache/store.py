@@ -256,6 +256,8 @@ class ModelCache:
         counts["compile_seconds_saved"] = 0.0
         for event in self._read_events():
             kind = event.get("event")
+            if type(kind) is not str:
+                continue
             if kind == "summary":  # what compaction folded together
                 for name in counts:
                     counts[name] += _count(event, name)
