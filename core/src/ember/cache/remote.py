@@ -157,6 +157,8 @@ class RemoteTier:
         except BlobFormatError as exc:
             return None, f"remote entry {key[:12]} refused: {exc}"
         except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
+            if _is_data_error(exc):  # a key of another type, an error reply: not a down server
+                return None, f"remote entry {key[:12]} refused: {exc}"
             return None, self._failed("reading", exc)
         return data, None
 
@@ -286,6 +288,16 @@ class RemoteTier:
             delay = min(delay * 1.5, 0.5)
         return None, (f"waited {self.settings.wait:.1f} s for another host to compile "
                       f"{key[:12]}; compiling here")
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """Whether an exception says what a key holds is wrong (WRONGTYPE and other error replies),
+    rather than that the server or the connection failed."""
+    from redis.exceptions import ResponseError
+
+    from ember.cache.redis_bulk import BulkReadError
+
+    return isinstance(exc, ResponseError | BulkReadError)
 
 
 def _manifest_fields(raw: Any, *, signed: bool) -> dict[str, Any]:
