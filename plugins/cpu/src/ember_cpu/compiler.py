@@ -117,6 +117,20 @@ def check_ports(session: Any, inputs: list[Port], outputs: list[Port]) -> None:
             raise BlobFormatError(
                 f"the CPU payload's {kind} {sorted(declared.items())[:4]} are not those of its "
                 f"saved graph {sorted(actual.items())[:4]}")
+        shapes = {arg.name: arg.shape for arg in args}
+        for port in ports:
+            if not _same_shape(port.shape, shapes[port.name]):
+                raise BlobFormatError(f"the CPU payload's {kind[:-1]} {port.name!r} has shape "
+                                      f"{list(port.shape)}; its saved graph says "
+                                      f"{shapes[port.name]}")
+
+
+def _same_shape(declared: tuple[Any, ...], actual: Any) -> bool:
+    """Same rank, and the same size wherever both give one (names and unknowns match any)."""
+    if not isinstance(actual, list) or len(actual) != len(declared):
+        return False
+    return all(not (isinstance(a, int) and isinstance(b, int)) or a == b
+               for a, b in zip(declared, actual, strict=True))
 
 
 def _ort_type(dtype: np.dtype) -> str:
