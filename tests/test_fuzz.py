@@ -84,4 +84,5 @@ def test_any_value_in_any_header_field_gives_a_header_or_a_blob_format_error(fie
     except BlobFormatError:
         return
     assert isinstance(header.device, str) and isinstance(header.key_parts, dict)
-    assert blob.unpack(data)[1].tobytes() == b"payload"
+    if not field.startswith("payload_"):
+        assert blob.unpack(data)[1].tobytes() == b"payload"
