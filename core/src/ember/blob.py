@@ -7,24 +7,28 @@ self-describing header::
     offset  size  field
     0       8     magic  b"EMBERBLB"
     8       2     container version (little-endian uint16)
-    10      2     reserved, zero
+    10      2     flags (little-endian uint16): FLAG_SIGNED, or zero
     12      4     header length H (little-endian uint32)
     16      H     header: UTF-8 JSON object (see BlobHeader), space-padded
     16+H    32    BLAKE3 of bytes [0, 16+H): a flipped bit in the header is caught too
     48+H    N     payload; 48+H is a multiple of 64 so that numpy can view weights in place
+    48+H+N  32    only with FLAG_SIGNED: the keyed MAC of bytes [0, 48+H+N) (see ember.signing)
 
 The header holds the payload's length and BLAKE3 checksum (see ember.checksum), checked before a
 single payload byte reaches a plugin. JSON is parsed, never evaluated; nothing is unpickled.
+Every byte is untrusted: any input gives a header or one BlobFormatError (the JSON is read by
+ember.safe_json, every field type-checked), never another exception.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
-from ember import checksum
+from ember import checksum, safe_json
 from ember.errors import BlobFormatError
 
 MAGIC = b"EMBERBLB"
@@ -34,6 +38,13 @@ _DIGEST_SIZE = checksum.DIGEST_SIZE
 _PAYLOAD_ALIGNMENT = 64
 #: Headers larger than this are refused before being read: a foreign file cannot make us allocate.
 MAX_HEADER_SIZE = 1 << 20
+#: Prefix flag: a signing tag of TAG_SIZE bytes follows the payload (ember.signing).
+FLAG_SIGNED = 1
+TAG_SIZE = 32
+_KNOWN_FLAGS = FLAG_SIGNED
+#: Payloads declared larger than this are refused (1 TiB: no device blob comes near it).
+MAX_PAYLOAD_LENGTH = 1 << 40
+_HEX64 = safe_json.is_hex(64)
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,16 @@ class BlobHeader:
         return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
 
 
+_FIELD_NAMES = frozenset(BlobHeader.__dataclass_fields__)
+
+
 def encode(
-    header_fields: dict[str, object], payload: bytes | memoryview
+    header_fields: dict[str, object], payload: bytes | memoryview, *, signed: bool = False
 ) -> tuple[bytes, BlobHeader]:
     """Build the bytes that precede ``payload`` in a blob, and the header they encode.
 
-    The caller writes ``prefix`` and then ``payload`` (a file write needs no concatenated copy).
+    The caller writes ``prefix`` and then ``payload`` (a file write needs no concatenated copy),
+    then, when ``signed``, the TAG_SIZE-byte tag of both (ember.signing).
     ``header_fields`` are BlobHeader's fields except the payload length and checksum.
     """
     view = memoryview(payload).cast("B")
@@ -81,7 +96,7 @@ def encode(
     text = header.to_json()
     unpadded = _PREFIX.size + len(text) + _DIGEST_SIZE
     text += b" " * (-unpadded % _PAYLOAD_ALIGNMENT)
-    head = _PREFIX.pack(MAGIC, CONTAINER_VERSION, 0, len(text)) + text
+    head = _PREFIX.pack(MAGIC, CONTAINER_VERSION, FLAG_SIGNED if signed else 0, len(text)) + text
     return head + checksum.digest(head), header
 
 
@@ -98,32 +113,91 @@ def read_header(data: bytes | memoryview) -> tuple[BlobHeader, int]:
         header of this container version. The payload is not checked here (see :func:`unpack`).
     """
     view = memoryview(data).cast("B")
-    if view.nbytes < _PREFIX.size:
-        raise BlobFormatError(f"too short to be an Ember blob ({view.nbytes} bytes)")
-    magic, version, _reserved, header_size = _PREFIX.unpack_from(view)
-    if magic != MAGIC:
-        raise BlobFormatError("not an Ember blob (wrong magic bytes)")
-    if version != CONTAINER_VERSION:
-        raise BlobFormatError(
-            f"blob container version {version}; this Ember reads version {CONTAINER_VERSION}"
-        )
-    if header_size > MAX_HEADER_SIZE:
-        raise BlobFormatError(f"header of {header_size} bytes is implausibly large")
+    header_size = _check_prefix(view)[1]
     header_end = _PREFIX.size + header_size
     payload_offset = header_end + _DIGEST_SIZE
     if view.nbytes < payload_offset:
         raise BlobFormatError("truncated inside the header")
     if checksum.digest(view[:header_end]) != view[header_end:payload_offset]:
         raise BlobFormatError("header checksum mismatch (the header is damaged)")
-    try:
-        fields = json.loads(bytes(view[_PREFIX.size:header_end]))
-        fields["flags"] = tuple(fields.get("flags", ()))
-        header = BlobHeader(**fields)
-        if not isinstance(header.key_parts, dict) or header.payload_length < 0:
-            raise TypeError("malformed fields")
-    except (ValueError, TypeError) as exc:
-        raise BlobFormatError(f"unreadable header: {exc}") from exc
-    return header, payload_offset
+    document = safe_json.loads(view[_PREFIX.size:header_end], what="blob header",
+                               max_size=MAX_HEADER_SIZE)
+    return _header(document), payload_offset
+
+
+def _check_prefix(view: memoryview) -> tuple[int, int]:
+    """The flags and header size of a blob's 16-byte prefix, checked."""
+    if view.nbytes < _PREFIX.size:
+        raise BlobFormatError(f"too short to be an Ember blob ({view.nbytes} bytes)")
+    magic, version, flags, header_size = _PREFIX.unpack_from(view)
+    if magic != MAGIC:
+        raise BlobFormatError("not an Ember blob (wrong magic bytes)")
+    if version != CONTAINER_VERSION:
+        raise BlobFormatError(
+            f"blob container version {version}; this Ember reads version {CONTAINER_VERSION}"
+        )
+    if flags & ~_KNOWN_FLAGS:
+        raise BlobFormatError(f"unknown container flags {flags:#x}")
+    if header_size > MAX_HEADER_SIZE:
+        raise BlobFormatError(f"header of {header_size} bytes is implausibly large")
+    return flags, header_size
+
+
+_STRING_FIELDS = ("ember_version", "plugin", "plugin_version", "device", "device_architecture")
+
+
+def _header(document: Any) -> BlobHeader:
+    """A BlobHeader from a parsed header, every field type- and range-checked.
+
+    The common case (every field as Ember writes it) is checked in one expression; anything
+    else goes through the field-by-field checks, which say what is wrong.
+    """
+    d = document
+    if (type(d) is dict and d.keys() <= _FIELD_NAMES
+            and all(type(d.get(name)) is str for name in _STRING_FIELDS)
+            and type(d.get("payload_length")) is int
+            and 0 <= d["payload_length"] <= MAX_PAYLOAD_LENGTH
+            and _HEX64(d.get("payload_checksum"))
+            and type(d.get("key", "")) is str and len(d.get("key", "")) <= 256
+            and type(d.get("key_parts", {})) is dict
+            and type(d.get("flags", [])) is list
+            and all(type(flag) is str for flag in d.get("flags", ()))
+            and type(d.get("model_name", "")) is str
+            and type(d.get("created", 0.0)) in (float, int)
+            and type(d.get("compile_seconds", 0.0)) in (float, int)
+            and 0 <= d.get("compile_seconds", 0.0) < math.inf
+            and math.isfinite(d.get("created", 0.0))):
+        return BlobHeader(**{**d, "flags": tuple(d.get("flags", ())),
+                             "created": float(d.get("created", 0.0)),
+                             "compile_seconds": float(d.get("compile_seconds", 0.0))})
+    return _checked_header(d)
+
+
+def _checked_header(document: Any) -> BlobHeader:
+    fields = safe_json.obj(document, "blob header")
+    unknown = set(fields) - _FIELD_NAMES
+    if unknown:
+        raise BlobFormatError(f"blob header has unknown fields {sorted(unknown)[:5]}")
+    what = "blob header"
+    get = safe_json.get
+    flags = get(fields, "flags", list, what, default=[])
+    if not all(type(flag) is str for flag in flags):
+        raise BlobFormatError("blob header field 'flags' holds a value that is not a string")
+    key = get(fields, "key", str, what, default="", check=lambda k: len(k) <= 256)
+    return BlobHeader(
+        **{name: get(fields, name, str, what) for name in _STRING_FIELDS},
+        payload_length=get(fields, "payload_length", int, what,
+                           check=safe_json.in_range(0, MAX_PAYLOAD_LENGTH)),
+        payload_checksum=get(fields, "payload_checksum", str, what, check=_HEX64),
+        key=key,
+        key_parts=get(fields, "key_parts", dict, what, default={}),
+        flags=tuple(flags),
+        model_name=get(fields, "model_name", str, what, default=""),
+        created=float(get(fields, "created", (float, int), what, default=0.0,
+                          check=lambda v: -math.inf < v < math.inf)),
+        compile_seconds=float(get(fields, "compile_seconds", (float, int), what, default=0.0,
+                                  check=lambda v: 0 <= v < math.inf)),
+    )
 
 
 def read_file_header(blob_file: BinaryIO) -> BlobHeader:
@@ -132,11 +206,7 @@ def read_file_header(blob_file: BinaryIO) -> BlobHeader:
     :raises BlobFormatError: as :func:`read_header`.
     """
     prefix = blob_file.read(_PREFIX.size)
-    if len(prefix) < _PREFIX.size:
-        raise BlobFormatError(f"too short to be an Ember blob ({len(prefix)} bytes)")
-    header_size = _PREFIX.unpack(prefix)[3]
-    if header_size > MAX_HEADER_SIZE:
-        raise BlobFormatError(f"header of {header_size} bytes is implausibly large")
+    header_size = _check_prefix(memoryview(prefix))[1]
     return read_header(prefix + blob_file.read(header_size + _DIGEST_SIZE))[0]
 
 
@@ -145,18 +215,44 @@ def unpack(data: bytes | memoryview, *,
     """Check a whole blob and return its header and a zero-copy view of its payload.
 
     ``verify_payload=False`` skips only the payload's checksum, for bytes whose integrity is
-    already established more strongly (an HMAC over the whole blob, checked by the caller).
+    already established at least as strongly (a keyed MAC over the whole blob, checked by the
+    caller: see ember.signing). A signed blob's tag is not checked here; it is only required to
+    be there.
 
     :raises BlobFormatError: for a foreign file, a damaged header, a truncated or extended
         payload, or a payload whose checksum differs from the header's (a flipped bit).
     """
     view = memoryview(data).cast("B")
     header, offset = read_header(view)
-    payload = view[offset:]
-    if payload.nbytes != header.payload_length:
+    trailer = TAG_SIZE if is_signed(view) else 0
+    payload = view[offset:view.nbytes - trailer]
+    if payload.nbytes != header.payload_length or view.nbytes - trailer < offset:
         raise BlobFormatError(
-            f"payload is {payload.nbytes} bytes, header says {header.payload_length} (truncated?)"
+            f"payload is {max(view.nbytes - trailer - offset, 0)} bytes, header says "
+            f"{header.payload_length} (truncated?)"
         )
     if verify_payload and checksum.hexdigest(payload) != header.payload_checksum:
         raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
     return header, payload
+
+
+def header_size(prefix: bytes | memoryview) -> int:
+    """The header length a blob's 16-byte prefix declares, checked (magic, version, bound).
+
+    :raises BlobFormatError: as :func:`read_header`.
+    """
+    return _check_prefix(memoryview(prefix).cast("B"))[1]
+
+
+def is_signed(data: bytes | memoryview) -> bool:
+    """Whether a blob's prefix says a signing tag follows its payload (the prefix unchecked)."""
+    view = memoryview(data).cast("B")
+    return view.nbytes >= _PREFIX.size and bool(_PREFIX.unpack_from(view)[2] & FLAG_SIGNED)
+
+
+def split_tag(data: bytes | memoryview) -> tuple[memoryview, bytes | None]:
+    """The bytes a signing tag covers and the tag (None for an unsigned blob)."""
+    view = memoryview(data).cast("B")
+    if not is_signed(view) or view.nbytes < _PREFIX.size + TAG_SIZE:
+        return view, None
+    return view[:-TAG_SIZE], bytes(view[-TAG_SIZE:])

@@ -15,9 +15,10 @@ DIGEST_SIZE = 32
 _THREADED_FROM = 4 << 20
 
 
-def hasher() -> blake3.blake3:
-    """An incremental hasher (``update``, ``digest``, ``hexdigest``)."""
-    return blake3.blake3()
+def hasher(size_hint: int = 0) -> blake3.blake3:
+    """An incremental hasher (``update``, ``digest``, ``hexdigest``); multi-threaded when
+    ``size_hint`` (the bytes it will be given) is large enough for threads to pay."""
+    return blake3.blake3(max_threads=blake3.blake3.AUTO if size_hint >= _THREADED_FROM else 1)
 
 
 def digest(data: bytes | bytearray | memoryview) -> bytes:

@@ -30,6 +30,7 @@ from ember.store import resolve_model_name
 if TYPE_CHECKING:
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.signing import Signer
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
@@ -243,13 +244,15 @@ class Core:
         max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
         return KernelCache(self._model_cache(cache_dir), plugin=info.distribution or info.name,
                            plugin_version=info.version or "", device=device.name,
-                           max_size=parse_size(max_size) if max_size is not None else None)
+                           max_size=parse_size(max_size) if max_size is not None else None,
+                           signer=self._signer(device, config))
 
     def _compile_cached(self, model: ModelSource, device: DeviceDescription,
                         plugin_config: dict[str, Any], config: Mapping[str, Any] | None,
                         cache_dir: str) -> tuple[DeviceModel, bool]:
         cache = self._model_cache(cache_dir)
-        model_digest, model_name = model_identity(model, cache.file_digests)
+        signer = self._signer(device, config)
+        model_digest, model_name = model_identity(model, cache.file_digests, signer)
         info = self._plugins.owner(device.name)
         encrypted = (props.CACHE_ENCRYPTION_CALLBACKS in plugin_config
                      and props.ENCRYPTION in device.capabilities)
@@ -283,7 +286,18 @@ class Core:
                            "flags": key.parts["flags"]},
             max_size=parse_size(max_size) if max_size is not None else None,
             remote=remote,
+            signer=signer,
         )
+
+    def _signer(self, device: DeviceDescription, config: Mapping[str, Any] | None) -> Signer | None:
+        """The ember.signing.Signer of CACHE_SIGNING_KEY, or None (then ember.signing is not
+        even imported: an unsigned warm start stays as it was)."""
+        secret = self._settings.core_value(device, props.CACHE_SIGNING_KEY, config)
+        if not secret:
+            return None
+        from ember.signing import signer
+
+        return signer(secret)
 
     def _remote_tier(self, device: DeviceDescription,
                      config: Mapping[str, Any] | None) -> RemoteTier | None:

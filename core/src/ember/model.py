@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +21,29 @@ if TYPE_CHECKING:
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` when unknown.
 Dim = int | str | None
+
+_MAX_NAME = 4096
+_MAX_RANK = 64
+_MAX_DIM = 1 << 40
+# What numeric dtype strings look like ("<f4", "|b1", "<c16"): anything else is refused before
+# numpy's parser sees it (which raises SyntaxError, TypeError, ... on some strings).
+_DTYPE = re.compile(r"[<>|=]?[biufc][0-9]{1,2}")
+
+
+def numeric_dtype(text: Any) -> np.dtype:
+    """A numeric numpy dtype from its ``dtype.str``, for formats read back from disk.
+
+    :raises ValueError: (only) for anything that is not such a string.
+    """
+    if type(text) is not str or not _DTYPE.fullmatch(text):
+        raise ValueError(f"unsupported dtype {str(text)[:32]!r}")
+    try:
+        dtype = np.dtype(text)
+    except TypeError as exc:  # "<f3": well-formed, but no such type
+        raise ValueError(f"unsupported dtype {text!r}") from exc
+    if dtype.kind not in "biufc":
+        raise ValueError(f"unsupported dtype {text!r}")
+    return dtype
 
 
 @dataclass(frozen=True)
@@ -49,13 +72,20 @@ class Port:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype.str}
 
     @classmethod
-    def from_json(cls, entry: Mapping[str, Any], index: int) -> Port:
-        """The inverse of :meth:`to_json`; raises ValueError or TypeError for a malformed entry."""
-        shape = tuple(d if d is None or isinstance(d, str) else int(d) for d in entry["shape"])
-        dtype = np.dtype(str(entry["dtype"]))  # parses a type string such as "<f4"
-        if dtype.kind not in "biufc":
-            raise ValueError(f"unsupported port dtype {entry['dtype']!r}")
-        return cls(str(entry["name"]), shape, dtype, index)
+    def from_json(cls, entry: Any, index: int) -> Port:
+        """The inverse of :meth:`to_json`, total over untrusted JSON: raises ValueError (never
+        anything else) for a malformed entry: not an object, a name that is not a string, a
+        shape that is not a short list of sizes, names and nulls, a dtype that is not numeric."""
+        if type(entry) is not dict:
+            raise ValueError("a port is not an object")
+        name, shape, dtype = entry.get("name"), entry.get("shape"), entry.get("dtype")
+        if type(name) is not str or len(name) > _MAX_NAME:
+            raise ValueError(f"port {index} has no valid name")
+        if type(shape) is not list or len(shape) > _MAX_RANK or not all(
+                d is None or (type(d) is str and len(d) <= _MAX_NAME)
+                or (type(d) is int and 0 <= d <= _MAX_DIM) for d in shape):
+            raise ValueError(f"port {name!r} has an invalid shape")
+        return cls(name, tuple(shape), numeric_dtype(dtype), index)
 
 
 def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:
@@ -125,6 +155,7 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
         return Model(_parse(bytes(source), "the given bytes"))
     import onnx
     from google.protobuf.message import DecodeError
+    from onnx.checker import ValidationError
 
     path = Path(source)
     if not path.exists():
@@ -134,6 +165,9 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
     try:
         # onnx.load resolves external weight files relative to the model's directory
         proto = onnx.load(str(path))
+    except ValidationError as exc:  # an external data file missing, or outside its directory
+        raise InvalidModelError(str(path), f"its external data cannot be used: {_reason(exc)}"
+                                ) from exc
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
         raise InvalidModelError(str(path), _reason(exc)) from exc
     _check_has_graph(proto, str(path))

@@ -34,8 +34,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ember import safe_json
 from ember.cache.atomic import write_atomically
-from ember.errors import EmberError, InvalidModelError, ModelNotFoundError
+from ember.errors import BlobFormatError, EmberError, InvalidModelError, ModelNotFoundError
 from ember.model import Model, read_model
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ COMPILED_DIR = "compiled"
 LOCATIONS_FILE = ".locations.json"
 _LOCATIONS_LOCK = ".locations.lock"
 _LOCATIONS_VERSION = 1
+_LOCATIONS_MAX = 16 << 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Names that would collide with the store's own directories.
 RESERVED_NAMES = frozenset({COMPILED_DIR})
@@ -67,6 +69,11 @@ class ModelNameError(InvalidModelError):
         self.source = name
         self.reason = reason
         super(InvalidModelError, self).__init__(f"invalid model name {name!r}: {reason}")
+
+
+class StoreFileError(EmberError, ValueError):
+    """A file of the store directory (``.locations.json``) that cannot be read: the message
+    names it and says to fix or delete it."""
 
 
 class StoredModelNotFoundError(ModelNotFoundError):
@@ -219,22 +226,30 @@ def list_stored_models() -> list[str]:
 
 
 def _read_locations(directory: Path) -> dict[str, str]:
+    """The locations file's entries; untrusted (anyone may edit it): read bounded by
+    ember.safe_json, and only entries with a valid name and a string location are kept.
+
+    :raises EmberError: (a StoreFileError) naming the file, for one that is not such JSON.
+    """
     path = directory / LOCATIONS_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as locations_file:
+            data = locations_file.read(_LOCATIONS_MAX + 1)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise EmberError(f"cannot read the model locations in {path}: {exc.strerror}") from exc
+        raise StoreFileError(f"cannot read the model locations in {path}: {exc.strerror}"
+                             ) from exc
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise EmberError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
-    locations = data.get("locations") if isinstance(data, dict) else None
+        document = safe_json.loads(data, what=str(path), max_size=_LOCATIONS_MAX, max_depth=3)
+    except BlobFormatError as exc:
+        raise StoreFileError(f"{exc}; fix or delete it") from None
+    locations = document.get("locations") if isinstance(document, dict) else None
     if not isinstance(locations, dict):
-        raise EmberError(f"{path} has no 'locations' object; fix or delete it")
+        raise StoreFileError(f"{path} has no 'locations' object; fix or delete it")
     return {name: location for name, location in locations.items()
-            if isinstance(location, str) and _NAME.fullmatch(name)}
+            if isinstance(location, str) and _NAME.fullmatch(name)
+            and "\0" not in location}
 
 
 def _update_locations(change: Callable[[dict[str, str]], object], *, create: bool) -> None:

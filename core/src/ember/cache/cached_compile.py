@@ -25,10 +25,12 @@ from ember import blob
 from ember.cache.key import CacheKey
 from ember.cache.store import ModelCache
 from ember.device import DeviceModel
+from ember.errors import BlobFormatError
 from ember.log import get_logger
 
 if TYPE_CHECKING:
     from ember.cache.remote import RemoteTier
+    from ember.signing import Signer
 
 log = get_logger("ember.cache")
 INFO = 20  # logging.INFO, without importing logging on a hit
@@ -55,13 +57,16 @@ def compile_with_cache(
     header_fields: dict[str, Any],
     max_size: int | None = None,
     remote: RemoteTier | None = None,
+    signer: Signer | None = None,
 ) -> tuple[DeviceModel, bool]:
     """Return the compiled model and whether it was loaded from the cache (either tier).
 
-    Whatever goes wrong with the cache is collected and reported as one CacheWarning at the end.
+    With a ``signer`` (CACHE_SIGNING_KEY), entries are written signed and only entries that
+    verify are hits. Whatever goes wrong with the cache is collected and reported as one
+    CacheWarning at the end.
     """
     steps = _Steps(cache, key, compile_model, export_model, import_model, header_fields,
-                   max_size, remote)
+                   max_size, remote, signer)
     try:
         return steps.run()
     finally:
@@ -81,6 +86,7 @@ class _Steps:
     header_fields: dict[str, Any]
     max_size: int | None
     remote: RemoteTier | None
+    signer: Signer | None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -120,7 +126,7 @@ class _Steps:
     # -- hits --------------------------------------------------------------------------------
 
     def _import_local(self) -> DeviceModel | None:
-        header, payload = self.cache.read(self.key)
+        header, payload = self.cache.read(self.key, signer=self.signer)
         if header is None:
             if isinstance(payload, str):
                 self.problems.append(f"{payload}; compiled instead")
@@ -137,7 +143,11 @@ class _Steps:
             self.problems.append(problem)
         if data is None:
             return None
-        header, payload = blob.unpack(data, verify_payload=False)  # the remote tier verified it
+        try:  # the remote tier verified the MAC (or, unsigned, the checksums) over every byte
+            header, payload = blob.unpack(data, verify_payload=False)
+        except BlobFormatError as exc:  # pragma: no cover - verified by the tier
+            self.problems.append(f"remote entry {self.key.digest[:12]} refused: {exc}")
+            return None
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
@@ -163,7 +173,7 @@ class _Steps:
                               saved=max(saved, 0.0), later=True)
         return compiled
 
-    def _write_back(self, data: bytes, header: blob.BlobHeader) -> None:
+    def _write_back(self, data: bytes | bytearray, header: blob.BlobHeader) -> None:
         failure = self.cache.write_blob(self.key, data)
         if failure:
             log.warning("%s: a remote entry was used without a local copy", failure)
@@ -198,9 +208,9 @@ class _Steps:
         fields = {**self.header_fields, "created": time.time(),
                   "compile_seconds": compile_seconds, "key": self.key.digest,
                   "key_parts": self.key.parts}
-        data = blob.pack(fields, payload) if self.remote else None
-        failure = (self.cache.write_blob(self.key, data) if data is not None
-                   else self.cache.write(self.key, fields, payload))
+        chunks = self.cache.encode(self.key, fields, payload, self.signer)
+        failure = self.cache.write_blob(self.key, *chunks)
+        data = b"".join(chunks) if self.remote else None
         if failure:
             self.problems.append(f"{failure}: {self.name} was compiled but is not cached")
         elif self.problems:

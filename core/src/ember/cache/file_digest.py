@@ -20,17 +20,24 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
-from ember import checksum
+from ember import checksum, safe_json
 from ember.cache.atomic import make_private_dirs, write_atomically
+from ember.errors import BlobFormatError
 
 if TYPE_CHECKING:
+    import blake3
     import onnx
+
+    from ember.signing import Signer
 
 #: A file whose mtime is this close to the moment it was hashed is not remembered.
 RACY_SECONDS = 2.0
-_CHUNK = 1 << 20
+_CHUNK = 16 << 20  # large enough for BLAKE3's threads to pay within one update
+#: Model files up to protobuf's limit are read whole; larger ones are streamed.
+_WHOLE_FILE_MAX = 2 << 30
+_MEMO_MAX = 1 << 20
 # Every external-data reference in an ONNX file contains this protobuf field: key "location".
 _EXTERNAL_DATA_MARKER = b"\x0a\x08location"
 
@@ -51,15 +58,19 @@ class FileDigests:
         # applies, the memo file is just not read again.
         self._known: dict[Path, dict] = {}
 
-    def digest(self, path: Path) -> str:
-        """The checksum of a model file and its external data files, remembered when safe."""
+    def digest(self, path: Path, signer: Signer | None = None) -> str:
+        """The checksum of a model file and its external data files, remembered when safe.
+
+        With a ``signer`` the memo is signed, and a memo that does not verify is ignored: a
+        forged memo would otherwise map this file to another model's (signed) entry.
+        """
         path = path.resolve()
         stat = path.stat()
         known = self._known.get(path)
         if known is not None and self._still_valid(known, path, stat):
             return str(known["digest"])
         memo_path = self.directory / f"{checksum.hexdigest(os.fsencode(path))[:40]}.json"
-        remembered = _read_memo(memo_path)
+        remembered = _read_memo(memo_path, signer)
         if remembered is not None and self._still_valid(remembered, path, stat):
             self._known[path] = remembered
             return str(remembered["digest"])
@@ -74,6 +85,8 @@ class FileDigests:
                 "digest": digest,
             }
             self._known[path] = memo
+            if signer is not None:
+                memo["mac"] = _memo_tag(signer, memo_path, memo)
             # Remembering is an optimisation; the cache reports directory problems when it writes.
             with contextlib.suppress(OSError):
                 make_private_dirs(self.cache_root, self.directory)
@@ -85,30 +98,56 @@ class FileDigests:
         if memo.get("path") != str(path) or memo.get("identity") != identity(stat):
             return False
         try:
-            return all(identity(os.stat(name)) == ident for name, ident in memo["external"])
+            return all(type(name) is str and identity(os.stat(name)) == ident
+                       for name, ident in memo["external"])
         except (OSError, TypeError, ValueError):
             return False
 
 
-def _read_memo(memo_path: Path) -> dict | None:
+def _memo_tag(signer: Signer, memo_path: Path, memo: dict) -> str:
+    fields = {name: value for name, value in memo.items() if name != "mac"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return signer.tag(f"file-digest:{memo_path.stem}", text).hex()
+
+
+def _read_memo(memo_path: Path, signer: Signer | None = None) -> dict | None:
+    """A remembered digest, or None for a missing, unreadable or malformed memo (untrusted)."""
     try:
-        memo = json.loads(memo_path.read_bytes())
-    except (OSError, ValueError):
+        with memo_path.open("rb") as memo_file:
+            memo = safe_json.loads(memo_file.read(_MEMO_MAX + 1), what="file digest memo",
+                                   max_size=_MEMO_MAX, max_depth=4)
+    except (OSError, BlobFormatError):
         return None
-    return memo if isinstance(memo, dict) and isinstance(memo.get("digest"), str) else None
+    if not (type(memo) is dict and type(memo.get("digest")) is str
+            and type(memo.get("external")) is list):
+        return None
+    if signer is not None and not (
+            type(memo.get("mac")) is str
+            and signer.equal(_memo_tag(signer, memo_path, memo).encode(), memo["mac"].encode())):
+        return None
+    return memo
 
 
 def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
-    hasher = checksum.hasher()
-    has_external_data = False
-    tail = b""
+    """The digest of a model file (and its external data files).
+
+    A model file (at most protobuf's 2 GB) is read whole, not mapped (a file truncated meanwhile
+    must not raise SIGBUS), hashed with BLAKE3's threads, and its wire format walked to learn
+    whether it names external data (onnx_scan), so a fresh host hashes a big model at near
+    memory speed. Larger files are streamed and searched for the external-data marker.
+    """
+    from ember.cache.onnx_scan import refers_to_external_data
+
     with path.open("rb") as model_file:
-        while chunk := model_file.read(_CHUNK):
-            hasher.update(chunk)
-            head = chunk[:len(_EXTERNAL_DATA_MARKER)]
-            has_external_data = (has_external_data or _EXTERNAL_DATA_MARKER in chunk
-                                 or _EXTERNAL_DATA_MARKER in tail + head)  # across chunks
-            tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
+        size = os.fstat(model_file.fileno()).st_size
+        hasher = checksum.hasher(size)
+        if size <= _WHOLE_FILE_MAX:
+            data = model_file.read()
+            hasher.update(data)
+            has_external_data = refers_to_external_data(data)
+            del data
+        else:
+            has_external_data = _hash_stream(model_file, hasher)
     external = _external_files(path) if has_external_data else []
     for extra in external:
         hasher.update(b"\0" + os.fsencode(extra.name) + b"\0")
@@ -116,6 +155,19 @@ def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
             while chunk := data_file.read(_CHUNK):
                 hasher.update(chunk)
     return hasher.hexdigest(), external
+
+
+def _hash_stream(model_file: BinaryIO, hasher: blake3.blake3) -> bool:
+    """Hash a file in chunks; return whether the external-data marker occurs in it."""
+    has_external_data = False
+    tail = b""
+    while chunk := model_file.read(_CHUNK):
+        hasher.update(chunk)
+        head = chunk[:len(_EXTERNAL_DATA_MARKER)]
+        has_external_data = (has_external_data or _EXTERNAL_DATA_MARKER in chunk
+                             or _EXTERNAL_DATA_MARKER in tail + head)  # across chunks
+        tail = chunk[-len(_EXTERNAL_DATA_MARKER):]
+    return has_external_data
 
 
 def _external_files(path: Path) -> list[Path]:
@@ -132,8 +184,12 @@ def _external_files(path: Path) -> list[Path]:
         for entry in tensor.external_data
         if entry.key == "location"
     }
-    return sorted(path.parent / location for location in locations
-                  if (path.parent / location).is_file())
+    # only files inside the model's directory: onnx refuses the others when loading, and a
+    # digest must not read what the model cannot use
+    directory = path.parent.resolve()
+    inside = [directory / location for location in locations
+              if (directory / location).resolve().is_relative_to(directory)]
+    return sorted(extra for extra in inside if extra.is_file())
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

@@ -8,18 +8,26 @@ per-key locks, eviction and statistics: a plugin never writes a file itself.
 The plugin names what identifies an entry (oneDNN's *cache blob id*: kernel source, build
 options, platform, device and driver); the core adds the plugin's distribution and version and
 Ember's own, so an upgrade never reuses an old binary.
+
+Kernel entries are native code the plugin hands to a driver (``clCreateProgramWithBinary``): with
+a signing key (``CACHE_SIGNING_KEY``) the core verifies each entry's MAC in :meth:`get`, before a
+byte reaches the plugin, and signs what :meth:`put` writes. Without one, whoever can write the
+cache directory chooses the binaries a driver is given (see docs/caching.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember._version import __version__
 from ember.cache.key import CacheKey, entry_key
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
 from ember.log import get_logger
+
+if TYPE_CHECKING:
+    from ember.signing import Signer
 
 log = get_logger("ember.cache")
 
@@ -28,8 +36,9 @@ class KernelCache:
     """Keyed binary entries for one plugin and device, in a model-cache directory."""
 
     def __init__(self, cache: ModelCache, *, plugin: str, plugin_version: str, device: str,
-                 max_size: int | None = None) -> None:
+                 max_size: int | None = None, signer: Signer | None = None) -> None:
         self.cache = cache
+        self.signer = signer
         self._scope = {"kind": "kernel", "plugin": plugin, "plugin_version": plugin_version}
         self._fields = {"plugin": plugin, "plugin_version": plugin_version, "device": device}
         self._max_size = max_size
@@ -55,7 +64,7 @@ class KernelCache:
 
     def get(self, key: CacheKey) -> bytes | memoryview | None:
         """The verified payload of ``key``, or None (a damaged entry is noted and ignored)."""
-        header, payload = self.cache.read(key, KERNEL_SUFFIX)
+        header, payload = self.cache.read(key, KERNEL_SUFFIX, self.signer)
         if header is None:
             if isinstance(payload, str):
                 self.problems.append(f"{payload}; rebuilt it")
@@ -68,7 +77,7 @@ class KernelCache:
         """Publish an entry atomically; False (and a noted problem) when it cannot be written."""
         fields = {"ember_version": __version__, "device_architecture": architecture,
                   "model_name": name, **self._fields}
-        failure = self.cache.write(key, fields, payload, KERNEL_SUFFIX)
+        failure = self.cache.write(key, fields, payload, KERNEL_SUFFIX, self.signer)
         if failure:
             self.problems.append(failure)
             return False

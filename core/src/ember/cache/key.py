@@ -12,13 +12,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import blob, checksum
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
 from ember.model import Model, read_model
 from ember.store import MODEL_FILE
+
+if TYPE_CHECKING:
+    from ember.signing import Signer
 
 #: Bumped when the meaning of a key part changes, so that old entries stop matching.
 KEY_SCHEMA = 1
@@ -67,7 +70,7 @@ def entry_key(parts: Mapping[str, Any]) -> CacheKey:
 
 
 def model_identity(model: Model | str | os.PathLike[str] | bytes,
-                   digests: FileDigests) -> tuple[str, str]:
+                   digests: FileDigests, signer: Signer | None = None) -> tuple[str, str]:
     """The content digest of a model and a name to show for it, without parsing a file.
 
     A path is hashed through ``digests`` (remembered against the file's identity); a Model is
@@ -81,28 +84,35 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     # a stored model is <store>/<name>/model.onnx: its name is the folder's
     name = path.parent.name if path.name == MODEL_FILE and path.parent.name else path.name
     try:
-        return digests.digest(path), name
+        return digests.digest(path, signer), name
     except OSError:
         read_model(path)  # raises the error a user can act on (missing file, a directory...)
         raise
 
 
 def explain_difference(wanted: Mapping[str, Any], found: Mapping[str, Any]) -> str:
-    """Say which parts differ between the key looked up and one found for the same model."""
+    """Say which parts differ between the key looked up and one found for the same model.
+
+    ``found`` comes from an entry's header: any JSON object (a non-object ``properties`` is
+    read as none)."""
     reasons = []
     for name in sorted(set(wanted) | set(found)):
         if name == "properties":
             continue
         if wanted.get(name) != found.get(name):
             reasons.append(f"{name} {found.get(name)!r} cached, {wanted.get(name)!r} now")
-    wanted_props = wanted.get("properties", {})
-    found_props = found.get("properties", {})
+    wanted_props = _mapping(wanted.get("properties"))
+    found_props = _mapping(found.get("properties"))
     for name in sorted(set(wanted_props) | set(found_props)):
         if wanted_props.get(name) != found_props.get(name):
             reasons.append(
                 f"property {name} {found_props.get(name)!r} cached, {wanted_props.get(name)!r} now"
             )
     return "; ".join(reasons) or "no visible difference"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,15 +7,18 @@ compile, ``unsigned=1`` to waive signing), and a signing key, ``CACHE_SIGNING_KE
 
 Layout in Redis, for an entry ``K`` (the model cache key)::
 
-    <prefix>:manifest:K             JSON: upload id, chunk count, size, HMAC-SHA256
-    <prefix>:chunk:K:<upload>:<i>   the blob's bytes, in chunks of CHUNK_SIZE
+    <prefix>:manifest:K             JSON: upload id, chunk count and size, size, signature
+    <prefix>:chunk:K:<upload>:<i>   the entry file's bytes, in chunks of CHUNK_SIZE
     <prefix>:lock:K                 the fleet lock: one host compiles K, with an expiry
 
 Chunks are written under a fresh upload id first and the manifest last, so a partial upload is
-never an entry. Every entry is signed (HMAC-SHA256 over the whole blob: header and payload);
-an entry without a valid signature is never imported. Whoever can write to the Redis server can
-therefore waste compute (delete or corrupt entries), never run code or change results: nothing
-is unpickled, evaluated, or trusted before its signature and checksums are verified.
+never an entry. The chunks hold exactly what a local CACHE_DIR entry holds: a blob signed with
+ember.signing's keyed BLAKE3 MAC (over the header, the payload and the key K), the tag last; the
+manifest repeats the tag in hex. An entry whose MAC does not verify is never imported. Whoever
+can write to the Redis server can therefore waste compute (delete or corrupt entries), never run
+code or change results: nothing is unpickled, evaluated, or trusted before its signature and
+checksums are verified, and every field of a manifest is type- and range-checked first (sizes and
+chunk counts bounded), so no value written to any key makes a start fail.
 
 The remote never makes a start fail or hang: every operation has a timeout, and after one failure
 the tier is skipped by this process for ``DOWN_SECONDS``.
@@ -24,27 +27,34 @@ the tier is skipped by this process for ``DOWN_SECONDS``.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ember import blob
+from ember import blob, safe_json, signing
 from ember.errors import BlobFormatError, PropertyValueError
 
 log = logging.getLogger("ember.cache")
 
 CHUNK_SIZE = 4 << 20  # Redis moves a few MB per command without stalling other clients
 DOWN_SECONDS = 30.0
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2
+#: Bounds on what a manifest may claim, so that a forged one costs bounded memory and commands:
+#: at most MAX_BLOB_SIZE / MIN_CHUNK_SIZE = 65,536 chunks.
+MAX_BLOB_SIZE = 4 << 30
+MIN_CHUNK_SIZE = 64 << 10
+MAX_CHUNK_SIZE = 512 << 20  # Redis's own limit on a string value
+_MANIFEST_MAX = 4096
+_UPLOAD = re.compile(r"[0-9a-f]{32}").fullmatch
+_SIGNATURE = safe_json.is_hex(2 * signing.TAG_SIZE)
 # Releases the fleet lock only if this host still holds it (its expiry may have passed).
 _RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
             "return redis.call('del', KEYS[1]) else return 0 end")
@@ -97,6 +107,7 @@ class RemoteTier:
 
     def __init__(self, settings: RemoteSettings) -> None:
         self.settings = settings
+        self.signer = signing.signer(settings.signing_key)
         self._client: Any = None
         self.host = f"{uuid.uuid4().hex[:8]}"
 
@@ -126,77 +137,93 @@ class RemoteTier:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def get(self, key: str) -> tuple[bytes | None, str | None]:
+    def get(self, key: str) -> tuple[bytes | bytearray | memoryview | None, str | None]:
         """The verified blob of ``key``; ``(None, None)`` when absent, ``(None, problem)``
-        when the server failed or the entry is refused (bad signature, truncated, damaged)."""
+        when the server failed or the entry is refused (bad signature, truncated, damaged).
+
+        Never raises: whatever anyone without the signing key wrote to any key is refused here.
+        """
         if not self.available():
             return None, None
         try:
             manifest = self.client.get(self._name("manifest", key))
             if manifest is None:
                 return None, None
-            fields = _manifest_fields(manifest)
-            chunks, signature = self._fetch(key, fields)
+            fields = _manifest_fields(manifest, signed=self.signer is not None)
+            data = self._fetch(key, fields)
+            if data is None:
+                return None, f"remote entry {key[:12]} refused: its chunk set is incomplete"
+            self._verify(key, data, fields)
         except BlobFormatError as exc:
             return None, f"remote entry {key[:12]} refused: {exc}"
         except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
+            if _is_data_error(exc):  # a key of another type, an error reply: not a down server
+                return None, f"remote entry {key[:12]} refused: {exc}"
             return None, self._failed("reading", exc)
-        if chunks is None:
-            return None, f"remote entry {key[:12]} refused: its chunk set is incomplete"
-        data = b"".join(chunks)
-        problem = self._verify(key, data, fields, signature)
-        return (None, problem) if problem else (data, None)
+        return data, None
 
-    def _fetch(self, key: str, fields: dict[str, Any]) -> tuple[list[bytes] | None, str | None]:
-        """The entry's chunks, and their HMAC computed while the next chunk is on its way (the
-        hash releases the GIL), so that signing costs little more than the transfer."""
-        signer = (hmac.new(self.settings.signing_key, digestmod=sha256)
-                  if self.settings.signing_key is not None else None)
-        chunks: list[bytes] = []
-        with ThreadPoolExecutor(max_workers=1) as hasher:
-            pending: Future[None] | None = None
-            for index in range(fields["chunks"]):
-                chunk = self.client.get(self._name("chunk", key, fields["upload"], str(index)))
-                if chunk is None:
-                    return None, None
-                if signer is not None:
-                    if pending is not None:
-                        pending.result()
-                    pending = hasher.submit(signer.update, chunk)
-                chunks.append(chunk)
-            if pending is not None:
-                pending.result()
-        return chunks, signer.hexdigest() if signer is not None else None
+    def _fetch(self, key: str, fields: dict[str, Any]) -> memoryview | None:
+        """The entry's bytes, received into one buffer allocated once (zeroed pages from the
+        OS, which cost nothing until written: a manifest lying about the size costs no memory)
+        straight from the socket (redis_bulk), with the MAC computed by a worker thread over
+        each chunk while the next one arrives (BLAKE3 releases the GIL). The plugin reads this
+        buffer in place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
+        """
+        from ember.cache.redis_bulk import get_into
 
-    def _verify(self, key: str, data: bytes, fields: dict[str, Any],
-                signature: str | None) -> str | None:
-        if len(data) != fields["size"]:
-            return f"remote entry {key[:12]} refused: {len(data)} bytes, not {fields['size']}"
-        if signature is not None and not hmac.compare_digest(
-                signature, str(fields.get("signature", ""))):
-            return f"remote entry {key[:12]} refused: missing or wrong signature"
-        try:
-            # the HMAC covers every byte; without one, the blob's own checksums must
-            header, _ = blob.unpack(data, verify_payload=signature is None)
-        except BlobFormatError as exc:
-            return f"remote entry {key[:12]} refused: {exc}"
+        size = fields["size"]
+        view = memoryview(bytearray(size))
+        covered = size - signing.TAG_SIZE if self.signer is not None else 0
+        mac = self.signer.hasher(key, covered) if self.signer is not None else None
+        names = [self._name("chunk", key, fields["upload"], str(i))
+                 for i in range(fields["chunks"])]
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            pending: list[Future[None]] = []
+
+            def verify_chunk(start: int, end: int) -> None:
+                if mac is not None and start < covered:
+                    if pending:
+                        pending.pop().result()  # in order: one update at a time
+                    pending.append(worker.submit(mac.update, view[start:min(end, covered)]))
+
+            received = get_into(self.client, names, view, verify_chunk)
+            for future in pending:
+                future.result()
+        if received is None:
+            return None
+        if received != size:
+            raise BlobFormatError(f"{received} bytes, not the {size} its manifest says")
+        if mac is not None:
+            fields["computed"] = mac.digest()
+        return view
+
+    def _verify(self, key: str, data: memoryview, fields: dict[str, Any]) -> None:
+        if self.signer is not None:
+            claimed = bytes.fromhex(fields["signature"])
+            if not (self.signer.equal(fields["computed"], claimed)
+                    and self.signer.equal(bytes(data[-signing.TAG_SIZE:]), claimed)):
+                raise BlobFormatError("missing or wrong signature")
+        # the MAC covers every byte; without one, the blob's own checksums must
+        header, _ = blob.unpack(data, verify_payload=self.signer is None)
+        if self.signer is not None and not blob.is_signed(data):
+            raise BlobFormatError("its blob is not marked signed")
         if header.key != key:
-            return f"remote entry {key[:12]} refused: it holds another key"
-        return None
+            raise BlobFormatError("it holds another key")
 
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, key: str, data: bytes) -> str | None:
-        """Publish a blob: chunks under a new upload id, then the manifest. None when done."""
+        """Publish a blob (the entry file's bytes: signed when a signing key is set, the tag
+        last): chunks under a new upload id, then the manifest. None when done."""
         if self.settings.read_only or not self.available():
             return None
         upload = uuid.uuid4().hex
-        chunks = [data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
+        chunk_size = CHUNK_SIZE
+        chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
         manifest = json.dumps({
             "v": _MANIFEST_VERSION, "upload": upload, "chunks": len(chunks), "size": len(data),
-            "created": time.time(),
-            "signature": (hmac.new(self.settings.signing_key, data, sha256).hexdigest()
-                          if self.settings.signing_key else ""),
+            "chunk_size": chunk_size, "created": time.time(),
+            "signature": data[-signing.TAG_SIZE:].hex() if self.signer is not None else "",
         })
         ttl = self.settings.ttl
         try:
@@ -208,10 +235,12 @@ class RemoteTier:
         except Exception as exc:
             return self._failed("writing", exc)
         if previous is not None:  # the replaced upload's chunks are garbage now
-            with contextlib.suppress(Exception):
-                old = _manifest_fields(previous)
-                self.client.delete(*[self._name("chunk", key, old["upload"], str(i))
-                                     for i in range(old["chunks"])] or ["-"])
+            with contextlib.suppress(Exception):  # a forged manifest: its chunks are not ours
+                old = _manifest_fields(previous, signed=self.signer is not None)
+                names = [self._name("chunk", key, old["upload"], str(i))
+                         for i in range(old["chunks"])]  # bounded by _manifest_fields
+                for start in range(0, len(names), 1024):
+                    self.client.delete(*names[start:start + 1024])
         return None
 
     # -- one compile per key across the fleet ------------------------------------------------
@@ -261,16 +290,44 @@ class RemoteTier:
                       f"{key[:12]}; compiling here")
 
 
-def _manifest_fields(raw: bytes) -> dict[str, Any]:
-    try:
-        fields = json.loads(raw)
-        if fields.get("v") != _MANIFEST_VERSION:
-            raise ValueError(f"manifest version {fields.get('v')!r}")
-        fields["chunks"], fields["size"] = int(fields["chunks"]), int(fields["size"])
-        if not str(fields["upload"]).isalnum() or fields["chunks"] < 0 or fields["size"] < 0:
-            raise ValueError("malformed manifest")
-        if fields["chunks"] > max(fields["size"], 1):
-            raise ValueError("more chunks than bytes")
-        return fields
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise BlobFormatError(f"unreadable manifest ({exc})") from exc
+def _is_data_error(exc: Exception) -> bool:
+    """Whether an exception says what a key holds is wrong (WRONGTYPE and other error replies),
+    rather than that the server or the connection failed."""
+    from redis.exceptions import ResponseError
+
+    from ember.cache.redis_bulk import BulkReadError
+
+    return isinstance(exc, ResponseError | BulkReadError)
+
+
+def _manifest_fields(raw: Any, *, signed: bool) -> dict[str, Any]:
+    """A manifest's fields, every one type- and range-checked (anyone may write the key).
+
+    :raises BlobFormatError: ("unreadable manifest ...") for anything else.
+    """
+    what = "unreadable manifest"
+    if not isinstance(raw, bytes):
+        raise BlobFormatError(f"{what}: not a string value")
+    document = safe_json.obj(
+        safe_json.loads(raw, what=what, max_size=_MANIFEST_MAX, max_depth=2, max_nodes=32),
+        what)
+    get = safe_json.get
+    version = document.get("v")
+    if type(version) is not int or version != _MANIFEST_VERSION:
+        raise BlobFormatError(f"{what}: manifest version {safe_json.short(version)}")
+    size = get(document, "size", int, what, check=safe_json.in_range(1, MAX_BLOB_SIZE))
+    chunk_size = get(document, "chunk_size", int, what,
+                     check=safe_json.in_range(MIN_CHUNK_SIZE, MAX_CHUNK_SIZE))
+    chunks = get(document, "chunks", int, what,
+                 check=lambda n: n == -(-size // chunk_size))  # so at most MAX_BLOB/MIN_CHUNK
+    signature = document.get("signature")
+    if signed and not _SIGNATURE(signature):
+        raise BlobFormatError("missing or wrong signature (the manifest's is not "
+                              f"{2 * signing.TAG_SIZE} hex digits)")
+    fields = {
+        "upload": get(document, "upload", str, what, check=_UPLOAD),
+        "size": size, "chunks": chunks, "chunk_size": chunk_size, "signature": signature,
+    }
+    if signed and size <= signing.TAG_SIZE:
+        raise BlobFormatError(f"{what}: too small to hold a signed blob")
+    return fields

@@ -8,7 +8,13 @@ Layout of a cache directory (all names are Ember's; other tools' files are left 
     events.log          append-only JSON lines: hits, misses, writes, evictions, damage
 
 Blobs are read whole into memory, never memory-mapped: a file truncated by another process
-then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or evaluated.
+then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or evaluated, and every
+byte read back is untrusted: blobs go through ember.blob's total parser (and, with a signing key,
+ember.signing's MAC), event lines through ember.safe_json.
+
+Without a signing key a cache directory is as trustworthy as whoever can write to it: the
+checksums catch damage, not forgery. With one (``CACHE_SIGNING_KEY``), every entry written is
+signed and an entry that does not verify is a miss.
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ember import blob
+from ember import blob, safe_json
 from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
 from ember.errors import BlobFormatError, CacheWarning
 from ember.log import get_logger
+
+if TYPE_CHECKING:
+    from ember.signing import Signer
 
 log = get_logger("ember.cache")
 
@@ -44,6 +53,9 @@ _EVENTS_COMPACT_BYTES = 1 << 20
 #: An entry's last use (its mtime, for least-recently-used eviction) is brought forward on a hit
 #: only when older than this: eviction needs no finer clock, and a hit saves a write.
 LAST_USE_RESOLUTION = 60.0
+#: An events.log larger than this is not read for statistics (it is compacted well before).
+_EVENTS_MAX_READ = 64 << 20
+_EVENT_LINE_MAX = 4096
 
 _EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "evictions",
                   "damaged": "damaged", "remote_hit": "remote_hits",
@@ -106,10 +118,11 @@ class ModelCache:
     def blob_path(self, key: str, suffix: str = BLOB_SUFFIX) -> Path:
         return self.blobs / f"{key}{suffix}"
 
-    def read(self, key: CacheKey, suffix: str = BLOB_SUFFIX
+    def read(self, key: CacheKey, suffix: str = BLOB_SUFFIX, signer: Signer | None = None
              ) -> tuple[blob.BlobHeader | None, memoryview | str | None]:
         """Look up ``key``: ``(header, payload)`` for an intact entry, ``(None, None)`` when
-        there is none, ``(None, problem)`` when the entry cannot be used (damaged, unreadable).
+        there is none, ``(None, problem)`` when the entry cannot be used (damaged, unreadable,
+        or, with a ``signer``, unsigned or not signed with its key).
 
         Nothing is warned here: the caller reports one warning per compile.
         """
@@ -125,9 +138,15 @@ class ModelCache:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
         unchanged = self._verified.get(path) == identity(stat)
         try:
-            header, payload = blob.unpack(data, verify_payload=not unchanged)
-            if header.key != key.digest:
-                raise BlobFormatError(f"entry holds key {header.key[:12]}..., not its file name")
+            if signer is None:  # the common path, inlined: ember.signing is not imported
+                header, payload = blob.unpack(data, verify_payload=not unchanged)
+                if header.key != key.digest:
+                    raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
+                                          "not its file name")
+            else:  # a signed cache checks the entry's MAC at every read
+                from ember.signing import open_blob
+
+                header, payload = open_blob(data, key.digest, signer)
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
             return None, f"cache entry {path.name} is damaged ({exc})"
@@ -155,17 +174,32 @@ class ModelCache:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, key: CacheKey, header_fields: dict[str, Any],
-              payload: bytes | memoryview, suffix: str = BLOB_SUFFIX) -> str | None:
-        """Publish a blob atomically; return None, or what went wrong (nothing is raised)."""
+              payload: bytes | memoryview, suffix: str = BLOB_SUFFIX,
+              signer: Signer | None = None) -> str | None:
+        """Publish a blob atomically (signed with ``signer`` when given); return None, or what
+        went wrong (nothing is raised)."""
+        return self._publish(key, suffix, *self.encode(key, header_fields, payload, signer))
+
+    @staticmethod
+    def encode(key: CacheKey, header_fields: dict[str, Any], payload: bytes | memoryview,
+               signer: Signer | None = None) -> tuple[bytes | memoryview, ...]:
+        """The chunks of an entry's file (prefix, payload and, signed, the tag): not joined."""
         prefix, _ = blob.encode({**header_fields, "key": key.digest, "key_parts": key.parts},
-                                payload)
-        return self._publish(key, suffix, prefix, payload)
+                                payload, signed=signer is not None)
+        if signer is None:
+            return prefix, payload
+        from ember.signing import seal
 
-    def write_blob(self, key: CacheKey, data: bytes, suffix: str = BLOB_SUFFIX) -> str | None:
-        """Publish a whole blob as it is (one fetched from the remote tier, already verified)."""
-        return self._publish(key, suffix, data)
+        return seal(signer, key.digest, prefix, payload)
 
-    def _publish(self, key: CacheKey, suffix: str, *chunks: bytes | memoryview) -> str | None:
+    def write_blob(self, key: CacheKey, *chunks: bytes | bytearray | memoryview,
+                   suffix: str = BLOB_SUFFIX) -> str | None:
+        """Publish a whole blob as it is (one fetched from the remote tier, already verified),
+        given as consecutive chunks."""
+        return self._publish(key, suffix, *chunks)
+
+    def _publish(self, key: CacheKey, suffix: str,
+                 *chunks: bytes | bytearray | memoryview) -> str | None:
         try:
             make_private_dirs(self.root, self.blobs)
             write_atomically(self.blob_path(key.digest, suffix), *chunks)
@@ -249,17 +283,19 @@ class ModelCache:
         counts["compile_seconds_saved"] = 0.0
         for event in self._read_events():
             kind = event.get("event")
+            if type(kind) is not str:
+                continue
             if kind == "summary":  # what compaction folded together
                 for name in counts:
-                    counts[name] += event.get(name, 0)
+                    counts[name] += _count(event, name)
                 continue
             if kind in _EVENT_COUNTER:
                 counts[_EVENT_COUNTER[kind]] += 1
             if kind in ("hit", "remote_hit"):
-                counts["bytes_read"] += event.get("bytes", 0)
-                counts["compile_seconds_saved"] += event.get("saved", 0.0)
+                counts["bytes_read"] += _count(event, "bytes")
+                counts["compile_seconds_saved"] += _count(event, "saved")
             elif kind == "write":
-                counts["bytes_written"] += event.get("bytes", 0)
+                counts["bytes_written"] += _count(event, "bytes")
         return counts
 
     def compact_events(self) -> None:
@@ -280,14 +316,17 @@ class ModelCache:
             pass
 
     def _read_events(self) -> Iterator[dict[str, Any]]:
+        """The log's events; a malformed line (anyone may append one) is skipped."""
         try:
-            text = self._events.read_text(encoding="utf-8", errors="replace")
+            with self._events.open("rb") as log_file:
+                data = log_file.read(_EVENTS_MAX_READ)
         except OSError:
             return
-        for line in text.splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict):
+        for line in data.splitlines():
+            with contextlib.suppress(BlobFormatError):
+                event = safe_json.loads(line, what="event", max_size=_EVENT_LINE_MAX,
+                                        max_depth=2, max_nodes=64)
+                if type(event) is dict:
                     yield event
 
     # -- listing and maintenance -------------------------------------------------------------
@@ -320,14 +359,15 @@ class ModelCache:
             ))
         return sorted(found, key=lambda e: e.last_used)
 
-    def verify(self) -> list[tuple[Path, str]]:
-        """Check every entry's header and checksums; return ``(path, problem)`` for bad ones."""
+    def verify(self, signer: Signer | None = None) -> list[tuple[Path, str]]:
+        """Check every entry's header and checksums (and signature, given a ``signer``); return
+        ``(path, problem)`` for bad ones."""
+        from ember.signing import open_blob
+
         problems = []
         for path in self._blob_files():
             try:
-                header, _ = blob.unpack(path.read_bytes())
-                if path.stem != header.key:
-                    raise BlobFormatError("key does not match the file name")
+                open_blob(path.read_bytes(), path.stem, signer)
             except (OSError, BlobFormatError) as exc:
                 problems.append((path, str(exc)))
         return problems
@@ -391,3 +431,9 @@ def _read_header(path: Path) -> blob.BlobHeader | None:
             return blob.read_file_header(blob_file)
     except (OSError, BlobFormatError):
         return None
+
+
+def _count(event: dict[str, Any], name: str) -> float:
+    """A counter's value in an event line: a finite, non-negative number, else 0."""
+    value = event.get(name, 0)
+    return value if type(value) in (int, float) and value >= 0 else 0

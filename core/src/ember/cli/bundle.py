@@ -1,11 +1,18 @@
 """Shipping a warm model cache to another machine as one file: a tar of ``<key>.blob`` files.
 
-A bundle holds nothing else: no directories, no links, no paths. On import every member's name
-must be ``<64 hex digits>.blob``, and every blob must pass ``ember.blob.unpack`` (both checksums)
-with the key in its header equal to its file name, before any of them is placed: a bundle is
-imported whole or not at all. Each blob is written to a temporary file in ``blobs/`` and renamed
-over its final name, so a reader of the cache never sees a partial entry. Nothing is extracted
-by tarfile, unpickled or evaluated.
+A bundle holds nothing else: no directories, no links, no paths. Every byte of it is untrusted.
+On import every member must be a regular, non-sparse file named ``<64 hex digits>.blob``, at most
+``max_size`` bytes in all (the ``--max-size`` option), and each is streamed (never read whole)
+into a temporary file in ``blobs/`` while it is checked: its header first (at most
+``blob.MAX_HEADER_SIZE``), which fixes the member's exact size, then the payload against the
+header's checksum, and, with a signing key, the whole entry against its keyed MAC (ember.signing)
+for the key its name gives. Only when every member passed are they renamed into place: a bundle
+is imported whole or not at all. Nothing is extracted by tarfile, unpickled or evaluated.
+
+With a signing key, export writes only entries that verify under it (each member then carries its
+own tag: a bundle of signed entries is a signed bundle), and import refuses a bundle with an
+unsigned or wrongly signed member unless told to trust it (``trust_unsigned``; those entries are
+then signed with this key, as the user vouched for them).
 """
 
 from __future__ import annotations
@@ -17,14 +24,23 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
-from ember import blob
+from ember import blob, checksum
 from ember.cache import ModelCache
 from ember.cache.atomic import TEMP_PREFIX, make_private_dirs
 from ember.errors import BlobFormatError, EmberError
 
+if TYPE_CHECKING:
+    from ember.signing import Signer
+
 MEMBER_NAME = re.compile(r"[0-9a-f]{64}\.blob")
 _COMPRESSED_SUFFIXES = (".tar.gz", ".tgz")
+#: Default of ``--max-size``: the bytes a bundle may unpack to in all.
+DEFAULT_MAX_SIZE = 16 << 30
+#: Members beyond this many are refused (a tar of millions of empty members is not a cache).
+MAX_MEMBERS = 100_000
+_STREAM_CHUNK = 1 << 20
 
 
 class BundleError(EmberError, ValueError):
@@ -37,19 +53,24 @@ class ImportReport:
     present: list[blob.BlobHeader] = field(default_factory=list)
 
 
-def _intact(path: Path) -> bytes | None:
-    """The bytes of an intact entry whose header key matches its file name, else None."""
+def _intact(path: Path, signer: Signer | None = None) -> bytes | None:
+    """The bytes of an intact entry whose header key matches its file name (and, given a
+    ``signer``, whose MAC verifies), else None."""
+    from ember.signing import open_blob
+
     try:
         data = path.read_bytes()
-        header, _ = blob.unpack(data)
+        open_blob(data, path.name.removesuffix(".blob"), signer)
     except (OSError, BlobFormatError):
         return None
-    return data if header.key == path.name.removesuffix(".blob") else None
+    return data
 
 
-def export_bundle(cache_dir: Path, target: Path) -> tuple[int, int, list[str]]:
-    """Write every intact entry of ``cache_dir`` into the tar file ``target`` (gzip-compressed
-    when it ends in ``.tar.gz`` or ``.tgz``), atomically. Returns (entries, bytes, skipped)."""
+def export_bundle(cache_dir: Path, target: Path, signer: Signer | None = None
+                  ) -> tuple[int, int, list[str]]:
+    """Write every intact entry of ``cache_dir`` (every entry signed with ``signer``'s key,
+    given one) into the tar file ``target`` (gzip-compressed when it ends in ``.tar.gz`` or
+    ``.tgz``), atomically. Returns (entries, bytes, skipped)."""
     cache = ModelCache(cache_dir)
     names = sorted(p.name for p in cache.blobs.iterdir()) if cache.blobs.is_dir() else []
     blobs = [cache.blobs / name for name in names if MEMBER_NAME.fullmatch(name)]
@@ -62,7 +83,7 @@ def export_bundle(cache_dir: Path, target: Path) -> tuple[int, int, list[str]]:
     try:
         with os.fdopen(fd, "wb") as stream, tarfile.open(fileobj=stream, mode=mode) as tar:
             for path in blobs:
-                data = _intact(path)
+                data = _intact(path, signer)
                 if data is None:
                     skipped.append(path.name)
                     continue
@@ -71,7 +92,8 @@ def export_bundle(cache_dir: Path, target: Path) -> tuple[int, int, list[str]]:
                 tar.addfile(info, _Reader(data))
                 count, total = count + 1, total + len(data)
         if not count:
-            raise BundleError(f"every entry of the cache {cache.root} is damaged; nothing exported")
+            raise BundleError(f"every entry of the cache {cache.root} is damaged"
+                              f"{' or unsigned' if signer else ''}; nothing exported")
         os.replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -94,39 +116,29 @@ class _Reader:
         return chunk
 
 
-def import_bundle(cache_dir: Path, source: Path) -> ImportReport:
+def import_bundle(cache_dir: Path, source: Path, *, signer: Signer | None = None,
+                  trust_unsigned: bool = False,
+                  max_size: int = DEFAULT_MAX_SIZE) -> ImportReport:
     """Check every member of the bundle ``source``, then place the blobs into ``cache_dir``.
 
-    :raises BundleError: for anything but a tar of intact ``<key>.blob`` files; nothing is
-        placed then.
+    :param signer: with a signing key, every member must verify under it, unless
+        ``trust_unsigned`` (such members are then signed with it).
+    :param max_size: the bytes the members may hold in all.
+    :raises BundleError: for anything but a tar of intact (signed) ``<key>.blob`` files within
+        the limits; nothing is placed then.
     """
+    cache = ModelCache(cache_dir)
+    staged: list[tuple[str, Path]] = []
+    report = ImportReport()
     try:
         with tarfile.open(source, "r:*") as tar:
-            return _import_members(cache_dir, source, tar)
-    except (tarfile.TarError, EOFError) as error:
-        raise BundleError(f"{source} is not a readable cache bundle (a tar of <key>.blob "
-                          f"files): {error}") from error
-
-
-def _import_members(cache_dir: Path, source: Path, tar: tarfile.TarFile) -> ImportReport:
-    members = tar.getmembers()
-    _check_members(source, members)
-    cache = ModelCache(cache_dir)
-    make_private_dirs(cache.root, cache.blobs)
-    report, staged = ImportReport(), []
-    try:
-        for member in members:
-            data = _member_blob(source, tar, member)
-            header = blob.read_header(data)[0]
-            final = cache.blobs / member.name
-            if _intact(final) is not None:
-                report.present.append(header)
-                continue
-            staged.append((_stage(cache.blobs, data), final))
-            report.added.append(header)
+            _Importer(source, cache, signer, trust_unsigned, max_size, staged, report).run(tar)
         for temp, final in staged:
             os.replace(temp, final)
         staged.clear()
+    except (tarfile.TarError, EOFError, OSError, UnicodeError) as error:
+        raise BundleError(f"{source} is not a readable cache bundle (a tar of <key>.blob "
+                          f"files): {error}") from error
     finally:
         for temp, _final in staged:
             with contextlib.suppress(OSError):
@@ -134,48 +146,140 @@ def _import_members(cache_dir: Path, source: Path, tar: tarfile.TarFile) -> Impo
     return report
 
 
-def _check_members(source: Path, members: list[tarfile.TarInfo]) -> None:
-    if not members:
-        raise BundleError(f"refusing {source}: it holds no blob")
-    seen = set()
-    for member in members:
+@dataclass
+class _Importer:
+    source: Path
+    cache: ModelCache
+    signer: Signer | None
+    trust_unsigned: bool
+    max_size: int
+    staged: list[tuple[str, Path]]
+    report: ImportReport
+
+    def refuse(self, reason: str) -> BundleError:
+        return BundleError(f"refusing {self.source}: {reason}; nothing was imported")
+
+    def run(self, tar: tarfile.TarFile) -> None:
+        seen: set[str] = set()
+        total = 0
+        for count, member in enumerate(tar, 1):
+            if count > MAX_MEMBERS:
+                raise self.refuse(f"it holds more than {MAX_MEMBERS} members")
+            self.check_member(member, seen)
+            total += member.size
+            if total > self.max_size:
+                raise self.refuse(f"its members hold more than {self.max_size} bytes "
+                                  "(--max-size)")
+            stream = tar.extractfile(member)
+            if stream is None:  # pragma: no cover - isreg() was checked
+                raise self.refuse(f"cannot read member {member.name!r}")
+            self.stage(member, stream)
+        if not seen:
+            raise self.refuse("it holds no blob")
+
+    def check_member(self, member: tarfile.TarInfo, seen: set[str]) -> None:
         if not MEMBER_NAME.fullmatch(member.name):
-            raise BundleError(f"refusing {source}: member {member.name!r} is not named "
-                              "<64 hex digits>.blob (a bundle holds cache blobs only, no paths)")
+            raise self.refuse(f"member {member.name[:80]!r} is not named <64 hex digits>.blob "
+                              "(a bundle holds cache blobs only, no paths)")
         if not member.isreg():
-            raise BundleError(f"refusing {source}: member {member.name!r} is not a regular file")
+            raise self.refuse(f"member {member.name!r} is not a regular file")
+        if member.issparse():
+            raise self.refuse(f"member {member.name!r} is a sparse file")
         if member.name in seen:
-            raise BundleError(f"refusing {source}: member {member.name!r} appears twice")
+            raise self.refuse(f"member {member.name!r} appears twice")
         seen.add(member.name)
 
+    def stage(self, member: tarfile.TarInfo, stream: IO[bytes]) -> None:
+        """Stream one member into a temporary file, checking it on the way."""
+        key = member.name.removesuffix(".blob")
+        head, header = self.read_header(member, stream)
+        signed = blob.is_signed(head)
+        expected = len(head) + header.payload_length + (blob.TAG_SIZE if signed else 0)
+        if member.size != expected:
+            raise self.refuse(f"{member.name} is {member.size} bytes; its header says {expected}")
+        if header.key != key:
+            raise self.refuse(f"{member.name} holds the entry of key "
+                              f"{header.key[:16] or '(none)'}..., not its file name")
+        final = self.cache.blobs / member.name
+        if _intact(final, self.signer) is not None:
+            self.report.present.append(header)
+            return
+        mac = self.signer.hasher(key, expected - blob.TAG_SIZE) if self.signer else None
+        payload_hash = checksum.hasher(header.payload_length)
+        make_private_dirs(self.cache.root, self.cache.blobs)
+        fd, temp_name = tempfile.mkstemp(dir=self.cache.blobs, prefix=TEMP_PREFIX)
+        self.staged.append((temp_name, final))
+        with os.fdopen(fd, "wb") as out:
+            out.write(head)
+            if mac is not None:
+                mac.update(head)
+            left = header.payload_length
+            while left:
+                chunk = stream.read(min(left, _STREAM_CHUNK))
+                if not chunk:
+                    raise self.refuse(f"{member.name} is truncated")
+                left -= len(chunk)
+                payload_hash.update(chunk)
+                if mac is not None:
+                    mac.update(chunk)
+                out.write(chunk)
+            if payload_hash.hexdigest() != header.payload_checksum:
+                raise self.refuse(f"{member.name} is not an intact Ember blob (payload "
+                                  "checksum mismatch)")
+            tag = stream.read(blob.TAG_SIZE) if signed else None
+            if tag is not None:
+                out.write(tag)
+        if self.signer is not None and mac is not None and not (
+                tag is not None and self.signer.equal(mac.digest(), tag)):
+            problem = ("is not signed" if tag is None else
+                       "has a signature that does not verify with this key (another key's, or "
+                       "forged)")
+            if not self.trust_unsigned:
+                raise self.refuse(f"{member.name} {problem}, and a signing key is set "
+                                  "(--trust-unsigned imports it anyway, signed with this key)")
+            self.sign_staged(Path(temp_name), key, header)
+        with open(temp_name, "rb+") as staged:
+            os.fsync(staged.fileno())
+        self.report.added.append(header)
 
-def _member_blob(source: Path, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    stream = tar.extractfile(member)
-    if stream is None:  # pragma: no cover - isreg() was checked
-        raise BundleError(f"refusing {source}: cannot read member {member.name!r}")
-    data = stream.read()
-    try:
-        header, _ = blob.unpack(data)
-    except BlobFormatError as error:
-        raise BundleError(f"refusing {source}: {member.name} is not an intact Ember blob "
-                          f"({error}); nothing was imported") from error
-    if header.key != member.name.removesuffix(".blob"):
-        raise BundleError(f"refusing {source}: {member.name} holds the entry of key "
-                          f"{header.key[:16] or '(none)'}..., not its file name; "
-                          "nothing was imported")
-    return data
+    def sign_staged(self, path: Path, key: str, header: blob.BlobHeader) -> None:
+        """Sign a staged entry the user vouched for (``trust_unsigned``) with this key."""
+        assert self.signer is not None
+        data = path.read_bytes()
+        end = len(data) - (blob.TAG_SIZE if blob.is_signed(data) else 0)
+        payload = memoryview(data)[end - header.payload_length:end]
+        chunks = ModelCache.encode(_Key(key, header.key_parts), _fields(header), payload,
+                                   self.signer)
+        with path.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+
+    def read_header(self, member: tarfile.TarInfo,
+                    stream: IO[bytes]) -> tuple[bytes, blob.BlobHeader]:
+        """The member's bytes up to its payload, and its checked header."""
+        prefix = stream.read(16)
+        try:
+            size = blob.header_size(prefix)
+            head = prefix + stream.read(size + checksum.DIGEST_SIZE)
+            header, offset = blob.read_header(head)
+        except BlobFormatError as error:
+            raise self.refuse(f"{member.name} is not an intact Ember blob ({error})") from error
+        return head[:offset], header
 
 
-def _stage(directory: Path, data: bytes) -> str:
-    """Write ``data`` to a flushed temporary file in ``directory`` and return its name."""
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    return temp_name
+@dataclass(frozen=True)
+class _Key:
+    """A cache key as ModelCache.encode reads it."""
+
+    digest: str
+    parts: dict
+
+
+def _fields(header: blob.BlobHeader) -> dict:
+    from dataclasses import asdict
+
+    fields = asdict(header)
+    for name in ("payload_length", "payload_checksum", "key", "key_parts"):
+        fields.pop(name)
+    fields["flags"] = list(header.flags)
+    return fields

@@ -1,11 +1,14 @@
 """``ember cache``: list, count, verify, prune and clear a model cache; export and import it.
 
 The directory is ``--cache-dir``, else ``$EMBER_CACHE_DIR``, else ``<ember.get_dir()>/compiled``.
+The signing key, for ``verify``, ``export`` and ``import``, is ``$EMBER_CACHE_SIGNING_KEY`` (an
+environment variable, never an argument: arguments are visible to every user of the machine).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +30,14 @@ from ember.cli._common import (
     show,
     table,
 )
-from ember.cli.bundle import export_bundle, import_bundle
+from ember.cli.bundle import DEFAULT_MAX_SIZE, export_bundle, import_bundle
+from ember.settings import ENVIRONMENT
+from ember.signing import Signer, signer
+
+
+def _signer() -> Signer | None:
+    """The signer of ``$EMBER_CACHE_SIGNING_KEY``, or None."""
+    return signer(os.environ.get(ENVIRONMENT["CACHE_SIGNING_KEY"]) or None)
 
 
 @click.group()
@@ -86,7 +96,7 @@ def stats(cache_dir: Path | None, as_json: bool) -> None:
 def verify(cache_dir: Path | None, as_json: bool) -> None:
     """Check every entry's checksums; exit status 1 when one is damaged."""
     directory = resolve_cache_dir(cache_dir)
-    problems = model_cache.verify(directory)
+    problems = model_cache.ModelCache(directory).verify(_signer())
     if as_json:
         echo_json({"cache_dir": str(directory),
                    "damaged": [{"path": str(p), "problem": why} for p, why in problems]})
@@ -134,21 +144,30 @@ def clear(cache_dir: Path | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @cache_dir_option
 def export(file: Path, cache_dir: Path | None) -> None:
-    """Write every intact entry into FILE, a tar of <key>.blob files (.tar.gz: compressed)."""
-    count, size, skipped = export_bundle(resolve_cache_dir(cache_dir), file)
+    """Write every intact entry into FILE, a tar of <key>.blob files (.tar.gz: compressed).
+    With $EMBER_CACHE_SIGNING_KEY set, only entries signed with it (the bundle is then signed)."""
+    signing = _signer()
+    count, size, skipped = export_bundle(resolve_cache_dir(cache_dir), file, signing)
     for name in skipped:
-        say(f"skipped damaged {name}", style="yellow")
+        say(f"skipped {'damaged or unsigned' if signing else 'damaged'} {name}", style="yellow")
     say(f"exported {entries(count)} ({format_size(size)}) to {file}")
 
 
 @cache.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust-unsigned", is_flag=True,
+              help="With $EMBER_CACHE_SIGNING_KEY set: import entries that are unsigned or "
+                   "signed with another key too, and sign them with this one.")
+@click.option("--max-size", type=SizeType(), default=DEFAULT_MAX_SIZE, show_default=True,
+              help="Refuse a bundle whose members hold more than this many bytes (500M, 2G).")
 @cache_dir_option
-def import_(file: Path, cache_dir: Path | None) -> None:
+def import_(file: Path, trust_unsigned: bool, max_size: int, cache_dir: Path | None) -> None:
     """Add the entries of FILE, made by `ember cache export`, to the cache. Every member is
-    checked first; a bundle holding anything but intact blobs is refused whole."""
+    checked first; a bundle holding anything but intact blobs (signed with
+    $EMBER_CACHE_SIGNING_KEY, when it is set) is refused whole."""
     directory = resolve_cache_dir(cache_dir)
-    report = import_bundle(directory, file)
+    report = import_bundle(directory, file, signer=_signer(), trust_unsigned=trust_unsigned,
+                           max_size=max_size)
     for header in report.added:
         say(f"added {header.key[:16]} {header.model_name} on {header.device} "
             f"({header.plugin} {header.plugin_version})")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ember.errors import InferenceInputError
 from ember.model import Port
 
 
@@ -24,4 +25,9 @@ class CpuCompiledModel:
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         feeds = {port.name: array for port, array in zip(self.inputs, inputs, strict=True)}
-        return self.session.run(self._output_names, feeds)
+        try:
+            return self.session.run(self._output_names, feeds)
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail, ...)
+            shapes = ", ".join(f"{name!r} {list(a.shape)}" for name, a in feeds.items())
+            raise InferenceInputError(f"onnxruntime cannot run the model on inputs {shapes}: "
+                                      f"{str(exc).strip()}") from exc

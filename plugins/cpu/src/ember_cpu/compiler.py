@@ -14,8 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ember.errors import InvalidModelError, PropertyValueError, UnsupportedOperatorError
-from ember.model import Model
+import numpy as np
+
+from ember.errors import (
+    BlobFormatError,
+    InvalidModelError,
+    PropertyValueError,
+    UnsupportedOperatorError,
+)
+from ember.model import Model, Port
 from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
@@ -96,6 +103,41 @@ def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
     options.add_session_config_entry("session.load_model_format", "ORT")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
     return ort.InferenceSession(ort_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def check_ports(session: Any, inputs: list[Port], outputs: list[Port]) -> None:
+    """Refuse, at import, a payload whose ports are not the session's: inference would fail
+    on the first call (or feed the wrong input) otherwise.
+
+    :raises BlobFormatError: naming the first difference.
+    """
+    for kind, ports, args in (("inputs", inputs, session.get_inputs()),
+                              ("outputs", outputs, session.get_outputs())):
+        declared = {port.name: _ort_type(port.dtype) for port in ports}
+        actual = {arg.name: arg.type for arg in args}
+        if declared != actual:
+            raise BlobFormatError(
+                f"the CPU payload's {kind} {sorted(declared.items())[:4]} are not those of its "
+                f"saved graph {sorted(actual.items())[:4]}")
+        shapes = {arg.name: arg.shape for arg in args}
+        for port in ports:
+            if not _same_shape(port.shape, shapes[port.name]):
+                raise BlobFormatError(f"the CPU payload's {kind[:-1]} {port.name!r} has shape "
+                                      f"{list(port.shape)}; its saved graph says "
+                                      f"{shapes[port.name]}")
+
+
+def _same_shape(declared: tuple[Any, ...], actual: Any) -> bool:
+    """Same rank, and the same size wherever both give one (names and unknowns match any)."""
+    if not isinstance(actual, list) or len(actual) != len(declared):
+        return False
+    return all(not (isinstance(a, int) and isinstance(b, int)) or a == b
+               for a, b in zip(declared, actual, strict=True))
+
+
+def _ort_type(dtype: np.dtype) -> str:
+    name = {"float32": "float", "float64": "double"}.get(dtype.name, dtype.name)
+    return f"tensor({name})"
 
 
 def _ember_error(exc: Exception, model: Model) -> Exception:

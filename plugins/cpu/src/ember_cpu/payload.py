@@ -16,6 +16,7 @@ import json
 import struct
 from collections.abc import Callable
 
+from ember import safe_json
 from ember.errors import BlobFormatError
 from ember.model import Port
 
@@ -24,6 +25,10 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sII")
 _LENGTH = struct.Struct("<I")
 _ENCRYPTED = 1
+_KNOWN_FLAGS = _ENCRYPTED
+#: The ports' JSON is refused beyond this size (a model with ten thousand ports fits).
+_MAX_PORTS_SIZE = 16 << 20
+_MAX_PORTS = 65536
 
 
 def dumps(inputs: list[Port], outputs: list[Port], ort_bytes: bytes,
@@ -39,7 +44,12 @@ def dumps(inputs: list[Port], outputs: list[Port], ort_bytes: bytes,
 
 def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None
           ) -> tuple[list[Port], list[Port], bytes | memoryview]:
-    """Ports and ORT bytes (a view into ``data`` when not encrypted: no copy)."""
+    """Ports and ORT bytes (a view into ``data`` when not encrypted: no copy).
+
+    Total over untrusted bytes: anything but a well-formed payload raises BlobFormatError. The
+    ORT bytes are checked by onnxruntime when loaded, and the ports against the session then
+    (``ember_cpu.compiler.check_ports``).
+    """
     view = memoryview(data).cast("B")
     if view.nbytes < _PREFIX.size:
         raise BlobFormatError("CPU payload is too short")
@@ -48,6 +58,8 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
         raise BlobFormatError("not a CPU payload (wrong magic bytes)")
     if version != FORMAT_VERSION:
         raise BlobFormatError(f"CPU payload format {version}; this plugin reads {FORMAT_VERSION}")
+    if flags & ~_KNOWN_FLAGS:
+        raise BlobFormatError(f"CPU payload has unknown flags {flags:#x}")
     body: bytes | memoryview = view[_PREFIX.size:]
     if flags & _ENCRYPTED:
         if decrypt is None:
@@ -58,11 +70,27 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
             raise
         except Exception as exc:  # the user's callback: any failure means "not our key"
             raise BlobFormatError(f"the CPU payload does not decrypt: {exc}") from exc
+    body = memoryview(body).cast("B")
+    if body.nbytes < _LENGTH.size:
+        raise BlobFormatError("damaged CPU payload: no ports")
+    (size,) = _LENGTH.unpack_from(body)
+    if _LENGTH.size + size > body.nbytes:
+        raise BlobFormatError(f"damaged CPU payload: ports of {size} bytes in a body of "
+                              f"{body.nbytes}")
+    document = safe_json.obj(
+        safe_json.loads(body[_LENGTH.size:_LENGTH.size + size], what="CPU payload's ports",
+                        max_size=_MAX_PORTS_SIZE, max_depth=4), "CPU payload's ports")
     try:
-        (size,) = _LENGTH.unpack_from(body)
-        document = json.loads(bytes(body[_LENGTH.size:_LENGTH.size + size]))
-        inputs = [Port.from_json(p, i) for i, p in enumerate(document["inputs"])]
-        outputs = [Port.from_json(p, i) for i, p in enumerate(document["outputs"])]
-    except (ValueError, TypeError, KeyError, struct.error) as exc:
+        inputs, outputs = (_ports(document.get(kind)) for kind in ("inputs", "outputs"))
+    except ValueError as exc:
         raise BlobFormatError(f"damaged CPU payload: {exc}") from exc
     return inputs, outputs, body[_LENGTH.size + size:]
+
+
+def _ports(entries: object) -> list[Port]:
+    if type(entries) is not list or len(entries) > _MAX_PORTS:
+        raise ValueError("the ports are not a list")
+    ports = [Port.from_json(entry, index) for index, entry in enumerate(entries)]
+    if len({port.name for port in ports}) != len(ports):
+        raise ValueError("two ports have the same name")
+    return ports

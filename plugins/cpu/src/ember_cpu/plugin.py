@@ -76,4 +76,5 @@ def import_model(data: bytes | memoryview, device_name: str,
         session = compiler.load(ort_bytes, config)
     except Exception as exc:  # a payload onnxruntime cannot load is a damaged one
         raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
+    compiler.check_ports(session, inputs, outputs)
     return CpuCompiledModel(session, inputs, outputs, ort_bytes)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ember.errors import InferenceInputError
 from ember.model import Port
 from ember_template.kernels import KERNELS
 
@@ -52,6 +53,11 @@ class Plan:
         # Resolved once here rather than looked up by name on every step of every inference.
         self._kernels = [KERNELS[step.op_type] for step in self.steps]
 
+    def len_written(self) -> int:
+        """How many slot writes the plan holds: constants, inputs and step outputs."""
+        return (len(self.constants) + len(self.input_slots)
+                + sum(len(step.outputs) for step in self.steps))
+
     def run(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
         slots: list[np.ndarray | None] = [None] * self.num_slots
         for slot, value in self.constants.items():
@@ -60,7 +66,11 @@ class Plan:
             slots[slot] = value
         for step, kernel in zip(self.steps, self._kernels, strict=True):
             args = [slots[i] if i != NO_SLOT else None for i in step.inputs]
-            results = kernel(args, step.attrs, self.opset)
+            try:
+                results = kernel(args, step.attrs, self.opset)
+            except (ValueError, TypeError, IndexError, KeyError, ArithmeticError,
+                    MemoryError) as exc:  # numpy's, for inputs (or a plan) this step cannot run
+                raise _step_error(step, args, self.inputs, arrays, exc) from exc
             for slot, value in zip(step.outputs, results, strict=False):
                 if slot != NO_SLOT:
                     slots[slot] = value
@@ -78,3 +88,14 @@ class Plan:
                 value = value.copy()
             outputs.append(value)
         return outputs
+
+
+def _step_error(step: Step, args: list[np.ndarray | None], ports: list[Port],
+                arrays: Sequence[np.ndarray], exc: Exception) -> InferenceInputError:
+    """An Ember error naming the node that cannot run, what it was given, and the inputs."""
+    given = ", ".join("None" if a is None else f"{a.dtype}{list(a.shape)}" for a in args)
+    inputs = ", ".join(f"{port.name!r} {list(np.shape(a))}" for port, a in zip(ports, arrays,
+                                                                               strict=False))
+    return InferenceInputError(
+        f"TEMPLATE cannot run node {step.name!r} ({step.op_type}) on {given} "
+        f"({type(exc).__name__}: {exc}); the model's inputs were {inputs}")

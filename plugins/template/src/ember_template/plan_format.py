@@ -10,12 +10,20 @@ data section; offsets are 64-byte aligned so that import views the weights in pl
 ``numpy.frombuffer`` instead of copying them. With encryption callbacks (flag 1) the topology is
 stored encrypted and the weights stay plain: they say nothing about the graph without it, and
 decrypting megabytes of weights would slow every start. The core's container around this payload
-carries the checksum; this format only guards its own structure.
+carries the checksum (and, with a signing key, the MAC); this format guards its own structure.
+
+Every byte is untrusted: ``loads`` accepts any bytes and returns a plan or raises BlobFormatError.
+The topology is read by ember.safe_json (bounded), every field is type-checked, and the plan is
+validated against what running it will do (``validate``): every slot a step reads is written
+before, by a constant, an input or an earlier step, and not released in between; every output is
+written; slot counts are bounded by what writes them; constants fit their shapes and the data
+section. A bad plan fails at import, not at the first inference.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import struct
@@ -24,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from ember import checksum
+from ember import checksum, safe_json
 from ember.errors import BlobFormatError
-from ember.model import Port
+from ember.model import Port, numeric_dtype
 from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
@@ -35,7 +43,13 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIII")
 _ENCRYPTED = 1
 _ALIGNMENT = 64
-_NUMERIC_KINDS = "biufc"
+_KNOWN_FLAGS = _ENCRYPTED
+#: Bounds on an imported topology (a model with a million nodes is not one TEMPLATE runs).
+_MAX_TOPOLOGY = 256 << 20
+_MAX_DEPTH = 16
+_MAX_RANK = 32
+_MAX_ELEMENTS = 1 << 40
+_MAX_OPSET = 1000
 
 
 def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
@@ -98,7 +112,11 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
         raise BlobFormatError("not a TEMPLATE plan (wrong magic bytes)")
     if version != FORMAT_VERSION:
         raise BlobFormatError(f"TEMPLATE plan format {version}; this plugin reads {FORMAT_VERSION}")
+    if flags & ~_KNOWN_FLAGS:
+        raise BlobFormatError(f"TEMPLATE plan has unknown flags {flags:#x}")
     text_end = _PREFIX.size + text_size
+    if text_end > view.nbytes:
+        raise BlobFormatError(f"TEMPLATE plan's topology ({text_size} bytes) runs past its end")
     data_start = text_end + (-text_end % _ALIGNMENT)
     text = bytes(view[_PREFIX.size:text_end])
     if flags & _ENCRYPTED:
@@ -110,69 +128,139 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
             raise
         except Exception as exc:  # the user's callback: any failure means "not our key"
             raise BlobFormatError(f"the TEMPLATE plan does not decrypt: {exc}") from exc
+    if not isinstance(text, bytes | bytearray | memoryview):
+        raise BlobFormatError("the TEMPLATE plan's decrypt callback returned no bytes")
+    document = safe_json.loads(text, what="TEMPLATE plan topology", max_size=_MAX_TOPOLOGY,
+                               max_depth=_MAX_DEPTH)
     try:
-        document = json.loads(text)
-        return _plan(document, view[data_start:], weights)
+        plan = _plan(safe_json.obj(document, "TEMPLATE plan topology"),
+                     view[min(data_start, view.nbytes):], weights)
     except BlobFormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
         raise BlobFormatError(f"damaged TEMPLATE plan: {type(exc).__name__}: {exc}") from exc
+    validate(plan)
+    return plan
 
 
 def _plan(document: dict[str, Any], data: memoryview,
           weights: Callable[[str], np.ndarray] | None) -> Plan:
-    num_slots = int(document["num_slots"])
-
+    what = "TEMPLATE plan"
+    num_slots = safe_json.get(document, "num_slots", int, what,
+                              check=safe_json.in_range(0, 1 << 24))
+    opset = safe_json.get(document, "opset", int, what, check=safe_json.in_range(1, _MAX_OPSET))
     valid_slots = range(NO_SLOT, num_slots)  # NO_SLOT (-1) marks an omitted input
 
-    def slots(values: list[Any]) -> tuple[int, ...]:
-        indices = tuple(values)
-        if not all(type(i) is int and i in valid_slots for i in indices):
-            raise BlobFormatError(f"slot out of range in {values!r}")
-        return indices
+    def slots(values: Any) -> tuple[int, ...]:
+        if type(values) is not list or not all(type(i) is int and i in valid_slots
+                                                for i in values):
+            raise BlobFormatError(f"slot out of range in {safe_json.short(values)}")
+        return tuple(values)
+
+    def listed(name: str) -> list[Any]:
+        return safe_json.get(document, name, list, what)
 
     dtypes: dict[str, np.dtype] = {}
     constants: dict[int, np.ndarray] = {}
-    for entry in document["constants"]:
-        dtype = dtypes.get(entry["dtype"]) or dtypes.setdefault(entry["dtype"],
-                                                                _dtype(entry["dtype"]))
-        shape = tuple(int(d) for d in entry["shape"])
-        (index,) = slots([entry["slot"]])
+    for entry in listed("constants"):
+        entry = safe_json.obj(entry, "a TEMPLATE plan constant")
+        text = entry.get("dtype")
+        dtype = dtypes.get(text) if type(text) is str else None
+        if dtype is None:
+            dtype = dtypes.setdefault(text, _dtype(text))
+        shape = _shape(entry.get("shape"))
+        (index,) = slots([entry.get("slot")])
+        if index == NO_SLOT:
+            raise BlobFormatError("a constant has no slot")
         if "initializer" in entry:
             constants[index] = _weight(entry, dtype, shape, weights)
             continue
-        start, nbytes, count = int(entry["offset"]), int(entry["nbytes"]), math.prod(shape)
-        if start < 0 or start + nbytes > data.nbytes or nbytes != dtype.itemsize * count:
+        start = safe_json.get(entry, "offset", int, "a constant", check=lambda v: v >= 0)
+        nbytes = safe_json.get(entry, "nbytes", int, "a constant", check=lambda v: v >= 0)
+        count = math.prod(shape)
+        if start + nbytes > data.nbytes or nbytes != dtype.itemsize * count:
             raise BlobFormatError("constant outside the data section")
         array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
         constants[index] = array.reshape(shape)
     steps = []
-    for entry in document["steps"]:
-        if entry["op"] not in KERNELS:
-            raise BlobFormatError(f"TEMPLATE plan uses unknown operator {entry['op']!r}")
-        attrs = entry["attrs"]
+    for entry in listed("steps"):
+        entry = safe_json.obj(entry, "a TEMPLATE plan step")
+        op = entry.get("op")
+        if type(op) is not str or op not in KERNELS:
+            raise BlobFormatError(f"TEMPLATE plan uses unknown operator {safe_json.short(op)}")
+        attrs = entry.get("attrs") or {}
+        if type(attrs) is not dict:
+            raise BlobFormatError(f"step {safe_json.short(entry.get('name'))} has attributes "
+                                  "that are not an object")
         steps.append(Step(
-            op_type=entry["op"], name=str(entry["name"]),
-            inputs=slots(entry["in"]), outputs=slots(entry["out"]),
-            attrs={k: _decode_value(v) for k, v in attrs.items()} if attrs else {},
-            release=slots(entry["release"]),
+            op_type=op, name=str(entry.get("name", "")),
+            inputs=slots(entry.get("in")), outputs=slots(entry.get("out")),
+            attrs={k: _decode_value(v) for k, v in attrs.items()},
+            release=slots(entry.get("release")),
         ))
-    inputs = [Port.from_json(p, i) for i, p in enumerate(document["inputs"])]
-    outputs = [Port.from_json(p, i) for i, p in enumerate(document["outputs"])]
+    ports = {}
+    for kind in ("inputs", "outputs"):
+        entries = listed(kind)
+        ports[kind] = [Port.from_json(p, i) for i, p in enumerate(entries)]
+        ports[kind + "_slots"] = list(slots([safe_json.obj(p, "a port").get("slot")
+                                             for p in entries]))
+        if len({port.name for port in ports[kind]}) != len(entries):
+            raise BlobFormatError(f"two TEMPLATE plan {kind} have the same name")
+    weight_names = {}
+    for slot, source in safe_json.get(document, "weights", dict, what).items():
+        if not (type(source) is list and len(source) == 2
+                and all(type(part) is str for part in source)):
+            raise BlobFormatError("a TEMPLATE plan weight source is malformed")
+        (index,) = slots([int(slot)])
+        weight_names[index] = (source[0], source[1])
     return Plan(
-        opset=int(document["opset"]), num_slots=num_slots, inputs=inputs, outputs=outputs,
-        input_slots=list(slots([p["slot"] for p in document["inputs"]])),
-        output_slots=list(slots([p["slot"] for p in document["outputs"]])),
-        constants=constants, steps=steps,
-        weight_names={int(slot): (str(name), str(transform))
-                      for slot, (name, transform) in document["weights"].items()},
+        opset=opset, num_slots=num_slots, inputs=ports["inputs"], outputs=ports["outputs"],
+        input_slots=ports["inputs_slots"], output_slots=ports["outputs_slots"],
+        constants=constants, steps=steps, weight_names=weight_names,
     )
+
+
+def validate(plan: Plan) -> None:
+    """Check that running ``plan`` reads only slots written before it and writes every output.
+
+    :raises BlobFormatError: naming the first step that would fail.
+    """
+    written = plan.len_written()
+    if plan.num_slots > written + 1:
+        raise BlobFormatError(f"the plan declares {plan.num_slots} slots; its constants, "
+                              f"inputs and steps write at most {written}")
+    if NO_SLOT in plan.input_slots or NO_SLOT in plan.output_slots:
+        raise BlobFormatError("a port of the plan has no slot")
+    if len(set(plan.input_slots)) != len(plan.input_slots):
+        raise BlobFormatError("two inputs of the plan share a slot")
+    live = {*plan.constants, *plan.input_slots}
+    for step in plan.steps:
+        missing = [i for i in step.inputs if i != NO_SLOT and i not in live]
+        if missing:
+            raise BlobFormatError(f"step {step.name!r} ({step.op_type}) reads slot {missing[0]}, "
+                                  "which nothing wrote before it")
+        live.update(i for i in step.outputs if i != NO_SLOT)
+        live.difference_update(step.release)
+    unwritten = [i for i in plan.output_slots if i not in live]
+    if unwritten:
+        raise BlobFormatError(f"output slot {unwritten[0]} of the plan is never written")
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    if type(value) is not list or len(value) > _MAX_RANK or not all(
+            type(d) is int and 0 <= d <= _MAX_ELEMENTS for d in value):
+        raise BlobFormatError(f"invalid shape {safe_json.short(value)}")
+    if math.prod(value) > _MAX_ELEMENTS:
+        raise BlobFormatError(f"shape {value} is too large")
+    return tuple(value)
 
 
 def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
             weights: Callable[[str], np.ndarray] | None) -> np.ndarray:
     """A weightless plan's constant, from the model's file, checked against its checksum."""
     name = str(entry["initializer"])
+    if not safe_json.is_hex(64)(entry.get("checksum")):
+        raise BlobFormatError(f"initializer {name!r} has no valid checksum in the plan")
     if weights is None:
         raise BlobFormatError("the TEMPLATE plan is weightless and no model file was given")
     try:
@@ -186,11 +274,11 @@ def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
     return array
 
 
-def _dtype(text: str) -> np.dtype:
-    dtype = np.dtype(text)  # parses a type string such as "<f4"; never evaluates code
-    if dtype.kind not in _NUMERIC_KINDS:
-        raise BlobFormatError(f"unsupported constant dtype {text!r}")
-    return dtype
+def _dtype(text: Any) -> np.dtype:
+    try:
+        return numeric_dtype(text)  # a checked type string such as "<f4"; never evaluated
+    except ValueError as exc:
+        raise BlobFormatError(f"unsupported constant dtype: {exc}") from exc
 
 
 def _port_json(port: Port, slot: int) -> dict[str, Any]:
@@ -211,16 +299,22 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(value: Any) -> Any:
-    if type(value) in (int, float, str):
+    if type(value) in (int, float, str, bool) or value is None:
         return value
-    if isinstance(value, dict):
-        if "ndarray" in value:
-            spec = value["ndarray"]
-            raw = base64.b64decode(spec["data"])
-            return np.frombuffer(raw, dtype=_dtype(spec["dtype"])).reshape(spec["shape"]).copy()
-        if "bytes" in value:
-            return base64.b64decode(value["bytes"])
-        raise BlobFormatError(f"unknown attribute encoding {sorted(value)}")
-    if isinstance(value, list):
-        return [_decode_value(v) for v in value]
-    return value
+    if type(value) is dict:
+        try:
+            if "ndarray" in value:
+                spec = safe_json.obj(value["ndarray"], "an array attribute")
+                dtype, shape = _dtype(spec.get("dtype")), _shape(spec.get("shape"))
+                raw = base64.b64decode(safe_json.get(spec, "data", str, "an array attribute"),
+                                       validate=True)
+                if len(raw) != dtype.itemsize * math.prod(shape):
+                    raise BlobFormatError("an array attribute's data does not fit its shape")
+                return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+            if "bytes" in value:
+                return base64.b64decode(safe_json.get(value, "bytes", str, "an attribute"),
+                                        validate=True)
+        except binascii.Error as exc:
+            raise BlobFormatError(f"an attribute is not valid base64: {exc}") from exc
+        raise BlobFormatError(f"unknown attribute encoding {sorted(value)[:4]}")
+    return [_decode_value(v) for v in value]  # the only type left in JSON: a list

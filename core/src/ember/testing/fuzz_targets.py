@@ -1,0 +1,362 @@
+"""The fuzz targets of ember.testing.fuzz: one per format Ember reads back, each with valid inputs
+made once by the real parts (models compiled by the real plugins, a signed cache entry, a kernel
+entry, a tar, a manifest, the store's files) and a forger that changes them as an attacker would
+(ember.testing.forge), checksums recomputed."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ember.errors import EmberError
+from ember.testing import forge
+
+KEY = "fuzz-signing-key"
+
+
+@dataclass
+class Target:
+    """One format: ``forge(rng)`` makes an input, ``check(data)`` reads it; the check raises an
+    EmberError to refuse, returns "accepted" or "wrong"."""
+
+    name: str
+    forge: Callable[[random.Random], bytes]
+    check: Callable[[bytes], str]
+
+
+
+# -- the targets ---------------------------------------------------------------------------------
+
+
+class Fixtures:
+    """Valid inputs made once per process: compiled models, entries, a tar, a manifest."""
+
+    def __init__(self, work: Path) -> None:
+        import ember
+        from ember.signing import Signer
+        from ember.testing.models import cnn, mlp
+
+        self.work = work
+        self.core = ember.Core()
+        self.signer = Signer(KEY)
+        self.other_signer = Signer("not-" + KEY)
+        self.models: dict[str, bytes] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.compiled: dict[str, Any] = {}
+        for device in ("TEMPLATE", "CPU"):
+            for name, proto in (("mlp", mlp(features=8, hidden=8, classes=3)),
+                                ("cnn", cnn(channels=2, size=6, classes=3))):
+                compiled = self.core.compile_model(proto.SerializeToString(), device)
+                self.blobs[f"{device}/{name}"] = compiled.export_model()
+                self.compiled[f"{device}/{name}"] = compiled
+        self.cache_dir = work / "cache"
+        self.entry_key, self.entry = self._cache_entry(signed=True)
+
+    def _cache_entry(self, *, signed: bool) -> tuple[str, bytes]:
+        """A signed TEMPLATE cache entry, as compile_model writes it."""
+        from ember.testing.models import mlp
+
+        path = self.work / "model.onnx"
+        path.write_bytes(mlp(features=8, hidden=8, classes=3).SerializeToString())
+        config = {"CACHE_DIR": str(self.cache_dir)}
+        if signed:
+            config["CACHE_SIGNING_KEY"] = KEY
+        for _ in range(2):
+            self.core.compile_model(path, "TEMPLATE", config)
+        (entry,) = (self.cache_dir / "blobs").glob("*.blob")
+        return entry.stem, entry.read_bytes()
+
+
+def _inputs_for(compiled: Any) -> list[np.ndarray] | None:
+    arrays = []
+    for port in compiled.inputs:
+        if not port.is_static or math.prod(port.shape) > 1 << 16:
+            return None
+        arrays.append(np.ones(port.shape, port.dtype))
+    return arrays
+
+
+def _use(compiled: Any) -> str:
+    inputs = _inputs_for(compiled)
+    if inputs is not None:
+        compiled(inputs)
+    return "accepted"
+
+
+def _forge_blob(rng: random.Random, data: bytes, *, payload_json: bool) -> bytes:
+    """A forged blob: its header, its payload's JSON or its bytes changed, checksums redone."""
+    fields, payload = forge.split(data)
+    choice = rng.random()
+    if choice < 0.3:
+        return forge.reframe(forge.mutate_json(rng, fields), payload)
+    if choice < 0.6 and payload_json:
+        return forge.reframe(fields, _mutate_payload_json(rng, payload))
+    if choice < 0.9:
+        return forge.reframe(fields, forge.mutate_bytes(rng, payload))
+    return forge.mutate_bytes(rng, data)  # raw damage, checksums not redone
+
+
+def _mutate_payload_json(rng: random.Random, payload: bytes) -> bytes:
+    """Change the JSON inside a TEMPLATE plan or a CPU payload, keeping its framing valid."""
+    import struct
+
+    if payload.startswith(b"EMTPLAN\0"):
+        _magic, version, flags, size = struct.unpack_from("<8sIII", payload)
+        document = json.loads(payload[20:20 + size])
+        text = forge.mutate_json(rng, document)
+        data_start = 20 + size + (-(20 + size) % 64)
+        padding = b"\0" * (-(20 + len(text)) % 64)
+        return (struct.pack("<8sIII", b"EMTPLAN\0", version, flags, len(text)) + text
+                + padding + payload[data_start:])
+    _magic, version, flags = struct.unpack_from("<8sII", payload)
+    (size,) = struct.unpack_from("<I", payload, 16)
+    document = json.loads(payload[20:20 + size])
+    text = forge.mutate_json(rng, document)
+    return payload[:16] + struct.pack("<I", len(text)) + text + payload[20 + size:]
+
+
+def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:
+    """Every fuzz target, built in ``work``."""
+    fx = Fixtures(work)
+    found = []
+    for device in ("TEMPLATE", "CPU"):
+        seeds = [fx.blobs[f"{device}/{name}"] for name in ("mlp", "cnn")]
+
+        def forge_payload(rng: random.Random, seeds: list[bytes] = seeds) -> bytes:
+            return _forge_blob(rng, rng.choice(seeds), payload_json=True)
+
+        def check_payload(data: bytes, device: str = device) -> str:
+            return _use(fx.core.import_model(data, device))
+
+        found.append(Target(f"{device.lower()}-payload", forge_payload, check_payload))
+    found.append(_container_target(fx))
+    found.append(_signed_entry_target(fx))
+    found.append(_kernel_entry_target(fx))
+    found.append(_bundle_target(fx))
+    found.append(_manifest_target(fx, redis_url))
+    found.append(_store_json_target(fx))
+    return found
+
+
+def _container_target(fx: Fixtures) -> Target:
+    from ember import blob
+    from ember.cache import ModelCache
+
+    seeds = [*fx.blobs.values(), fx.entry]
+    listing = fx.work / "listing"
+    (listing / "blobs").mkdir(parents=True)
+
+    def check(data: bytes) -> str:
+        header, _payload = blob.unpack(data)
+        # what the listings and a miss's explanation do with a header
+        entry = listing / "blobs" / (("0" * 64) + ".blob")
+        entry.write_bytes(data)
+        ModelCache(listing).entries()
+        from ember.cache.key import explain_difference
+
+        explain_difference({"model": "m", "properties": {}}, header.key_parts)
+        return "accepted"
+
+    return Target("container", lambda rng: _forge_blob(rng, rng.choice(seeds),
+                                                       payload_json=False), check)
+
+
+def _signed_entry_target(fx: Fixtures) -> Target:
+    """A signed cache: forged entries (another model's payload under this key, changed fields,
+    signed with another key or not at all) must never be read as a hit."""
+    from ember.cache import ModelCache
+    from ember.cache.key import CacheKey
+
+    cache = ModelCache(fx.cache_dir)
+    key = CacheKey({}, fx.entry_key)
+    others = [d for name, d in fx.blobs.items() if name.startswith("TEMPLATE")]
+
+    def forge_entry(rng: random.Random) -> bytes:
+        fields, payload = forge.split(fx.entry)
+        choice = rng.random()
+        if choice < 0.3:  # another model's payload, under this model's key
+            payload = forge.split(rng.choice(others))[1]
+        elif choice < 0.6:
+            return forge.reframe(forge.mutate_json(rng, fields), payload,
+                                 signer=rng.choice((None, fx.other_signer)), key=fx.entry_key)
+        else:
+            payload = forge.mutate_bytes(rng, payload)
+        return forge.reframe(fields, payload, signer=rng.choice((None, fx.other_signer)),
+                             key=fx.entry_key)
+
+    def check(data: bytes) -> str:
+        path = cache.blob_path(fx.entry_key)
+        path.write_bytes(data)
+        try:
+            header, _payload = cache.read(key, signer=fx.signer)
+        finally:
+            path.write_bytes(fx.entry)
+        if header is None:
+            raise EmberError("refused")
+        return "accepted" if data == fx.entry else "wrong"
+
+    return Target("signed-entry", forge_entry, check)
+
+
+def _kernel_entry_target(fx: Fixtures) -> Target:
+    """GPU kernel entries (``.cl_cache``): with a key, a forged one never reaches the plugin."""
+    from ember.cache import KernelCache, ModelCache
+
+    cache = ModelCache(fx.work / "kernels")
+    kernels = KernelCache(cache, plugin="ember-gpu", plugin_version="0", device="GPU.0",
+                          signer=fx.signer)
+    key = kernels.key({"source": "kernel"})
+    binary = b"EMBERCL\x01" + bytes(range(256)) * 8
+    kernels.put(key, binary, name="k")
+    entry = cache.blob_path(key.digest, ".cl_cache").read_bytes()
+
+    def forge_entry(rng: random.Random) -> bytes:
+        fields, payload = forge.split(entry)
+        header: dict[str, Any] | bytes = fields
+        if rng.random() < 0.5:
+            payload = payload[:rng.randrange(len(payload))]  # a truncated binary
+        else:
+            header = forge.mutate_json(rng, fields) if rng.random() < 0.5 else fields
+            payload = forge.mutate_bytes(rng, payload)
+        return forge.reframe(header, payload, signer=rng.choice((None, fx.other_signer)),
+                             key=key.digest)
+
+    def check(data: bytes) -> str:
+        path = cache.blob_path(key.digest, ".cl_cache")
+        path.write_bytes(data)
+        try:
+            payload = kernels.get(key)
+        finally:
+            path.write_bytes(entry)
+            kernels.problems.clear()
+        if payload is None:
+            raise EmberError("refused")
+        return "accepted" if bytes(payload) == binary else "wrong"
+
+    return Target("kernel-entry", forge_entry, check)
+
+
+def _bundle_target(fx: Fixtures) -> Target:
+    from ember.cli.bundle import import_bundle
+
+    members = [(f"{fx.entry_key}.blob", fx.entry)]
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    seed = plain.getvalue()
+    bundle = fx.work / "bundle.tar"
+    counter = iter(range(1 << 62))
+
+    def forge_bundle(rng: random.Random) -> bytes:
+        choice = rng.random()
+        if choice < 0.4:  # a forged member inside a well-formed tar
+            fields, payload = forge.split(fx.entry)
+            if rng.random() < 0.5:
+                payload = forge.mutate_bytes(rng, payload)
+            else:
+                fields = {**fields, "model_name": "forged"}
+            member = forge.reframe(fields, payload, signer=rng.choice((None, fx.other_signer)),
+                                   key=fx.entry_key)
+            out = io.BytesIO()
+            with tarfile.open(fileobj=out, mode="w") as tar:
+                info = tarfile.TarInfo(f"{fx.entry_key}.blob")
+                info.size = len(member)
+                tar.addfile(info, io.BytesIO(member))
+            return out.getvalue()
+        return forge.mutate_bytes(rng, seed)  # the tar's own headers (sizes, types, names)
+
+    def check(data: bytes) -> str:
+        bundle.write_bytes(data)
+        target = fx.work / f"imported-{next(counter) % 4}"
+        shutil.rmtree(target, ignore_errors=True)
+        report = import_bundle(target, bundle, signer=fx.signer, max_size=64 << 20)
+        placed = [p.read_bytes() for p in (target / "blobs").glob("*.blob")]
+        if report.added and any(p != fx.entry for p in placed):
+            return "wrong"
+        return "accepted"
+
+    return Target("bundle", forge_bundle, check)
+
+
+def _manifest_target(fx: Fixtures, redis_url: str | None) -> Target:
+    """Redis manifests: parsed directly, and through a real server when ``redis_url`` is given
+    (then a start must never fail: the tier answers with a problem, never an exception)."""
+    from ember.cache.remote import RemoteSettings, RemoteTier, _manifest_fields
+
+    manifest = {"v": 2, "upload": "0" * 32, "chunks": 1, "size": len(fx.entry),
+                "chunk_size": 4 << 20, "created": 1.0, "signature": fx.entry[-32:].hex()}
+    tier = (RemoteTier(RemoteSettings.parse(f"{redis_url}?prefix=fuzz&timeout=5", KEY))
+            if redis_url else None)
+    if tier is not None:
+        tier.client.set(f"fuzz:chunk:{fx.entry_key}:{'0' * 32}:0", fx.entry)
+
+    def forge_manifest(rng: random.Random) -> bytes:
+        if rng.random() < 0.8:
+            return forge.mutate_json(rng, manifest)
+        return forge.mutate_bytes(rng, json.dumps(manifest).encode())
+
+    def check(data: bytes) -> str:
+        _manifest_fields(data, signed=False)
+        fields = _manifest_fields(data, signed=True)
+        if tier is not None:
+            tier.client.set(f"fuzz:manifest:{fx.entry_key}", data)
+            entry, problem = tier.get(fx.entry_key)
+            if entry is None:
+                raise EmberError(problem or "absent")
+            return "accepted" if bytes(entry) == fx.entry else "wrong"
+        return "accepted" if fields else "refused"
+
+    return Target("manifest", forge_manifest, check)
+
+
+def _store_json_target(fx: Fixtures) -> Target:
+    """The store's .locations.json, remembered file digests and events.log lines."""
+    from ember.cache import ModelCache
+    from ember.cache.file_digest import _read_memo
+    from ember.store import LOCATIONS_FILE, _read_locations
+
+    store = fx.work / "store"
+    store.mkdir()
+    events_cache = ModelCache(fx.work / "events")
+    events_cache.root.mkdir()
+    seeds = [
+        json.dumps({"version": 1, "locations": {"ppocr": "/models/ppocr.onnx"}}).encode(),
+        json.dumps({"path": "/m.onnx", "identity": [1, 2, 3, 4, 5], "external": [],
+                    "digest": "0" * 64}).encode(),
+        json.dumps({"event": "hit", "key": "0" * 64, "time": 1.0, "bytes": 10,
+                    "saved": 0.5}).encode(),
+        json.dumps({"event": "summary", "hits": 3, "bytes_read": 30}).encode(),
+    ]
+
+    def forge_json(rng: random.Random) -> bytes:
+        seed = rng.choice(seeds)
+        if rng.random() < 0.7:
+            return forge.mutate_json(rng, json.loads(seed))
+        return forge.mutate_bytes(rng, seed)
+
+    def check(data: bytes) -> str:
+        (store / LOCATIONS_FILE).write_bytes(data)
+        memo = fx.work / "memo.json"
+        memo.write_bytes(data)
+        _read_memo(memo)
+        events_cache._events.write_bytes(data + b"\n" + data)
+        events_cache.stats()
+        _read_locations(store)
+        return "accepted"
+
+    return Target("store-json", forge_json, check)
+
+

@@ -1,0 +1,88 @@
+"""The fuzzer over every format Ember reads back (ember.testing.fuzz): a bounded, seeded run per
+target, the corpus of inputs that once broke a parser, and property tests (hypothesis) of the
+bounded JSON reader and the blob header. The long run: ``python -m ember.testing.fuzz``."""
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ember import blob, checksum, safe_json
+from ember.errors import BlobFormatError
+from ember.testing import forge, fuzz
+
+CORPUS = Path(__file__).parent / "fuzz_corpus"
+#: Inputs per target in `make test` (about 15 s in all); the long run does 100,000 or more.
+INPUTS = int(os.environ.get("EMBER_FUZZ_INPUTS", "250"))
+TARGETS = ("template-payload", "cpu-payload", "container", "signed-entry", "kernel-entry",
+           "bundle", "manifest", "store-json")
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory, redis_server):
+    found = fuzz.targets(tmp_path_factory.mktemp("fuzz"), redis_url=redis_server.url)
+    assert sorted(t.name for t in found) == sorted(TARGETS)
+    return {t.name: t for t in found}
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_bounded_fuzz_run(targets, name, tmp_path):
+    counts = fuzz.fuzz([targets[name]], INPUTS, seed=2026, corpus=tmp_path).by_target[name]
+    findings = [p.read_text() for p in tmp_path.rglob("*.txt")]
+    assert counts["escaped"] == counts["wrong"] == counts["slow"] == 0, (counts, findings)
+    assert counts["refused"] > INPUTS // 4  # the forgeries reach the checks (not vacuous)
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*/*.bin")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_corpus_of_inputs_that_once_broke_a_parser(targets, path):
+    why = path.with_suffix(".txt").read_text().strip()
+    assert fuzz.run_one(targets[path.parent.name], path.read_bytes(), None) in (
+        "refused", "accepted"), why
+
+
+def test_the_fuzzer_finds_an_escape_and_keeps_it(tmp_path):
+    """The harness itself: an exception that is not Ember's is counted and its input saved."""
+    def check(data):
+        raise KeyError(data)
+
+    target = fuzz.Target("broken", lambda rng: bytes([rng.randrange(256)]), check)
+    counts = fuzz.fuzz([target], 3, seed=0, corpus=tmp_path).by_target["broken"]
+    assert counts["escaped"] == 3 and list((tmp_path / "broken").glob("*.bin"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_bounded_json_reader_is_total_over_bytes(data):
+    with contextlib.suppress(BlobFormatError):
+        safe_json.check_bounds(safe_json.loads(data, what="x", max_size=200, max_depth=8,
+                                               max_nodes=50), what="x", max_depth=8,
+                               max_nodes=50)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from([*sorted(blob.BlobHeader.__dataclass_fields__), "extra"]),
+       value=json_values)
+def test_any_value_in_any_header_field_gives_a_header_or_a_blob_format_error(field, value):
+    fields = {"ember_version": "1", "plugin": "p", "plugin_version": "1", "device": "D",
+              "device_architecture": "a", "key": "k", "key_parts": {"model": "m"},
+              "flags": [], "model_name": "m", "created": 1.0, "compile_seconds": 1.0,
+              "payload_length": 7, "payload_checksum": checksum.hexdigest(b"payload")}
+    data = forge.reframe(json.dumps({**fields, field: value}).encode(), b"payload")
+    try:
+        header, _ = blob.read_header(data)
+    except BlobFormatError:
+        return
+    assert isinstance(header.device, str) and isinstance(header.key_parts, dict)
+    if not field.startswith("payload_"):
+        assert blob.unpack(data)[1].tobytes() == b"payload"
