@@ -195,7 +195,7 @@ def ort_bytes_of(cache_dir: Path, work: Path) -> Path:
     (entry,) = (cache_dir / "blobs").glob("*.blob")
     _, payload = blob.unpack(entry.read_bytes())
     ort_file = work / "model.ort"
-    ort_file.write_bytes(bytes(cpu_payload.loads(payload)[2]))
+    ort_file.write_bytes(bytes(cpu_payload.loads(payload).graph))
     return ort_file
 
 

@@ -231,9 +231,39 @@ def unpack(data: bytes | memoryview, *,
             f"payload is {max(view.nbytes - trailer - offset, 0)} bytes, header says "
             f"{header.payload_length} (truncated?)"
         )
-    if verify_payload and checksum.hexdigest(payload) != header.payload_checksum:
-        raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
+    if verify_payload:
+        check_payload(header, payload)
     return header, payload
+
+
+def read_file(blob_file: BinaryIO) -> tuple[BlobHeader, bytes]:
+    """Read and check an unsigned blob file; return its header and its payload as a ``bytes``
+    object of its own.
+
+    The payload is read into its own object, not sliced out of the whole file's: a plugin whose
+    runtime takes ``bytes`` (onnxruntime builds a session from them in place) then needs no copy.
+
+    The payload's checksum is not checked here (see :func:`check_payload`); as in
+    :func:`unpack`, a signed blob's tag is only required to be there.
+
+    :raises BlobFormatError: as :func:`unpack`.
+    """
+    prefix = blob_file.read(_PREFIX.size)
+    size = header_size(prefix)
+    header, _ = read_header(prefix + blob_file.read(size + _DIGEST_SIZE))
+    payload = blob_file.read(header.payload_length)
+    trailer = blob_file.read(TAG_SIZE + 1)  # one more than a tag: an extended file shows
+    if (len(payload) != header.payload_length
+            or len(trailer) != (TAG_SIZE if is_signed(prefix) else 0)):
+        raise BlobFormatError(f"payload is {len(payload) + len(trailer)} bytes, header says "
+                              f"{header.payload_length} (truncated?)")
+    return header, payload
+
+
+def check_payload(header: BlobHeader, payload: bytes | memoryview) -> None:
+    """:raises BlobFormatError: when the payload's checksum differs from the header's."""
+    if checksum.hexdigest(payload) != header.payload_checksum:
+        raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
 
 
 def header_size(prefix: bytes | memoryview) -> int:

@@ -104,3 +104,23 @@ def test_nothing_is_written_to_the_home_directory(tmp_path):
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert list(home.iterdir()) == []
+
+
+def test_a_cache_hit_builds_the_session_from_the_bytes_read_without_a_copy(tmp_path):
+    core = ember.Core()
+    core.set_property({"CACHE_DIR": str(tmp_path)})
+    image = np.random.default_rng(0).random((1, 3, 48, 192), dtype=np.float32)
+    expected = core.compile_model(ppocr_cls_path(), "CPU")(image)[0]
+    warm = core.compile_model(ppocr_cls_path(), "CPU")
+    assert warm.get_property("LOADED_FROM_CACHE")
+    graph = warm.device_model.ort_bytes
+    # The session was built from the payload the cache read (the graph is a view into it,
+    # trailer and all), not from a copy of the graph's bytes.
+    assert isinstance(graph, memoryview) and type(graph.obj) is bytes
+    assert len(graph.obj) > graph.nbytes
+    np.testing.assert_array_equal(warm(image)[0], expected)
+    # and exporting it again writes the graph alone, not the old trailer with it
+    from ember_cpu import payload
+
+    _, exported = ember.blob.unpack(warm.export_model())
+    assert payload.loads(exported).graph.nbytes == graph.nbytes

@@ -53,7 +53,7 @@ def compile_with_cache(
     *,
     compile_model: Callable[[], DeviceModel],
     export_model: Callable[[DeviceModel], bytes | memoryview],
-    import_model: Callable[[memoryview], DeviceModel],
+    import_model: Callable[[bytes | memoryview], DeviceModel],
     header_fields: dict[str, Any],
     max_size: int | None = None,
     remote: RemoteTier | None = None,
@@ -82,7 +82,7 @@ class _Steps:
     key: CacheKey
     compile_model: Callable[[], DeviceModel]
     export_model: Callable[[DeviceModel], bytes | memoryview]
-    import_model: Callable[[memoryview], DeviceModel]
+    import_model: Callable[[bytes | memoryview], DeviceModel]
     header_fields: dict[str, Any]
     max_size: int | None
     remote: RemoteTier | None
@@ -131,7 +131,7 @@ class _Steps:
             if isinstance(payload, str):
                 self.problems.append(f"{payload}; compiled instead")
             return None
-        assert isinstance(payload, memoryview)
+        assert not isinstance(payload, str | None)
         return self._import(header, payload, "hit")
 
     def _import_remote(self, *, wait: bool = False) -> DeviceModel | None:
@@ -156,7 +156,7 @@ class _Steps:
             background.submit(self._write_back, data, header)
         return compiled
 
-    def _import(self, header: blob.BlobHeader, payload: memoryview,
+    def _import(self, header: blob.BlobHeader, payload: bytes | memoryview,
                 event: str | None) -> DeviceModel | None:
         start = time.perf_counter()
         try:

@@ -119,7 +119,7 @@ class ModelCache:
         return self.blobs / f"{key}{suffix}"
 
     def read(self, key: CacheKey, suffix: str = BLOB_SUFFIX, signer: Signer | None = None
-             ) -> tuple[blob.BlobHeader | None, memoryview | str | None]:
+             ) -> tuple[blob.BlobHeader | None, bytes | memoryview | str | None]:
         """Look up ``key``: ``(header, payload)`` for an intact entry, ``(None, None)`` when
         there is none, ``(None, problem)`` when the entry cannot be used (damaged, unreadable,
         or, with a ``signer``, unsigned or not signed with its key).
@@ -129,24 +129,24 @@ class ModelCache:
         path = self.blob_path(key.digest, suffix)
         try:
             with open(path, "rb") as blob_file:
-                data = blob_file.read()
+                if signer is None:  # the common path: ember.signing is not imported
+                    header, payload = blob.read_file(blob_file)
+                else:  # a signed cache checks the entry's MAC at every read
+                    from ember.signing import open_blob
+
+                    header, payload = open_blob(blob_file.read(), key.digest, signer)
                 # After the read: a write that changed what was read has changed ctime by now.
                 stat = os.fstat(blob_file.fileno())
+            if signer is None:
+                if self._verified.get(path) != identity(stat):
+                    blob.check_payload(header, payload)
+                if header.key != key.digest:
+                    raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
+                                          "not its file name")
         except FileNotFoundError:
             return None, None
         except OSError as exc:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
-        unchanged = self._verified.get(path) == identity(stat)
-        try:
-            if signer is None:  # the common path, inlined: ember.signing is not imported
-                header, payload = blob.unpack(data, verify_payload=not unchanged)
-                if header.key != key.digest:
-                    raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
-                                          "not its file name")
-            else:  # a signed cache checks the entry's MAC at every read
-                from ember.signing import open_blob
-
-                header, payload = open_blob(data, key.digest, signer)
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
             return None, f"cache entry {path.name} is damaged ({exc})"

@@ -118,11 +118,13 @@ def _mutate_payload_json(rng: random.Random, payload: bytes) -> bytes:
         padding = b"\0" * (-(20 + len(text)) % 64)
         return (struct.pack("<8sIII", b"EMTPLAN\0", version, flags, len(text)) + text
                 + padding + payload[data_start:])
-    _magic, version, flags = struct.unpack_from("<8sII", payload)
-    (size,) = struct.unpack_from("<I", payload, 16)
-    document = json.loads(payload[20:20 + size])
+    # CPU: ORT bytes | ports JSON | its length | a 16-byte trailer (ember_cpu.payload)
+    body, trailer = payload[:-16], payload[-16:]
+    (size,) = struct.unpack_from("<I", body, len(body) - 4)
+    ports_start = len(body) - 4 - size
+    document = json.loads(body[ports_start:len(body) - 4])
     text = forge.mutate_json(rng, document)
-    return payload[:16] + struct.pack("<I", len(text)) + text + payload[20 + size:]
+    return body[:ports_start] + text + struct.pack("<I", len(text)) + trailer
 
 
 def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:

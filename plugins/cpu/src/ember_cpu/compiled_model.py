@@ -19,7 +19,8 @@ class CpuCompiledModel:
         self.session = session
         self.inputs = inputs
         self.outputs = outputs
-        # onnxruntime uses these bytes in place (use_ort_model_bytes_directly): keep them alive.
+        # onnxruntime uses these bytes in place (use_ort_model_bytes_directly): keep them alive
+        # (a view keeps the object it views alive).
         self.ort_bytes = ort_bytes
         self._output_names = [p.name for p in outputs]
 

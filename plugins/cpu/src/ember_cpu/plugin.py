@@ -61,7 +61,7 @@ def export_model(compiled_model: CpuCompiledModel, device_name: str,
         return None
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     return payload.dumps(compiled_model.inputs, compiled_model.outputs,
-                         bytes(compiled_model.ort_bytes), callbacks.encrypt if callbacks else None)
+                         compiled_model.ort_bytes, callbacks.encrypt if callbacks else None)
 
 
 @hookimpl
@@ -70,11 +70,11 @@ def import_model(data: bytes | memoryview, device_name: str,
     if device_name != DEVICE_NAME:
         return None
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
-    inputs, outputs, ort_bytes = payload.loads(data, callbacks.decrypt if callbacks else None)
-    ort_bytes = bytes(ort_bytes)  # onnxruntime's binding takes bytes, not a memoryview
+    saved = payload.loads(data, callbacks.decrypt if callbacks else None)
     try:
-        session = compiler.load(ort_bytes, config)
+        session = compiler.load(saved.session_bytes, config)
     except Exception as exc:  # a payload onnxruntime cannot load is a damaged one
         raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
-    compiler.check_ports(session, inputs, outputs)
-    return CpuCompiledModel(session, inputs, outputs, ort_bytes)
+    compiler.check_ports(session, saved.inputs, saved.outputs)
+    # the graph is a view into session_bytes, which it keeps alive as long as the session
+    return CpuCompiledModel(session, saved.inputs, saved.outputs, saved.graph)
