@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import ember
-from ember.cache.atomic import background
+from ember.atomic import background
 from ember.testing.models import dense_stack
 
 SIZES = {"1 MB": (512, 1), "10 MB": (1024, 3), "100 MB": (2048, 6)}  # (dim, layers)

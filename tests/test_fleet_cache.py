@@ -12,7 +12,7 @@ import pytest
 
 import ember
 from ember import cache as ember_cache
-from ember.cache.atomic import background
+from ember.atomic import background
 from ember.errors import CacheWarning, PropertyValueError
 from ember.testing.models import dense_stack
 

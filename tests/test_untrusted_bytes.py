@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 import ember
 from ember import blob
+from ember.atomic import background
 from ember.cache import KernelCache, ModelCache
-from ember.cache.atomic import background
 from ember.cache.file_digest import RACY_SECONDS
 from ember.cli.bundle import BundleError, export_bundle, import_bundle
 from ember.cli.main import cli as ember_cli

@@ -188,7 +188,7 @@ def _write_index(path: Path, group: str, records: list[EntryPointRecord]) -> Non
         return  # a directory that just changed may change again unseen: scan next time too
     document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
                 "fingerprint": fingerprint, "entry_points": [asdict(r) for r in records]}
-    from ember.cache.atomic import make_private_dirs, write_atomically
+    from ember.atomic import make_private_dirs, write_atomically
 
     # The index only saves time: an unwritable directory costs the next start a scan, no more.
     with contextlib.suppress(OSError):

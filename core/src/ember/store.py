@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember import safe_json
-from ember.cache.atomic import write_atomically
+from ember.atomic import write_atomically
 from ember.errors import BlobFormatError, EmberError, InvalidModelError, ModelNotFoundError
 from ember.model import Model, read_model
 

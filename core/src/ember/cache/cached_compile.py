@@ -151,7 +151,7 @@ class _Steps:
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
-            from ember.cache.atomic import background
+            from ember.atomic import background
 
             background.submit(self._write_back, data, header)
         return compiled

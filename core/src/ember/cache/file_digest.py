@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ember import checksum, safe_json
-from ember.cache.atomic import make_private_dirs, write_atomically
+from ember.atomic import make_private_dirs, write_atomically
 from ember.errors import BlobFormatError
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember import blob, safe_json
-from ember.cache.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
+from ember.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
 from ember.errors import BlobFormatError, CacheWarning

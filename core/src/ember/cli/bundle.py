@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ember import blob, checksum
+from ember.atomic import TEMP_PREFIX, make_private_dirs
 from ember.cache import ModelCache
-from ember.cache.atomic import TEMP_PREFIX, make_private_dirs
 from ember.errors import BlobFormatError, EmberError
 
 if TYPE_CHECKING:

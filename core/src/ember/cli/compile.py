@@ -9,7 +9,7 @@ import click
 
 from ember import cache as model_cache
 from ember import properties as props
-from ember.cache.atomic import write_atomically
+from ember.atomic import write_atomically
 from ember.cli._common import (
     cache_dir_option,
     captured_log,

@@ -1,4 +1,8 @@
-"""Publishing a file so that readers see all of it or nothing, even if the writer is killed."""
+"""Publishing a file so that readers see all of it or nothing, even if the writer is killed.
+
+Used by the model cache, the model store and the plugin index alike (so it belongs to none of
+them: ``ember.store`` and ``ember.cache`` do not import each other in a cycle).
+"""
 
 from __future__ import annotations
 
