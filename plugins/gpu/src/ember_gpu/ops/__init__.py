@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ember_gpu.ops.base import OpDef
-from ember_gpu.ops.conv import Conv
+from ember_gpu.ops.conv import Conv, ConvTranspose
 from ember_gpu.ops.elementwise import ELEMENTWISE_OPS
 from ember_gpu.ops.matmul import Gemm, MatMul
 from ember_gpu.ops.movement import Alias, Concat, Gather, Pad, Slice, Split, Tile, Transpose
 from ember_gpu.ops.pool import Pool
 from ember_gpu.ops.reduce import Reduce, Softmax
+from ember_gpu.ops.resize import Resize
 
 _ALIAS = Alias()
 
@@ -16,6 +17,8 @@ _ALIAS = Alias()
 DEVICE_OPS: dict[str, OpDef] = {
     **ELEMENTWISE_OPS,
     "Conv": Conv(),
+    "ConvTranspose": ConvTranspose(),
+    "Resize": Resize(),
     "MaxPool": Pool(average=False),
     "AveragePool": Pool(average=True),
     "MatMul": MatMul(),
@@ -41,4 +44,8 @@ DEVICE_OPS: dict[str, OpDef] = {
 #: Operators whose outputs are always known at compile time: they never reach the device.
 HOST_ONLY_OPS = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Range"})
 
-SUPPORTED_OPS = frozenset(DEVICE_OPS) | HOST_ONLY_OPS
+#: Operators replaced while lowering: If by the branch its known condition takes, recurrent
+#: layers by their unrolled steps (``lowering.py``, ``recurrent.py``).
+EXPANDED_OPS = frozenset({"If", "LSTM", "GRU", "RNN"})
+
+SUPPORTED_OPS = frozenset(DEVICE_OPS) | HOST_ONLY_OPS | EXPANDED_OPS
