@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 
 from ember._version import __version__
 from ember.cache.cached_compile import build_lock, lock_timeout
-from ember.cache.key import CacheKey, entry_key
+from ember.cache.key import CacheKey, entry_key, model_identity
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
+from ember.model import DeferredModel, Model
 
 log = logging.getLogger("ember.cache")
 
@@ -87,6 +88,13 @@ class KernelCache:
         except Exception as exc:  # any failure to use a payload means "rebuild"
             self.reject(key, f"{type(exc).__name__}: {exc}")
             return _NONE
+
+    def model_digest(self, model: Model) -> str:
+        """The content digest of ``model``, as the model cache's key holds it, without parsing
+        it: a file's digest is remembered against the file's identity (unchanged file, no
+        hashing), bytes are hashed, a Model built in memory is hashed as serialized."""
+        source = model.source if isinstance(model, DeferredModel) else model
+        return model_identity(source, self.cache.file_digests)[0]
 
     def key(self, blob_id: bytes | str | Mapping[str, Any]) -> CacheKey:
         """The entry key for a plugin's identification of a kernel (bytes, text or a mapping)."""
