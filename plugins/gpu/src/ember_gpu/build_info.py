@@ -1,7 +1,9 @@
-"""What build of Ember is running: its version and, when it can be known, its git commit.
+"""What build of Ember is running: when it can be known, its git commit.
 
-Both go into every kernel's cache blob id (oneDNN puts its version and git hash in its cache blob
-ids), so that binaries built by one build of Ember are never used by another. The commit is read
+It goes into every kernel's cache blob id and the key of every plan entry (oneDNN puts its
+version and git hash in its cache blob ids); the versions of Ember and of the plugin are in the
+core's entry key already (``KernelCache.key``), so that binaries and plans built by one build of
+Ember are never used by another. The commit is read
 from the git checkout Ember is imported from (an editable install, as in this repository), by
 reading ``.git`` directly: no ``git`` process, a few file reads, once per process.
 
@@ -19,8 +21,6 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-
-from ember import __version__ as ember_version
 
 UNKNOWN = "unknown"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -79,5 +79,6 @@ def _head(git_dir: Path) -> str | None:
 
 
 def build_identity() -> dict[str, str]:
-    return {"ember": ember_version, "ember_git": ember_git_commit() or UNKNOWN,
-            "ember_gpu": plugin_version()}
+    """What a cache blob id adds to the core's entry key, which already holds Ember's and the
+    plugin's versions: the git commit."""
+    return {"ember_git": ember_git_commit() or UNKNOWN}
