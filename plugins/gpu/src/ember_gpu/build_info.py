@@ -18,6 +18,7 @@ added to the entry key by the core.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -76,6 +77,30 @@ def _head(git_dir: Path) -> str | None:
             if name == ref and _SHA.match(sha):
                 return sha
     return None
+
+
+@cache
+def code_identity() -> str:
+    """A digest of the sizes and modification times of ember_gpu's own source files.
+
+    A plan entry depends on the code that lowered it, and in a checkout that code may differ
+    from the commit (uncommitted edits): this keeps such plans apart, for the cost of a
+    ``stat`` per file once per process. A kernel binary needs no such thing (its key holds its
+    source's digest).
+    """
+    import blake3
+
+    parts = []
+    pending = [os.path.dirname(os.path.abspath(__file__))]
+    while pending:  # os.scandir: a few times faster than Path.rglob, and this is a warm start
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir() and entry.name != "__pycache__":
+                    pending.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    stat = entry.stat()
+                    parts.append(f"{entry.path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return blake3.blake3("\n".join(sorted(parts)).encode()).hexdigest()[:32]
 
 
 def build_identity() -> dict[str, str]:

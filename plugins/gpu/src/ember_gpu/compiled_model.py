@@ -9,7 +9,8 @@ least recently used dropped beyond ``MAX_SPECIALISATIONS``.
 With ``CACHE_DIR``, three kinds of ``.cl_cache`` entries make a warm start free of ONNX work:
 
 - the *model entry* (key: the model file's digest, the device architecture, the options, the
-  build of Ember): the ports and shape inputs, all ``compile`` needs before any shape is known;
+  build of Ember: versions, git commit and ``build_info.code_identity``): the ports and shape
+  inputs, all ``compile`` needs before any shape is known;
 - a *plan entry* per specialisation (key: the model entry's, the input shapes and shape-input
   values): the lowered plan (``plan_codec.py``);
 - the *program entry* of each plan's OpenCL source (``kernel_store.py``): the driver's binary.
@@ -32,7 +33,7 @@ from ember import checksum
 from ember.errors import InvalidModelError
 from ember.model import Model, Port
 from ember_gpu import opencl
-from ember_gpu.build_info import UNKNOWN, ember_git_commit
+from ember_gpu.build_info import UNKNOWN, code_identity, ember_git_commit
 from ember_gpu.executable import Executable
 from ember_gpu.kernel_store import obtain_kernel
 from ember_gpu.opencl import OpenCLDevice
@@ -79,7 +80,7 @@ class GpuCompiledModel:
             self._model_key = store.key({
                 "kind": "gpu-model", "format": PLAN_FORMAT, "model": self._digest,
                 "architecture": device.architecture, "transformations": transformations,
-                "ember_git": ember_git_commit() or UNKNOWN})
+                "ember_git": ember_git_commit() or UNKNOWN, "code": code_identity()})
             info = store.get_or_build(self._model_key, self._build_model_info, decode_model_info,
                                       name=_model_label(model),
                                       architecture=device.architecture)

@@ -19,9 +19,9 @@ from ember.errors import UnsupportedOperatorError
 from ember_gpu import dtypes, host_ops
 from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
 from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops import DEVICE_OPS
 from ember_gpu.ops.base import ALIAS, ELEMENTWISE, Refused
 from ember_gpu.ops.elementwise import Elementwise
+from ember_gpu.ops.registry import DEVICE_OPS
 from ember_gpu.recurrent import RECURRENT, expand_recurrent
 
 
