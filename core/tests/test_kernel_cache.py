@@ -152,3 +152,46 @@ def test_get_or_build_reads_an_entry_published_while_it_waited(tmp_path):
         handle.put(key, b"BINARY:published")  # the holder publishes, then releases
     waiter.join()
     assert builds == [b"BINARY:published"] and handle.problems == []
+
+
+class Recorder(ToyPlugin):
+    """Keeps the model ``compile`` received, and reads nothing of it."""
+
+    def __init__(self):
+        super().__init__("REC", 1, export=False)
+        self.models = []
+
+    @ember.hookimpl
+    def compile(self, model, device_name, config, cache):
+        if not self._mine(device_name):
+            return None
+        self.models.append((model, cache.model_digest(model) if cache is not None else None))
+        return AddOneModel([], [])
+
+
+def test_with_a_kernel_cache_the_model_is_parsed_only_if_the_device_reads_it(tmp_path):
+    from ember.model import DeferredModel
+
+    plugin = Recorder()
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(plugin, "rec")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(identity_model_bytes())
+    config = {"CACHE_DIR": str(tmp_path / "cache")}
+    core.compile_model(str(path), "REC", config)
+    core.compile_model(identity_model_bytes(), "REC", config)
+    (from_path, path_digest), (from_bytes, bytes_digest) = plugin.models
+    assert isinstance(from_path, DeferredModel) and isinstance(from_bytes, DeferredModel)
+    assert "_parsed" not in vars(from_path) and "_parsed" not in vars(from_bytes)  # not parsed
+    assert path_digest == bytes_digest  # the content's digest, however it was given
+    assert from_path.path == path.resolve() and from_path.inputs[0].name == "x"  # parsed now
+    path.write_bytes(b"not onnx")
+    core.compile_model(str(path), "REC", config)
+    broken, digest = plugin.models[-1]
+    assert digest != path_digest
+    with pytest.raises(ember.errors.InvalidModelError):
+        broken.inputs  # noqa: B018 - parsing is what is tested
+    with pytest.raises(ember.errors.ModelNotFoundError):
+        core.compile_model(str(tmp_path / "absent.onnx"), "REC", config)
+    core.compile_model(identity_model_bytes(), "REC")  # no cache: parsed as before
+    assert not isinstance(plugin.models[-1][0], DeferredModel)

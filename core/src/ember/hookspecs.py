@@ -115,7 +115,11 @@ def compile(
     """Compile a model for a device: the slow, cacheable work happens here.
 
     :param model: the model as read by :meth:`ember.Core.read_model` (``model.proto`` is the ONNX
-        ModelProto; do not modify it).
+        ModelProto; do not modify it). When ``cache`` is given and the application passed a path
+        or bytes, it is an :class:`ember.model.DeferredModel`: parsed the first time ``proto``,
+        ``inputs`` or ``outputs`` is read (raising what ``read_model`` raises), so that a device
+        whose cache holds all it needs never parses it; ``cache.model_digest(model)`` gives its
+        content digest without parsing.
     :param device_name: a full device name.
     :param config: the device's effective configuration: every key of ``SUPPORTED_CONFIG_KEYS``
         with the user's value or the default, validated by the core against the names (values are

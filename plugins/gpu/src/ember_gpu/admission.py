@@ -14,7 +14,7 @@ import numpy as np
 
 from ember.errors import UnsupportedOperatorError
 from ember_gpu import dtypes
-from ember_gpu.graph import Graph, Node, Subgraph
+from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
 
 _RESIZE_MODES = {
     "mode": {"nearest", "linear", "cubic"},
@@ -47,16 +47,17 @@ def _storable(dtype: np.dtype, fp64: bool) -> bool:
 def check_runnable(graph: Graph, device_name: str, fp64: bool) -> None:
     """Raise UnsupportedOperatorError for what lowering would refuse whatever the shapes."""
     every = list(_nodes(graph.nodes))
+    known = _host_known(graph, every)
     for port in (*graph.inputs, *graph.outputs):
-        if _storable(port.dtype, fp64):
-            continue
+        if _storable(port.dtype, fp64) or port.name in known:
+            continue  # a value known on the host (folded) never reaches device memory
         user = next((n for n in every if port.name in n.inputs or port.name in n.outputs), None)
         if user is not None:  # an unused input costs nothing
             raise _refuse(device_name, user, f"{port.dtype} tensors are not supported "
                                              f"({port.name!r})")
     for node in every:
         attrs = node.attrs
-        if node.op_type == "Cast":
+        if node.op_type == "Cast" and node.outputs[0] not in known:
             to = attrs.get("to")
             if isinstance(to, int):
                 from onnx import helper
@@ -86,6 +87,16 @@ def check_runnable(graph: Graph, device_name: str, fp64: bool) -> None:
                 raise _refuse(device_name, node, f"activations {sorted(activations)} (the "
                                                  f"device runs {sorted(_RECURRENT_ACTIVATIONS)} "
                                                  "without parameters)")
+
+
+def _host_known(graph: Graph, nodes: list[Node]) -> set[str]:
+    """Values known on the host whatever the input shapes: constants, shape inputs, and what
+    nodes compute from those alone (or from shapes only: Shape, Size). Lowering folds them."""
+    known = set(graph.constants) | set(graph.shape_inputs) | {""}
+    for node in nodes:  # in order: a node's inputs are decided before it
+        if node.op_type in SHAPE_ONLY or set(node.inputs) <= known:
+            known.update(node.outputs)
+    return known
 
 
 def _check_dropout(graph: Graph, node: Node, device_name: str) -> None:
