@@ -172,14 +172,15 @@ def _program_from_source(descriptor: KernelDescriptor) -> Any:
 
 
 def _program_from_blob(descriptor: KernelDescriptor, blob: bytes | memoryview) -> Any:
-    data = bytes(blob)
-    if not data.startswith(_MAGIC):
+    view = memoryview(blob)
+    if bytes(view[:len(_MAGIC)]) != _MAGIC:
         raise BlobRejectedError("not an ember-gpu kernel blob of format "
-                                f"{BLOB_FORMAT} (it starts with {data[:8]!r})")
+                                f"{BLOB_FORMAT} (it starts with {bytes(view[:8])!r})")
+    binary = bytes(view[len(_MAGIC):])  # one copy of a binary of megabytes, not two
     cl = opencl.pyopencl()
     context = opencl.runtime(descriptor.device).context
     try:
-        program = cl.Program(context, [descriptor.device.handle], [data[len(_MAGIC):]])
+        program = cl.Program(context, [descriptor.device.handle], [binary])
         program.build(options=list(descriptor.options))
     except cl.Error as exc:
         raise BlobRejectedError(f"the OpenCL driver refused it: {exc}") from exc
