@@ -19,12 +19,11 @@ added to the entry key by the core.
 from __future__ import annotations
 
 import os
-import re
 from functools import cache
 from pathlib import Path
 
 UNKNOWN = "unknown"
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_HEX = frozenset("0123456789abcdef")
 
 
 def plugin_version() -> str:
@@ -54,9 +53,13 @@ def ember_git_commit() -> str | None:
     return None
 
 
+def _is_sha(text: str) -> bool:
+    return len(text) == 40 and _HEX.issuperset(text)  # no regex: a warm start compiles none
+
+
 def _head(git_dir: Path) -> str | None:
     head = (git_dir / "HEAD").read_text().strip()
-    if _SHA.match(head):
+    if _is_sha(head):
         return head  # detached
     if not head.startswith("ref:"):
         return None
@@ -69,12 +72,12 @@ def _head(git_dir: Path) -> str | None:
         path = base / ref
         if path.is_file():
             value = path.read_text().strip()
-            return value if _SHA.match(value) else None
+            return value if _is_sha(value) else None
     packed = common / "packed-refs"
     if packed.is_file():
         for line in packed.read_text().splitlines():
             sha, _, name = line.partition(" ")
-            if name == ref and _SHA.match(sha):
+            if name == ref and _is_sha(sha):
                 return sha
     return None
 
