@@ -9,6 +9,10 @@ STAMP := $(VENV)/.ember-installed
 # The demo's model ships inside this wheel (PaddleOCR's text-direction classifier); only the data
 # is used, so none of its dependencies are installed.
 DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
+# silero-vad's ONNX files (an LSTM inside an If, and the op18 "ifless" export), for the tests of
+# the devices that run them; only the data is used, so none of its dependencies (torch) are
+# installed.
+SILERO_WHEEL := silero-vad==6.2.3
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
 # run on any machine; a machine with a GPU driver lists its GPU first.
@@ -30,11 +34,11 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
+$(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev
-	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
+	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL) $(SILERO_WHEEL)
 	touch $@
 
 # ONNX's backend node tests: the onnx 1.22.0 wheel is the last that ships them. Downloaded from the
@@ -60,7 +64,7 @@ redis-server: $(STAMP)
 # comparison), silero-vad's ONNX files (a model, installed without its dependencies) and hiredis.
 bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install --quiet openvino hiredis
-	$(BIN)/python -m pip install --quiet --no-deps silero-vad
+	$(BIN)/python -m pip install --quiet --no-deps $(SILERO_WHEEL)
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_cpu_start.py
 	$(BIN)/python benchmarks/bench_fleet.py

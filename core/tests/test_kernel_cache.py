@@ -1,5 +1,8 @@
 """The kernel cache handle that devices without EXPORT_IMPORT get in compile (``.cl_cache``)."""
 
+import threading
+import time
+
 import pytest
 
 import ember
@@ -21,25 +24,26 @@ class KernelBuilder(ToyPlugin):
         if not self._mine(device_name):
             return None
         source = b"__kernel void add_one(__global float *x) { x[get_global_id(0)] += 1; }"
-        binary = None
         if cache is not None:
             key = cache.key({"source": source.decode(), "options": "-O3", "device": "kern"})
-            with cache.lock(key):
-                binary = cache.get(key)
-                if binary is not None and bytes(binary).startswith(b"BAD"):
-                    cache.reject(key, "the driver refused the binary")
-                    binary = None
-                if binary is None:
-                    binary = self._build(source)
-                    cache.put(key, binary, name="add_one")
+            binary = cache.get_or_build(key, lambda: self._build(source), load_binary,
+                                        name="add_one")
         else:
-            binary = self._build(source)
-        self.loaded.append(bytes(binary))
+            binary, _ = self._build(source)
+        self.loaded.append(binary)
         return AddOneModel(model.inputs, model.outputs)
 
     def _build(self, source):
         self.builds += 1
-        return b"BINARY:" + source
+        binary = b"BINARY:" + source
+        return binary, binary
+
+
+def load_binary(payload):
+    """What a driver does with a stored binary: refuse one it cannot load."""
+    if not bytes(payload).startswith(b"BINARY:"):
+        raise ValueError("the driver refused the binary")
+    return bytes(payload)
 
 
 @pytest.fixture
@@ -113,3 +117,81 @@ def test_kernel_entries_count_in_statistics_and_eviction(core, tmp_path):
     assert (stats.hits, stats.misses, stats.entries) == (1, 1, 1)
     ember_cache.prune(tmp_path, 0)
     assert kernel_files(tmp_path) == []
+
+
+def test_get_or_build_waits_at_most_the_lock_timeout_setting(tmp_path, monkeypatch):
+    """A process holding the key's lock too long: the build happens here too, with a warning
+    after EMBER_CACHE_LOCK_TIMEOUT seconds (not the 300 s default)."""
+    handle = ember.cache.KernelCache(ember_cache.ModelCache(tmp_path), plugin="kern",
+                                     plugin_version="", device="KERN.0")
+    key = handle.key({"source": "x"})
+    monkeypatch.setenv("EMBER_CACHE_LOCK_TIMEOUT", "0.2")
+    with handle.lock(key) as held:  # another builder holds it (the same lock, here)
+        assert held
+        built = handle.get_or_build(key, lambda: ("built", b"BINARY:x"), load_binary, name="x")
+    assert built == "built"
+    assert len(handle.problems) == 1 and "waited 0.2 s" in handle.problems[0]
+    assert handle.get_or_build(key, lambda: ("again", b"BINARY:y"), load_binary) == b"BINARY:x"
+
+
+def test_get_or_build_reads_an_entry_published_while_it_waited(tmp_path):
+    handle = ember.cache.KernelCache(ember_cache.ModelCache(tmp_path), plugin="kern",
+                                     plugin_version="", device="KERN.0")
+    key = handle.key({"source": "x"})
+    builds = []
+
+    def build():
+        builds.append(1)
+        return "built", b"BINARY:x"
+
+    with handle.lock(key):
+        waiter = threading.Thread(target=lambda: builds.append(
+            handle.get_or_build(key, build, load_binary)))
+        waiter.start()
+        time.sleep(0.2)  # it looked, found nothing, and waits for the lock
+        handle.put(key, b"BINARY:published")  # the holder publishes, then releases
+    waiter.join()
+    assert builds == [b"BINARY:published"] and handle.problems == []
+
+
+class Recorder(ToyPlugin):
+    """Keeps the model ``compile`` received, and reads nothing of it."""
+
+    def __init__(self):
+        super().__init__("REC", 1, export=False)
+        self.models = []
+
+    @ember.hookimpl
+    def compile(self, model, device_name, config, cache):
+        if not self._mine(device_name):
+            return None
+        self.models.append((model, cache.model_digest(model) if cache is not None else None))
+        return AddOneModel([], [])
+
+
+def test_with_a_kernel_cache_the_model_is_parsed_only_if_the_device_reads_it(tmp_path):
+    from ember.model import DeferredModel
+
+    plugin = Recorder()
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(plugin, "rec")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(identity_model_bytes())
+    config = {"CACHE_DIR": str(tmp_path / "cache")}
+    core.compile_model(str(path), "REC", config)
+    core.compile_model(identity_model_bytes(), "REC", config)
+    (from_path, path_digest), (from_bytes, bytes_digest) = plugin.models
+    assert isinstance(from_path, DeferredModel) and isinstance(from_bytes, DeferredModel)
+    assert "_parsed" not in vars(from_path) and "_parsed" not in vars(from_bytes)  # not parsed
+    assert path_digest == bytes_digest  # the content's digest, however it was given
+    assert from_path.path == path.resolve() and from_path.inputs[0].name == "x"  # parsed now
+    path.write_bytes(b"not onnx")
+    core.compile_model(str(path), "REC", config)
+    broken, digest = plugin.models[-1]
+    assert digest != path_digest
+    with pytest.raises(ember.errors.InvalidModelError):
+        broken.inputs  # noqa: B018 - parsing is what is tested
+    with pytest.raises(ember.errors.ModelNotFoundError):
+        core.compile_model(str(tmp_path / "absent.onnx"), "REC", config)
+    core.compile_model(identity_model_bytes(), "REC")  # no cache: parsed as before
+    assert not isinstance(plugin.models[-1][0], DeferredModel)

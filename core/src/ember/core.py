@@ -22,7 +22,7 @@ from ember.errors import (
     UnknownDeviceError,
     UnknownPropertyError,
 )
-from ember.model import Model, read_model
+from ember.model import Model, deferred_model, read_model
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
 from ember.store import resolve_model_name
@@ -228,7 +228,8 @@ class Core:
     def _compile(self, model: ModelSource, device: DeviceDescription,
                  plugin_config: dict[str, Any], kernels: KernelCache | None = None) -> DeviceModel:
         if not isinstance(model, Model):
-            model = read_model(model)
+            # a device caching its own work may find all it needs there: parse only if it asks
+            model = read_model(model) if kernels is None else deferred_model(model)
         return self._plugins.compile(device.name, model=model, config=plugin_config,
                                      cache=kernels)
 

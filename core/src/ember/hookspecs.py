@@ -115,19 +115,28 @@ def compile(
     """Compile a model for a device: the slow, cacheable work happens here.
 
     :param model: the model as read by :meth:`ember.Core.read_model` (``model.proto`` is the ONNX
-        ModelProto; do not modify it).
+        ModelProto; do not modify it). When ``cache`` is given and the application passed a path
+        or bytes, it is an :class:`ember.model.DeferredModel`: parsed the first time ``proto``,
+        ``inputs`` or ``outputs`` is read (raising what ``read_model`` raises), so that a device
+        whose cache holds all it needs never parses it; ``cache.model_digest(model)`` gives its
+        content digest without parsing.
     :param device_name: a full device name.
     :param config: the device's effective configuration: every key of ``SUPPORTED_CONFIG_KEYS``
         with the user's value or the default, validated by the core against the names (values are
         the plugin's to check: raise :class:`ember.errors.PropertyValueError` for a bad one).
     :param cache: with ``CACHE_DIR`` set, a handle on the core's cache for what the device builds
         below the level of a whole model (compiled OpenCL programs, as OpenVINO's GPU plugin
-        keeps in ``.cl_cache`` files): ``key(blob_id)``, ``get(key)``, ``put(key, payload)``,
-        ``lock(key)``, ``reject(key, reason)``, ``has(key)`` and ``report()``. ``None`` without a
-        cache directory. The handle may be kept for builds after ``compile`` (a model with
-        dynamic shapes built at its first inference); call ``report()`` after such a build, as
-        the core does after ``compile``. Devices with ``EXPORT_IMPORT`` are cached whole by the
-        core and can ignore it.
+        keeps in ``.cl_cache`` files). ``None`` without a cache directory. Obtain each piece
+        with ``cache.get_or_build(cache.key(blob_id), build, load)``: it reads the entry and
+        passes its payload to ``load`` (no lock on a hit); otherwise it takes the entry's
+        cross-process lock (at most the lock timeout, ``EMBER_CACHE_LOCK_TIMEOUT``), looks
+        again, calls ``build()`` (which returns the object and the payload to store) and
+        publishes the payload. A payload ``load`` raises for is rejected and rebuilt; problems
+        are noted in ``cache.problems``, never raised. The lower-level ``get``, ``put``,
+        ``lock``, ``reject`` and ``has`` remain for other uses. The handle may be kept for
+        builds after ``compile`` (a model with dynamic shapes built at its first inference);
+        call ``report()`` after such a build, as the core does after ``compile``. Devices with
+        ``EXPORT_IMPORT`` are cached whole by the core and can ignore it.
 
         .. versionadded:: 0.1
     :returns: ``None`` when ``device_name`` is not this plugin's; otherwise an object following

@@ -149,6 +149,50 @@ class Model:
         return f"<Model {self.friendly_name!r}: ({ins}) -> ({outs})>"
 
 
+class DeferredModel(Model):
+    """An ONNX file or serialized bytes, parsed only when its graph or ports are first read.
+
+    ``compile`` receives one when the device caches its own work (it gets a kernel cache
+    handle): a device that finds all it needs in its cache never parses the model (the model's
+    digest, ``KernelCache.model_digest``, needs no parsing either). Reading ``proto``,
+    ``inputs`` or ``outputs`` parses it, raising what :func:`read_model` raises. ``source`` is
+    the resolved path or the bytes.
+    """
+
+    def __init__(self, source: Path | bytes) -> None:  # Model.__init__ would parse
+        self.source = source
+        self.path = source if isinstance(source, Path) else None
+
+    @cached_property
+    def _parsed(self) -> Model:
+        return read_model(self.source)
+
+    @cached_property
+    def proto(self) -> onnx.ModelProto:  # type: ignore[override]
+        return self._parsed.proto
+
+    @cached_property
+    def inputs(self) -> list[Port]:  # type: ignore[override]
+        return self._parsed.inputs
+
+    @cached_property
+    def outputs(self) -> list[Port]:  # type: ignore[override]
+        return self._parsed.outputs
+
+
+def deferred_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:
+    """A :class:`DeferredModel` of a path or bytes; a missing file or a directory is reported
+    now, anything else when the model is parsed."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return DeferredModel(bytes(source))
+    path = Path(source)
+    if not path.exists():
+        raise ModelNotFoundError(str(path))
+    if path.is_dir():
+        raise InvalidModelError(str(path), "it is a directory, not a file")
+    return DeferredModel(path.resolve())
+
+
 def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:
     """Parse an ONNX file path or serialized bytes into a Model, with errors that name the cause."""
     if isinstance(source, bytes | bytearray | memoryview):

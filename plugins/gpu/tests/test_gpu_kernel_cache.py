@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -62,18 +63,21 @@ def kernel_files(cache_dir):
 
 def test_next_compile_builds_no_program_from_source(tmp_path, creations):
     first = compile_cached(tmp_path)
+    assert len(kernel_files(tmp_path)) == 3  # static inputs: built and cached in compile_model
     second = compile_cached(tmp_path)
     assert creations() == ["create:cache_miss", "create:from_cache_blob"]
     x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
     assert first(x)[0].tobytes() == second(x)[0].tobytes()
     assert second.get_property("LOADED_FROM_CACHE") is False  # no model blob: EXPORT_IMPORT-less
-    assert len(kernel_files(tmp_path)) == 1
+    assert len(kernel_files(tmp_path)) == 3
     assert not list(tmp_path.glob("blobs/*.blob"))
-    (info,) = ember_cache.entries(tmp_path)
-    assert info.plugin == "ember-gpu" and info.model_name == "gate[2x3]"
+    # the model entry (ports), the plan of shape 2x3, the program of that plan
+    entries = ember_cache.entries(tmp_path)
+    assert {e.plugin for e in entries} == {"ember-gpu"}
+    assert sorted(e.model_name for e in entries) == ["gate[2x3]", "gate[2x3]", "model"]
     assert ember_cache.verify(tmp_path) == []
     stats = ember_cache.stats(tmp_path)
-    assert (stats.hits, stats.misses) == (1, 1)
+    assert (stats.hits, stats.misses) == (3, 3)
 
 
 def test_a_fresh_process_starts_from_the_binaries(tmp_path):
@@ -109,19 +113,58 @@ def test_processes_starting_together_build_once(tmp_path):
         "create:cache_miss", "create:from_cache_blob"]
 
 
-def test_damaged_entry_is_rebuilt_and_replaced_with_one_warning(tmp_path, creations):
+#: What each kind of entry's payload starts with: the model's ports, a plan, a program binary.
+MAGIC = {"model": b"EMBERMODL", "plan": b"EMBERPLAN", "program": b"EMBERCL"}
+
+
+def entry_of(cache_dir, kind):
+    (found,) = [f for f in kernel_files(cache_dir) if MAGIC[kind] in f.read_bytes()]
+    return found
+
+
+@pytest.mark.parametrize(("kind", "then"), [("model", "create:from_cache_blob"),
+                                             ("plan", "create:from_cache_blob"),
+                                             ("program", "create:cache_miss")])
+def test_damaged_entry_is_rebuilt_and_replaced_with_one_warning(tmp_path, creations, kind, then):
+    """Only the damaged entry is rebuilt: a model or plan entry from the model, a program
+    entry from its source."""
     compile_cached(tmp_path)
-    (entry,) = kernel_files(tmp_path)
+    entry = entry_of(tmp_path, kind)
     data = bytearray(entry.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    data[-3] ^= 0xFF
     entry.write_bytes(bytes(data))
     with pytest.warns(CacheWarning, match="damaged") as caught:
-        compile_cached(tmp_path)
+        compiled = compile_cached(tmp_path)
     assert len(caught) == 1
-    assert creations() == ["create:cache_miss", "create:cache_miss"]
+    assert creations() == ["create:cache_miss", then]
     assert ember_cache.verify(tmp_path) == []  # replaced
+    x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(compiled(x)[0], x / (1 + np.exp(-x)), rtol=1e-6)
     compile_cached(tmp_path)
     assert creations()[-1] == "create:from_cache_blob"
+
+
+@pytest.mark.parametrize("kind", ["model", "plan"])
+def test_model_and_plan_entries_that_do_not_decode_are_rebuilt(tmp_path, creations, kind):
+    """An intact container whose payload is not a valid entry (another build's, a foreign
+    one): the payload is refused by the plan codec, rebuilt from the model and replaced."""
+    compile_cached(tmp_path)
+    handle = ember_cache.KernelCache(ember_cache.ModelCache(tmp_path), plugin="ember-gpu",
+                                     plugin_version=ember_gpu.__version__, device="GPU.0")
+    entry = entry_of(tmp_path, kind)
+    (info,) = [e for e in ember_cache.entries(tmp_path) if e.path == entry]
+    key = ember_cache.CacheKey({}, info.key)  # only the digest addresses an entry
+    assert handle.get(key) is not None  # the same key the device used
+    assert handle.put(key, MAGIC[kind] + b"\x01" + b"\xff" * 40)
+    with pytest.warns(CacheWarning, match="rejected") as caught:
+        compiled = compile_cached(tmp_path)
+    assert len(caught) == 1
+    x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(compiled(x)[0], x / (1 + np.exp(-x)), rtol=1e-6)
+    assert ember_cache.verify(tmp_path) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compile_cached(tmp_path)  # replaced: no warning any more
 
 
 @pytest.mark.parametrize("payload", [b"EMBERCL\x01not a binary", b"a foreign payload"],
@@ -147,7 +190,7 @@ def test_models_specialised_at_inference_use_the_cache_and_warn_there(tmp_path, 
     model = ember.Core().read_model(proto)
     inputs = random_inputs(model.inputs, batch=3)
     compile_cached(tmp_path, proto)(inputs)
-    (entry,) = kernel_files(tmp_path)
+    entry = entry_of(tmp_path, "program")
     entry.write_bytes(entry.read_bytes()[:-10])  # truncated
     compiled = compile_cached(tmp_path, proto)  # nothing is built yet: the batch is unknown
     with pytest.warns(CacheWarning, match="damaged"):

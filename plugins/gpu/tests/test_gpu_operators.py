@@ -71,3 +71,14 @@ def test_matches_onnx_reference(runs, case_id):
 def test_every_template_operator_is_supported_and_tested():
     assert not set(cases.REQUIRED_OPS) - SUPPORTED_OPS
     assert not set(cases.REQUIRED_OPS) - {p.values[0] for p in PARAMS.values()}
+
+
+def test_supported_names_are_the_registry_and_the_expansions():
+    """The names listed without importing any definition (what SUPPORTED_OPERATORS reports at
+    every compile) are exactly the operators with device code, folding or expansion."""
+    from ember_gpu import ops
+    from ember_gpu.ops.registry import DEVICE_OPS
+
+    assert frozenset(DEVICE_OPS) == ops.DEVICE_OP_NAMES
+    assert not ops.HOST_ONLY_OPS & ops.DEVICE_OP_NAMES
+    assert not ops.EXPANDED_OPS & (ops.DEVICE_OP_NAMES | ops.HOST_ONLY_OPS)

@@ -14,10 +14,11 @@ one warning and a compile, never an exception or a wrong model.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +42,24 @@ DEFAULT_LOCK_TIMEOUT = 300.0
 
 
 def lock_timeout() -> float:
+    """Seconds to wait for a key's lock: ``EMBER_CACHE_LOCK_TIMEOUT``, else 300."""
     try:
         return float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT))
     except ValueError:
         return DEFAULT_LOCK_TIMEOUT
+
+
+@contextlib.contextmanager
+def build_lock(cache: ModelCache, digest: str, name: str, problems: list[str]) -> Iterator[bool]:
+    """Hold the key's cross-process lock while compiling ``name``, waiting at most
+    :func:`lock_timeout`. Yields whether it is held: when the wait ran out, that is noted in
+    ``problems`` and the caller compiles anyway (a stuck process must not stop this one)."""
+    timeout = lock_timeout()
+    with cache.lock(digest, timeout) as locked:
+        if not locked:
+            problems.append(f"waited {timeout:.1f} s for another process compiling {name}; "
+                            "compiled it here too")
+        yield locked
 
 
 def compile_with_cache(
@@ -97,18 +112,14 @@ class _Steps:
         hit = self._import_local() or self._import_remote()
         if hit is not None:
             return hit, True
-        timeout = lock_timeout()
-        with self.cache.lock(self.key.digest, timeout) as locked:
+        with build_lock(self.cache, self.key.digest, self.name, self.problems) as locked:
             if locked:  # the process we waited for may have published it
                 hit = self._quietly(self._import_local)
                 if hit is not None:
                     return hit, True
-            else:
-                self.problems.append(f"waited {timeout:.1f} s for another process compiling "
-                                     f"{self.name}; compiled it here too")
             if self.remote is None:
                 return self._compile_and_store(), False
-            with self.remote.fleet_lock(self.key.digest, expiry=timeout) as fleet:
+            with self.remote.fleet_lock(self.key.digest, expiry=lock_timeout()) as fleet:
                 if fleet == "busy":  # another host compiles it: wait for its entry
                     hit = self._import_remote(wait=True)
                 elif fleet == "held":  # published between our look and our lock?

@@ -9,6 +9,10 @@ The plugin names what identifies an entry (oneDNN's *cache blob id*: kernel sour
 options, platform, device and driver); the core adds the plugin's distribution and version and
 Ember's own, so an upgrade never reuses an old binary.
 
+The one way to obtain an entry is :meth:`KernelCache.get_or_build`: look, lock, look again,
+build, publish, the same steps (and the same lock and lock timeout) as a whole model's compile
+through the cache (``cached_compile.py``).
+
 Kernel entries are native code the plugin hands to a driver (``clCreateProgramWithBinary``): with
 a signing key (``CACHE_SIGNING_KEY``) the core verifies each entry's MAC in :meth:`get`, before a
 byte reaches the plugin, and signs what :meth:`put` writes. Without one, whoever can write the
@@ -18,18 +22,23 @@ cache directory chooses the binaries a driver is given (see docs/caching.md).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ember._version import __version__
-from ember.cache.key import CacheKey, entry_key
+from ember.cache.cached_compile import build_lock, lock_timeout
+from ember.cache.key import CacheKey, entry_key, model_identity
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
 from ember.log import get_logger
+from ember.model import DeferredModel, Model
 
 if TYPE_CHECKING:
     from ember.signing import Signer
 
 log = get_logger("ember.cache")
+
+T = TypeVar("T")
+_NONE = object()  # no usable entry (``load`` may return any value, None included)
 
 
 class KernelCache:
@@ -43,6 +52,58 @@ class KernelCache:
         self._fields = {"plugin": plugin, "plugin_version": plugin_version, "device": device}
         self._max_size = max_size
         self.problems: list[str] = []  # reported by the core as one warning per compile
+
+    def get_or_build(self, key: CacheKey, build: Callable[[], tuple[T, bytes | memoryview]],
+                     load: Callable[[memoryview], T], *, name: str = "",
+                     architecture: str = "") -> T:
+        """The object of entry ``key``: loaded from the entry, else built and published.
+
+        1. Read the entry (no lock: a hit never waits) and ``load`` its verified payload.
+        2. Otherwise take the key's cross-process lock, waiting at most the lock timeout
+           (``EMBER_CACHE_LOCK_TIMEOUT``, 300 s): a process building the same entry is waited
+           for, and its entry read again (unless the first look found a damaged or refused one).
+        3. Still nothing: ``build()`` returns the object and the payload to publish; the payload
+           is published atomically (``put``) and the object returned.
+
+        :param load: makes the object from a payload; an exception from it means the payload
+            cannot be used (a binary the driver refuses, a format from another build): the entry
+            is rejected (noted in ``problems``) and rebuilt. Payloads are untrusted bytes.
+        :param name: what the entry holds, for its header and for messages.
+        :param architecture: the device architecture, for the entry's header.
+
+        Problems (a damaged or refused entry, a lock that never came, an unwritable directory)
+        are noted in ``problems``, never raised; exceptions from ``build`` propagate.
+        """
+        noted = len(self.problems)
+        found = self._load(key, load)
+        if found is not _NONE:
+            return found  # type: ignore[return-value]
+        unusable = len(self.problems) > noted  # an entry exists but cannot be used: rebuild
+        with build_lock(self.cache, key.digest, name or "a kernel", self.problems) as locked:
+            if locked and not unusable:  # the process we waited for may have published it
+                found = self._load(key, load)
+                if found is not _NONE:
+                    return found  # type: ignore[return-value]
+            value, payload = build()
+            self.put(key, payload, name=name, architecture=architecture)
+            return value
+
+    def _load(self, key: CacheKey, load: Callable[[memoryview], T]) -> T | object:
+        payload = self.get(key)
+        if payload is None:
+            return _NONE
+        try:
+            return load(memoryview(payload))
+        except Exception as exc:  # any failure to use a payload means "rebuild"
+            self.reject(key, f"{type(exc).__name__}: {exc}")
+            return _NONE
+
+    def model_digest(self, model: Model) -> str:
+        """The content digest of ``model``, as the model cache's key holds it, without parsing
+        it: a file's digest is remembered against the file's identity (unchanged file, no
+        hashing), bytes are hashed, a Model built in memory is hashed as serialized."""
+        source = model.source if isinstance(model, DeferredModel) else model
+        return model_identity(source, self.cache.file_digests)[0]
 
     def key(self, blob_id: bytes | str | Mapping[str, Any]) -> CacheKey:
         """The entry key for a plugin's identification of a kernel (bytes, text or a mapping)."""
@@ -93,7 +154,9 @@ class KernelCache:
         self.problems.append(f"kernel entry {key.digest[:12]} was rejected ({reason}); rebuilt")
 
     @contextlib.contextmanager
-    def lock(self, key: CacheKey, timeout: float = 300.0) -> Iterator[bool]:
-        """Hold the key's cross-process lock while building, so that one process builds it."""
-        with self.cache.lock(key.digest, timeout) as locked:
+    def lock(self, key: CacheKey, timeout: float | None = None) -> Iterator[bool]:
+        """Hold the key's cross-process lock while building, so that one process builds it;
+        yields False when not acquired within ``timeout`` (default: the lock timeout setting,
+        ``EMBER_CACHE_LOCK_TIMEOUT``). :meth:`get_or_build` does this for you."""
+        with self.cache.lock(key.digest, lock_timeout() if timeout is None else timeout) as locked:
             yield locked

@@ -1,7 +1,9 @@
-"""What build of Ember is running: its version and, when it can be known, its git commit.
+"""What build of Ember is running: when it can be known, its git commit.
 
-Both go into every kernel's cache blob id (oneDNN puts its version and git hash in its cache blob
-ids), so that binaries built by one build of Ember are never used by another. The commit is read
+It goes into every kernel's cache blob id and the key of every plan entry (oneDNN puts its
+version and git hash in its cache blob ids); the versions of Ember and of the plugin are in the
+core's entry key already (``KernelCache.key``), so that binaries and plans built by one build of
+Ember are never used by another. The commit is read
 from the git checkout Ember is imported from (an editable install, as in this repository), by
 reading ``.git`` directly: no ``git`` process, a few file reads, once per process.
 
@@ -16,14 +18,12 @@ added to the entry key by the core.
 
 from __future__ import annotations
 
-import re
+import os
 from functools import cache
 from pathlib import Path
 
-from ember import __version__ as ember_version
-
 UNKNOWN = "unknown"
-_SHA = re.compile(r"^[0-9a-f]{40}$")
+_HEX = frozenset("0123456789abcdef")
 
 
 def plugin_version() -> str:
@@ -53,9 +53,13 @@ def ember_git_commit() -> str | None:
     return None
 
 
+def _is_sha(text: str) -> bool:
+    return len(text) == 40 and _HEX.issuperset(text)  # no regex: a warm start compiles none
+
+
 def _head(git_dir: Path) -> str | None:
     head = (git_dir / "HEAD").read_text().strip()
-    if _SHA.match(head):
+    if _is_sha(head):
         return head  # detached
     if not head.startswith("ref:"):
         return None
@@ -68,16 +72,41 @@ def _head(git_dir: Path) -> str | None:
         path = base / ref
         if path.is_file():
             value = path.read_text().strip()
-            return value if _SHA.match(value) else None
+            return value if _is_sha(value) else None
     packed = common / "packed-refs"
     if packed.is_file():
         for line in packed.read_text().splitlines():
             sha, _, name = line.partition(" ")
-            if name == ref and _SHA.match(sha):
+            if name == ref and _is_sha(sha):
                 return sha
     return None
 
 
+@cache
+def code_identity() -> str:
+    """A digest of the sizes and modification times of ember_gpu's own source files.
+
+    A plan entry depends on the code that lowered it, and in a checkout that code may differ
+    from the commit (uncommitted edits): this keeps such plans apart, for the cost of a
+    ``stat`` per file once per process. A kernel binary needs no such thing (its key holds its
+    source's digest).
+    """
+    import blake3
+
+    parts = []
+    pending = [os.path.dirname(os.path.abspath(__file__))]
+    while pending:  # os.scandir: a few times faster than Path.rglob, and this is a warm start
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir() and entry.name != "__pycache__":
+                    pending.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    stat = entry.stat()
+                    parts.append(f"{entry.path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return blake3.blake3("\n".join(sorted(parts)).encode()).hexdigest()[:32]
+
+
 def build_identity() -> dict[str, str]:
-    return {"ember": ember_version, "ember_git": ember_git_commit() or UNKNOWN,
-            "ember_gpu": plugin_version()}
+    """What a cache blob id adds to the core's entry key, which already holds Ember's and the
+    plugin's versions: the git commit."""
+    return {"ember_git": ember_git_commit() or UNKNOWN}

@@ -4,38 +4,54 @@ Kernels are specialised to static shapes. A model whose inputs are all static (a
 shape inputs, see ``graph.py``) is specialised and built in ``compile``. A model with dynamic
 dimensions (a batch, PaddleOCR's height and width) is specialised at its first inference with
 each new set of input shapes (and shape-input values); the specialisations are kept, the
-least recently used dropped beyond ``MAX_SPECIALISATIONS``. Every specialisation's program goes
-through the same caches (memory, then ``CACHE_DIR``): a shape seen in an earlier process starts
-from its binary. Problems with the cache found during an inference are reported as one
+least recently used dropped beyond ``MAX_SPECIALISATIONS``.
+
+With ``CACHE_DIR``, three kinds of ``.cl_cache`` entries make a warm start free of ONNX work:
+
+- the *model entry* (key: the model file's digest, the device architecture, the options, the
+  build of Ember: versions, git commit and ``build_info.code_identity``): the ports and shape
+  inputs, all ``compile`` needs before any shape is known;
+- a *plan entry* per specialisation (key: the model entry's, the input shapes and shape-input
+  values): the lowered plan (``plan_codec.py``);
+- the *program entry* of each plan's OpenCL source (``kernel_store.py``): the driver's binary.
+
+A hit on all three neither imports onnx nor parses the model nor lowers it (``planner.py`` is
+imported on a miss only). Problems with the cache found during an inference are reported as one
 ``CacheWarning`` there, as the core does for those found during ``compile``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ember.model import Port
+from ember import checksum
+from ember.errors import InvalidModelError
+from ember.model import Model, Port
 from ember_gpu import opencl
-from ember_gpu.emit import Emitter
+from ember_gpu.build_info import UNKNOWN, code_identity, ember_git_commit
 from ember_gpu.executable import Executable
-from ember_gpu.fusion import group_nodes
-from ember_gpu.graph import Graph
 from ember_gpu.kernel_store import obtain_kernel
-from ember_gpu.lowering import lower
 from ember_gpu.opencl import OpenCLDevice
 from ember_gpu.persistent_cache import Kernel, KernelDescriptor
 from ember_gpu.plan import Plan
-from ember_gpu.transforms import fold_batchnorm_into_conv
+from ember_gpu.plan_codec import (
+    PLAN_FORMAT,
+    ModelInfo,
+    decode_model_info,
+    decode_plan,
+    encode_model_info,
+    encode_plan,
+)
 
 if TYPE_CHECKING:
     from ember.cache import KernelCache
+    from ember.cache.key import CacheKey
+    from ember_gpu.graph import Graph
 
 MAX_SPECIALISATIONS = 8
 #: Build options of every program (part of its cache blob id).
@@ -44,50 +60,63 @@ BUILD_OPTIONS: tuple[str, ...] = ()
 SpecialisationKey = tuple[tuple[tuple[int, ...], ...], tuple[bytes, ...]]
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Lowering allocates thousands of short-lived objects without reference cycles: pausing the
-    cycle collector meanwhile saves the collections they would trigger over the whole heap
-    (reference counting still frees every one of them)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def make_plan(graph: Graph, arrays: Sequence[np.ndarray], device_name: str,
-              device: OpenCLDevice, transformations: bool) -> Plan:
-    """Lower, transform, fuse and write the kernels of ``graph`` for these inputs."""
-    device_graph = lower(graph, arrays, device_name, device.has_fp64)
-    if transformations:
-        fold_batchnorm_into_conv(device_graph)
-    groups = group_nodes(device_graph.nodes, device_graph.outputs, fuse=transformations)
-    shapes = ",".join("x".join(map(str, a.shape)) for a in arrays)
-    return Emitter(device_graph).emit(groups, f"{graph.name}[{shapes}]")
-
-
 class GpuCompiledModel:
     """Follows :class:`ember.device.DeviceModel`."""
 
-    def __init__(self, graph: Graph, device_name: str, device: OpenCLDevice,
+    def __init__(self, model: Model, device_name: str, device: OpenCLDevice,
                  transformations: bool, store: KernelCache | None) -> None:
-        self.graph = graph
         self.device_name = device_name
         self.device = device
         self.transformations = transformations
-        self.inputs: list[Port] = list(graph.inputs)
-        self.outputs: list[Port] = list(graph.outputs)
+        self._model = model
+        self._graph: Graph | None = None
         self._store = store
+        self._digest = ""
+        self._model_key: CacheKey | None = None
+        if store is None:
+            info = self._describe(self._read_graph())
+        else:
+            self._digest = store.model_digest(model)
+            self._model_key = store.key({
+                "kind": "gpu-model", "format": PLAN_FORMAT, "model": self._digest,
+                "architecture": device.architecture, "transformations": transformations,
+                "ember_git": ember_git_commit() or UNKNOWN, "code": code_identity()})
+            info = store.get_or_build(self._model_key, self._build_model_info, decode_model_info,
+                                      name=_model_label(model),
+                                      architecture=device.architecture)
+        self.name = info.name
+        self.inputs: list[Port] = list(info.inputs)
+        self.outputs: list[Port] = list(info.outputs)
+        self.shape_inputs = info.shape_inputs
         self._specialisations: OrderedDict[SpecialisationKey, Executable] = OrderedDict()
         self._building: dict[SpecialisationKey, threading.Lock] = {}
         self._lock = threading.Lock()
-        if all(p.is_static for p in graph.inputs) and not graph.shape_inputs:
+        if all(p.is_static for p in self.inputs) and not self.shape_inputs:
             # Everything is known: build now, in compile, where the core reports cache problems.
-            shaped = [np.broadcast_to(np.zeros((), p.dtype), p.shape) for p in graph.inputs]
+            shaped = [np.broadcast_to(np.zeros((), p.dtype), p.shape) for p in self.inputs]
             self._specialise(self._key(shaped), shaped, report=False)  # only shapes are read
+
+    # -- the model, read only on a cache miss ----------------------------------------------------
+
+    def _read_graph(self) -> Graph:
+        if self._graph is None:
+            from ember_gpu.planner import read_model_graph
+
+            graph = read_model_graph(self._model, self.device_name, self.device)
+            if self._store is not None and self._store.model_digest(self._model) != self._digest:
+                raise InvalidModelError(str(self._model.path or "the model"),
+                                        "it changed after compile_model; compile it again")
+            self._graph = graph
+        return self._graph
+
+    @staticmethod
+    def _describe(graph: Graph) -> ModelInfo:
+        return ModelInfo(graph.name, graph.inputs, graph.outputs, graph.shape_inputs)
+
+    def _build_model_info(self) -> tuple[ModelInfo, bytes]:
+        graph = self._read_graph()
+        return self._describe(graph), encode_model_info(graph.name, graph.inputs, graph.outputs,
+                                                        graph.shape_inputs)
 
     @property
     def specialisations(self) -> list[Executable]:
@@ -107,8 +136,7 @@ class GpuCompiledModel:
     def _key(self, inputs: Sequence[np.ndarray]) -> SpecialisationKey:
         shapes = tuple(tuple(int(d) for d in a.shape) for a in inputs)
         values = tuple(np.ascontiguousarray(a).tobytes() for p, a in
-                       zip(self.graph.inputs, inputs, strict=True)
-                       if p.name in self.graph.shape_inputs)
+                       zip(self.inputs, inputs, strict=True) if p.name in self.shape_inputs)
         return shapes, values
 
     def _specialise(self, key: SpecialisationKey, inputs: Sequence[np.ndarray],
@@ -130,10 +158,32 @@ class GpuCompiledModel:
             self._store.report()
         return executable
 
-    def _build(self, inputs: Sequence[np.ndarray]) -> Executable:
-        with collector_paused():
-            plan = make_plan(self.graph, inputs, self.device_name, self.device,
+    def _plan(self, inputs: Sequence[np.ndarray]) -> Plan:
+        """The plan for these inputs: from its entry, else lowered (and published)."""
+
+        def build() -> tuple[Plan, bytes]:
+            from ember_gpu.planner import make_plan
+
+            plan = make_plan(self._read_graph(), inputs, self.device_name, self.device,
                              self.transformations)
+            return plan, encode_plan(plan) if self._store is not None else b""
+
+        if self._store is None or self._model_key is None:
+            return build()[0]
+        key = self._key(inputs)
+        values = b"".join(key[1])
+        entry = self._store.key({
+            "kind": "gpu-plan", "model": self._model_key.digest, "shapes": key[0],
+            "dtypes": [np.dtype(a.dtype).str for a in inputs],
+            "values": checksum.hexdigest(values) if key[1] else ""})
+        sizes = [np.dtype(a.dtype).itemsize * int(np.prod(a.shape)) for a in inputs]
+        return self._store.get_or_build(
+            entry, build, lambda payload: decode_plan(payload, sizes, self.outputs),
+            name=f"{self.name}[{','.join('x'.join(map(str, s)) for s in key[0])}]",
+            architecture=self.device.architecture)
+
+    def _build(self, inputs: Sequence[np.ndarray]) -> Executable:
+        plan = self._plan(inputs)
         runtime = opencl.runtime(self.device)
         if not plan.launches:  # everything was folded at compile time: no program to build
             return Executable(plan, None, runtime)
@@ -147,3 +197,8 @@ class GpuCompiledModel:
 
         kernel = obtain_kernel(descriptor, self._store, first_run)
         return built[0] if built else Executable(plan, kernel, runtime)
+
+
+def _model_label(model: Model) -> str:
+    """A name for the model entry without parsing the model."""
+    return model.path.name if model.path is not None else "model"

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ember_gpu import dtypes
-from ember_gpu.codegen import KernelWriter
+from ember_gpu.codegen import HELPERS, KernelWriter
 from ember_gpu.fusion import Group
 from ember_gpu.ir import DeviceNode, Value
 from ember_gpu.lowering import DeviceGraph
 from ember_gpu.memory import ConstantArena, Region, Workspace
 from ember_gpu.ops.base import ANCHOR, ELEMENTWISE, AnchorOp, ElementwiseOp, StandaloneOp
 from ember_gpu.ops.elementwise import operand_values
-from ember_gpu.plan import Launch, OutputSlot, Plan, program_source
+from ember_gpu.plan import FP64, PRELUDE, Launch, OutputSlot, Plan
 
 _WIDE = 2**31 - 1
 
@@ -130,3 +130,15 @@ class Emitter:
                 codes.append(kw.load_broadcast(value, shape))
         return codes
 
+
+def program_source(kernels: list[KernelWriter]) -> str:
+    """One program for all kernels of a plan: fewer, larger programs build faster."""
+    parts = [PRELUDE]
+    if any(k.fp64 for k in kernels):
+        parts.append(FP64)
+    helpers: list[str] = []
+    for kernel in kernels:
+        helpers.extend(h for h in kernel.helpers if h not in helpers)
+    parts.extend(HELPERS[h] for h in helpers)
+    parts.extend(k.source() for k in kernels)
+    return "\n".join(parts)

@@ -9,7 +9,7 @@ device specialises on those values as it does on input shapes (see ``specialise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,9 @@ SHAPE_OPERANDS: dict[str, tuple[int, ...]] = {
     "ConstantOfShape": (0,), "Range": (0, 1, 2), "Unsqueeze": (1,), "Squeeze": (1,),
     "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "Split": (1,),
     "Dropout": (1, 2),  # ratio and training_mode: the device runs inference mode only
+    "Resize": (1, 2, 3),  # roi, scales, sizes
+    "If": (0,),  # the condition: the branch taken is chosen on the host
+    "LSTM": (4,), "GRU": (4,), "RNN": (4,),  # sequence_lens: the steps are unrolled
 }
 #: Operators with optional outputs the device does not produce: how many it does (Dropout's mask
 #: is all ones in inference mode; MaxPool's Indices and BatchNormalization's training statistics
@@ -128,6 +131,23 @@ def _constant_value(node: Node, device_name: str) -> np.ndarray:
     raise UnsupportedOperatorError(device_name, "Constant", node.name)  # sparse or strings
 
 
+class Subgraph:
+    """A branch of an If: its live nodes, the names of its outputs, and the outer values its
+    nodes read (``captures``; constants, which every scope sees, excluded)."""
+
+    __slots__ = ("captures", "nodes", "outputs")
+
+    def __init__(self, nodes: tuple[Node, ...], outputs: tuple[str, ...],
+                 captures: frozenset[str]) -> None:
+        self.nodes = nodes
+        self.outputs = outputs
+        self.captures = captures
+
+
+#: Operators with subgraph attributes the device reads (any other graph attribute is refused).
+_BRANCHES = {"If": ("then_branch", "else_branch")}
+
+
 def read_graph(model: Model, device_name: str, supported: frozenset[str]) -> Graph:
     """Decode and check ``model``: unsupported operators and undefined values are errors."""
     proto = model.proto
@@ -135,30 +155,7 @@ def read_graph(model: Model, device_name: str, supported: frozenset[str]) -> Gra
     source = str(model.path) if model.path else model.friendly_name
     constants: dict[str, np.ndarray] = {t.name: tensor_to_array(t) for t in graph.initializer}
     defined = set(constants) | {p.name for p in model.inputs} | {""}
-    nodes: list[Node] = []
-    for index, proto_node in enumerate(graph.node):
-        op_type = proto_node.op_type
-        inputs, outputs = tuple(proto_node.input), tuple(proto_node.output)
-        if proto_node.domain not in _DEFAULT_DOMAINS or op_type not in supported:
-            raise UnsupportedOperatorError(device_name, op_type,
-                                           proto_node.name or f"{op_type}_{index}",
-                                           proto_node.domain)
-        if not defined.issuperset(inputs):
-            name = proto_node.name or f"{op_type}_{index}"
-            value = next(v for v in inputs if v not in defined)
-            raise InvalidModelError(source, f"node {name!r} reads {value!r}, which no input, "
-                                            "initializer or earlier node defines")
-        defined.update(outputs)
-        if op_type == "Constant" and len(proto_node.attribute) == 1 \
-                and proto_node.attribute[0].type == _TENSOR:  # the common case, made fast
-            constants[outputs[0]] = tensor_to_array(proto_node.attribute[0].t)
-            continue
-        node = Node(op_type, proto_node.name or f"{op_type}_{index}", inputs, outputs,
-                    decode_attributes(proto_node))
-        if op_type == "Constant":
-            constants[outputs[0]] = _constant_value(node, device_name)
-        else:
-            nodes.append(node)
+    nodes = _read_nodes(graph.node, defined, constants, device_name, supported, source)
     for output in graph.output:
         if output.name not in defined:
             raise InvalidModelError(source, f"output {output.name!r} is never computed")
@@ -174,6 +171,73 @@ def read_graph(model: Model, device_name: str, supported: frozenset[str]) -> Gra
         nodes=tuple(live),
         shape_inputs=frozenset(_shape_inputs(live, input_names)),
     )
+
+
+def _read_nodes(proto_nodes: Any, defined: set[str], constants: dict[str, np.ndarray],
+                device_name: str, supported: frozenset[str], source: str) -> list[Node]:
+    """The nodes of one graph (the main one or a branch), in order; ``defined`` grows with
+    their outputs, ``constants`` with Constant nodes and branch initializers (ONNX names are
+    unique across scopes, so one table serves every scope)."""
+    nodes: list[Node] = []
+    for index, proto_node in enumerate(proto_nodes):
+        op_type = proto_node.op_type
+        inputs, outputs = tuple(proto_node.input), tuple(proto_node.output)
+        if proto_node.domain not in _DEFAULT_DOMAINS or op_type not in supported:
+            raise UnsupportedOperatorError(device_name, op_type,
+                                           proto_node.name or f"{op_type}_{index}",
+                                           proto_node.domain)
+        if not defined.issuperset(inputs):
+            name = proto_node.name or f"{op_type}_{index}"
+            value = next(v for v in inputs if v not in defined)
+            raise InvalidModelError(source, f"node {name!r} reads {value!r}, which no input, "
+                                            "initializer or earlier node defines")
+        if op_type == "Constant" and len(proto_node.attribute) == 1 \
+                and proto_node.attribute[0].type == _TENSOR:  # the common case, made fast
+            defined.update(outputs)
+            constants[outputs[0]] = tensor_to_array(proto_node.attribute[0].t)
+            continue
+        name = proto_node.name or f"{op_type}_{index}"
+        if op_type in _BRANCHES:
+            attrs: dict[str, Any] = {}
+            for attr in proto_node.attribute:
+                if attr.name in _BRANCHES[op_type]:
+                    attrs[attr.name] = _read_subgraph(attr.g, defined, constants, device_name,
+                                                      supported, source)
+            if set(attrs) != set(_BRANCHES[op_type]):
+                raise InvalidModelError(source, f"node {name!r} lacks one of its branches")
+            captured = frozenset().union(*(b.captures for b in attrs.values()))
+            inputs = (*inputs, *sorted(captured))  # what the branches read keeps it alive
+        else:
+            attrs = decode_attributes(proto_node)
+        defined.update(outputs)
+        node = Node(op_type, name, inputs, outputs, attrs)
+        if op_type == "Constant":
+            constants[outputs[0]] = _constant_value(node, device_name)
+        else:
+            nodes.append(node)
+    return nodes
+
+
+def _read_subgraph(proto: Any, outer: set[str], constants: dict[str, np.ndarray],
+                   device_name: str, supported: frozenset[str], source: str) -> Subgraph:
+    if len(proto.input):
+        raise InvalidModelError(source, f"the branch {proto.name!r} declares inputs")
+    for tensor in proto.initializer:
+        constants[tensor.name] = tensor_to_array(tensor)
+    defined = outer | {t.name for t in proto.initializer}
+    nodes = _read_nodes(proto.node, defined, constants, device_name, supported, source)
+    outputs = tuple(o.name for o in proto.output)
+    for output in outputs:
+        if output not in defined:
+            raise InvalidModelError(source, f"the branch {proto.name!r} never computes its "
+                                            f"output {output!r}")
+    live = _live_nodes(nodes, list(outputs))
+    _check_outputs_produced(live, set(outputs), device_name)
+    produced = {o for node in live for o in node.outputs}
+    read = {i for node in live for i in node.inputs} | set(outputs)
+    captures = frozenset(v for v in read if v and v in outer and v not in produced
+                         and v not in constants)
+    return Subgraph(tuple(live), outputs, captures)
 
 
 def _check_outputs_produced(nodes: list[Node], model_outputs: set[str], device_name: str) -> None:
@@ -198,10 +262,19 @@ def _live_nodes(nodes: list[Node], outputs: list[str]) -> list[Node]:
     return live
 
 
+def _all_nodes(nodes: Sequence[Node]) -> Iterator[Node]:
+    """Every node, those inside If branches included."""
+    for node in nodes:
+        yield node
+        for name in _BRANCHES.get(node.op_type, ()):
+            yield from _all_nodes(node.attrs[name].nodes)
+
+
 def _shape_inputs(nodes: list[Node], input_names: set[str]) -> set[str]:
     """Graph inputs that shape operands depend on, through any node but Shape and Size."""
-    producer = {out: node for node in nodes for out in node.outputs}
-    pending = [node.inputs[i] for node in nodes
+    every = list(_all_nodes(nodes))
+    producer = {out: node for node in every for out in node.outputs}
+    pending = [node.inputs[i] for node in every
                for i in SHAPE_OPERANDS.get(node.op_type, ()) if i < len(node.inputs)]
     seen: set[str] = set()
     found: set[str] = set()

@@ -3,8 +3,8 @@
 Shape arithmetic (Shape -> Slice -> Concat -> Reshape), Constant-derived weights and the values of
 shape inputs are folded before anything reaches the device. The operators such subgraphs are made
 of have a numpy implementation below; any other operator is folded with ``onnx.reference``
-(imported only then), through ``ember.testing.reference_outputs``, which also runs
-BatchNormalization in inference mode.
+(imported only then), through ``ember.onnx_reference``, which also runs BatchNormalization in
+inference mode.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def evaluate(node: Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
 def _evaluate_with_reference(node: Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
     from onnx import helper, numpy_helper
 
-    from ember.testing import reference_outputs
+    from ember.onnx_reference import reference_outputs
 
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     feeds = {n: x for n, x in zip(names, inputs, strict=True) if x is not None}

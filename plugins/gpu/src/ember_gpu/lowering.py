@@ -3,22 +3,26 @@
 Given the shapes of the inputs (and the values of the shape inputs), nodes whose inputs are all
 known run on the host (``host_ops``); Shape and Size of a device value become constants; every
 other node becomes a :class:`DeviceNode` with concrete output shapes from its operator's
-``infer``. The result is what the transforms, the fusion and the code generator work on.
+``infer``. Two kinds of nodes are replaced before that: an If by the branch its (known)
+condition takes, and a recurrent layer (LSTM, GRU, RNN) by its steps, unrolled into the
+MatMul-and-elementwise nodes of one step after another (``recurrent.py``). The result is what
+the transforms, the fusion and the code generator work on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ember.errors import UnsupportedOperatorError
 from ember_gpu import dtypes, host_ops
-from ember_gpu.graph import SHAPE_ONLY, Graph, Node
+from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
 from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops import DEVICE_OPS
-from ember_gpu.ops.base import ALIAS, ELEMENTWISE
+from ember_gpu.ops.base import ALIAS, ELEMENTWISE, Refused
 from ember_gpu.ops.elementwise import Elementwise
+from ember_gpu.ops.registry import DEVICE_OPS
+from ember_gpu.recurrent import RECURRENT, expand_recurrent
 
 
 class DeviceGraph:
@@ -57,9 +61,20 @@ def lower(graph: Graph, arrays: Sequence[np.ndarray], device_name: str,
         return found
 
     nodes: list[DeviceNode] = []
-    for node in graph.nodes:
+
+    def visit(node: Node) -> None:
         values = [lookup(name) for name in node.inputs]
         present = [v for v in values if v is not None]
+        if node.op_type == "If":
+            _take_branch(node, values, device_name, visit, lookup, env)
+            return
+        if node.op_type in RECURRENT:
+            inner, known = expand_recurrent(node, values, graph.opset, device_name)
+            for name, array in known.items():
+                env[name] = Value.known(name, array)
+            for expanded in inner:
+                visit(expanded)
+            return
         if node.op_type in SHAPE_ONLY and present and not present[0].on_host:
             placeholder = np.empty(present[0].shape, dtype=np.uint8)  # only its shape is read
             outputs = host_ops.evaluate(node, [placeholder], graph.opset)
@@ -77,12 +92,32 @@ def lower(graph: Graph, arrays: Sequence[np.ndarray], device_name: str,
                     env[name] = Value.known(name, np.ones(device_node.outputs[0].shape, bool))
                 elif name:
                     missing[name] = node
-            continue
+            return
         for name, array in zip(node.outputs, outputs, strict=False):
             if name:
                 env[name] = Value.known(name, array)
+
+    for node in graph.nodes:
+        visit(node)
     outputs = [lookup(port.name) for port in graph.outputs]
     return DeviceGraph(inputs, nodes, outputs, graph.opset)  # type: ignore[arg-type]
+
+
+def _take_branch(node: Node, values: list[Value | None], device_name: str,
+                 visit: Callable[[Node], None], lookup: Callable[[str], Value | None],
+                 env: dict[str, Value]) -> None:
+    """An If whose condition is known here: lower the branch it takes in its place."""
+    condition = values[0]
+    if condition is None or condition.host is None or condition.host.size != 1:
+        raise unsupported(device_name, node, "its condition must be known at compile time")
+    branch: Subgraph = node.attrs["then_branch" if bool(condition.host.reshape(-1)[0])
+                                  else "else_branch"]
+    for inner in branch.nodes:
+        visit(inner)
+    for name, inner_name in zip(node.outputs, branch.outputs, strict=False):
+        value = lookup(inner_name)
+        if name and value is not None:
+            env[name] = value
 
 
 def _dropout_trains(values: list[Value | None]) -> bool:
@@ -110,7 +145,10 @@ def _device_node(node: Node, values: list[Value | None], opset: int, device_name
             raise unsupported(device_name, node, f"{value.dtype} tensors are not supported")
     if node.op_type == "Dropout" and _dropout_trains(values):
         raise unsupported(device_name, node, "training mode (random dropout) is not supported")
-    inferred = op.infer(node, values, opset)
+    try:
+        inferred = op.infer(node, values, opset)
+    except Refused as exc:
+        raise unsupported(device_name, node, str(exc)) from None
     outputs = [Value(name or f"{node.name}:{i}", tuple(map(int, shape)), np.dtype(dtype))
                for i, (name, shape, dtype) in enumerate(zip(node.outputs, inferred.shapes,
                                                             inferred.dtypes, strict=False))]

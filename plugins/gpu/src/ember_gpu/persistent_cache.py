@@ -14,9 +14,10 @@ creating it from a saved binary takes milliseconds. The API, with oneDNN's names
         ...                                            # run it once (see below), then
         store.put(key, kernel.cache_blob())
 
-- :meth:`KernelDescriptor.cache_blob_id` holds Ember's version and git commit (see
-  ``build_info`` for what happens without one), the plugin's version, the OpenCL platform,
-  device and driver, the build options and a digest of the source.
+- :meth:`KernelDescriptor.cache_blob_id` holds Ember's git commit (see ``build_info`` for
+  what happens without one), the OpenCL platform, device and driver, the build options and a
+  digest of the source. The versions of Ember and of the plugin are added by the core's entry
+  key (``KernelCache.key``) when the blob is stored in ``CACHE_DIR``.
 - :meth:`Kernel.cache_blob` is the driver's binary. On PoCL, take it after the kernel's first
   launch: a binary taken right after building still compiles at its first launch (PoCL
   specialises each kernel to its work-group size then), one taken after does not.
@@ -171,14 +172,15 @@ def _program_from_source(descriptor: KernelDescriptor) -> Any:
 
 
 def _program_from_blob(descriptor: KernelDescriptor, blob: bytes | memoryview) -> Any:
-    data = bytes(blob)
-    if not data.startswith(_MAGIC):
+    view = memoryview(blob)
+    if bytes(view[:len(_MAGIC)]) != _MAGIC:
         raise BlobRejectedError("not an ember-gpu kernel blob of format "
-                                f"{BLOB_FORMAT} (it starts with {data[:8]!r})")
+                                f"{BLOB_FORMAT} (it starts with {bytes(view[:8])!r})")
+    binary = bytes(view[len(_MAGIC):])  # one copy of a binary of megabytes, not two
     cl = opencl.pyopencl()
     context = opencl.runtime(descriptor.device).context
     try:
-        program = cl.Program(context, [descriptor.device.handle], [data[len(_MAGIC):]])
+        program = cl.Program(context, [descriptor.device.handle], [binary])
         program.build(options=list(descriptor.options))
     except cl.Error as exc:
         raise BlobRejectedError(f"the OpenCL driver refused it: {exc}") from exc

@@ -3,14 +3,14 @@
 A plan is plain data (no OpenCL object): the program's source, the kernels to launch in order
 with their global sizes, the bytes of the constant arena, the size of the workspace, and where
 each model input is written and each output read. ``executable.py`` runs it; the source is what
-identifies the program in the caches.
+identifies the program in the caches; ``plan_codec.py`` stores it in the kernel cache, so that a
+warm start neither parses the model nor lowers it. This module imports no code generator.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ember_gpu.codegen import HELPERS, KernelWriter
 from ember_gpu.memory import Region
 
 #: The version of the generated code's conventions (kernel arguments, arenas, helpers). It heads
@@ -58,16 +58,3 @@ class Plan:
     @property
     def kernel_names(self) -> tuple[str, ...]:
         return tuple(launch.kernel for launch in self.launches)
-
-
-def program_source(kernels: list[KernelWriter]) -> str:
-    """One program for all kernels of a plan: fewer, larger programs build faster."""
-    parts = [PRELUDE]
-    if any(k.fp64 for k in kernels):
-        parts.append(FP64)
-    helpers: list[str] = []
-    for kernel in kernels:
-        helpers.extend(h for h in kernel.helpers if h not in helpers)
-    parts.extend(HELPERS[h] for h in helpers)
-    parts.extend(k.source() for k in kernels)
-    return "\n".join(parts)

@@ -85,10 +85,6 @@ def compile(model: Model, device_name: str, config: Mapping[str, Any],
     disable = config.get("DISABLE_TRANSFORMATIONS", False)
     if not isinstance(disable, bool):
         raise PropertyValueError(f"DISABLE_TRANSFORMATIONS takes True or False, not {disable!r}")
-    from ember_gpu.compiled_model import GpuCompiledModel, collector_paused
-    from ember_gpu.graph import read_graph
-    from ember_gpu.ops import SUPPORTED_OPS
+    from ember_gpu.compiled_model import GpuCompiledModel
 
-    with collector_paused():
-        graph = read_graph(model, device_name, SUPPORTED_OPS)
-    return GpuCompiledModel(graph, device_name, device, not disable, cache)
+    return GpuCompiledModel(model, device_name, device, not disable, cache)

@@ -1,44 +1,28 @@
-"""The operators the GPU device runs, by ONNX name, and those it folds on the host only."""
+"""The operators the GPU device supports, by ONNX name.
+
+Only names here, so that listing them (``SUPPORTED_OPERATORS``, asked at every compile) imports
+no operator definition: those are in ``ops.registry`` (``DEVICE_OPS``), imported when a model is
+lowered. ``tests/test_gpu_operators.py`` checks that the names and the registry agree.
+"""
 
 from __future__ import annotations
 
-from ember_gpu.ops.base import OpDef
-from ember_gpu.ops.conv import Conv
-from ember_gpu.ops.elementwise import ELEMENTWISE_OPS
-from ember_gpu.ops.matmul import Gemm, MatMul
-from ember_gpu.ops.movement import Alias, Concat, Gather, Pad, Slice, Split, Tile, Transpose
-from ember_gpu.ops.pool import Pool
-from ember_gpu.ops.reduce import Reduce, Softmax
-
-_ALIAS = Alias()
-
-#: Operators with device code.
-DEVICE_OPS: dict[str, OpDef] = {
-    **ELEMENTWISE_OPS,
-    "Conv": Conv(),
-    "MaxPool": Pool(average=False),
-    "AveragePool": Pool(average=True),
-    "MatMul": MatMul(),
-    "Gemm": Gemm(),
-    "ReduceSum": Reduce("sum"),
-    "ReduceMean": Reduce("mean"),
-    "ReduceMax": Reduce("max"),
-    "ReduceMin": Reduce("min"),
-    "GlobalAveragePool": Reduce("mean", global_pool=True),
-    "GlobalMaxPool": Reduce("max", global_pool=True),
-    "Softmax": Softmax(),
-    "Transpose": Transpose(),
-    "Slice": Slice(),
-    "Gather": Gather(),
-    "Concat": Concat(),
-    "Pad": Pad(),
-    "Tile": Tile(),
-    "Split": Split(),
-    **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"],
-                    _ALIAS),
-}
+#: Operators with device code (``registry.DEVICE_OPS``).
+DEVICE_OP_NAMES = frozenset({
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Conv",
+    "ConvTranspose", "Div", "Dropout", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather",
+    "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Greater", "HardSigmoid", "HardSwish",
+    "Identity", "LeakyRelu", "Less", "Log", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg",
+    "Not", "Pad", "Pow", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum", "Relu", "Reshape",
+    "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Tile",
+    "Transpose", "Unsqueeze", "Where",
+})
 
 #: Operators whose outputs are always known at compile time: they never reach the device.
 HOST_ONLY_OPS = frozenset({"Constant", "Shape", "Size", "ConstantOfShape", "Range"})
 
-SUPPORTED_OPS = frozenset(DEVICE_OPS) | HOST_ONLY_OPS
+#: Operators replaced while lowering: If by the branch its known condition takes, recurrent
+#: layers by their unrolled steps (``lowering.py``, ``recurrent.py``).
+EXPANDED_OPS = frozenset({"If", "LSTM", "GRU", "RNN"})
+
+SUPPORTED_OPS = DEVICE_OP_NAMES | HOST_ONLY_OPS | EXPANDED_OPS

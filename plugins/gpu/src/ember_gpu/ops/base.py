@@ -28,6 +28,11 @@ Shape = tuple[int, ...]
 ELEMENTWISE, ANCHOR, STANDALONE, ALIAS = "elementwise", "anchor", "standalone", "alias"
 
 
+class Refused(ValueError):
+    """Raised by ``infer`` for a node this device does not run (an attribute value, a dtype);
+    lowering reports it as UnsupportedOperatorError naming the node, with this reason."""
+
+
 class Inferred:
     __slots__ = ("dtypes", "params", "shapes")
 

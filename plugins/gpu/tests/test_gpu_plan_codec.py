@@ -1,0 +1,127 @@
+"""The plan and model entries read back from CACHE_DIR are untrusted: any bytes decode into a valid
+object or raise BlobFormatError (no OpenCL here: plans are plain data)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from ember.errors import BlobFormatError
+from ember.model import Port
+from ember_gpu.memory import Region
+from ember_gpu.plan import Launch, OutputSlot, Plan
+from ember_gpu.plan_codec import (
+    decode_model_info,
+    decode_plan,
+    encode_model_info,
+    encode_plan,
+)
+
+INPUT_NBYTES = [24, 0]
+PORTS = [Port("y", (2, 3), np.dtype(np.float32)), Port("n", (2,), np.dtype(np.int64))]
+
+
+def sample_plan() -> Plan:
+    return Plan(
+        name="gate[2x3]",
+        source="__kernel void k0(__global const uchar *C, __global uchar *W) {}\n",
+        launches=(Launch("k0", 6), Launch("k1", 3)),
+        constants=bytes(range(64)),
+        workspace_size=128,
+        inputs=(Region("W", 0, 24), None),
+        outputs=(OutputSlot((2, 3), np.dtype(np.float32), region=Region("W", 64, 24)),
+                 OutputSlot((2,), np.dtype(np.int64), host=np.array([7, -1], np.int64))),
+    )
+
+
+def test_a_plan_round_trips():
+    plan = decode_plan(encode_plan(sample_plan()), INPUT_NBYTES, PORTS)
+    want = sample_plan()
+    assert (plan.name, plan.source, plan.constants, plan.workspace_size) == (
+        want.name, want.source, want.constants, want.workspace_size)
+    assert [(launch.kernel, launch.global_size) for launch in plan.launches] == [("k0", 6),
+                                                                                 ("k1", 3)]
+    assert plan.inputs[0].offset == 0 and plan.inputs[0].nbytes == 24 and plan.inputs[1] is None
+    assert plan.outputs[0].region.offset == 64 and plan.outputs[0].host is None
+    np.testing.assert_array_equal(plan.outputs[1].host, [7, -1])
+
+
+def test_model_info_round_trips():
+    ports = (Port("x", ("batch", 3), np.dtype(np.float32), 0),
+             Port("sr", (), np.dtype(np.int64), 1))
+    info = decode_model_info(encode_model_info("m", ports, (PORTS[0],), frozenset({"sr"})))
+    assert info.name == "m" and info.inputs == ports and info.shape_inputs == {"sr"}
+
+
+def _decodes_or_refuses(data: bytes) -> None:
+    try:
+        plan = decode_plan(data, INPUT_NBYTES, PORTS)
+    except BlobFormatError:
+        return
+    for region in [*plan.inputs, *(o.region for o in plan.outputs)]:  # what decoding promises
+        assert region is None or region.offset + region.nbytes <= plan.workspace_size
+
+
+def test_every_truncation_and_many_flips_are_refused_or_valid():
+    data = encode_plan(sample_plan())
+    for length in range(len(data)):
+        with pytest.raises(BlobFormatError):
+            decode_plan(data[:length], INPUT_NBYTES, PORTS)
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        flipped = bytearray(data)
+        for position in rng.integers(0, len(data), size=rng.integers(1, 4)):
+            flipped[position] = int(rng.integers(0, 256))
+        _decodes_or_refuses(bytes(flipped))
+    for _ in range(200):
+        _decodes_or_refuses(rng.bytes(int(rng.integers(0, 300))))
+    for junk in [b"", b"EMBERPLAN\x01", b"EMBERPLAN\x01\xff\xff\xff\xff", b"EMBERMODL\x01"]:
+        with pytest.raises(BlobFormatError):
+            decode_model_info(junk)
+        with pytest.raises(BlobFormatError):
+            decode_plan(junk, INPUT_NBYTES, PORTS)
+
+
+def _with_header(change) -> bytes:
+    """The sample plan with its JSON header edited (the sections kept)."""
+    data = encode_plan(sample_plan())
+    (length,) = struct.unpack_from("<I", data, 10)
+    header = json.loads(data[14:14 + length])
+    change(header)
+    text = json.dumps(header).encode()
+    return data[:10] + struct.pack("<I", len(text)) + text + data[14 + length:]
+
+
+@pytest.mark.parametrize("change", [
+    lambda h: h.update(workspace=True),  # a bool is not an integer
+    lambda h: h.update(workspace=-1),
+    lambda h: h.update(workspace=1 << 50),
+    lambda h: h.update(workspace=40),  # regions beyond it
+    lambda h: h["launches"].append(["k0; evil()", 1]),
+    lambda h: h["launches"].append(["k2", 0]),
+    lambda h: h["inputs"].append(None),  # not the model's number of inputs
+    lambda h: h["inputs"].__setitem__(0, [0, 4]),  # not the input's size
+    lambda h: h["outputs"][0].update(dtype="|O"),
+    lambda h: h["outputs"][0].update(dtype="<U8"),
+    lambda h: h["outputs"][0].update(shape=[2, 4]),  # not what its region holds
+    lambda h: h["outputs"][0].update(shape=[1 << 31] * 32),
+    lambda h: h["outputs"][1].update(shape=[3]),  # more known bytes than stored
+    lambda h: h.update(source=h["source"] + 1),
+    lambda h: h.update(name=["not", "a", "name"]),
+    lambda h: h.update(launches={"k0": 1}),
+    lambda h: h.update(outputs=[[1] * 1000] * 2),
+], ids=lambda _: "")
+def test_inconsistent_headers_are_refused(change):
+    with pytest.raises(BlobFormatError):
+        decode_plan(_with_header(change), INPUT_NBYTES, PORTS)
+
+
+def test_deeply_nested_json_is_refused():
+    text = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(BlobFormatError):
+        decode_plan(b"EMBERPLAN\x01" + struct.pack("<I", len(text)) + text, INPUT_NBYTES, PORTS)
+    with pytest.raises(BlobFormatError):
+        decode_model_info(b"EMBERMODL\x01" + struct.pack("<I", len(text)) + text)
