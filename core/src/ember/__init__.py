@@ -13,11 +13,15 @@ Models kept in the local store (``ember.get_dir()``) are found by name: ``ember.
 
 from ember import errors, properties
 from ember._version import __version__
+from ember.async_queue import AsyncInferQueue
 from ember.compiled_model import CompiledModel, InferRequest, InferResult
 from ember.core import Core
 from ember.device import DeviceModel
 from ember.hookspecs import hookimpl
 from ember.model import Model, Port
+from ember.tensor import Tensor
+from ember.types import Dimension, PartialShape, Shape, Type
+from ember.versions import Version
 from ember.store import (
     cached_model_path,
     clear_model_cache,
@@ -29,13 +33,20 @@ from ember.store import (
 )
 
 __all__ = [
+    "AsyncInferQueue",
     "CompiledModel",
     "Core",
     "DeviceModel",
+    "Dimension",
     "InferRequest",
     "InferResult",
     "Model",
+    "PartialShape",
     "Port",
+    "Shape",
+    "Tensor",
+    "Type",
+    "Version",
     "__version__",
     "cached_model_path",
     "clear_model_cache",

@@ -16,6 +16,7 @@ import numpy as np
 
 from ember import properties as props
 from ember.errors import PluginError
+from ember.hints import with_generic_defaults
 from ember.model import Port
 
 
@@ -27,6 +28,10 @@ class DeviceModel(Protocol):
     in that order, already checked by the core against ``inputs`` (count, dtype, rank and fixed
     dims), and returns one array per output in order. It may be called from several threads, each
     through its own infer request; it must not keep references to the input arrays.
+
+    Optionally, ``runtime_properties`` (a mapping) gives read-only properties of the compiled
+    model that depend on how it runs, such as ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` and the
+    resolved ``NUM_STREAMS`` (see :mod:`ember.hints`).
     """
 
     inputs: Sequence[Port]
@@ -72,7 +77,7 @@ class DeviceDescription:
             full_name=str(metrics[props.FULL_DEVICE_NAME]),
             architecture=str(metrics[props.DEVICE_ARCHITECTURE]),
             capabilities=tuple(metrics[props.OPTIMIZATION_CAPABILITIES]),
-            config_defaults=dict(defaults),
+            config_defaults=with_generic_defaults(defaults),  # + OpenVINO's hint keys
             caching_properties=tuple(metrics.get(props.CACHING_PROPERTIES, ())),
             metrics=dict(metrics),
         )
