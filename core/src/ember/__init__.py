@@ -19,9 +19,6 @@ from ember.core import Core
 from ember.device import DeviceModel
 from ember.hookspecs import hookimpl
 from ember.model import Model, Port
-from ember.tensor import Tensor
-from ember.types import Dimension, PartialShape, Shape, Type
-from ember.versions import Version
 from ember.store import (
     cached_model_path,
     clear_model_cache,
@@ -31,6 +28,9 @@ from ember.store import (
     set_dir,
     set_model_cache,
 )
+from ember.tensor import Tensor
+from ember.types import Dimension, PartialShape, Shape, Type
+from ember.versions import Version
 
 __all__ = [
     "AsyncInferQueue",

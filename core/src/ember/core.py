@@ -10,11 +10,11 @@ from typing import IO, TYPE_CHECKING, Any
 from ember import blob
 from ember import properties as props
 from ember._version import __version__
+from ember.auto import compile_auto, is_virtual
 from ember.cache.cached_compile import compile_with_cache
 from ember.cache.kernel_cache import KernelCache
 from ember.cache.key import make_key, model_identity
 from ember.cache.store import ModelCache
-from ember.auto import compile_auto, is_virtual
 from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, split_device_name
 from ember.errors import (

@@ -21,7 +21,7 @@ class Tensor:
     def __init__(self, array: Any, shape_or_shared: Any = False, element_type: Any = None, *,
                  shared_memory: bool | None = None) -> None:
         shared = bool(shape_or_shared) if shared_memory is None else shared_memory
-        if isinstance(array, Type) or _is_dtype(array) and _is_shape(shape_or_shared):
+        if isinstance(array, Type) or (_is_dtype(array) and _is_shape(shape_or_shared)):
             dtype = Type(array).to_dtype() if isinstance(array, Type) else np.dtype(array)
             self._data = np.zeros(tuple(int(d) for d in shape_or_shared), dtype)
             return

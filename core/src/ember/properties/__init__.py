@@ -105,6 +105,7 @@ optimal_number_of_infer_requests = Property(OPTIMAL_NUMBER_OF_INFER_REQUESTS)
 num_streams = Property(NUM_STREAMS)
 inference_num_threads = Property(INFERENCE_NUM_THREADS)
 
-from ember.properties import device, hint, intel_auto, streams  # noqa: E402
-
-__all__ = [name for name in dir() if not name.startswith("_")]
+from ember.properties import device as device  # noqa: E402
+from ember.properties import hint as hint  # noqa: E402
+from ember.properties import intel_auto as intel_auto  # noqa: E402
+from ember.properties import streams as streams  # noqa: E402
