@@ -105,3 +105,8 @@ class PluginError(EmberError):
 class RequestBusyError(EmberError):
     """An infer request was asked to start or change while an asynchronous inference runs on it
     (OpenVINO's "Infer Request is busy")."""
+
+
+class DynamicShapeError(EmberError, ValueError):
+    """A static size was asked of a dynamic dimension or shape (``Dimension.get_length``,
+    ``PartialShape.to_shape``, ``Port.get_shape``)."""

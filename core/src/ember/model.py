@@ -68,7 +68,7 @@ class Port:
         return PartialShape(self.shape)
 
     def get_shape(self) -> Shape:
-        """The static shape; ``ValueError`` when a dimension is dynamic (use partial_shape)."""
+        """The static shape; ``DynamicShapeError`` when a dimension is dynamic."""
         return self.partial_shape.to_shape()
 
     @property

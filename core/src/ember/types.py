@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ember.errors import DynamicShapeError, NotSupportedError
+
 #: OpenVINO's element type names and the numpy dtype each one is (bf16 has no numpy dtype).
 _NUMPY_OF: dict[str, str | None] = {
     "f64": "float64", "f32": "float32", "f16": "float16", "bf16": None,
@@ -68,10 +70,10 @@ class Type:
         return self._name
 
     def to_dtype(self) -> np.dtype:
-        """The numpy dtype; ``ValueError`` for bf16 and dynamic, which numpy does not have."""
+        """The numpy dtype; ``NotSupportedError`` for bf16 and dynamic, which numpy lacks."""
         numpy = _NUMPY_OF[self._name]
         if numpy is None:
-            raise ValueError(f"element type {self._name} has no numpy dtype")
+            raise NotSupportedError(f"element type {self._name} has no numpy dtype")
         return np.dtype(numpy)
 
     @property
@@ -152,9 +154,10 @@ class Dimension:
         return not self.is_static
 
     def get_length(self) -> int:
-        """The size of a static dimension; ``ValueError`` for a dynamic one, as in OpenVINO."""
+        """The size of a static dimension; ``DynamicShapeError`` (a RuntimeError, as in
+        OpenVINO) for a dynamic one."""
         if not self.is_static:
-            raise ValueError(f"dimension {self} is dynamic: it has no length")
+            raise DynamicShapeError(f"dimension {self} is dynamic: it has no length")
         return self._min
 
     def get_min_length(self) -> int:
@@ -245,7 +248,7 @@ class PartialShape:
         return Dimension(len(self._dims))
 
     def to_shape(self) -> Shape:
-        """The static shape; ``ValueError`` when a dimension is dynamic."""
+        """The static shape; ``DynamicShapeError`` when a dimension is dynamic."""
         return Shape([d.get_length() for d in self._dims])
 
     get_shape = to_shape
