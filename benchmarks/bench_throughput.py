@@ -11,9 +11,10 @@ one 1x3x48x192 image, as PaddleOCR's pipeline feeds the classifier.
 
 - ``ember sync``: the default compile (LATENCY), ``request.infer`` in a loop;
 - ``ember async``: ``PERFORMANCE_HINT=THROUGHPUT``, an ``AsyncInferQueue`` sized by
-  ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``;
-- ``onnxruntime threads``: what Ember's THROUGHPUT does, written by hand: one session with
-  EXTENDED optimisation and Ember's threads per stream, one Python thread per stream looping
+  ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``, with CPU's default ``GRAPH_OPTIMIZATION_LEVEL``
+  (EXTENDED) and with ALL (onnxruntime's NCHWc convolutions);
+- ``onnxruntime threads``: what Ember's THROUGHPUT does, written by hand: one session with the
+  same optimisation level and Ember's threads per stream, one Python thread per stream looping
   ``session.run``;
 - ``onnxruntime sync``: one session with onnxruntime's default threads, in a loop;
 - ``openvino async``: OpenVINO's CPU plugin, THROUGHPUT, ``AsyncInferQueue(compiled, 0)``, in its
@@ -64,7 +65,8 @@ measure(batch)
 """,
     "ember async": COMMON + """
 import ember
-compiled = ember.Core().compile_model(MODEL, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT"})
+compiled = ember.Core().compile_model(MODEL, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT",
+                                                    "GRAPH_OPTIMIZATION_LEVEL": sys.argv[2]})
 jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 EXTRA["requests"] = jobs
 queue = ember.AsyncInferQueue(compiled, jobs)
@@ -84,7 +86,8 @@ ort = onnxruntime()
 streams = plan({"PERFORMANCE_HINT": "THROUGHPUT"})
 EXTRA["requests"] = streams.streams
 options = ort.SessionOptions()
-options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+options.graph_optimization_level = {"EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                                    "ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[sys.argv[2]]
 options.intra_op_num_threads = streams.threads_per_stream
 session = ort.InferenceSession(MODEL, options, providers=["CPUExecutionProvider"])
 name = session.get_inputs()[0].name
@@ -147,8 +150,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    contenders = dict(CONTENDERS)
-    jobs = {name: (script, ()) for name, script in contenders.items()}
+    jobs = {"ember sync": (CONTENDERS["ember sync"], ())}
+    for level in ("EXTENDED", "ALL"):
+        jobs[f"ember async ({level})"] = (CONTENDERS["ember async"], (level,))
+        jobs[f"onnxruntime threads ({level})"] = (CONTENDERS["onnxruntime threads"], (level,))
+    jobs["onnxruntime sync"] = (CONTENDERS["onnxruntime sync"], ())
     if have_openvino():
         jobs["openvino async (default precision)"] = (OPENVINO, ("default",))
         jobs["openvino async (f32)"] = (OPENVINO, ("f32",))
