@@ -314,6 +314,10 @@ def test_auto_prefers_the_gpu_and_an_explicit_list_overrides(core, model_bytes):
     compiled = core.compile_model(model_bytes, "AUTO:TEMPLATE,CPU")
     assert compiled.wait_for_target(60)  # Ember-only: TEMPLATE compiles while CPU serves
     assert compiled.get_property("EXECUTION_DEVICES") == ["TEMPLATE"]
+    listed = core.compile_model(model_bytes, "AUTO:NPU,TEMPLATE")  # an absent device is skipped
+    assert listed.get_property("EXECUTION_DEVICES") == ["TEMPLATE"]
+    with pytest.raises(RuntimeError, match="NPU"):
+        core.compile_model(model_bytes, "AUTO:NPU")
 
 
 def test_auto_serves_on_cpu_while_the_gpu_compiles_then_switches(tmp_path):

@@ -94,13 +94,20 @@ def _flag(value: Any) -> bool:
 
 def _candidates(core: Core, listed: str) -> list[str]:
     available = core.available_devices
-    if listed:
-        names = [n.strip() for n in listed.split(",") if n.strip()]
-        for name in names:
+    if listed:  # as OpenVINO's AUTO: listed devices that are absent here are skipped
+        found, absent = [], []
+        for name in (n.strip() for n in listed.split(",") if n.strip()):
             if is_virtual(name):
                 raise NotSupportedError(f"AUTO cannot contain {name}")
-            core.get_property(name, props.FULL_DEVICE_NAME)  # UnknownDeviceError with a hint
-        return [_full_name(core, n) for n in names]
+            try:
+                core.get_property(name, props.FULL_DEVICE_NAME)
+            except UnknownDeviceError as exc:
+                absent.append(exc)
+                continue
+            found.append(_full_name(core, name))
+        if not found:
+            raise absent[0]
+        return found
     ordered: list[str] = []
     for kind in DEFAULT_ORDER:
         ordered += [d for d in available if split_device_name(d)[0] == kind][:1]

@@ -149,11 +149,11 @@ class InferRequest:
               share_outputs: bool = False, *, decode_strings: bool = True) -> InferResult:
         """Run one inference now and return its results (inputs given here replace those set)."""
         arrays = self._prepare(inputs, copy=False)
-        self._begin(None)
+        self._begin()
         try:
             self._run(arrays)
         finally:
-            self._finish(call_back=False)
+            self._idle.set()  # no callback, and no AsyncInferQueue hand-back: it was not started
         return self.results
 
     def start_async(self, inputs: Inputs | None = None, userdata: Any = None,
@@ -165,7 +165,8 @@ class InferRequest:
         :raises RequestBusyError: an inference is already running on this request.
         """
         arrays = self._prepare(inputs, copy=not share_inputs)
-        self._begin(userdata)
+        self._begin()
+        self._userdata = userdata
         if self._worker is None:
             self._worker = _Worker()
         self._worker.jobs.put(lambda: self._run_async(arrays))
@@ -235,12 +236,11 @@ class InferRequest:
             raise RequestBusyError("the infer request is busy: an asynchronous inference runs; "
                                    "wait() for it first")
 
-    def _begin(self, userdata: Any) -> None:
+    def _begin(self) -> None:
         with self._state_lock:
             self._check_idle()
             self._idle.clear()
         self._error = None
-        self._userdata = userdata
 
     def _run(self, arrays: list[np.ndarray]) -> None:
         start = time.perf_counter()
@@ -252,10 +252,10 @@ class InferRequest:
             self._run(arrays)
         except BaseException as exc:  # handed to wait(): nothing is lost on the worker thread
             self._error = exc
-        self._finish(call_back=True)
+        self._finish()
 
-    def _finish(self, *, call_back: bool) -> None:
-        if call_back and self._callback is not None:
+    def _finish(self) -> None:
+        if self._callback is not None:
             try:
                 self._callback(self._callback_userdata)
             except Exception as exc:
