@@ -300,6 +300,11 @@ def test_multi_and_hetero_name_auto(core, model_bytes, virtual):
 # -- AUTO --------------------------------------------------------------------------------------
 
 
+def test_compile_model_shortcut(model_bytes, device):
+    compiled = ov.compile_model(model_bytes, f"AUTO:{device}")
+    assert compiled(batch())[0].shape == (2, 10)
+
+
 def test_auto_on_one_device(core, model_bytes, device):
     compiled = core.compile_model(model_bytes, f"AUTO:{device}")
     (executed,) = compiled.get_property("EXECUTION_DEVICES")

@@ -19,6 +19,7 @@ from ember.core import Core
 from ember.device import DeviceModel
 from ember.hookspecs import hookimpl
 from ember.model import Model, Port
+from ember.shortcuts import compile_model
 from ember.store import (
     cached_model_path,
     clear_model_cache,
@@ -50,6 +51,7 @@ __all__ = [
     "__version__",
     "cached_model_path",
     "clear_model_cache",
+    "compile_model",
     "errors",
     "get_dir",
     "hookimpl",
