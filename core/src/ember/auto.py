@@ -15,7 +15,9 @@ Core's public methods with concrete device names, so the model cache works as fo
   are built) the next inference runs on the target. Each inference runs whole on the device
   current when it started: none is lost, repeated or reordered by the switch.
 
-``EXECUTION_DEVICES`` names the device serving inferences now. ``MULTI`` and ``HETERO`` are not
+``EXECUTION_DEVICES`` names the device serving inferences now. The background compile runs on an
+ordinary (not daemon) thread: a process that ends meanwhile waits for it, rather than tearing a
+driver down under it. ``MULTI`` and ``HETERO`` are not
 offered: asking for them raises ``NotSupportedError`` naming AUTO.
 """
 
@@ -82,7 +84,11 @@ def compile_auto(core: Core, model: ModelSource, device_name: str,
     ready = _ReadyMark(core, model, target, configs[target])
     if fallback is None or not fallback_allowed or ready.is_marked():
         return _compile_first(core, model, candidates, configs, config)
-    first = core.compile_model(model, fallback, configs[fallback])
+    try:
+        first = core.compile_model(model, fallback, configs[fallback])
+    except EmberError as exc:  # CPU cannot serve it: the target, compiled now, must
+        log.warning("AUTO: %s cannot serve while %s compiles (%s)", fallback, target, exc)
+        return _compile_first(core, model, candidates, configs, config)
     auto = AutoCompiledModel(first, candidates, config)
     auto._start_target(core, model, target, configs[target], ready)
     return auto
