@@ -99,7 +99,9 @@ def test_the_worker_thread_ends_with_its_request(compiled):
 
 def test_types_dimensions_and_shapes():
     assert ember.Type.f32 == ember.Type("FP32") == ember.Type(np.float32) == "f32"
-    assert repr(ember.Type.f32) == "<Type: 'float32'>" and str(ember.Type.bf16) == "bf16"
+    assert repr(ember.Type.f32) == str(ember.Type.f32) == "<Type: 'float32'>"
+    assert ember.Type.bf16.get_type_name() == "bf16"
+    assert repr(ember.Tensor(np.zeros((2, 3), np.float32))) == "<Tensor: shape[2,3] type: f32>"
     with pytest.raises(RuntimeError):
         ember.Type.bf16.to_dtype()  # numpy has no bfloat16
     bounded = ember.Dimension(1, 8)

@@ -109,7 +109,8 @@ class Tensor:
         return self._data.copy() if copy else self._data
 
     def __repr__(self) -> str:
-        return f"<Tensor: shape[{','.join(map(str, self._data.shape))}] type: {self.element_type}>"
+        shape = ",".join(map(str, self._data.shape))
+        return f"<Tensor: shape[{shape}] type: {self.element_type.get_type_name()}>"
 
 
 def _is_dtype(value: Any) -> bool:

@@ -31,8 +31,8 @@ _ALIASES = {"FP32": "f32", "FP16": "f16", "BF16": "bf16", "FP64": "f64", "I8": "
 class Type:
     """An element type: ``Type.f32``, ``Type.bf16``, ... or ``Type(np.float32)``.
 
-    Instances are shared per name, compare equal by name, and ``str`` of one is its OpenVINO
-    name in OpenVINO's form (``<Type: 'float32'>`` is its repr).
+    Instances are shared per name and compare equal by name (and to the name, ``"f32"``);
+    ``get_type_name()`` is the name, and ``str`` and ``repr`` are OpenVINO's ``<Type: 'float32'>``.
     """
 
     _instances: ClassVar[dict[str, Type]] = {}
@@ -97,12 +97,11 @@ class Type:
     def __hash__(self) -> int:
         return hash(self._name)
 
-    def __str__(self) -> str:
-        return self._name
-
     def __repr__(self) -> str:
         numpy = _NUMPY_OF[self._name]
         return f"<Type: '{numpy or self._name}'>"
+
+    __str__ = __repr__  # as OpenVINO prints it; get_type_name() is the short name
 
 
 def type_name(value: Any) -> str:
