@@ -68,6 +68,7 @@ bench: $(STAMP) redis-server
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_cpu_start.py
 	$(BIN)/python benchmarks/bench_fleet.py
+	$(BIN)/python benchmarks/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from ember import errors, properties
 from ember._version import __version__
+from ember.async_queue import AsyncInferQueue
 from ember.compiled_model import CompiledModel, InferRequest, InferResult
 from ember.core import Core
 from ember.device import DeviceModel
 from ember.model import Model, Port
+from ember.shortcuts import compile_model
 from ember.store import (
     cached_model_path,
     clear_model_cache,
@@ -28,6 +30,9 @@ from ember.store import (
     set_dir,
     set_model_cache,
 )
+from ember.tensor import Tensor
+from ember.types import Dimension, PartialShape, Shape, Type
+from ember.versions import Version
 
 if TYPE_CHECKING:
     from ember.hookspecs import hookimpl
@@ -44,16 +49,24 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AsyncInferQueue",
     "CompiledModel",
     "Core",
     "DeviceModel",
+    "Dimension",
     "InferRequest",
     "InferResult",
     "Model",
+    "PartialShape",
     "Port",
+    "Shape",
+    "Tensor",
+    "Type",
+    "Version",
     "__version__",
     "cached_model_path",
     "clear_model_cache",
+    "compile_model",
     "errors",
     "get_dir",
     "hookimpl",

@@ -6,7 +6,6 @@ outputs, which can be read by name, by index or by output port.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Union
 
@@ -15,7 +14,10 @@ import numpy as np
 from ember import properties as props
 from ember.device import DeviceDescription, DeviceModel
 from ember.errors import InferenceInputError, PluginError, UnknownPropertyError
+from ember.hints import runtime_properties
+from ember.infer_request import InferRequest  # lives in its own module; importable here too
 from ember.model import Port
+from ember.tensor import Tensor, as_array
 
 #: What an inference accepts: one array, a list in input order, or a dict keyed by input name,
 #: index or Port.
@@ -80,7 +82,7 @@ def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
         if missing:
             raise InferenceInputError(f"missing input(s) {missing}; the model needs {names}")
         values = [by_name[n] for n in names]
-    elif isinstance(inputs, np.ndarray) or np.isscalar(inputs) or (
+    elif isinstance(inputs, np.ndarray | Tensor) or np.isscalar(inputs) or (
         len(ports) == 1 and not _is_sequence_of_arrays(inputs)
     ):
         values = [inputs]  # one input given directly, possibly as nested lists
@@ -94,12 +96,13 @@ def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
 
 
 def _is_sequence_of_arrays(inputs: Any) -> bool:
-    return isinstance(inputs, list | tuple) and all(isinstance(v, np.ndarray) for v in inputs)
+    return isinstance(inputs, list | tuple) and all(isinstance(v, np.ndarray | Tensor)
+                                                    for v in inputs)
 
 
 def _check(port: Port, value: Any) -> np.ndarray:
     try:
-        array = np.asarray(value)
+        array = np.asarray(as_array(value))
     except (ValueError, TypeError) as exc:  # ragged nested lists, objects numpy cannot convert
         raise InferenceInputError(
             f"input {port.name!r} is not an array numpy can build ({exc})") from exc
@@ -156,9 +159,18 @@ class CompiledModel:
 
     # -- running -----------------------------------------------------------------------------
 
-    def __call__(self, inputs: Inputs) -> InferResult:
-        """Run one inference and return its outputs."""
-        arrays = prepare_inputs(self.inputs, inputs)
+    def __call__(self, inputs: Inputs | None = None, share_inputs: bool = True,
+                 share_outputs: bool = False, *, decode_strings: bool = True) -> InferResult:
+        """Run one inference and return its outputs (OpenVINO's sharing flags are accepted:
+        Ember never copies inputs here, and outputs are fresh arrays)."""
+        return self._infer_arrays(prepare_inputs(self.inputs, {} if inputs is None else inputs))
+
+    def infer_new_request(self, inputs: Inputs | None = None) -> InferResult:
+        """Run one inference on a new infer request (thread-safe; OpenVINO's spelling)."""
+        return self._infer_arrays(prepare_inputs(self.inputs, {} if inputs is None else inputs))
+
+    def _infer_arrays(self, arrays: list[np.ndarray]) -> InferResult:
+        """One inference on inputs already checked by ``prepare_inputs``."""
         results = list(self.device_model.infer(arrays))
         if len(results) != len(self.outputs):
             raise PluginError(f"{self.device.name} returned {len(results)} outputs for a model "
@@ -168,10 +180,10 @@ class CompiledModel:
     def create_infer_request(self) -> InferRequest:
         return InferRequest(self)
 
-    def input(self, key: str | int = 0) -> Port:
+    def input(self, key: str | int | Port = 0) -> Port:
         return _port(self.inputs, key, "input")
 
-    def output(self, key: str | int = 0) -> Port:
+    def output(self, key: str | int | Port = 0) -> Port:
         return _port(self.outputs, key, "output")
 
     # -- exporting and properties ------------------------------------------------------------
@@ -192,6 +204,7 @@ class CompiledModel:
         values.pop(props.CACHE_ENCRYPTION_CALLBACKS, None)  # functions, not a property to show
         values[props.LOADED_FROM_CACHE] = self._loaded_from_cache
         values[props.EXECUTION_DEVICES] = [self.device.name]
+        values.update(runtime_properties(self.device_model, values))
         values[props.SUPPORTED_PROPERTIES] = sorted({*values, props.SUPPORTED_PROPERTIES})
         return values
 
@@ -200,40 +213,9 @@ class CompiledModel:
                 f"{len(self.outputs)} output(s)>")
 
 
-class InferRequest:
-    """One inference at a time on a compiled model; each thread should use its own."""
-
-    def __init__(self, compiled_model: CompiledModel) -> None:
-        self.compiled_model = compiled_model
-        self._inputs: dict[str, Any] = {}
-        self._results: InferResult | None = None
-        self._lock = threading.Lock()
-
-    def set_tensor(self, name: str, value: Any) -> None:
-        _port(self.compiled_model.inputs, name, "input")  # fail early on a wrong name
-        self._inputs[name] = value
-
-    def infer(self, inputs: Inputs | None = None) -> InferResult:
-        with self._lock:
-            self._results = self.compiled_model(self._inputs if inputs is None else inputs)
-            return self._results
-
-    @property
-    def results(self) -> InferResult:
-        if self._results is None:
-            raise RuntimeError("no inference has run on this request yet")
-        return self._results
-
-    def get_tensor(self, name: str) -> np.ndarray:
-        if name in self._inputs:
-            return np.asarray(self._inputs[name])
-        return self.results[name]
-
-    def get_output_tensor(self, index: int = 0) -> np.ndarray:
-        return self.results[index]
-
-
-def _port(ports: Sequence[Port], key: str | int, kind: str) -> Port:
+def _port(ports: Sequence[Port], key: str | int | Port, kind: str) -> Port:
+    if isinstance(key, Port):
+        key = key.name
     if isinstance(key, int):
         if 0 <= key < len(ports):
             return ports[key]

@@ -14,7 +14,7 @@ from ember.cache.cached_compile import compile_with_cache
 from ember.cache.key import make_key, model_identity
 from ember.cache.store import ModelCache
 from ember.compiled_model import CompiledModel
-from ember.device import DeviceDescription, DeviceModel, split_device_name
+from ember.device import DeviceDescription, DeviceModel, is_virtual, split_device_name
 from ember.errors import (
     BlobFormatError,
     NotSupportedError,
@@ -26,6 +26,7 @@ from ember.model import Model, deferred_model, read_model
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
 from ember.store import resolve_model_name
+from ember.versions import Version
 
 if TYPE_CHECKING:
     from ember.cache.kernel_cache import KernelCache
@@ -85,11 +86,12 @@ class Core:
         _ = self._plugins.device_owners  # listing devices may add failures
         return list(self._plugins.failures)
 
-    def get_versions(self, device_name: str) -> dict[str, str]:
-        """The distribution and version of the plugin behind a device."""
+    def get_versions(self, device_name: str) -> dict[str, Version]:
+        """The distribution and version of the plugin behind a device: a ``Version`` (the text
+        ``"ember-cpu 0.1.0"``, with OpenVINO's ``description`` and ``build_number``)."""
         device = self._device(device_name)
         info = self._plugins.owner(device.name)
-        return {device.name: str(info)}
+        return {device.name: Version(info.distribution or info.name, info.version or "")}
 
     def _device(self, device_name: str) -> DeviceDescription:
         full_name = self._plugins.resolve(device_name)
@@ -208,8 +210,13 @@ class Core:
         With ``CACHE_DIR`` set and a device that lists ``EXPORT_IMPORT``, the compiled model is
         stored in the cache and later compiles import it (``LOADED_FROM_CACHE`` is then True);
         given a path, a hit does not even parse the ONNX file. With no ``device_name`` the first
-        available of CPU, GPU and TEMPLATE is used.
+        available of CPU, GPU and TEMPLATE is used. ``"AUTO"`` and ``"AUTO:GPU,CPU"`` choose
+        the device and serve on CPU while the target compiles (see :mod:`ember.auto`).
         """
+        if is_virtual(device_name):
+            from ember.auto import compile_auto  # AUTO's threads and queues: only when asked
+
+            return compile_auto(self, model, str(device_name), config)
         device = self._device(device_name or self._default_device())
         model = resolve_model_name(model)
         plugin_config = self._settings.device_values(device, config)
@@ -321,6 +328,14 @@ class Core:
         metrics = device.read_only_properties()
         return {name: plugin_config.get(name, metrics.get(name))
                 for name in device.caching_properties}
+
+    def query_model(self, model: ModelSource, device_name: str,
+                    config: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """Which nodes of a model the device runs: ``{node name: device}`` (see
+        :mod:`ember.query`); a node it cannot run is absent."""
+        from ember.query import query_model
+
+        return query_model(self, model, device_name, config)
 
     def import_model(
         self,

@@ -16,6 +16,7 @@ import numpy as np
 
 from ember import properties as props
 from ember.errors import PluginError
+from ember.hints import with_generic_defaults
 from ember.model import Port
 
 
@@ -27,12 +28,26 @@ class DeviceModel(Protocol):
     in that order, already checked by the core against ``inputs`` (count, dtype, rank and fixed
     dims), and returns one array per output in order. It may be called from several threads, each
     through its own infer request; it must not keep references to the input arrays.
+
+    Optionally, ``runtime_properties`` (a mapping) gives read-only properties of the compiled
+    model that depend on how it runs, such as ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` and the
+    resolved ``NUM_STREAMS`` (see :mod:`ember.hints`).
     """
 
     inputs: Sequence[Port]
     outputs: Sequence[Port]
 
     def infer(self, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]: ...
+
+
+#: OpenVINO's virtual devices: AUTO is Ember's (ember.auto); the others are refused by name.
+AUTO = "AUTO"
+NOT_OFFERED = ("MULTI", "HETERO", "BATCH")
+
+
+def is_virtual(device_name: str | None) -> bool:
+    """Whether a device name is AUTO's or another of OpenVINO's virtual devices."""
+    return bool(device_name) and str(device_name).partition(":")[0] in (AUTO, *NOT_OFFERED)
 
 
 def split_device_name(device_name: str) -> tuple[str, int | None]:
@@ -72,7 +87,7 @@ class DeviceDescription:
             full_name=str(metrics[props.FULL_DEVICE_NAME]),
             architecture=str(metrics[props.DEVICE_ARCHITECTURE]),
             capabilities=tuple(metrics[props.OPTIMIZATION_CAPABILITIES]),
-            config_defaults=dict(defaults),
+            config_defaults=with_generic_defaults(defaults),  # + OpenVINO's hint keys
             caching_properties=tuple(metrics.get(props.CACHING_PROPERTIES, ())),
             metrics=dict(metrics),
         )

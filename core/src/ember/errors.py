@@ -1,8 +1,10 @@
 """Every error Ember raises on purpose, in one place.
 
 Each class says what the user can act on: which file, which device, which node, which input.
-They also derive from the matching built-in type (``FileNotFoundError``, ``ValueError``, ...) so
-that code written against OpenVINO or plain Python catches them where it expects to.
+Every one is a ``RuntimeError``, as OpenVINO's errors are (code written for OpenVINO catches
+``RuntimeError`` around a bad device name, a wrong input shape or a failed compile), and also
+derives from the matching built-in type (``FileNotFoundError``, ``ValueError``, ...) so that plain
+Python code catches them where it expects to.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class EmberError(Exception):
-    """Base class of every error Ember raises on purpose."""
+class EmberError(RuntimeError):
+    """Base class of every error Ember raises on purpose; a RuntimeError, as in OpenVINO."""
 
 
 class ModelNotFoundError(EmberError, FileNotFoundError):
@@ -96,7 +98,7 @@ class CacheWarning(UserWarning):
     directory, ...). The compile went on without it: nothing failed."""
 
 
-class PluginError(EmberError, RuntimeError):
+class PluginError(EmberError):
     """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""
 
 
@@ -115,3 +117,13 @@ class DeviceConflictError(PluginError):
             message = (f"{declared}; choose one with EMBER_DEVICE_PLUGINS={kind}=<distribution>, "
                        f"or disable or uninstall the others (EMBER_DISABLE_PLUGINS)")
         super().__init__(message)
+
+
+class RequestBusyError(EmberError):
+    """An infer request was asked to start or change while an asynchronous inference runs on it
+    (OpenVINO's "Infer Request is busy")."""
+
+
+class DynamicShapeError(EmberError, ValueError):
+    """A static size was asked of a dynamic dimension or shape (``Dimension.get_length``,
+    ``PartialShape.to_shape``, ``Port.get_shape``)."""

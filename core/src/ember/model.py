@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ember.errors import InvalidModelError, ModelNotFoundError
+from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
+from ember.types import PartialShape, Shape, Type
 
 if TYPE_CHECKING:
     import onnx
@@ -58,6 +59,40 @@ class Port:
     def get_any_name(self) -> str:
         """OpenVINO's spelling of ``name``."""
         return self.name
+
+    # OpenVINO's views of the same port: element types, partial shapes, names and index.
+
+    @property
+    def any_name(self) -> str:
+        return self.name
+
+    @property
+    def names(self) -> set[str]:
+        return {self.name}
+
+    def get_names(self) -> set[str]:
+        return {self.name}
+
+    def get_index(self) -> int:
+        return self.index
+
+    @property
+    def element_type(self) -> Type:
+        return Type(self.dtype)
+
+    def get_element_type(self) -> Type:
+        return Type(self.dtype)
+
+    @property
+    def partial_shape(self) -> PartialShape:
+        return PartialShape(self.shape)
+
+    def get_partial_shape(self) -> PartialShape:
+        return PartialShape(self.shape)
+
+    def get_shape(self) -> Shape:
+        """The static shape; ``DynamicShapeError`` when a dimension is dynamic."""
+        return self.partial_shape.to_shape()
 
     @property
     def is_static(self) -> bool:
@@ -139,6 +174,36 @@ class Model:
                 return int(entry.version)
         return 1
 
+    # -- OpenVINO's model API ----------------------------------------------------------------
+
+    def input(self, key: str | int | Port | None = None) -> Port:
+        """An input port by name or index; with no key, the only one."""
+        return find_port(self.inputs, key, "input")
+
+    def output(self, key: str | int | Port | None = None) -> Port:
+        """An output port by name or index; with no key, the only one."""
+        return find_port(self.outputs, key, "output")
+
+    def get_friendly_name(self) -> str:
+        return self.friendly_name
+
+    def is_dynamic(self) -> bool:
+        return not all(p.is_static for p in (*self.inputs, *self.outputs))
+
+    def reshape(self, shapes: Any) -> None:
+        """Give inputs new shapes, in place: one shape for a one-input model, or a mapping from
+        input name, index or port to shape (a list, tuple, ``PartialShape`` or ``"[1,3,?,?]"``).
+
+        A static shape makes devices that specialise on shapes (GPU) build inside
+        ``compile_model``. :raises InferenceInputError: an unknown input or a wrong rank.
+        """
+        from ember.reshape import reshape_model
+
+        reshape_model(self, shapes)
+        self.inputs = [port_from_value_info(v, i) for i, v in enumerate(
+            v for v in self.proto.graph.input if v.name not in self._initializer_names)]
+        self.outputs = [port_from_value_info(v, i) for i, v in enumerate(self.proto.graph.output)]
+
     def to_bytes(self) -> bytes:
         """The serialized ModelProto (weights included)."""
         return self.proto.SerializeToString()
@@ -191,6 +256,25 @@ def deferred_model(source: str | os.PathLike[str] | bytes | bytearray | memoryvi
     if path.is_dir():
         raise InvalidModelError(str(path), "it is a directory, not a file")
     return DeferredModel(path.resolve())
+
+
+def find_port(ports: list[Port], key: str | int | Port | None, kind: str) -> Port:
+    """A port by name, index or Port; None means the only port."""
+    if key is None:
+        if len(ports) == 1:
+            return ports[0]
+        raise InferenceInputError(f"the model has {len(ports)} {kind}s: name one of "
+                                  f"{[p.name for p in ports]}")
+    if isinstance(key, Port):
+        key = key.name
+    if isinstance(key, int) and not isinstance(key, bool):
+        if 0 <= key < len(ports):
+            return ports[key]
+    else:
+        for port in ports:
+            if port.name == key:
+                return port
+    raise InferenceInputError(f"no {kind} {key!r}; {kind}s are {[p.name for p in ports]}")
 
 
 def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:

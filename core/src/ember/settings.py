@@ -21,6 +21,7 @@ from typing import Any
 from ember import properties as props
 from ember.device import DeviceDescription
 from ember.errors import PropertyValueError, UnknownPropertyError
+from ember.hints import normalize, normalize_value
 from ember.log import get_logger
 
 log = get_logger("ember")
@@ -80,7 +81,7 @@ class Settings:
                 else:  # as in OpenVINO: ignored by devices that cannot encrypt
                     log.debug("%s does not support CACHE_ENCRYPTION_CALLBACKS; ignored",
                               device.name)
-        return values
+        return normalize(values, device.config_defaults)  # OpenVINO's spellings ("2", Type.f32)
 
     def core_value(self, device: DeviceDescription | None, key: str,
                    call: Mapping[str, Any] | None = None) -> Any:
@@ -102,6 +103,7 @@ def check_writable(device: DeviceDescription, keys: Mapping[str, Any], where: st
         if key not in writable:
             raise UnknownPropertyError(key, where, sorted(writable))
         _check_core_value(key, value)
+        normalize_value(key, value, device.config_defaults.get(key))  # raises for a bad hint
 
 
 def _check_core_value(key: str, value: Any) -> None:

@@ -15,8 +15,11 @@ class CpuCompiledModel:
     """Follows :class:`ember.device.DeviceModel`."""
 
     def __init__(self, session: Any, inputs: list[Port], outputs: list[Port],
-                 ort_bytes: bytes | memoryview) -> None:
+                 ort_bytes: bytes | memoryview,
+                 runtime_properties: dict[str, Any] | None = None) -> None:
         self.session = session
+        #: NUM_STREAMS and OPTIMAL_NUMBER_OF_INFER_REQUESTS (streams.py), read by the core
+        self.runtime_properties = dict(runtime_properties or {})
         self.inputs = inputs
         self.outputs = outputs
         # onnxruntime uses these bytes in place (use_ort_model_bytes_directly): keep them alive

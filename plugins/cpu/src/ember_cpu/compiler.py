@@ -23,6 +23,7 @@ from ember.errors import (
     UnsupportedOperatorError,
 )
 from ember.model import Model, Port
+from ember_cpu import streams
 from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
@@ -33,7 +34,6 @@ DEVICE_NAME = "CPU"
 #: costs 1-3 ms more to build (benchmarks/bench_cpu_start.py, docs/performance.md).
 LEVELS = ("DISABLE", "BASIC", "EXTENDED", "ALL")
 PRECISIONS = ("f32", "FP32")
-HINTS = ("LATENCY", "THROUGHPUT")
 
 # onnxruntime says which node it cannot run in messages such as
 #   In Node, ("foo", FooBar, "", -1) : ... No Op registered for FooBar with domain_version of 17
@@ -51,16 +51,13 @@ _NO_KERNEL = re.compile(
 
 def session_options(config: Mapping[str, Any], *, level: str | None = None) -> Any:
     ort = onnxruntime()
-    threads = config["INFERENCE_NUM_THREADS"]
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise PropertyValueError(f"INFERENCE_NUM_THREADS must be an int >= 0, not {threads!r}")
+    plan = streams.plan(config)
     if config["INFERENCE_PRECISION_HINT"] not in PRECISIONS:
         raise PropertyValueError(
-            f"CPU (onnxruntime) runs f32 only; INFERENCE_PRECISION_HINT="
-            f"{config['INFERENCE_PRECISION_HINT']!r} cannot be honoured"
+            f"INFERENCE_PRECISION_HINT={config['INFERENCE_PRECISION_HINT']!r} cannot be "
+            "honoured on CPU: onnxruntime's CPU execution provider computes these models in "
+            "f32 only (it has no bf16 or f16 kernels for most operators); use 'f32'"
         )
-    if config["PERFORMANCE_HINT"] not in HINTS:
-        raise PropertyValueError(f"PERFORMANCE_HINT must be one of {HINTS}")
     level = level or config["GRAPH_OPTIMIZATION_LEVEL"]
     if level not in LEVELS:
         raise PropertyValueError(f"GRAPH_OPTIMIZATION_LEVEL must be one of {LEVELS}, not {level!r}")
@@ -71,9 +68,9 @@ def session_options(config: Mapping[str, Any], *, level: str | None = None) -> A
         "EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[level]
-    # THROUGHPUT: one thread per request, so that concurrent infer requests scale instead of
-    # competing for the same pool.
-    options.intra_op_num_threads = 1 if config["PERFORMANCE_HINT"] == "THROUGHPUT" else threads
+    # THROUGHPUT: each stream (an infer request in flight) runs on its share of the cores, so
+    # that concurrent requests scale instead of competing for one pool (streams.py).
+    options.intra_op_num_threads = plan.threads_per_stream
     options.log_severity_level = 3  # onnxruntime's own warnings go to stderr otherwise
     return options
 

@@ -9,7 +9,7 @@ from ember import hookimpl
 from ember import properties as props
 from ember.errors import BlobFormatError
 from ember.model import Model
-from ember_cpu import compiler, device_info, payload
+from ember_cpu import compiler, device_info, payload, streams
 from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME
 from ember_cpu.runtime import onnxruntime
@@ -22,6 +22,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "GRAPH_OPTIMIZATION_LEVEL": "ALL",
     "INFERENCE_NUM_THREADS": 0,  # 0: onnxruntime's default, one per physical core
     "PERFORMANCE_HINT": "LATENCY",
+    "NUM_STREAMS": -1,  # -1 (AUTO): from PERFORMANCE_HINT (streams.py)
+    "PERFORMANCE_HINT_NUM_REQUESTS": 0,
     "INFERENCE_PRECISION_HINT": "f32",
 }
 
@@ -41,7 +43,8 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
         props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, "FP32"],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         # The optimised graph depends on the ISA and onnxruntime (both in DEVICE_ARCHITECTURE)
-        # and on the level; thread counts and hints only change how it runs.
+        # and on the level; thread counts, streams and hints only change how it runs (the
+        # session options of the import), and the precision is always f32.
         props.CACHING_PROPERTIES: [props.DEVICE_ARCHITECTURE, "GRAPH_OPTIMIZATION_LEVEL"],
     }
 
@@ -51,7 +54,8 @@ def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> CpuCom
     if device_name != DEVICE_NAME:
         return None
     session, ort_bytes = compiler.optimise(model, config)
-    return CpuCompiledModel(session, list(model.inputs), list(model.outputs), ort_bytes)
+    return CpuCompiledModel(session, list(model.inputs), list(model.outputs), ort_bytes,
+                            streams.plan(config).runtime_properties())
 
 
 @hookimpl
@@ -77,4 +81,5 @@ def import_model(data: bytes | memoryview, device_name: str,
         raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
     compiler.check_ports(session, saved.inputs, saved.outputs)
     # the graph is a view into session_bytes, which it keeps alive as long as the session
-    return CpuCompiledModel(session, saved.inputs, saved.outputs, saved.graph)
+    return CpuCompiledModel(session, saved.inputs, saved.outputs, saved.graph,
+                            streams.plan(config).runtime_properties())

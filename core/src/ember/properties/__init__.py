@@ -4,6 +4,11 @@ Read-only properties (OpenVINO's older API calls them *metrics*) describe a devi
 (*config keys*) change how it compiles or runs. The values of these constants are the strings
 themselves: ``core.get_property("CPU", "FULL_DEVICE_NAME")`` and
 ``core.get_property("CPU", properties.FULL_DEVICE_NAME)`` are the same call.
+
+OpenVINO's ``openvino.properties`` helpers are here too, lower case, with the submodules ``hint``,
+``device``, ``streams`` and ``intel_auto``: ``properties.cache_dir()`` is ``"CACHE_DIR"``,
+``properties.cache_dir("/tmp/c")`` is ``("CACHE_DIR", "/tmp/c")`` (so ``dict([...])`` of them is
+a config), and ``properties.hint.performance_mode`` is the key itself, usable as one.
 """
 
 from __future__ import annotations
@@ -51,6 +56,25 @@ CACHE_SIGNING_KEY = "CACHE_SIGNING_KEY"
 # Read-only properties of a compiled model.
 LOADED_FROM_CACHE = "LOADED_FROM_CACHE"
 EXECUTION_DEVICES = "EXECUTION_DEVICES"
+#: How many infer requests keep the compiled model busy (an AsyncInferQueue's size).
+OPTIMAL_NUMBER_OF_INFER_REQUESTS = "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+
+# Writable keys every device accepts (the core adds them where a plugin does not declare them;
+# see ember.hints): OpenVINO's performance hints and streams.
+PERFORMANCE_HINT = "PERFORMANCE_HINT"
+PERFORMANCE_MODES = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+#: Requests the application will keep in flight (0: as many as the device wants).
+PERFORMANCE_HINT_NUM_REQUESTS = "PERFORMANCE_HINT_NUM_REQUESTS"
+#: Parallel streams of inference; -1 (``"AUTO"``) derives them from PERFORMANCE_HINT.
+NUM_STREAMS = "NUM_STREAMS"
+INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
+
+# Keys of the AUTO device (ember.auto).
+#: The candidate devices in order, comma-separated (what "AUTO:GPU,CPU" says).
+DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"
+#: Serve the first inferences on CPU while the target compiles (True by default).
+ENABLE_STARTUP_FALLBACK = "ENABLE_STARTUP_FALLBACK"
 
 # Read-only properties of the core itself.
 AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
@@ -65,3 +89,23 @@ KNOWN_CAPABILITIES: frozenset[str] = frozenset(
     {EXPORT_IMPORT, ENCRYPTION, WEIGHTLESS_CACHE,
      "FP32", "FP16", "BF16", "INT8", "BIN", "BATCHED_BLOB"}
 )
+
+
+# OpenVINO's helpers (``import openvino.properties as props``), at the end: they use the above.
+from ember.properties._property import Property  # noqa: E402
+
+cache_dir = Property(CACHE_DIR)
+cache_mode = Property(CACHE_MODE)
+cache_encryption_callbacks = Property(CACHE_ENCRYPTION_CALLBACKS)
+available_devices = Property(AVAILABLE_DEVICES)
+supported_properties = Property(SUPPORTED_PROPERTIES)
+loaded_from_cache = Property(LOADED_FROM_CACHE)
+execution_devices = Property(EXECUTION_DEVICES)
+optimal_number_of_infer_requests = Property(OPTIMAL_NUMBER_OF_INFER_REQUESTS)
+num_streams = Property(NUM_STREAMS)
+inference_num_threads = Property(INFERENCE_NUM_THREADS)
+
+from ember.properties import device as device  # noqa: E402
+from ember.properties import hint as hint  # noqa: E402
+from ember.properties import intel_auto as intel_auto  # noqa: E402
+from ember.properties import streams as streams  # noqa: E402

@@ -1,0 +1,276 @@
+"""``InferRequest``: one inference at a time on a compiled model, synchronous or asynchronous.
+
+Shaped like OpenVINO's: ``infer(inputs)`` runs now; ``start_async(inputs, userdata)`` returns at
+once and runs the inference on the request's own worker thread, then calls the callback given to
+``set_callback`` there; ``wait()`` and ``wait_for(milliseconds)`` wait for it. A request runs one
+inference at a time: starting or changing it while one runs raises ``RequestBusyError``. Devices
+release the GIL while they compute (onnxruntime, OpenCL, numpy's large kernels), so requests
+running at the same time use several cores.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ember.errors import InferenceInputError, RequestBusyError
+from ember.log import get_logger
+from ember.model import Port, find_port
+from ember.tensor import Tensor
+
+if TYPE_CHECKING:
+    from ember.compiled_model import CompiledModel, InferResult, Inputs
+
+log = get_logger("ember")
+
+_STOP = None  # what a worker's queue receives when its request is gone
+
+
+class _Worker:
+    """A daemon thread running one request's asynchronous inferences, in order.
+
+    The thread holds only the job queue, never the request: when the request is collected, the
+    worker's finalizer posts the stop marker and the thread ends.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=_work, args=(self.jobs,), daemon=True,
+                                       name="ember-infer-request")
+        self.thread.start()
+        weakref.finalize(self, self.jobs.put, _STOP)
+
+
+def _work(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+    while True:
+        job = jobs.get()
+        if job is _STOP:
+            return
+        job()
+        del job  # hold nothing of the request between jobs
+
+
+class InferRequest:
+    """Inputs, the last results, and an optional worker thread for asynchronous inference."""
+
+    def __init__(self, compiled_model: CompiledModel) -> None:
+        self.compiled_model = compiled_model
+        self._inputs: dict[str, Any] = {}
+        self._results: InferResult | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._state_lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._callback: Callable[[Any], None] | None = None
+        self._callback_userdata: Any = None
+        self._userdata: Any = None
+        self._on_idle: Callable[[], None] | None = None  # set by AsyncInferQueue
+        self._latency = 0.0
+        self._worker: _Worker | None = None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def set_tensor(self, key: str | Port, tensor: Any) -> None:
+        """Set an input by name or port (a Tensor, kept as given, or an array-like)."""
+        self._check_idle()
+        port = find_port(self.compiled_model.inputs, key, "input")
+        self._inputs[port.name] = tensor
+
+    def set_input_tensor(self, index_or_tensor: Any, tensor: Any = None) -> None:
+        """``set_input_tensor(tensor)`` for a one-input model, or ``set_input_tensor(i, t)``."""
+        if tensor is None:
+            self.set_tensor(find_port(self.compiled_model.inputs, None, "input"), index_or_tensor)
+        else:
+            self.set_tensor(find_port(self.compiled_model.inputs, index_or_tensor, "input"),
+                            tensor)
+
+    def set_tensors(self, tensors: Mapping[Any, Any]) -> None:
+        for key, tensor in tensors.items():
+            self.set_tensor(find_port(self.compiled_model.inputs, key, "input"), tensor)
+
+    set_input_tensors = set_tensors
+
+    def get_tensor(self, key: str | Port) -> Tensor:
+        """An input or an output by name or port, as a Tensor sharing its memory.
+
+        An input not set yet is allocated (zeros, dynamic dimensions 0) and kept, so that writing
+        into ``get_input_tensor().data`` sets it, as in OpenVINO.
+        """
+        name = key.name if isinstance(key, Port) else key
+        input_names = [p.name for p in self.compiled_model.inputs]
+        if name in input_names:
+            return self._input_tensor(find_port(self.compiled_model.inputs, name, "input"))
+        return Tensor(self.results[name], shared_memory=True)
+
+    def get_input_tensor(self, index: int | None = None) -> Tensor:
+        return self._input_tensor(find_port(self.compiled_model.inputs, index, "input"))
+
+    def get_output_tensor(self, index: int | None = None) -> Tensor:
+        port = find_port(self.compiled_model.outputs, index, "output")
+        return Tensor(self.results[port.name], shared_memory=True)
+
+    def _input_tensor(self, port: Port) -> Tensor:
+        value = self._inputs.get(port.name)
+        if isinstance(value, Tensor):
+            return value
+        if value is None:
+            shape = tuple(d if isinstance(d, int) else 0 for d in port.shape)
+            value = Tensor(np.zeros(shape, port.dtype), shared_memory=True)
+        else:
+            value = Tensor(np.ascontiguousarray(value), shared_memory=True)
+        self._inputs[port.name] = value
+        return value
+
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        return [self._input_tensor(p) for p in self.compiled_model.inputs]
+
+    @property
+    def output_tensors(self) -> list[Tensor]:
+        return [Tensor(a, shared_memory=True) for a in self.results.to_tuple()]
+
+    @property
+    def model_inputs(self) -> list[Port]:
+        return list(self.compiled_model.inputs)
+
+    @property
+    def model_outputs(self) -> list[Port]:
+        return list(self.compiled_model.outputs)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def infer(self, inputs: Inputs | None = None, share_inputs: bool = False,
+              share_outputs: bool = False, *, decode_strings: bool = True) -> InferResult:
+        """Run one inference now and return its results (inputs given here replace those set)."""
+        arrays = self._prepare(inputs, copy=False)
+        self._begin()
+        try:
+            self._run(arrays)
+        finally:
+            self._idle.set()  # no callback, and no AsyncInferQueue hand-back: it was not started
+        return self.results
+
+    def start_async(self, inputs: Inputs | None = None, userdata: Any = None,
+                    share_inputs: bool = False) -> None:
+        """Start one inference on the request's worker thread and return at once.
+
+        Inputs are checked here (a wrong name or shape raises now) and copied unless
+        ``share_inputs``, so the caller may reuse its arrays at once.
+        :raises RequestBusyError: an inference is already running on this request.
+        """
+        arrays = self._prepare(inputs, copy=not share_inputs)
+        self._begin()
+        self._userdata = userdata
+        if self._worker is None:
+            self._worker = _Worker()
+        self._worker.jobs.put(lambda: self._run_async(arrays))
+
+    def wait(self) -> None:
+        """Wait for the running inference; raise what it raised, if anything."""
+        self._idle.wait()
+        self._raise_error()
+
+    def wait_for(self, timeout: int) -> bool:
+        """Wait at most ``timeout`` milliseconds (OpenVINO's unit; -1 waits for ever); True when
+        the request is idle. Raises what the inference raised."""
+        done = self._idle.wait(None if timeout < 0 else timeout / 1000)
+        if done:
+            self._raise_error()
+        return done
+
+    def set_callback(self, callback: Callable[[Any], None], userdata: Any = None) -> None:
+        """Call ``callback(userdata)`` on the worker thread after each asynchronous inference,
+        success or failure (``wait()`` then tells which)."""
+        self._callback, self._callback_userdata = callback, userdata
+
+    def cancel(self) -> None:
+        """Nothing to cancel once a device runs an inference: it completes; kept for OpenVINO."""
+
+    def query_state(self) -> list[Any]:
+        return []  # ONNX models have no variable states
+
+    def reset_state(self) -> None:
+        pass
+
+    def get_compiled_model(self) -> CompiledModel:
+        return self.compiled_model
+
+    # -- what the last inference left --------------------------------------------------------
+
+    @property
+    def results(self) -> InferResult:
+        if self._results is None:
+            raise InferenceInputError("no inference has run on this request yet")
+        return self._results
+
+    @property
+    def latency(self) -> float:
+        """Milliseconds the last inference took on the device."""
+        return self._latency * 1e3
+
+    @property
+    def userdata(self) -> Any:
+        """The userdata given to the last ``start_async``."""
+        return self._userdata
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _prepare(self, inputs: Inputs | None, *, copy: bool) -> list[np.ndarray]:
+        from ember.compiled_model import prepare_inputs
+
+        self._check_idle()
+        given = self._inputs if inputs is None else inputs
+        arrays = prepare_inputs(self.compiled_model.inputs, given)
+        if copy:
+            arrays = [np.array(a, copy=True) for a in arrays]
+        return arrays
+
+    def _check_idle(self) -> None:
+        if not self._idle.is_set():
+            raise RequestBusyError("the infer request is busy: an asynchronous inference runs; "
+                                   "wait() for it first")
+
+    def _begin(self) -> None:
+        with self._state_lock:
+            self._check_idle()
+            self._idle.clear()
+        self._error = None
+
+    def _run(self, arrays: list[np.ndarray]) -> None:
+        start = time.perf_counter()
+        self._results = self.compiled_model._infer_arrays(arrays)
+        self._latency = time.perf_counter() - start
+
+    def _run_async(self, arrays: list[np.ndarray]) -> None:
+        try:
+            self._run(arrays)
+        except BaseException as exc:  # handed to wait(): nothing is lost on the worker thread
+            self._error = exc
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._callback is not None:
+            try:
+                self._callback(self._callback_userdata)
+            except Exception as exc:
+                log.exception("an infer request's callback raised")
+                if self._error is None:
+                    self._error = exc
+        self._idle.set()
+        if self._on_idle is not None:
+            self._on_idle()
+
+    def _raise_error(self) -> None:
+        error = self._error
+        if error is not None:
+            raise error
+
+    def __repr__(self) -> str:
+        state = "idle" if self._idle.is_set() else "busy"
+        return f"<InferRequest on {self.compiled_model.device.name}: {state}>"
