@@ -74,7 +74,11 @@ def import_model(data: bytes | memoryview, device_name: str,
     ort_bytes = bytes(ort_bytes)  # onnxruntime's binding takes bytes, not a memoryview
     try:
         session = compiler.load(ort_bytes, config)
-    except Exception as exc:  # a payload onnxruntime cannot load is a damaged one
-        raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
-    compiler.check_ports(session, inputs, outputs)
+        compiler.check_ports(session, inputs, outputs)
+    except BlobFormatError:
+        raise
+    except Exception as exc:  # a payload onnxruntime cannot load (or describe: names that are
+        # not UTF-8 fail in its Python binding) is a damaged one
+        raise BlobFormatError(f"onnxruntime cannot load the saved graph: "
+                              f"{type(exc).__name__}: {exc}") from exc
     return CpuCompiledModel(session, inputs, outputs, ort_bytes)
