@@ -106,8 +106,6 @@ def _check(port: Port, value: Any) -> np.ndarray:
     except (ValueError, TypeError) as exc:  # ragged nested lists, objects numpy cannot convert
         raise InferenceInputError(
             f"input {port.name!r} is not an array numpy can build ({exc})") from exc
-    if array.dtype.kind not in "biufc":  # object or string arrays: nothing a device runs
-        raise InferenceInputError(f"input {port.name!r} expects {port.dtype}, got {array.dtype}")
     if array.dtype != port.dtype:
         # Accept what converts without changing kind (float64 -> float32, int -> float), as
         # numpy users expect; refuse the rest (float -> int would silently truncate).

@@ -77,9 +77,13 @@ def import_model(data: bytes | memoryview, device_name: str,
     saved = payload.loads(data, callbacks.decrypt if callbacks else None)
     try:
         session = compiler.load(saved.session_bytes, config)
-    except Exception as exc:  # a payload onnxruntime cannot load is a damaged one
-        raise BlobFormatError(f"onnxruntime cannot load the saved graph: {exc}") from exc
-    compiler.check_ports(session, saved.inputs, saved.outputs)
+        compiler.check_ports(session, saved.inputs, saved.outputs)
+    except BlobFormatError:
+        raise
+    except Exception as exc:  # a payload onnxruntime cannot load (or describe: names that are
+        # not UTF-8 fail in its Python binding) is a damaged one
+        raise BlobFormatError(f"onnxruntime cannot load the saved graph: "
+                              f"{type(exc).__name__}: {exc}") from exc
     # the graph is a view into session_bytes, which it keeps alive as long as the session
     return CpuCompiledModel(session, saved.inputs, saved.outputs, saved.graph,
                             streams.plan(config).runtime_properties())
