@@ -492,4 +492,8 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
 
 
 # The kernels of the other modules register themselves into KERNELS when imported.
-from ember_template import kernels_resize  # noqa: E402, F401
+from ember_template import (  # noqa: E402, F401
+    kernels_conv_transpose,
+    kernels_recurrent,
+    kernels_resize,
+)
