@@ -125,7 +125,7 @@ def _fold(node: onnx.NodeProto, attrs: dict[str, Any], constants: dict[str, np.n
     outputs = KERNELS[node.op_type](inputs, attrs, opset)
     for name, value in zip(node.output, outputs, strict=False):
         if name:
-            constants[name] = np.ascontiguousarray(value)
+            constants[name] = np.asarray(value, order="C")  # ascontiguousarray would make 0-d 1-d
     return True
 
 
@@ -191,7 +191,7 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
     steps_io = [([slot(n) for n in node.input], [slot(n) for n in node.output])
                 for node in live_nodes]
     output_slots = [slot(o.name) for o in graph.output]
-    plan_constants = {index: np.ascontiguousarray(constants[name])
+    plan_constants = {index: np.asarray(constants[name], order="C")
                       for name, index in slot_of.items() if name in constants}
 
     # Free each intermediate after the step that reads it last (never inputs' or outputs' slots).

@@ -179,7 +179,7 @@ def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
         array = weights(name)
     except KeyError as exc:
         raise BlobFormatError(f"the model file has no initializer {name!r}") from exc
-    array = np.ascontiguousarray(array.T if entry.get("transform") == "T" else array)
+    array = np.asarray(array.T if entry.get("transform") == "T" else array, order="C")
     if (array.dtype != dtype or array.shape != shape
             or checksum.hexdigest(memoryview(array).cast("B")) != entry["checksum"]):
         raise BlobFormatError(f"initializer {name!r} in the model file is not the one compiled")
