@@ -493,6 +493,7 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
 
 # The kernels of the other modules register themselves into KERNELS when imported.
 from ember_template import (  # noqa: E402, F401
+    control_flow,
     kernels_conv_transpose,
     kernels_recurrent,
     kernels_resize,

@@ -168,10 +168,9 @@ def _gru_cell(r: np.ndarray, recurrent_bias: np.ndarray, fns: Sequence[Activatio
         (h_prev,) = state
         zr = f(_clip(projected[:, : 2 * hidden] + h_prev @ r_zr.T + b_zr, clip))
         z, reset = zr[:, :hidden], zr[:, hidden:]
-        if before_reset:
-            recurrent = reset * (h_prev @ r_h.T + b_h)
-        else:
-            recurrent = (reset * h_prev) @ r_h.T + b_h
+        # linear_before_reset applies the reset gate after the recurrent matmul (cuDNN's way)
+        recurrent = (reset * (h_prev @ r_h.T + b_h) if before_reset
+                     else (reset * h_prev) @ r_h.T + b_h)
         candidate = g(_clip(projected[:, 2 * hidden:] + recurrent, clip))
         return [(1 - z) * candidate + z * h_prev]
 

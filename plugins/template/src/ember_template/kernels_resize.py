@@ -66,7 +66,7 @@ def _resize(x: np.ndarray, roi: np.ndarray | None, scales: np.ndarray | None,
     else:
         assert scales is not None, "Resize needs scales or sizes"
         for axis, scale in zip(axes, scales.reshape(-1).tolist(), strict=True):
-            factors[axis], out_sizes[axis] = scale, int(math.floor(x.shape[axis] * scale))
+            factors[axis], out_sizes[axis] = scale, math.floor(x.shape[axis] * scale)
 
     # roi holds starts then ends for `axes`, as fractions of the input; only tf_crop_and_resize
     # reads it.

@@ -6,11 +6,12 @@ Layout::
     | topology (T bytes) | padding | data
 
 The topology is JSON: the steps, ports and, for each constant, its dtype, shape and offset in the
-data section; offsets are 64-byte aligned so that import views the weights in place with
-``numpy.frombuffer`` instead of copying them. With encryption callbacks (flag 1) the topology is
-stored encrypted and the weights stay plain: they say nothing about the graph without it, and
-decrypting megabytes of weights would slow every start. The core's container around this payload
-carries the checksum; this format only guards its own structure.
+data section; the steps of If and Loop hold their subgraphs' plans, nested the same way (without
+ports; constants in the same data section). Offsets are 64-byte aligned so that import views the
+weights in place with ``numpy.frombuffer`` instead of copying them. With encryption callbacks
+(flag 1) the topology is stored encrypted and the weights stay plain: they say nothing about the
+graph without it, and decrypting megabytes of weights would slow every start. The core's container
+around this payload carries the checksum; this format only guards its own structure.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
 MAGIC = b"EMTPLAN\0"
-FORMAT_VERSION = 1
+#: 2: steps of If and Loop carry their subgraphs' plans ({"plan": {...}} attributes).
+FORMAT_VERSION = 2
+#: Subgraphs nest at most this deep in a plan read back (a damaged or hostile plan cannot recurse
+#: without bound).
+MAX_SUBGRAPH_DEPTH = 32
 _PREFIX = struct.Struct("<8sIII")
 _ENCRYPTED = 1
 _ALIGNMENT = 64
@@ -43,8 +48,25 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
     """Serialize a plan. ``weightless`` stores the model's own initializers by name and
     checksum instead of their bytes; ``loads`` then needs them back (``weights``)."""
     chunks: list[bytes | memoryview] = []
+    document = {
+        **_graph_json(plan, chunks, weightless),
+        "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
+        "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
+    }
+    # json writes the plain attribute values itself and asks _encode_value only for the rest
+    text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
+    flags = 0
+    if encrypt is not None:
+        text, flags = bytes(encrypt(text)), _ENCRYPTED
+    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
+
+
+def _graph_json(plan: Plan, chunks: list[bytes | memoryview], weightless: bool) -> dict[str, Any]:
+    """A plan's slots, constants and steps; the constants' bytes are appended to ``chunks`` (one
+    data section for the model and all its subgraphs), subgraph plans (If, Loop) nested."""
     constants: list[dict[str, Any]] = []
-    offset = 0
+    offset = sum(len(chunk) for chunk in chunks)
     for slot, array in sorted(plan.constants.items()):
         data = memoryview(np.ascontiguousarray(array)).cast("B")  # no copy until the join
         if weightless and slot in plan.weight_names:
@@ -58,26 +80,21 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
         padding = -data.nbytes % _ALIGNMENT
         chunks += [data, bytes(padding)]
         offset += data.nbytes + padding
-    document = {
-        "opset": plan.opset,
-        "num_slots": plan.num_slots,
-        "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
-        "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
-        "constants": constants,
-        "weights": {str(slot): list(source) for slot, source in plan.weight_names.items()},
-        "steps": [
-            {"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
-             "attrs": s.attrs, "release": s.release}
-            for s in plan.steps
-        ],
-    }
-    # json writes the plain attribute values itself and asks _encode_value only for the rest
-    text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
-    flags = 0
-    if encrypt is not None:
-        text, flags = bytes(encrypt(text)), _ENCRYPTED
-    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
-    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
+    steps = []
+    for s in plan.steps:
+        attrs = {key: {"plan": _subgraph_json(value, chunks, weightless)}
+                 if isinstance(value, Plan) else value for key, value in s.attrs.items()}
+        steps.append({"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
+                      "attrs": attrs, "release": s.release})
+    return {"opset": plan.opset, "num_slots": plan.num_slots, "constants": constants,
+            "weights": {str(slot): list(source) for slot, source in plan.weight_names.items()},
+            "steps": steps}
+
+
+def _subgraph_json(plan: Plan, chunks: list[bytes | memoryview],
+                   weightless: bool) -> dict[str, Any]:
+    return {**_graph_json(plan, chunks, weightless), "input_slots": plan.input_slots,
+            "output_slots": plan.output_slots}
 
 
 def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None,
@@ -115,12 +132,15 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
         return _plan(document, view[data_start:], weights)
     except BlobFormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
         raise BlobFormatError(f"damaged TEMPLATE plan: {type(exc).__name__}: {exc}") from exc
 
 
 def _plan(document: dict[str, Any], data: memoryview,
-          weights: Callable[[str], np.ndarray] | None) -> Plan:
+          weights: Callable[[str], np.ndarray] | None, depth: int = 0) -> Plan:
+    """A plan from its JSON document; ``depth`` counts the enclosing subgraphs (bounded)."""
+    if depth > MAX_SUBGRAPH_DEPTH:
+        raise BlobFormatError(f"TEMPLATE plan nests subgraphs deeper than {MAX_SUBGRAPH_DEPTH}")
     num_slots = int(document["num_slots"])
 
     valid_slots = range(NO_SLOT, num_slots)  # NO_SLOT (-1) marks an omitted input
@@ -146,6 +166,12 @@ def _plan(document: dict[str, Any], data: memoryview,
             raise BlobFormatError("constant outside the data section")
         array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
         constants[index] = array.reshape(shape)
+
+    def attribute(value: Any) -> Any:
+        if isinstance(value, dict) and "plan" in value:
+            return _plan(value["plan"], data, weights, depth + 1)
+        return _decode_value(value)
+
     steps = []
     for entry in document["steps"]:
         if entry["op"] not in KERNELS:
@@ -154,15 +180,20 @@ def _plan(document: dict[str, Any], data: memoryview,
         steps.append(Step(
             op_type=entry["op"], name=str(entry["name"]),
             inputs=slots(entry["in"]), outputs=slots(entry["out"]),
-            attrs={k: _decode_value(v) for k, v in attrs.items()} if attrs else {},
+            attrs={str(k): attribute(v) for k, v in attrs.items()} if attrs else {},
             release=slots(entry["release"]),
         ))
-    inputs = [Port.from_json(p, i) for i, p in enumerate(document["inputs"])]
-    outputs = [Port.from_json(p, i) for i, p in enumerate(document["outputs"])]
+    if depth:  # a subgraph: slots without ports
+        inputs, outputs = [], []
+        input_slots, output_slots = document["input_slots"], document["output_slots"]
+    else:
+        inputs = [Port.from_json(p, i) for i, p in enumerate(document["inputs"])]
+        outputs = [Port.from_json(p, i) for i, p in enumerate(document["outputs"])]
+        input_slots = [p["slot"] for p in document["inputs"]]
+        output_slots = [p["slot"] for p in document["outputs"]]
     return Plan(
         opset=int(document["opset"]), num_slots=num_slots, inputs=inputs, outputs=outputs,
-        input_slots=list(slots([p["slot"] for p in document["inputs"]])),
-        output_slots=list(slots([p["slot"] for p in document["outputs"]])),
+        input_slots=list(slots(input_slots)), output_slots=list(slots(output_slots)),
         constants=constants, steps=steps,
         weight_names={int(slot): (str(name), str(transform))
                       for slot, (name, transform) in document["weights"].items()},
