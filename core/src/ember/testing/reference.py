@@ -1,4 +1,5 @@
-"""Expected outputs from ONNX's own reference implementation, the oracle for every device."""
+"""Expected outputs: ONNX's own reference implementation, the oracle for every device, and
+onnxruntime, the one real models are compared with."""
 
 from __future__ import annotations
 
@@ -35,3 +36,21 @@ def reference_outputs(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) 
     """Run ``model`` on ``inputs`` with ``onnx.reference`` and return its outputs in order."""
     evaluator = ReferenceEvaluator(model, new_ops=[BatchNormalization])
     return list(evaluator.run(None, dict(inputs)))
+
+
+def onnxruntime_outputs(model: onnx.ModelProto,
+                        inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Run ``model`` on ``inputs`` with onnxruntime's CPU provider (its telemetry off), every
+    graph optimisation off so that the oracle is the operators themselves."""
+    import os
+
+    for name in ("ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"):
+        os.environ.setdefault(name, "1")
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    return list(session.run(None, dict(inputs)))
