@@ -46,8 +46,13 @@ class Cell:
     workdir: Path
     config: Mapping[str, Any] = field(default_factory=dict)
     claimed: frozenset[str] | None = None
+    #: The device must run this model: declining it fails the cell.
+    required: bool = False
     #: Set when the device declined the model with UnsupportedOperatorError.
     declined: UnsupportedOperatorError | None = None
+    #: After a comparison with the oracle: the largest difference over the largest value, per
+    #: output, worst of all outputs.
+    worst: float | None = None
 
     @property
     def label(self) -> str:
@@ -66,6 +71,9 @@ class Cell:
         try:
             return core.compile_model(model, self.device, {**self.config, **extra})
         except UnsupportedOperatorError as exc:
+            if self.required:
+                raise AssertionError(f"{self.label}: the device must run this model, yet "
+                                     f"declined it: {exc}") from exc
             self._check_refusal(exc)
             self.declined = exc
             return None
@@ -117,6 +125,10 @@ class Cell:
             assert (a.dtype, a.shape) == (b.dtype, b.shape), (
                 f"{where} is {a.dtype}{list(a.shape)}; {oracle} gives {b.dtype}"
                 f"{list(b.shape)}")
+            scale = float(np.max(np.abs(b))) if b.size else 0.0
+            if b.size and np.issubdtype(b.dtype, np.floating):
+                worst = float(np.max(np.abs(a.astype(np.float64) - b))) / max(scale, 1e-30)
+                self.worst = max(self.worst or 0.0, worst)
             if not np.allclose(a, b, rtol=self.model.rtol, atol=self.model.atol, equal_nan=True):
                 diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
                 worst = np.unravel_index(int(np.argmax(np.where(np.isnan(diff), np.inf, diff))),

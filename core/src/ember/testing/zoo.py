@@ -108,6 +108,20 @@ def _random(shapes: Mapping[str, tuple[int, ...]] | None = None, *, uniform: boo
     return make
 
 
+def _text_lines(ports: Sequence[Port]) -> Feeds:
+    """A 64x64 page for the text detector: three lines of dark strokes on white, normalised as
+    PaddleOCR does. Random pixels make it answer ~0 everywhere, which would compare nothing."""
+    rng = np.random.default_rng(0)
+    page = np.ones((64, 64))
+    for row in (12, 30, 48):
+        for column in range(6, 58, 4):
+            height = int(rng.integers(4, 9))
+            page[row - height // 2: row + height // 2, column:column + 2] = 0
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    image = ((page[..., None] - mean) / std).transpose(2, 0, 1)[None]
+    return {ports[0].name: image.astype(np.float32)}
+
+
 def _silero_inputs(ports: Sequence[Port]) -> Feeds:
     """One chunk of audio at 16 kHz (512 samples, or what a static input port says) and a
     non-zero recurrent state, so that the state path is exercised too."""
@@ -248,9 +262,9 @@ def model_zoo() -> tuple[ZooModel, ...]:
     for name, (relative, shape, ops) in _PPOCR.items():
         path = package_file(_RAPIDOCR[0], relative)
         if path is not None:
-            zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path),
-                                _random({"x": shape}, uniform=True), origin=_RAPIDOCR[1],
-                                tags=("real",), oracle="onnxruntime"))
+            inputs = _text_lines if name == "ppocr-det" else _random({"x": shape}, uniform=True)
+            zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path), inputs,
+                                origin=_RAPIDOCR[1], tags=("real",), oracle="onnxruntime"))
     for name, (relative, ops) in _SILERO.items():
         path = package_file(_SILERO_PACKAGE, relative)
         if path is not None:
