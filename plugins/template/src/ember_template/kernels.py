@@ -495,6 +495,9 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
 from ember_template import (  # noqa: E402, F401
     control_flow,
     kernels_conv_transpose,
+    kernels_index,
+    kernels_math,
+    kernels_norm,
     kernels_recurrent,
     kernels_resize,
 )
