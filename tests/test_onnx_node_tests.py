@@ -13,6 +13,7 @@ docs/conformance.md with ``make node-baseline``. It refuses to drop a passing ca
 """
 
 import importlib.metadata
+import json
 import os
 import time
 import zipfile
@@ -25,7 +26,11 @@ from ember.testing import node_report
 from ember.testing.contract import claimed_operators
 from ember.testing.notes import note
 from ember.testing.onnx_node_tests import (
+    FAILED,
     NODE_PREFIX,
+    PASSED,
+    REFUSED,
+    CaseResult,
     extract_node_tests,
     node_test_cases,
     run_node_tests,
@@ -145,3 +150,40 @@ def test_extraction_keeps_only_the_node_tests(tmp_path):
     files = sorted(p.relative_to(tmp_path / "node").as_posix()
                    for p in (tmp_path / "node").rglob("*") if p.is_file())
     assert files == ["test_ok/model.onnx", "test_ok/test_data_set_0/input_0.pb"]
+
+
+def _entry(passing, failing=(), refusing=()):
+    """A device entry as device_entry makes it, from case names (all of operator Op)."""
+    results = [CaseResult(c, "Op", PASSED) for c in passing]
+    results += [CaseResult(c, "Op", FAILED, "infer: it broke") for c in failing]
+    results += [CaseResult(c, "Op", REFUSED, "UnsupportedOperatorError") for c in refusing]
+    return node_report.device_entry(results, "a device", {"onnxruntime": "1.32.0"})
+
+
+def test_a_case_that_stops_passing_is_named_even_when_another_starts():
+    baseline = _entry(["test_a", "test_b"], failing=["test_c"])
+    current = _entry(["test_a", "test_c"], failing=["test_b"])
+    assert node_report.counts(current)[0] == node_report.counts(baseline)[0]  # same count
+    assert node_report.dropped_cases(current, baseline) == {"test_b": "failed: infer: it broke"}
+    assert node_report.new_passes(current, baseline) == ["test_c"]
+    refused_now = _entry(["test_a"], refusing=["test_b"])
+    assert node_report.dropped_cases(refused_now, baseline) == {
+        "test_b": "refused: UnsupportedOperatorError"}
+    gone = _entry(["test_a"])
+    assert "no longer run" in node_report.dropped_cases(gone, baseline)["test_b"]
+
+
+def test_recording_a_drop_needs_a_reason(tmp_path):
+    dropped = {"test_b": "failed: infer: it broke", "test_d": "refused: ..."}
+    drops = tmp_path / "drops.json"
+    drops.write_text(json.dumps({"GPU": {"test_b": "PoCL 3 miscompiles it"},
+                                 "GPU.0": {"test_d": " "}}))
+    allowed = node_report.load_allowed_drops(drops, "GPU.0")
+    assert node_report.unexplained_drops(dropped, allowed) == ["test_d (refused: ...)"]
+    assert node_report.unexplained_drops(dropped, {}) == [
+        "test_b (failed: infer: it broke)", "test_d (refused: ...)"]
+    baseline = tmp_path / "baseline.json"
+    node_report.save_device(baseline, "GPU.0", _entry(["test_a"]), {"test_b": allowed["test_b"]})
+    saved = node_report.load_baseline(baseline)["devices"]["GPU.0"]
+    assert saved["passing"] == ["test_a"] and saved["dropped"] == {
+        "test_b": "PoCL 3 miscompiles it"}
