@@ -33,6 +33,7 @@ def compile_plan(model: Model, device_name: str, *, transformations: bool = True
     proto = model.proto
     _validate(proto, model, device_name)
     graph = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
+    _check_types(graph, device_name, {})
     return compile_graph(graph, model.opset, [p.name for p in model.inputs],
                          transformations=transformations, ports=(model.inputs, model.outputs),
                          weights_by_name=True)
@@ -86,6 +87,31 @@ def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
         if (node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS
                 or _unsupported_use(node)):
             raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
+
+
+#: Operators whose kernels compute with numpy's own types only: given bfloat16, a float8 or a 4-
+#: or 2-bit integer (which other kernels pass through as ml_dtypes arrays), they are refused.
+_NUMPY_TYPES_ONLY = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def _check_types(graph: onnx.GraphProto, device_name: str, outer: Mapping[str, int]) -> None:
+    """Refuse the first node of ``_NUMPY_TYPES_ONLY`` that reads or writes a type numpy has no
+    dtype for (as ONNX's shape inference finds the types)."""
+    types = {**outer, **{v.name: v.type.tensor_type.elem_type
+                         for v in [*graph.input, *graph.output, *graph.value_info]
+                         if v.type.HasField("tensor_type")}}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    for node in graph.node:
+        for name in [*node.input, *node.output] if node.op_type in _NUMPY_TYPES_ONLY else []:
+            kind = types.get(name, 0) if name else 0
+            if kind and kind not in CAST_TARGETS:
+                raise UnsupportedOperatorError(
+                    device_name, node.op_type, node.name, node.domain,
+                    f"{name!r} is {onnx.TensorProto.DataType.Name(kind)}, which numpy has no "
+                    "dtype for")
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                _check_types(subgraph, device_name, types)
 
 
 def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:

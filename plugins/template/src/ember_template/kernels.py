@@ -498,6 +498,8 @@ from ember_template import (  # noqa: E402, F401
     kernels_index,
     kernels_math,
     kernels_norm,
+    kernels_quant,
     kernels_recurrent,
     kernels_resize,
+    kernels_transformer,
 )
