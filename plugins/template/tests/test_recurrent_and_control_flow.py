@@ -221,3 +221,28 @@ def test_nested_subgraphs_are_bounded_when_read_back():
         del leaf["input_slots"]
         plan_format.loads(_plan_bytes({**top, "steps": [{**top["steps"][0], "attrs": {
             "then_branch": {"plan": leaf}}}]}))
+
+
+@pytest.mark.parametrize("backwards", [0, 1], ids=["forward", "backward"])
+def test_scan_with_axes_directions_and_a_captured_value_matches_onnxruntime(backwards):
+    """A running sum over axis 1 of x (scanned forwards or backwards), each step also adding an
+    outer value, the per-step outputs stacked along axis 1."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["sum_in", "slice"], ["partial"]),
+         helper.make_node("Add", ["partial", "offset"], ["sum_out"]),
+         helper.make_node("Identity", ["sum_out"], ["step_out"])],
+        "body", [_tensor("sum_in", [2]), _tensor("slice", [2])],
+        [_tensor("sum_out", [2]), _tensor("step_out", [2])])
+    node = helper.make_node("Scan", ["init", "x"], ["final", "steps"], body=body,
+                            num_scan_inputs=1, scan_input_axes=[1],
+                            scan_input_directions=[backwards], scan_output_axes=[1],
+                            scan_output_directions=[backwards], name="running_sum")
+    model = _model([node], [_tensor("init", [2]), _tensor("x", [2, 5])],
+                   [_tensor("final", [2]), _tensor("steps", [2, 5])],
+                   [numpy_helper.from_array(np.float32([0.5, -0.5]), "offset")])
+    feeds = {"init": np.float32([1, 2]),
+             "x": np.arange(10, dtype=np.float32).reshape(2, 5)}
+    compiled, got = _run_template(model, feeds)
+    _assert_close(got, onnxruntime_outputs(model, feeds))
+    imported = ember.Core().import_model(compiled.export_model(), "TEMPLATE")
+    assert imported(feeds)[1].tobytes() == got[1].tobytes()

@@ -85,7 +85,7 @@ def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
         raise InvalidModelError(source, str(exc).strip().splitlines()[0]) from exc
     for node in _all_nodes(proto.graph):
         if (node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS
-                or _unsupported_use(node)):
+                or _unsupported_use(node, model.opset)):
             raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
 
 
@@ -128,8 +128,10 @@ def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
 _MAX_OUTPUTS = {"MaxPool": 1, "BatchNormalization": 1, "Dropout": 1}
 
 
-def _unsupported_use(node: onnx.NodeProto) -> bool:
+def _unsupported_use(node: onnx.NodeProto, opset: int) -> bool:
     """A supported operator used in a way the kernels do not implement, refused at compile."""
+    if node.op_type == "Scan" and opset < 9:
+        return True  # Scan-8's batch axis and sequence_lens: not implemented
     if sum(1 for name in node.output if name) > _MAX_OUTPUTS.get(node.op_type, len(node.output)):
         return True
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
@@ -201,13 +203,17 @@ def _lower_control_flow(node: onnx.NodeProto, opset: int,
         formal = [value.name for value in graph.input]
         attrs[name] = compile_graph(graph, opset, formal + captures,
                                     transformations=transformations)
-    if node.op_type == "Loop":
+    if node.op_type in ("Loop", "Scan"):
         body = graphs["body"]
-        attrs["carried"] = len(body.input) - 2
+        # Loop's body reads the iteration number and the condition, then the carried values;
+        # Scan's the carried states, then one slice of each scanned input.
+        attrs["carried"] = (len(body.input) - 2 if node.op_type == "Loop"
+                            else len(body.input) - attrs["num_scan_inputs"])
+        first_scan = 1 + attrs["carried"] if node.op_type == "Loop" else attrs["carried"]
         # The dtypes of the scan outputs, for a loop that runs zero times.
         attrs["scan_dtypes"] = [
             np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).str
-            for v in body.output[1 + attrs["carried"]:]]
+            for v in body.output[first_scan:]]
     lowered = onnx.NodeProto()
     lowered.CopyFrom(node)
     lowered.input.extend(captures)

@@ -501,5 +501,6 @@ from ember_template import (  # noqa: E402, F401
     kernels_quant,
     kernels_recurrent,
     kernels_resize,
+    kernels_spectral,
     kernels_transformer,
 )
