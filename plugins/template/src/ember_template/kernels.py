@@ -495,12 +495,14 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
 from ember_template import (  # noqa: E402, F401
     control_flow,
     kernels_conv_transpose,
+    kernels_detection,
     kernels_index,
     kernels_math,
     kernels_norm,
     kernels_quant,
     kernels_recurrent,
     kernels_resize,
+    kernels_sampling,
     kernels_spectral,
     kernels_transformer,
 )
