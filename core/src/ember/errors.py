@@ -53,14 +53,18 @@ class UnknownDeviceError(EmberError, LookupError):
 class UnsupportedOperatorError(EmberError, NotImplementedError):
     """A device cannot run one node of a model."""
 
-    def __init__(self, device_name: str, op_type: str, node_name: str, domain: str = "") -> None:
+    def __init__(self, device_name: str, op_type: str, node_name: str, domain: str = "",
+                 reason: str = "") -> None:
         self.device_name = device_name
         self.op_type = op_type
         self.node_name = node_name
         self.domain = domain
+        #: Why, when the device supports the operator but not this use of it (may be empty).
+        self.reason = reason
         op = f"{domain}::{op_type}" if domain else op_type
         super().__init__(
             f"device {device_name} does not support operator {op} (node {node_name!r})"
+            + (f": {reason}" if reason else "")
         )
 
 

@@ -128,3 +128,18 @@ def test_precision_hint_other_than_f32_is_refused(core):
     with pytest.raises(ember.errors.PropertyValueError, match="f32"):
         core.compile_model(mlp().SerializeToString(), "TEMPLATE",
                            {"INFERENCE_PRECISION_HINT": "f16"})
+
+
+def test_the_readme_lists_every_operator_and_only_those():
+    """What plugins/template/README.md says the device runs is what its kernels register."""
+    import re
+    from pathlib import Path
+
+    from ember_template.kernels import KERNELS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    match = re.search(r"(\d+) operators of the default ONNX domain: ([^.]+)\.", readme)
+    assert match, "the README's Operators section lost its list"
+    listed = {name.strip() for name in match.group(2).replace("\n", " ").split(",")}
+    assert int(match.group(1)) == len(listed)
+    assert listed == set(KERNELS), sorted(listed ^ set(KERNELS))

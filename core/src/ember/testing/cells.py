@@ -1,6 +1,7 @@
 """One cell of the conformance matrix: a device, a model of the zoo, and a cache mode.
 
-Modes: ``off`` (no cache; outputs against ``onnx.reference``; an explicit export and import),
+Modes: ``off`` (no cache; outputs against the model's oracle, ``onnx.reference`` or onnxruntime for
+the real models; an explicit export and import),
 ``cold`` (first compile with ``CACHE_DIR``), ``warm`` (the second one), ``encrypted``
 (``CACHE_ENCRYPTION_CALLBACKS``) and ``weightless`` (``CACHE_MODE=OPTIMIZE_SIZE``). What each mode
 checks depends on the capabilities the device reports, never skipped: a device without
@@ -28,8 +29,8 @@ from ember import properties as props
 from ember.compiled_model import CompiledModel
 from ember.crypto import aes_gcm_callbacks
 from ember.errors import CacheWarning, EmberError, UnsupportedOperatorError
-from ember.testing.contract import SUPPORTED_OPERATORS
-from ember.testing.zoo import ZooModel, operator_key
+from ember.testing.contract import SUPPORTED_OPERATORS, resolve_device
+from ember.testing.zoo import ZooModel, operator_key, oracle_of
 
 MODES = ("off", "cold", "warm", "encrypted", "weightless")
 WEIGHTLESS_CACHE = props.WEIGHTLESS_CACHE
@@ -45,8 +46,13 @@ class Cell:
     workdir: Path
     config: Mapping[str, Any] = field(default_factory=dict)
     claimed: frozenset[str] | None = None
+    #: The device must run this model: declining it fails the cell.
+    required: bool = False
     #: Set when the device declined the model with UnsupportedOperatorError.
     declined: UnsupportedOperatorError | None = None
+    #: After a comparison with the oracle: the largest difference over the largest value, per
+    #: output, worst of all outputs.
+    worst: float | None = None
 
     @property
     def label(self) -> str:
@@ -65,6 +71,9 @@ class Cell:
         try:
             return core.compile_model(model, self.device, {**self.config, **extra})
         except UnsupportedOperatorError as exc:
+            if self.required:
+                raise AssertionError(f"{self.label}: the device must run this model, yet "
+                                     f"declined it: {exc}") from exc
             self._check_refusal(exc)
             self.declined = exc
             return None
@@ -81,7 +90,7 @@ class Cell:
 
     def _check_refusal(self, exc: UnsupportedOperatorError) -> None:
         op = operator_key(exc.domain, exc.op_type)
-        assert exc.device_name == self.device, (
+        assert exc.device_name in (self.device, resolve_device(self.device)), (
             f"{self.label}: UnsupportedOperatorError names device {exc.device_name!r}")
         assert op in self.model.ops, (
             f"{self.label}: UnsupportedOperatorError names operator {op}, which the model does "
@@ -104,23 +113,28 @@ class Cell:
                                  f"{exc}{kind}") from exc
 
     def check_reference(self, compiled: CompiledModel) -> list[np.ndarray]:
-        """Run the compiled model and compare with onnx.reference; return the outputs."""
+        """Run the compiled model and compare with the model's oracle; return the outputs."""
         got = self.infer(compiled)
         _, want = self.model.reference(compiled.inputs)
+        oracle = oracle_of(self.model)
         assert len(got) == len(want), (
-            f"{self.label}: {len(got)} outputs; onnx.reference gives {len(want)}")
+            f"{self.label}: {len(got)} outputs; {oracle} gives {len(want)}")
         for port, a, b in zip(compiled.outputs, got, want, strict=True):
             where = f"{self.label}: output {port.name!r}"
             assert isinstance(a, np.ndarray), f"{where} is a {type(a).__name__}, not an array"
             assert (a.dtype, a.shape) == (b.dtype, b.shape), (
-                f"{where} is {a.dtype}{list(a.shape)}; onnx.reference gives {b.dtype}"
+                f"{where} is {a.dtype}{list(a.shape)}; {oracle} gives {b.dtype}"
                 f"{list(b.shape)}")
+            scale = float(np.max(np.abs(b))) if b.size else 0.0
+            if b.size and np.issubdtype(b.dtype, np.floating):
+                worst = float(np.max(np.abs(a.astype(np.float64) - b))) / max(scale, 1e-30)
+                self.worst = max(self.worst or 0.0, worst)
             if not np.allclose(a, b, rtol=self.model.rtol, atol=self.model.atol, equal_nan=True):
                 diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
                 worst = np.unravel_index(int(np.argmax(np.where(np.isnan(diff), np.inf, diff))),
                                          diff.shape)
                 raise AssertionError(
-                    f"{where} differs from onnx.reference: {a[worst]!r} instead of {b[worst]!r} "
+                    f"{where} differs from {oracle}: {a[worst]!r} instead of {b[worst]!r} "
                     f"at {tuple(map(int, worst))} (rtol {self.model.rtol}, atol "
                     f"{self.model.atol}; {int((diff > self.model.atol).sum())} of {a.size} "
                     "values differ)")

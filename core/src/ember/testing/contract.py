@@ -52,8 +52,18 @@ class Owner:
         return f"plugin {self.name!r} ({self.info.distribution or 'no distribution'}: {module})"
 
 
+def resolve_device(device_name: str) -> str:
+    """The device a name means, as ``Core`` resolves it (``"GPU"`` -> ``"GPU.0"``); the name
+    itself when no installed device matches (the checks then say it is not listed)."""
+    try:
+        return next(iter(ember.Core().get_versions(device_name)))
+    except EmberError:
+        return device_name
+
+
 def owner_of(device_name: str) -> Owner:
     """The installed plugin that lists ``device_name``; AssertionError saying why when none does."""
+    device_name = resolve_device(device_name)
     plugins = load_plugins()
     owners = plugins.device_owners
     if device_name not in owners:
@@ -81,6 +91,7 @@ def foreign_device_names(device_name: str, owner: Owner) -> list[str]:
 
 def dispatch_problems(device_name: str, model: Model) -> list[str]:
     """Every dispatch hook, called with other devices' names, must return None."""
+    device_name = resolve_device(device_name)
     owner = owner_of(device_name)
     arguments = {"model": model, "config": {}, "cache": None, "data": b"",
                  "compiled_model": object(), "weightless": False, "weights_path": None}
@@ -104,6 +115,7 @@ def dispatch_problems(device_name: str, model: Model) -> list[str]:
 
 def declaration_problems(device_name: str) -> list[str]:
     """The plugin says which contract it was written for and which ember versions it works with."""
+    device_name = resolve_device(device_name)
     owner = owner_of(device_name)
     problems = []
     declared = getattr(owner.plugin, "EMBER_CONTRACT_VERSION", None)
@@ -143,6 +155,7 @@ def _example_range() -> str:
 
 def metrics_problems(device_name: str) -> list[str]:
     """What ``supported_metrics`` answers for the device itself, checked against the contract."""
+    device_name = resolve_device(device_name)
     owner = owner_of(device_name)
     metrics = owner.call("supported_metrics", device_name=device_name)
     if not isinstance(metrics, Mapping):

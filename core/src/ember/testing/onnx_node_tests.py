@@ -11,9 +11,11 @@ later runs need no network. From a shell (the command a Makefile step can run)::
 
 A case *belongs* to an operator: the op of its single node, or ``"<Op> (expanded)"`` for the
 ``*_expanded*`` cases, which spell the operator out as its function body. A device runs the cases
-whose operators it claims (:func:`ember.testing.contract.claimed_operators`, else every case, and
-then an UnsupportedOperatorError means "not claimed"). Cases with non-tensor inputs or outputs
-(sequences, optionals, maps) cannot be expressed through Ember's API and are left out.
+whose operators it claims (:func:`ember.testing.contract.claimed_operators`, else every case).
+Each case passes, is refused at compile (UnsupportedOperatorError or InvalidModelError), or fails:
+what a device accepts it must run right, so an error or a mismatch after a successful compile is
+a failure. Cases with non-tensor inputs or outputs (sequences, optionals, maps) cannot be expressed
+through Ember's API and are left out.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import onnx
 from onnx import numpy_helper
 
 import ember
-from ember.errors import UnsupportedOperatorError
+from ember.errors import InvalidModelError, UnsupportedOperatorError
 from ember.testing.zoo import graph_operators, operator_key
 
 ONNX_VERSION = "1.22.0"
@@ -166,11 +168,17 @@ def node_test_cases(cache_dir: str | None = None) -> tuple[NodeTestCase, ...]:
     return tuple(cases)
 
 
+#: A case's outcome: it passed; the device refused it at compile (UnsupportedOperatorError or
+#: InvalidModelError: what a device does not run, it says so up front); or it failed: compile
+#: raised something else, or after a successful compile inference raised or the outputs differ.
+PASSED, REFUSED, FAILED = "passed", "refused", "failed"
+
+
 @dataclass(frozen=True)
 class CaseResult:
     case: str
     operator: str
-    status: str  # "passed", "failed" or "unsupported"
+    status: str  # PASSED, REFUSED or FAILED
     reason: str = ""
 
 
@@ -184,22 +192,22 @@ def run_case(core: ember.Core, device_name: str, case: NodeTestCase) -> CaseResu
         warnings.simplefilter("ignore")
         try:
             compiled = core.compile_model(case.model_bytes(), device_name, {"CACHE_DIR": ""})
-        except UnsupportedOperatorError as exc:
-            return result("unsupported", str(exc))
+        except (UnsupportedOperatorError, InvalidModelError) as exc:
+            return result(REFUSED, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            return result("failed", f"compile: {type(exc).__name__}: {exc}")
+            return result(FAILED, f"compile: {type(exc).__name__}: {exc}")
         for inputs, expected in case.data_sets():
             if len(inputs) != len(compiled.inputs):
-                return result("failed", f"{len(inputs)} inputs for {len(compiled.inputs)} ports")
+                return result(FAILED, f"{len(inputs)} inputs for {len(compiled.inputs)} ports")
             feeds = {port.name: array for port, array in zip(compiled.inputs, inputs, strict=True)}
             try:
                 got = compiled(feeds).to_tuple()
             except Exception as exc:
-                return result("failed", f"infer: {type(exc).__name__}: {exc}")
+                return result(FAILED, f"infer: {type(exc).__name__}: {exc}")
             problem = compare_outputs(got, expected)
             if problem:
-                return result("failed", problem)
-    return result("passed")
+                return result(FAILED, problem)
+    return result(PASSED)
 
 
 def compare_outputs(got: Sequence[np.ndarray], expected: Sequence[np.ndarray],
@@ -237,29 +245,32 @@ def _short(reason: str, head: int = 100, tail: int = 160) -> str:
 
 def run_node_tests(core: ember.Core, device_name: str, cases: Iterable[NodeTestCase],
                    claimed: frozenset[str] | None) -> list[CaseResult]:
-    """Run the tensor cases a device claims (all of them when ``claimed`` is None, where an
-    UnsupportedOperatorError then means "not claimed"; with a claim it is a failure)."""
+    """Run the tensor cases a device claims (all of them when ``claimed`` is None). A claimed
+    case the device refuses at compile counts as refused, its reason saying it was claimed."""
     results = []
     for case in cases:
         if not case.tensor_io or (claimed is not None and not case.ops <= claimed):
             continue
         outcome = run_case(core, device_name, case)
-        if outcome.status == "unsupported" and claimed is not None:
-            outcome = CaseResult(outcome.case, outcome.operator, "failed",
+        if outcome.status == REFUSED and claimed is not None:
+            outcome = CaseResult(outcome.case, outcome.operator, REFUSED,
                                  f"claimed, yet compile said: {outcome.reason}")
         results.append(outcome)
     return results
 
 
 def pass_rates(results: Iterable[CaseResult]) -> dict[str, dict[str, object]]:
-    """Per operator: cases passed, cases run, and the failing cases with their reasons."""
+    """Per operator: cases passed, cases run after a successful compile, cases refused at
+    compile, and the failing cases with their reasons."""
     rates: dict[str, dict[str, object]] = {}
     for outcome in sorted(results, key=lambda r: (r.operator, r.case)):
-        if outcome.status == "unsupported":
+        entry = rates.setdefault(outcome.operator,
+                                 {"passed": 0, "run": 0, "refused": 0, "failing": {}})
+        if outcome.status == REFUSED:
+            entry["refused"] = int(entry["refused"]) + 1  # type: ignore[call-overload]
             continue
-        entry = rates.setdefault(outcome.operator, {"passed": 0, "run": 0, "failing": {}})
         entry["run"] = int(entry["run"]) + 1  # type: ignore[call-overload]
-        if outcome.status == "passed":
+        if outcome.status == PASSED:
             entry["passed"] = int(entry["passed"]) + 1  # type: ignore[call-overload]
         else:
             entry["failing"][outcome.case] = outcome.reason  # type: ignore[index]
@@ -281,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     core = ember.Core()
     for device in args.device:
         results = run_node_tests(core, device, cases, claimed_operators(core, device))
-        passed = sum(r.status == "passed" for r in results)
-        run = sum(r.status != "unsupported" for r in results)
-        print(f"{device}: {passed}/{run} passed")
+        passed = sum(r.status == PASSED for r in results)
+        refused = sum(r.status == REFUSED for r in results)
+        print(f"{device}: {passed}/{len(results) - refused} passed, {refused} refused at compile")
         for operator, entry in pass_rates(results).items():
             for case, reason in entry["failing"].items():  # type: ignore[attr-defined]
                 print(f"  {operator}: {case}: {reason}")

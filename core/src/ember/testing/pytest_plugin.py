@@ -48,8 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def devices(config: pytest.Config) -> list[str]:
-    """The devices named with ``--ember-device``, in order, without repeats."""
-    return list(dict.fromkeys(config.getoption("ember_devices")))
+    """The devices named with ``--ember-device``, in order, without repeats, each resolved as
+    ``Core`` resolves it (``GPU`` is ``GPU.0``; an unknown name stays as given, to fail)."""
+    from ember.testing.contract import resolve_device
+
+    return list(dict.fromkeys(resolve_device(name) for name in config.getoption("ember_devices")))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -13,7 +13,8 @@ module (a class name starting with ``Test``) and give it a ``device_name`` fixtu
 
 Optional fixtures: ``device_config`` (config passed to every compile, default ``{}``) and
 ``claimed_operators`` (the operators the device runs; default: its ``SUPPORTED_OPERATORS`` metric,
-or None, meaning whatever its compile accepts). ``pytest --ember-device MYDEVICE`` runs the same
+or None, meaning whatever its compile accepts) and ``required_models`` (zoo models it must not
+decline; default none). ``pytest --ember-device MYDEVICE`` runs the same
 suite on an installed device with no test file at all. Every check that depends on a capability
 asserts the documented behaviour of a device without it; nothing is skipped.
 """
@@ -45,7 +46,7 @@ from ember.testing import contract
 from ember.testing.cells import MODES, Cell
 from ember.testing.models import mlp
 from ember.testing.notes import note
-from ember.testing.zoo import graph_operators, model_zoo, zoo_model
+from ember.testing.zoo import graph_operators, model_zoo, oracle_of, zoo_model
 
 ZOO = [m.name for m in model_zoo()]
 _COMPILABLE: dict[tuple[str, str], str] = {}
@@ -88,6 +89,11 @@ class DeviceConformance:
         return contract.claimed_operators(core, device_name)
 
     @pytest.fixture
+    def required_models(self, device_name: str) -> frozenset[str]:
+        """Zoo models the device must run: declining one fails its cells."""
+        return frozenset()
+
+    @pytest.fixture
     def compilable(self, device_name: str, device_config: dict[str, Any],
                    tmp_path_factory: pytest.TempPathFactory) -> str:
         """The first zoo model the device compiles; every device compiles at least one."""
@@ -100,7 +106,8 @@ class DeviceConformance:
     # -- the device and its plugin -----------------------------------------------------------
 
     def test_device_is_listed(self, core: ember.Core, device_name: str) -> None:
-        assert device_name in core.available_devices, (
+        # A kind ("GPU") is listed when Core resolves it to a listed device ("GPU.0").
+        assert contract.resolve_device(device_name) in core.available_devices, (
             f"device {device_name!r} is not available: {core.available_devices}; "
             f"failures: {[str(f) for f in core.plugin_failures]}")
 
@@ -146,12 +153,17 @@ class DeviceConformance:
     @pytest.mark.parametrize("model_name", ZOO)
     def test_zoo(self, request: pytest.FixtureRequest, device_name: str, model_name: str,
                  mode: str, device_config: dict[str, Any],
-                 claimed_operators: frozenset[str] | None, tmp_path: Any) -> None:
+                 claimed_operators: frozenset[str] | None, required_models: frozenset[str],
+                 tmp_path: Any) -> None:
         cell = Cell(device_name, zoo_model(model_name), mode, tmp_path, device_config,
-                    claimed_operators)
+                    claimed_operators, required=model_name in required_models)
         cell.run()
         if cell.declined is not None:
             note(request.config, _SECTION, f"{device_name}: {model_name}: {cell.declined}")
+        if mode == "off" and cell.worst is not None and "real" in cell.model.tags:
+            note(request.config, "ember conformance: real models against their oracle",
+                 f"{device_name} {model_name}: worst difference {cell.worst:.1e} of the "
+                 f"largest output value ({oracle_of(cell.model)})")
 
     # -- the model cache -----------------------------------------------------------------------
 

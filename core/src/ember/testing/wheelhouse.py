@@ -121,7 +121,7 @@ def wheel_environment(workdir: str, sources: tuple[str, ...], extra: tuple[str, 
 CHECKOUT_DISTRIBUTIONS = ("core", "plugins/template", "plugins/cpu", "plugins/gpu")
 #: What the checkout's tests add: pytest, and the zoo's real models (data only, as ``make`` does).
 CHECKOUT_EXTRA = ("pytest",)
-CHECKOUT_NO_DEPS = ("rapidocr-onnxruntime==1.4.4",)
+CHECKOUT_NO_DEPS = ("rapidocr-onnxruntime==1.4.4", "silero-vad==6.2.3")
 
 
 def checkout_environment(checkout: str | os.PathLike[str], workdir: str | os.PathLike[str]

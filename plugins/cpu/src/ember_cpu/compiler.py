@@ -75,6 +75,19 @@ def session_options(config: Mapping[str, Any], *, level: str | None = None) -> A
     return options
 
 
+def check_limits(model: Model) -> None:
+    """Refuse what onnxruntime would accept and then run wrongly (ember_cpu.limits).
+
+    :raises UnsupportedOperatorError: naming the node, the message saying why.
+    """
+    from ember_cpu.limits import refusal
+
+    found = refusal(model.proto)
+    if found is not None:
+        node, why = found
+        raise UnsupportedOperatorError(DEVICE_NAME, node.op_type, node.name, node.domain, why)
+
+
 def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """Build the session and the ORT-format bytes of its optimised graph."""
     import tempfile  # here: only a compile writes the optimised graph, a warm start does not

@@ -53,6 +53,7 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
 def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> CpuCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
+    compiler.check_limits(model)
     session, ort_bytes = compiler.optimise(model, config)
     return CpuCompiledModel(session, list(model.inputs), list(model.outputs), ort_bytes,
                             streams.plan(config).runtime_properties())

@@ -12,7 +12,7 @@ The passes are the ones any device compiler has, kept small enough to read in on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,8 @@ import onnx
 from onnx import numpy_helper
 
 from ember.errors import InvalidModelError, UnsupportedOperatorError
-from ember.model import Model
+from ember.model import Model, Port
+from ember_template.control_flow import SUBGRAPH_OPERATORS
 from ember_template.kernels import CAST_TARGETS, KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
@@ -32,21 +33,45 @@ def compile_plan(model: Model, device_name: str, *, transformations: bool = True
     proto = model.proto
     _validate(proto, model, device_name)
     graph = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
-    static_shapes = _static_shapes(graph)
+    _check_types(graph, device_name, {})
+    return compile_graph(graph, model.opset, [p.name for p in model.inputs],
+                         transformations=transformations, ports=(model.inputs, model.outputs),
+                         weights_by_name=True)
 
+
+def compile_graph(graph: onnx.GraphProto, opset: int, input_names: list[str], *,
+                  transformations: bool, ports: tuple[list[Port], list[Port]] = ([], []),
+                  weights_by_name: bool = False) -> Plan:
+    """Passes 2 to 5 on one graph: the model's, or a subgraph of If or Loop (which reads its
+    formal inputs, then the outer values it captures, in ``input_names``; see control_flow).
+    ``weights_by_name``: the graph's initializers are the model file's (weightless exports)."""
+    static_shapes = _static_shapes(graph)
     constants: dict[str, np.ndarray] = {
         init.name: numpy_helper.to_array(init) for init in graph.initializer
     }
     nodes: list[onnx.NodeProto] = []
     for node in graph.node:
+        if node.op_type in SUBGRAPH_OPERATORS:
+            nodes.append(node)  # never folded: its subgraphs are compiled below
+            continue
         attrs = decode_attributes(node)
-        if _fold(node, attrs, constants, static_shapes, model.opset):
+        if _fold(node, attrs, constants, static_shapes, opset):
             continue
         nodes.append(node)
 
+    # If and Loop: compile their subgraphs into plans; the outer values a subgraph reads become
+    # extra inputs of the node, so that liveness and dead-code elimination see them.
+    lowered: dict[int, dict[str, Any]] = {}
+    for index, node in enumerate(nodes):
+        if node.op_type in SUBGRAPH_OPERATORS:
+            node, attrs = _lower_control_flow(node, opset, transformations)
+            nodes[index] = node
+            lowered[id(node)] = attrs
+
     if transformations:
         nodes = _fuse_batchnorm_into_conv(nodes, constants, graph)
-    return _lay_out(model, nodes, constants, graph, transformations)
+    return _lay_out(nodes, lowered, constants, graph, input_names, ports, opset,
+                    transformations, weights_by_name)
 
 
 # -- 1. validation -----------------------------------------------------------------------------
@@ -58,10 +83,44 @@ def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         raise InvalidModelError(source, str(exc).strip().splitlines()[0]) from exc
-    for node in proto.graph.node:
+    for node in _all_nodes(proto.graph):
         if (node.domain not in _DEFAULT_DOMAINS or node.op_type not in KERNELS
-                or _unsupported_use(node)):
+                or _unsupported_use(node, model.opset)):
             raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
+
+
+#: Operators whose kernels compute with numpy's own types only: given bfloat16, a float8 or a 4-
+#: or 2-bit integer (which other kernels pass through as ml_dtypes arrays), they are refused.
+_NUMPY_TYPES_ONLY = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def _check_types(graph: onnx.GraphProto, device_name: str, outer: Mapping[str, int]) -> None:
+    """Refuse the first node of ``_NUMPY_TYPES_ONLY`` that reads or writes a type numpy has no
+    dtype for (as ONNX's shape inference finds the types)."""
+    types = {**outer, **{v.name: v.type.tensor_type.elem_type
+                         for v in [*graph.input, *graph.output, *graph.value_info]
+                         if v.type.HasField("tensor_type")}}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    for node in graph.node:
+        for name in [*node.input, *node.output] if node.op_type in _NUMPY_TYPES_ONLY else []:
+            kind = types.get(name, 0) if name else 0
+            if kind and kind not in CAST_TARGETS:
+                raise UnsupportedOperatorError(
+                    device_name, node.op_type, node.name, node.domain,
+                    f"{name!r} is {onnx.TensorProto.DataType.Name(kind)}, which numpy has no "
+                    "dtype for")
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                _check_types(subgraph, device_name, types)
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """The graph's nodes and those of its subgraphs (If branches, Loop bodies), depth first."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                yield from _all_nodes(subgraph)
 
 
 #: Outputs the kernels produce, for operators with optional extra outputs that they do not
@@ -69,8 +128,10 @@ def _validate(proto: onnx.ModelProto, model: Model, device_name: str) -> None:
 _MAX_OUTPUTS = {"MaxPool": 1, "BatchNormalization": 1, "Dropout": 1}
 
 
-def _unsupported_use(node: onnx.NodeProto) -> bool:
+def _unsupported_use(node: onnx.NodeProto, opset: int) -> bool:
     """A supported operator used in a way the kernels do not implement, refused at compile."""
+    if node.op_type == "Scan" and opset < 9:
+        return True  # Scan-8's batch axis and sequence_lens: not implemented
     if sum(1 for name in node.output if name) > _MAX_OUTPUTS.get(node.op_type, len(node.output)):
         return True
     if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
@@ -125,8 +186,54 @@ def _fold(node: onnx.NodeProto, attrs: dict[str, Any], constants: dict[str, np.n
     outputs = KERNELS[node.op_type](inputs, attrs, opset)
     for name, value in zip(node.output, outputs, strict=False):
         if name:
-            constants[name] = np.ascontiguousarray(value)
+            constants[name] = np.asarray(value, order="C")  # ascontiguousarray would make 0-d 1-d
     return True
+
+
+def _lower_control_flow(node: onnx.NodeProto, opset: int,
+                        transformations: bool) -> tuple[onnx.NodeProto, dict[str, Any]]:
+    """An If or Loop node with its subgraphs compiled to plans, and the outer values they read
+    appended to its inputs (the kernels in control_flow pass them on to the subgraph plans)."""
+    attrs = decode_attributes(node)
+    graphs = {name: value for name, value in attrs.items() if isinstance(value, onnx.GraphProto)}
+    captures: list[str] = []
+    for graph in graphs.values():
+        captures += [name for name in outer_names(graph) if name not in captures]
+    for name, graph in graphs.items():
+        formal = [value.name for value in graph.input]
+        attrs[name] = compile_graph(graph, opset, formal + captures,
+                                    transformations=transformations)
+    if node.op_type in ("Loop", "Scan"):
+        body = graphs["body"]
+        # Loop's body reads the iteration number and the condition, then the carried values;
+        # Scan's the carried states, then one slice of each scanned input.
+        attrs["carried"] = (len(body.input) - 2 if node.op_type == "Loop"
+                            else len(body.input) - attrs["num_scan_inputs"])
+        first_scan = 1 + attrs["carried"] if node.op_type == "Loop" else attrs["carried"]
+        # The dtypes of the scan outputs, for a loop that runs zero times.
+        attrs["scan_dtypes"] = [
+            np.dtype(onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)).str
+            for v in body.output[first_scan:]]
+    lowered = onnx.NodeProto()
+    lowered.CopyFrom(node)
+    lowered.input.extend(captures)
+    return lowered, attrs
+
+
+def outer_names(graph: onnx.GraphProto) -> list[str]:
+    """The values a subgraph reads from enclosing graphs (nested subgraphs' included), in the
+    order it first reads them."""
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    found: list[str] = []
+    for node in graph.node:
+        reads = list(node.input)
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                reads += outer_names(subgraph)
+        found += [n for n in reads if n and n not in defined and n not in found]
+        defined.update(node.output)
+    found += [v.name for v in graph.output if v.name not in defined and v.name not in found]
+    return found
 
 
 # -- 4. transformations ------------------------------------------------------------------------
@@ -167,8 +274,10 @@ def _fuse_batchnorm_into_conv(nodes: list[onnx.NodeProto], constants: dict[str, 
 # -- 5. layout ---------------------------------------------------------------------------------
 
 
-def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray],
-             graph: onnx.GraphProto, transformations: bool) -> Plan:
+def _lay_out(nodes: list[onnx.NodeProto], lowered: Mapping[int, dict[str, Any]],
+             constants: dict[str, np.ndarray], graph: onnx.GraphProto, input_names: list[str],
+             ports: tuple[list[Port], list[Port]], opset: int, transformations: bool,
+             weights_by_name: bool) -> Plan:
     wanted = {o.name for o in graph.output}
     live_nodes: list[onnx.NodeProto] = []
     for node in reversed(nodes):  # dead-code elimination, walking back from the outputs
@@ -177,7 +286,7 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
             wanted.update(n for n in node.input if n)
     live_nodes.reverse()
 
-    node_attrs = [decode_attributes(node) for node in live_nodes]
+    node_attrs = [lowered.get(id(node)) or decode_attributes(node) for node in live_nodes]
     if transformations:
         node_attrs = [_pre_transpose_gemm_weight(node, attrs, constants) if node.op_type == "Gemm"
                       else attrs for node, attrs in zip(live_nodes, node_attrs, strict=True)]
@@ -187,11 +296,11 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
     def slot(name: str) -> int:
         return slot_of.setdefault(name, len(slot_of)) if name else NO_SLOT
 
-    input_slots = [slot(port.name) for port in model.inputs]
+    input_slots = [slot(name) for name in input_names]
     steps_io = [([slot(n) for n in node.input], [slot(n) for n in node.output])
                 for node in live_nodes]
     output_slots = [slot(o.name) for o in graph.output]
-    plan_constants = {index: np.ascontiguousarray(constants[name])
+    plan_constants = {index: np.asarray(constants[name], order="C")
                       for name, index in slot_of.items() if name in constants}
 
     # Free each intermediate after the step that reads it last (never inputs' or outputs' slots).
@@ -206,12 +315,13 @@ def _lay_out(model: Model, nodes: list[onnx.NodeProto], constants: dict[str, np.
     ]
     # Which constants are the model's weights (as they are, or transposed): a weightless export
     # stores where to find them instead of their bytes.
-    sources = {init.name: (init.name, "") for init in graph.initializer}
+    sources = ({init.name: (init.name, "") for init in graph.initializer} if weights_by_name
+               else {})
     sources.update({name: (name.removesuffix(_TRANSPOSED), "T") for name in constants
                     if name.endswith(_TRANSPOSED) and name.removesuffix(_TRANSPOSED) in sources})
     weight_names = {index: sources[name] for name, index in slot_of.items()
                     if name in sources and index in plan_constants}
-    return Plan(model.opset, len(slot_of), list(model.inputs), list(model.outputs),
+    return Plan(opset, len(slot_of), list(ports[0]), list(ports[1]),
                 input_slots, output_slots, plan_constants, steps, weight_names)
 
 

@@ -489,3 +489,20 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
     scale, bias, mean, var = (t.astype(x.dtype, copy=False).reshape(shape) for t in inputs[1:5])
     eps = _scalar(attrs.get("epsilon", 1e-5), x.dtype)
     return [scale * (x - mean) / np.sqrt(var + eps) + bias]
+
+
+# The kernels of the other modules register themselves into KERNELS when imported.
+from ember_template import (  # noqa: E402, F401
+    control_flow,
+    kernels_conv_transpose,
+    kernels_detection,
+    kernels_index,
+    kernels_math,
+    kernels_norm,
+    kernels_quant,
+    kernels_recurrent,
+    kernels_resize,
+    kernels_sampling,
+    kernels_spectral,
+    kernels_transformer,
+)

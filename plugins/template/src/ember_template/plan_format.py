@@ -6,18 +6,21 @@ Layout::
     | topology (T bytes) | padding | data
 
 The topology is JSON: the steps, ports and, for each constant, its dtype, shape and offset in the
-data section; offsets are 64-byte aligned so that import views the weights in place with
-``numpy.frombuffer`` instead of copying them. With encryption callbacks (flag 1) the topology is
-stored encrypted and the weights stay plain: they say nothing about the graph without it, and
-decrypting megabytes of weights would slow every start. The core's container around this payload
-carries the checksum (and, with a signing key, the MAC); this format guards its own structure.
+data section; the steps of If, Loop and Scan hold their subgraphs' plans, nested the same way
+(without ports; constants in the same data section). Offsets are 64-byte aligned so that import
+views the weights in place with ``numpy.frombuffer`` instead of copying them. With encryption
+callbacks (flag 1) the topology is stored encrypted and the weights stay plain: they say nothing
+about the graph without it, and decrypting megabytes of weights would slow every start. The
+core's container around this payload carries the checksum (and, with a signing key, the MAC);
+this format guards its own structure.
 
 Every byte is untrusted: ``loads`` accepts any bytes and returns a plan or raises BlobFormatError.
 The topology is read by ember.safe_json (bounded), every field is type-checked, and the plan is
 validated against what running it will do (``validate``): every slot a step reads is written
 before, by a constant, an input or an earlier step, and not released in between; every output is
 written; slot counts are bounded by what writes them; constants fit their shapes and the data
-section. A bad plan fails at import, not at the first inference.
+section; subgraphs nest at most :data:`MAX_SUBGRAPH_DEPTH` deep, and each is validated the same
+way. A bad plan fails at import, not at the first inference.
 """
 
 from __future__ import annotations
@@ -39,14 +42,20 @@ from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
 MAGIC = b"EMTPLAN\0"
-FORMAT_VERSION = 1
+#: 2: steps of If, Loop and Scan carry their subgraphs' plans ({"plan": {...}} attributes).
+FORMAT_VERSION = 2
+#: Subgraphs nest at most this deep in a plan read back (a damaged or hostile plan cannot recurse
+#: without bound).
+MAX_SUBGRAPH_DEPTH = 16
 _PREFIX = struct.Struct("<8sIII")
 _ENCRYPTED = 1
 _ALIGNMENT = 64
 _KNOWN_FLAGS = _ENCRYPTED
 #: Bounds on an imported topology (a model with a million nodes is not one TEMPLATE runs).
 _MAX_TOPOLOGY = 256 << 20
-_MAX_DEPTH = 16
+# JSON nesting: a plan's own levels, and five more for each subgraph nested in it (a step list,
+# a step, its attributes, {"plan": ...}, the plan), so that MAX_SUBGRAPH_DEPTH is what refuses.
+_MAX_DEPTH = 16 + 5 * (MAX_SUBGRAPH_DEPTH + 4)
 _MAX_RANK = 32
 _MAX_ELEMENTS = 1 << 40
 _MAX_OPSET = 1000
@@ -57,8 +66,25 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
     """Serialize a plan. ``weightless`` stores the model's own initializers by name and
     checksum instead of their bytes; ``loads`` then needs them back (``weights``)."""
     chunks: list[bytes | memoryview] = []
+    document = {
+        **_graph_json(plan, chunks, weightless),
+        "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
+        "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
+    }
+    # json writes the plain attribute values itself and asks _encode_value only for the rest
+    text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
+    flags = 0
+    if encrypt is not None:
+        text, flags = bytes(encrypt(text)), _ENCRYPTED
+    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
+    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
+
+
+def _graph_json(plan: Plan, chunks: list[bytes | memoryview], weightless: bool) -> dict[str, Any]:
+    """A plan's slots, constants and steps; the constants' bytes are appended to ``chunks`` (one
+    data section for the model and all its subgraphs), subgraph plans (If, Loop) nested."""
     constants: list[dict[str, Any]] = []
-    offset = 0
+    offset = sum(len(chunk) for chunk in chunks)
     for slot, array in sorted(plan.constants.items()):
         data = memoryview(np.ascontiguousarray(array)).cast("B")  # no copy until the join
         if weightless and slot in plan.weight_names:
@@ -72,26 +98,21 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
         padding = -data.nbytes % _ALIGNMENT
         chunks += [data, bytes(padding)]
         offset += data.nbytes + padding
-    document = {
-        "opset": plan.opset,
-        "num_slots": plan.num_slots,
-        "inputs": [_port_json(p, s) for p, s in zip(plan.inputs, plan.input_slots, strict=True)],
-        "outputs": [_port_json(p, s) for p, s in zip(plan.outputs, plan.output_slots, strict=True)],
-        "constants": constants,
-        "weights": {str(slot): list(source) for slot, source in plan.weight_names.items()},
-        "steps": [
-            {"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
-             "attrs": s.attrs, "release": s.release}
-            for s in plan.steps
-        ],
-    }
-    # json writes the plain attribute values itself and asks _encode_value only for the rest
-    text = json.dumps(document, separators=(",", ":"), default=_encode_value).encode()
-    flags = 0
-    if encrypt is not None:
-        text, flags = bytes(encrypt(text)), _ENCRYPTED
-    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
-    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
+    steps = []
+    for s in plan.steps:
+        attrs = {key: {"plan": _subgraph_json(value, chunks, weightless)}
+                 if isinstance(value, Plan) else value for key, value in s.attrs.items()}
+        steps.append({"op": s.op_type, "name": s.name, "in": s.inputs, "out": s.outputs,
+                      "attrs": attrs, "release": s.release})
+    return {"opset": plan.opset, "num_slots": plan.num_slots, "constants": constants,
+            "weights": {str(slot): list(source) for slot, source in plan.weight_names.items()},
+            "steps": steps}
+
+
+def _subgraph_json(plan: Plan, chunks: list[bytes | memoryview],
+                   weightless: bool) -> dict[str, Any]:
+    return {**_graph_json(plan, chunks, weightless), "input_slots": plan.input_slots,
+            "output_slots": plan.output_slots}
 
 
 def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None,
@@ -137,14 +158,17 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
                      view[min(data_start, view.nbytes):], weights)
     except BlobFormatError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise BlobFormatError(f"damaged TEMPLATE plan: {type(exc).__name__}: {exc}") from exc
     validate(plan)
     return plan
 
 
 def _plan(document: dict[str, Any], data: memoryview,
-          weights: Callable[[str], np.ndarray] | None) -> Plan:
+          weights: Callable[[str], np.ndarray] | None, depth: int = 0) -> Plan:
+    """A plan from its JSON document; ``depth`` counts the enclosing subgraphs (bounded)."""
+    if depth > MAX_SUBGRAPH_DEPTH:
+        raise BlobFormatError(f"TEMPLATE plan nests subgraphs deeper than {MAX_SUBGRAPH_DEPTH}")
     what = "TEMPLATE plan"
     num_slots = safe_json.get(document, "num_slots", int, what,
                               check=safe_json.in_range(0, 1 << 24))
@@ -182,6 +206,12 @@ def _plan(document: dict[str, Any], data: memoryview,
             raise BlobFormatError("constant outside the data section")
         array = np.frombuffer(data, dtype=dtype, count=count, offset=start)
         constants[index] = array.reshape(shape)
+    def attribute(value: Any) -> Any:
+        if type(value) is dict and "plan" in value:
+            return _plan(safe_json.obj(value["plan"], "a TEMPLATE subgraph plan"), data, weights,
+                         depth + 1)
+        return _decode_value(value)
+
     steps = []
     for entry in listed("steps"):
         entry = safe_json.obj(entry, "a TEMPLATE plan step")
@@ -195,11 +225,15 @@ def _plan(document: dict[str, Any], data: memoryview,
         steps.append(Step(
             op_type=op, name=str(entry.get("name", "")),
             inputs=slots(entry.get("in")), outputs=slots(entry.get("out")),
-            attrs={k: _decode_value(v) for k, v in attrs.items()},
+            attrs={str(k): attribute(v) for k, v in attrs.items()},
             release=slots(entry.get("release")),
         ))
-    ports = {}
+    ports: dict[str, Any] = {}
     for kind in ("inputs", "outputs"):
+        if depth:  # a subgraph: slots without ports
+            ports[kind] = []
+            ports[kind + "_slots"] = list(slots(document.get(kind[:-1] + "_slots")))
+            continue
         entries = listed(kind)
         ports[kind] = [Port.from_json(p, i) for i, p in enumerate(entries)]
         ports[kind + "_slots"] = list(slots([safe_json.obj(p, "a port").get("slot")
@@ -221,10 +255,15 @@ def _plan(document: dict[str, Any], data: memoryview,
 
 
 def validate(plan: Plan) -> None:
-    """Check that running ``plan`` reads only slots written before it and writes every output.
+    """Check that running ``plan`` (and each subgraph plan of its steps) reads only slots
+    written before it and writes every output.
 
     :raises BlobFormatError: naming the first step that would fail.
     """
+    for step in plan.steps:
+        for value in step.attrs.values():
+            if isinstance(value, Plan):
+                validate(value)
     written = plan.len_written()
     if plan.num_slots > written + 1:
         raise BlobFormatError(f"the plan declares {plan.num_slots} slots; its constants, "
@@ -267,7 +306,7 @@ def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
         array = weights(name)
     except KeyError as exc:
         raise BlobFormatError(f"the model file has no initializer {name!r}") from exc
-    array = np.ascontiguousarray(array.T if entry.get("transform") == "T" else array)
+    array = np.asarray(array.T if entry.get("transform") == "T" else array, order="C")
     if (array.dtype != dtype or array.shape != shape
             or checksum.hexdigest(memoryview(array).cast("B")) != entry["checksum"]):
         raise BlobFormatError(f"initializer {name!r} in the model file is not the one compiled")
