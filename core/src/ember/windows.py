@@ -1,5 +1,5 @@
 """ONNX's window geometry (Conv, ConvTranspose, MaxPool, AveragePool...), in one place for every
-device: strides, dilations and the padding ``auto_pad`` resolves to."""
+device: strides, dilations, the padding ``auto_pad`` resolves to, and pooling's output sizes."""
 
 from __future__ import annotations
 
@@ -34,3 +34,27 @@ def window_geometry(
         flat = list(attrs.get("pads") or [0] * 2 * nd)
         pads = list(zip(flat[:nd], flat[nd:], strict=True))
     return strides, dilations, pads
+
+
+def pooled_sizes(
+    attrs: Mapping[str, Any], size: Sequence[int], kernel: Sequence[int]
+) -> tuple[list[int], list[int], list[tuple[int, int]], list[int]]:
+    """Strides, dilations, (begin, end) pads and the output size per spatial axis of a pooling
+    node (MaxPool, AveragePool, LpPool).
+
+    With ``ceil_mode`` the last window may hang past the end pad; that overhang is not padding
+    (a device must not count it in an average, nor let it win a maximum), and a window that
+    would start past the input and the begin pad is not one.
+    """
+    strides, dilations, pads = window_geometry(attrs, size, kernel)
+    out = []
+    for n, k, s, d, (b, e) in zip(size, kernel, strides, dilations, pads, strict=True):
+        span, room = (k - 1) * d + 1, n + b + e
+        if attrs.get("ceil_mode", 0):
+            count = -(-(room - span) // s) + 1
+            if (count - 1) * s >= n + b:  # the last window must start inside input or begin pad
+                count -= 1
+        else:
+            count = (room - span) // s + 1
+        out.append(count)
+    return strides, dilations, pads, out

@@ -7,8 +7,7 @@ Fusion of elementwise chains (``fusion.py``) is the other transformation the opt
 
 from __future__ import annotations
 
-import numpy as np
-
+from ember.fold import batchnorm_into_conv
 from ember_gpu.ir import DeviceNode, Value
 from ember_gpu.lowering import DeviceGraph
 
@@ -37,14 +36,12 @@ def fold_batchnorm_into_conv(graph: DeviceGraph) -> None:
 
 
 def _fold(conv: DeviceNode, bn: DeviceNode) -> None:
-    weight = conv.inputs[1].host  # type: ignore[union-attr]
     bias_value = conv.inputs[2] if len(conv.inputs) > 2 else None
-    bias = bias_value.host if bias_value is not None else np.zeros(weight.shape[0], weight.dtype)
-    scale, shift, mean, var = (v.host for v in bn.inputs[1:5])  # type: ignore[union-attr]
-    epsilon = np.asarray(bn.node.attrs.get("epsilon", 1e-5), dtype=var.dtype)
-    factor = scale / np.sqrt(var + epsilon)
-    new_weight = (weight * factor.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype)
-    new_bias = ((bias - mean) * factor + shift).astype(weight.dtype)
+    new_weight, new_bias = batchnorm_into_conv(
+        conv.inputs[1].host,  # type: ignore[union-attr]
+        bias_value.host if bias_value is not None else None,
+        *(v.host for v in bn.inputs[1:5]),  # type: ignore[union-attr]
+        epsilon=bn.node.attrs.get("epsilon", 1e-5))
     out = bn.outputs[0]
     conv.inputs = [conv.inputs[0], Value.known(f"{out.name}::weight", new_weight),
                    Value.known(f"{out.name}::bias", new_bias)]

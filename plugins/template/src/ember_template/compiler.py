@@ -20,6 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from ember.errors import InvalidModelError, UnsupportedOperatorError
+from ember.fold import batchnorm_into_conv
 from ember.model import Model, Port
 from ember_template.control_flow import SUBGRAPH_OPERATORS
 from ember_template.kernels import CAST_TARGETS, KERNELS
@@ -255,13 +256,10 @@ def _fuse_batchnorm_into_conv(nodes: list[onnx.NodeProto], constants: dict[str, 
                 or consumers.get(conv.output[0]) != 1 or conv.output[0] in graph_outputs
                 or not all(n in constants for n in [*conv.input[1:], *bn.input[1:]] if n)):
             continue
-        weight = constants[conv.input[1]]
-        bias = constants[conv.input[2]] if len(conv.input) > 2 and conv.input[2] else 0.0
-        scale, shift, mean, var = (constants[n] for n in bn.input[1:5])
-        epsilon = decode_attributes(bn).get("epsilon", 1e-5)
-        factor = scale / np.sqrt(var + np.asarray(epsilon, dtype=var.dtype))
-        new_weight = (weight * factor.reshape(-1, *[1] * (weight.ndim - 1))).astype(weight.dtype)
-        new_bias = ((bias - mean) * factor + shift).astype(weight.dtype)
+        bias = constants[conv.input[2]] if len(conv.input) > 2 and conv.input[2] else None
+        new_weight, new_bias = batchnorm_into_conv(
+            constants[conv.input[1]], bias, *(constants[n] for n in bn.input[1:5]),
+            epsilon=decode_attributes(bn).get("epsilon", 1e-5))
         w_name, b_name = f"{conv.output[0]}::fused_weight", f"{conv.output[0]}::fused_bias"
         constants[w_name], constants[b_name] = new_weight, new_bias
         del conv.input[1:]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ember.windows import window_geometry
+from ember.windows import pooled_sizes, window_geometry
 
 # ONNX's TensorProto.DataType numbers, for Cast. Written out rather than imported from onnx: a warm
 # start imports this module to run a cached plan, and importing onnx would cost it ~45 ms.
@@ -443,20 +443,12 @@ def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def _pool(inputs: Inputs, attrs: Attrs, average: bool) -> np.ndarray:
     x, kernel = inputs[0], list(attrs["kernel_shape"])
     nd = len(kernel)
-    strides, dilations, pads = window_geometry(attrs, x.shape[2:], kernel)
+    strides, dilations, pads, out_shape = pooled_sizes(attrs, x.shape[2:], kernel)
     # ceil_mode allows a last window that hangs past the end padding; that overhang is padded
     # too, but never counts (-inf for max, left out of the average's divisor).
-    out_shape, overhang = [], []
-    for n, k, s, d, (b, e) in zip(x.shape[2:], kernel, strides, dilations, pads, strict=True):
-        span, room = (k - 1) * d + 1, n + b + e
-        if attrs.get("ceil_mode", 0):
-            out = -(-(room - span) // s) + 1
-            if (out - 1) * s >= n + b:  # the last window must start inside input or begin pad
-                out -= 1
-        else:
-            out = (room - span) // s + 1
-        out_shape.append(out)
-        overhang.append(max((out - 1) * s + span - room, 0))
+    overhang = [max((out - 1) * s + (k - 1) * d + 1 - (n + b + e), 0)
+                for n, k, s, d, (b, e), out
+                in zip(x.shape[2:], kernel, strides, dilations, pads, out_shape, strict=True)]
     full = [(b, e + o) for (b, e), o in zip(pads, overhang, strict=True)]
     crop = (slice(None), slice(None), *(slice(o) for o in out_shape))
     window_axes = tuple(range(-nd, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ember.windows import window_geometry
+from ember.windows import pooled_sizes, window_geometry
 
 
 class Window:
@@ -35,17 +35,7 @@ def pool_window(attrs: Mapping[str, Any], size: Sequence[int]) -> Window:
     """The window of a pooling node; with ceil_mode the last window may hang past the end pad,
     and that overhang never counts (it is not padding)."""
     kernel = list(attrs["kernel_shape"])
-    strides, dilations, pads = window_geometry(attrs, size, kernel)
-    out = []
-    for n, k, s, d, (b, e) in zip(size, kernel, strides, dilations, pads, strict=True):
-        span, room = (k - 1) * d + 1, n + b + e
-        if attrs.get("ceil_mode", 0):
-            count = -(-(room - span) // s) + 1
-            if (count - 1) * s >= n + b:  # the last window must start inside input or begin pad
-                count -= 1
-        else:
-            count = (room - span) // s + 1
-        out.append(count)
+    strides, dilations, pads, out = pooled_sizes(attrs, size, kernel)
     return Window(tuple(size), tuple(kernel), tuple(strides), tuple(dilations),
                   tuple(b for b, _ in pads), tuple(e for _, e in pads), tuple(out))
 
