@@ -29,7 +29,7 @@ DEVICES = ember.Core().available_devices
 REAL_MODELS = {
     "CPU": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
     "TEMPLATE": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
-    "GPU": ("ppocr-cls", "ppocr-rec"),
+    "GPU": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
 }
 
 
