@@ -11,7 +11,8 @@ STAMP := $(VENV)/.ember-installed
 # real models of the conformance matrix.
 DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
 MODEL_WHEELS := $(DEMO_MODEL_WHEEL) silero-vad==6.2.3
-DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
+# ember-devtools (tools/): the fuzzer and the node-test baseline report, for this repository only.
+DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e tools
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
 # run on any machine; a machine with a GPU driver lists its GPU first.
 # Pinned, as onnxruntime is in the dev group: the node-test baseline records what they run.
@@ -33,7 +34,7 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
+$(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml tools/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev

@@ -1,6 +1,6 @@
-"""The fuzzer over every format Ember reads back (ember.testing.fuzz): a bounded, seeded run per
+"""The fuzzer over every format Ember reads back (ember_devtools.fuzz): a bounded, seeded run per
 target, the corpus of inputs that once broke a parser, and property tests (hypothesis) of the
-bounded JSON reader and the blob header. The long run: ``python -m ember.testing.fuzz``."""
+bounded JSON reader and the blob header. The long run: ``python -m ember_devtools.fuzz``."""
 
 import contextlib
 import json
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ember import blob, checksum, safe_json
 from ember.errors import BlobFormatError
-from ember.testing import forge, fuzz
+from ember_devtools import forge, fuzz
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 #: Inputs per target in `make test` (about 15 s in all); the long run does 100,000 or more.

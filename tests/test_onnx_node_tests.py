@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.testing import node_report
 from ember.testing.contract import claimed_operators
 from ember.testing.notes import note
 from ember.testing.onnx_node_tests import (
@@ -35,6 +34,7 @@ from ember.testing.onnx_node_tests import (
     node_test_cases,
     run_node_tests,
 )
+from ember_devtools import node_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = ROOT / ".cache" / "onnx-node-tests"

@@ -1,7 +1,7 @@
 """A seeded mutation fuzzer over every format Ember reads back from a disk, a bundle or a server.
 
 Each target builds valid inputs once (real models compiled by the real plugins, a real tar, real
-manifests), then forges inputs from them with :mod:`ember.testing.forge`, every checksum
+manifests), then forges inputs from them with :mod:`ember_devtools.forge`, every checksum
 recomputed (and the signature, for the targets where the forger holds the key), and runs each
 through the reader. An outcome is one of:
 
@@ -11,7 +11,7 @@ through the reader. An outcome is one of:
 - ``wrong``: with a signing key, a forged entry was accepted (it must never be);
 - ``slow``: one input took more than ``SLOW_SECONDS`` (a hang, short of being killed).
 
-``python -m ember.testing.fuzz --count 100000`` runs every target in worker processes (a crash,
+``python -m ember_devtools.fuzz --count 100000`` runs every target in worker processes (a crash,
 SIGSEGV or SIGABRT, kills only the worker: it is counted and its input saved) and prints the
 counts. ``tests/test_fuzz.py`` runs a bounded number of inputs per target in ``make test`` and
 replays the corpus (``tests/fuzz_corpus``) of inputs that once broke a parser.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ember.errors import EmberError
-from ember.testing.fuzz_targets import KEY, Target, targets
+from ember_devtools.fuzz_targets import KEY, Target, targets
 
 __all__ = ["KEY", "OUTCOMES", "Counts", "Target", "fuzz", "main", "run_one", "save", "targets"]
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             done, chunk_seed = 0, 0
             while done < per_target:
                 size = min(args.chunk, per_target - done)
-                command = [sys.executable, "-m", "ember.testing.fuzz", "--worker",
+                command = [sys.executable, "-m", "ember_devtools.fuzz", "--worker",
                            "--target", name, "--count", str(size),
                            "--seed", f"{args.seed}{chunk_seed:06d}", "--corpus", args.corpus,
                            "--work", work] + (["--redis", args.redis] if args.redis else [])

@@ -1,7 +1,7 @@
-"""The fuzz targets of ember.testing.fuzz: one per format Ember reads back, each with valid inputs
+"""The fuzz targets of ember_devtools.fuzz: one per format Ember reads back, each with valid inputs
 made once by the real parts (models compiled by the real plugins, a signed cache entry, a kernel
 entry, a tar, a manifest, the store's files) and a forger that changes them as an attacker would
-(ember.testing.forge), checksums recomputed."""
+(ember_devtools.forge), checksums recomputed."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmberError
-from ember.testing import forge
+from ember_devtools import forge
 
 KEY = "fuzz-signing-key"
 

@@ -1,0 +1,10 @@
+"""Tools for developing Ember itself, kept out of the shipped ``ember.testing`` kit.
+
+- :mod:`ember_devtools.forge` and :mod:`ember_devtools.fuzz` (with its targets): the seeded
+  mutation fuzzer over every format Ember reads back (``python -m ember_devtools.fuzz``);
+- :mod:`ember_devtools.node_report`: the ONNX node-test baseline of this repository and the table
+  in docs/conformance.md.
+
+``ember-devtools`` is a distribution of this repository only (``make install`` installs it,
+editable); it is never published.
+"""
