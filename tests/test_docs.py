@@ -1,0 +1,174 @@
+"""Docs are code: the code blocks of docs/ and the READMEs run, and what the pages say about the API
+is checked against the API.
+
+Conventions for a fenced ```python block (an HTML comment on the line before the fence, invisible
+once rendered):
+
+- no marker: a complete program. It runs in a fresh interpreter, in an empty directory, and must
+  exit with status 0 (``test_python_blocks_run``).
+- ``<!-- docs: continued -->``: the program goes on from the page's previous block; the blocks run
+  together as one program (a page that walks through one session, as quickstart.md does).
+- ``<!-- docs: fragment -->``: an excerpt, not a program (an API summary with names the reader
+  fills in, a configuration that needs a server of the reader's own); it must still parse.
+- ``<!-- docs: file -->``: the content of a file that another test writes out and uses; the line
+  before it names the file (`` `ember-mydevice/src/ember_mydevice/plugin.py`: ``). The minimal
+  plugin of writing-a-device-plugin.md is made of such files
+  (``test_the_minimal_plugin_passes_the_suite``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ember.testing.notes import note
+from ember.testing.wheelhouse import checkout_environment, create_venv
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", *sorted(ROOT.glob("*/README.md")),
+                                      *sorted(ROOT.glob("plugins/*/README.md"))]
+MARKERS = ("continued", "fragment", "file")
+_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+_MARKER = re.compile(r"<!--\s*docs:\s*(\w+)\s*-->")
+_LABEL = re.compile(r"`([\w./-]+)`:$")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int
+    language: str
+    code: str
+    marker: str | None  # one of MARKERS, or None for a complete program
+    label: str | None  # the file name on the line before, for file blocks
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced code blocks of a Markdown page, with their marker and file label."""
+    text = page.read_text()
+    found = []
+    for match in _FENCE.finditer(text):
+        before = [line.strip() for line in text[: match.start()].splitlines() if line.strip()]
+        marker = _MARKER.fullmatch(before[-1]) if before else None
+        label_line = before[-2 if marker else -1] if len(before) > (1 if marker else 0) else ""
+        label = _LABEL.search(label_line)
+        found.append(Block(page, text.count("\n", 0, match.start()) + 1, match.group(1),
+                           match.group(2), marker.group(1) if marker else None,
+                           label.group(1) if label else None))
+    return found
+
+
+def programs() -> list[list[Block]]:
+    """Each complete program: a block with no marker, plus the ``continued`` blocks after it."""
+    found: list[list[Block]] = []
+    for page in PAGES:
+        current: list[Block] | None = None
+        for block in blocks(page):
+            if block.language != "python":
+                continue
+            if block.marker is None:
+                current = [block]
+                found.append(current)
+            elif block.marker == "continued":
+                assert current is not None, f"{block.where}: 'continued' with no program before"
+                current.append(block)
+    return found
+
+
+def test_markers_are_known_and_every_block_parses():
+    for page in PAGES:
+        for block in blocks(page):
+            assert block.marker in (None, *MARKERS), (
+                f"{block.where}: unknown marker {block.marker!r}; use one of {MARKERS}")
+            if block.marker == "file":
+                assert block.label, f"{block.where}: a file block needs `path`: on the line before"
+            if block.language == "python":
+                ast.parse(block.code, filename=block.where)
+
+
+@pytest.mark.parametrize("program", programs(), ids=lambda p: p[0].where)
+def test_python_blocks_run(program, tmp_path):
+    code = "\n".join(block.code for block in program)
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, (
+        f"the program at {', '.join(b.where for b in program)} failed:\n"
+        f"{run.stdout[-3000:]}\n{run.stderr[-5000:]}")
+
+
+# -- the minimal plugin of writing-a-device-plugin.md ------------------------------------------
+
+PLUGIN_PAGE = DOCS / "writing-a-device-plugin.md"
+PLUGIN_SECTION = "## A complete minimal plugin"
+
+
+def minimal_plugin() -> tuple[dict[str, str], str]:
+    """The files (by path) and the ```sh commands of the page's minimal plugin, as written."""
+    text = PLUGIN_PAGE.read_text()
+    assert PLUGIN_SECTION in text, f"{PLUGIN_PAGE} has no section {PLUGIN_SECTION!r}"
+    section = [b for b in blocks(PLUGIN_PAGE)
+               if text.count("\n", 0, text.index(PLUGIN_SECTION)) < b.line
+               < text.count("\n", 0, text.index("\n## ", text.index(PLUGIN_SECTION) + 1))]
+    files = {b.label: b.code for b in section if b.label}
+    commands = [b.code for b in section if b.language == "sh"]
+    assert len(commands) == 1, f"{PLUGIN_SECTION}: expected one ```sh block, found {commands}"
+    return files, commands[0]
+
+
+def test_the_minimal_plugin_is_what_the_page_describes():
+    files, commands = minimal_plugin()
+    assert sorted(files) == ["ember-mydevice/pyproject.toml",
+                             "ember-mydevice/src/ember_mydevice/__init__.py",
+                             "ember-mydevice/src/ember_mydevice/plugin.py",
+                             "ember-mydevice/tests/test_mydevice.py"]
+    assert 'MYDEVICE = "ember_mydevice.plugin"' in files["ember-mydevice/pyproject.toml"]
+    assert "--ember-device MYDEVICE" in commands and "pip install" in commands
+    plugin = ast.parse(files["ember-mydevice/src/ember_mydevice/plugin.py"])
+    top_imports = {alias.name.split(".")[0] for node in plugin.body
+                   if isinstance(node, ast.Import | ast.ImportFrom)
+                   for alias in (node.names if isinstance(node, ast.Import)
+                                 else [ast.alias(node.module or "")])}
+    assert top_imports <= {"ember", "numpy", "importlib", "struct"}, (
+        f"the plugin imports {sorted(top_imports)} at module level: import onnx inside hooks")
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory):
+    # The environment of tests/test_wheels.py, built once per session: only its wheels are used.
+    return checkout_environment(ROOT, tmp_path_factory.getbasetemp() / "wheel-environment").wheels
+
+
+@pytest.mark.slow
+def test_the_minimal_plugin_passes_the_suite(request, wheels, tmp_path):
+    """The page's files and commands, run as written in a fresh venv holding only Ember's core
+    wheel (and its dependencies): the conformance suite and the plugin's tests pass."""
+    files, commands = minimal_plugin()
+    for relative, code in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(code)
+    start = time.perf_counter()
+    venv = create_venv(tmp_path / "venv")
+    (core_wheel,) = [w for w in wheels if w.name.startswith("ember-")]
+    venv.pip_install(str(core_wheel))
+    installed = time.perf_counter()
+    run = subprocess.run(["bash", "-c", "set -euxo pipefail\n" + commands], cwd=tmp_path,
+                         env=venv.environ(), capture_output=True, text=True)
+    note(request.config, "ember: wheels in a fresh venv",
+         f"the docs' minimal plugin: venv with ember {installed - start:.1f} s, its commands "
+         f"{time.perf_counter() - installed:.1f} s")
+    output = run.stdout[-8000:] + run.stderr[-4000:]
+    assert run.returncode == 0, output
+    summary = run.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, output
