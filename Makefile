@@ -6,9 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
-# The demo's model ships inside this wheel (PaddleOCR's text-direction classifier); only the data
-# is used, so none of its dependencies are installed.
-DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
 # run on any machine; a machine with a GPU driver lists its GPU first.
@@ -34,7 +31,7 @@ $(STAMP): pyproject.toml core/pyproject.toml plugins/*/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev
-	$(BIN)/python -m pip install --quiet --no-deps $(DEMO_MODEL_WHEEL)
+	$(BIN)/python -m ember.testing.model_files
 	touch $@
 
 # ONNX's backend node tests: the onnx 1.22.0 wheel is the last that ships them. Downloaded from the

@@ -33,8 +33,8 @@ from ember.testing.wheelhouse import checkout_environment, create_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", *sorted(ROOT.glob("*/README.md")),
-                                      *sorted(ROOT.glob("plugins/*/README.md"))]
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", *sorted(ROOT.glob("*/README.md")),
+         *sorted(ROOT.glob("plugins/*/README.md"))]
 MARKERS = ("continued", "fragment", "file")
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _MARKER = re.compile(r"<!--\s*docs:\s*(\w+)\s*-->")

@@ -1,7 +1,8 @@
 """`make demo`: the `ember` command line on a real ONNX model, on every available device.
 
 The model is PaddleOCR's text-direction classifier (is this text line upright or upside down?),
-taken from the rapidocr-onnxruntime wheel. The demo runs, and shows, these commands:
+one of the files of rapidocr-onnxruntime 1.4.4 (``make`` fetches them). The demo runs, and
+shows, these commands:
 
 1. ``ember devices``: the devices, their plugins, and any plugin that failed to load;
 2. ``ember models save ppocr-cls FILE``: the model into a model store, so that it is found by

@@ -45,11 +45,12 @@ from ember.testing import contract
 from ember.testing.cells import MODES, Cell
 from ember.testing.models import mlp
 from ember.testing.notes import note
-from ember.testing.zoo import graph_operators, model_zoo, zoo_model
+from ember.testing.zoo import absent_models, graph_operators, model_zoo, zoo_model
 
 ZOO = [m.name for m in model_zoo()]
 _COMPILABLE: dict[tuple[str, str], str] = {}
 _SECTION = "ember conformance: models a device declined (UnsupportedOperatorError)"
+_ABSENT_SECTION = "ember conformance: zoo models not on this machine (their cells did not run)"
 
 
 def _graph_model(nodes: list[Any], inputs: list[Any], outputs: list[Any],
@@ -69,6 +70,12 @@ class DeviceConformance:
     """The suite. Subclasses provide the ``device_name`` fixture."""
 
     # -- fixtures ----------------------------------------------------------------------------
+
+    @pytest.fixture(autouse=True)
+    def _say_which_models_are_absent(self, request: pytest.FixtureRequest) -> None:
+        """A run without the real models says so at its end, rather than running fewer cells."""
+        for line in absent_models():
+            note(request.config, _ABSENT_SECTION, line)
 
     @pytest.fixture
     def device_name(self) -> str:

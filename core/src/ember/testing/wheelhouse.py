@@ -119,9 +119,10 @@ def wheel_environment(workdir: str, sources: tuple[str, ...], extra: tuple[str, 
 
 #: The distributions of an Ember checkout, as directories relative to its root.
 CHECKOUT_DISTRIBUTIONS = ("core", "plugins/template", "plugins/cpu", "plugins/gpu")
-#: What the checkout's tests add: pytest, and the zoo's real models (data only, as ``make`` does).
+#: What the checkout's tests add: pytest. The zoo's real models are files fetched once for the
+#: user (:mod:`ember.testing.model_files`), found from any environment.
 CHECKOUT_EXTRA = ("pytest",)
-CHECKOUT_NO_DEPS = ("rapidocr-onnxruntime==1.4.4",)
+CHECKOUT_NO_DEPS: tuple[str, ...] = ()
 
 
 def checkout_environment(checkout: str | os.PathLike[str], workdir: str | os.PathLike[str]
