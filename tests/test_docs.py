@@ -19,6 +19,7 @@ once rendered):
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import subprocess
 import sys
@@ -172,3 +173,158 @@ def test_the_minimal_plugin_passes_the_suite(request, wheels, tmp_path):
     assert run.returncode == 0, output
     summary = run.stdout.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "skipped" not in summary, output
+
+
+# -- what the pages say about the API, checked against the API ---------------------------------
+
+
+def hookspecs() -> dict[str, tuple[str, ...]]:
+    """Every hook of ``ember.hookspecs`` with its argument names, as pluggy reads them."""
+    from ember.plugin_manager import load_plugins
+
+    manager = load_plugins(load_entry_points=False).manager
+    return {name: tuple(caller.spec.argnames) for name, caller in vars(manager.hook).items()
+            if caller.spec is not None}
+
+
+def test_every_hook_and_argument_is_in_the_plugin_guide():
+    """The guide has a heading per hook naming all its arguments, as ``ember.hookspecs`` declares
+    them (datasette's test_plugin_hooks_have_tests idea): a new hook or argument fails here until
+    it is documented, and so does a heading for a hook that no longer exists."""
+    text = PLUGIN_PAGE.read_text()
+    headings = dict(re.findall(r"^### `(\w+)\(([^)]*)\)", text, re.M))
+    specs = hookspecs()
+    assert len(specs) >= 6
+    problems = []
+    for name, argnames in specs.items():
+        if name not in headings:
+            problems.append(f"no heading ### `{name}({', '.join(argnames)})`")
+            continue
+        documented = tuple(a.strip() for a in headings[name].split(",") if a.strip())
+        if documented != argnames:
+            problems.append(f"### `{name}({headings[name]})`: the spec's arguments are "
+                            f"{', '.join(argnames)}")
+    problems += [f"### `{name}(...)` documents a hook ember.hookspecs does not have"
+                 for name in headings if name not in specs]
+    assert not problems, f"{PLUGIN_PAGE.name}: " + "; ".join(problems)
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted name such as ``ember.cache.stats`` names; AttributeError otherwise."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise AttributeError(dotted)
+
+
+#: Dotted names in the docs that are not Python objects: the entry-point group and the logger.
+_NOT_PYTHON = {"ember.devices", "ember.plugins"}
+#: File extensions: `core.py` and `model.onnx` are file names, not attributes.
+_FILE_SUFFIXES = {"py", "onnx", "xml", "md", "toml", "json", "blob"}
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+@pytest.fixture(scope="module")
+def instances():
+    """The objects the pages' variable names stand for: a Core, a Model, a CompiledModel..."""
+    import ember
+    from ember.testing import mlp
+
+    core = ember.Core()
+    model = core.read_model(mlp().SerializeToString())
+    compiled = core.compile_model(model, "TEMPLATE")
+    return {"core": core, "model": model, "compiled": compiled,
+            "request": compiled.create_infer_request(), "port": model.inputs[0]}
+
+
+def _prose(page: Path) -> str:
+    """A page's text without the OpenVINO column of the table comparing the two APIs."""
+    lines, openvino_table = [], False
+    for line in page.read_text().splitlines():
+        openvino_table = line.startswith("| OpenVINO |") or (openvino_table and
+                                                             line.startswith("|"))
+        lines.append("|" + "|".join(line.split("|")[2:]) if openvino_table else line)
+    return "\n".join(lines)
+
+
+def test_names_in_the_docs_exist(instances):
+    """Every ``ember.x.y`` and every ``core.x``, ``compiled.x``, ``request.x``, ``port.x`` and
+    ``model.x`` written in inline code in the pages is an attribute of what it names."""
+    problems = []
+    for page in PAGES:
+        for span in _CODE_SPAN.findall(_prose(page)):
+            for dotted in re.findall(r"(?<![\w.])ember(?:\.\w+)+", span):
+                if dotted in _NOT_PYTHON:
+                    continue
+                try:
+                    _resolve(dotted)
+                except AttributeError:
+                    problems.append(f"{page.relative_to(ROOT)}: `{span}`: no {dotted}")
+            for variable, attribute in re.findall(r"(?<![\w.\"'/])(\w+)\.(\w+)", span):
+                if (variable in instances and attribute not in _FILE_SUFFIXES
+                        and not hasattr(instances[variable], attribute)):
+                    problems.append(f"{page.relative_to(ROOT)}: `{span}`: a {variable} has no "
+                                    f"{attribute}")
+    assert not problems, "\n".join(problems)
+
+
+def _table_column(page: Path, header: str) -> list[str]:
+    """The first cells of the rows of the table whose header row starts with ``| header |``."""
+    text = page.read_text()
+    start = text.index(f"| {header} |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.split("|")[1].strip())
+    return rows
+
+
+def test_property_tables_name_real_properties():
+    from ember import properties
+
+    known = {v for k, v in vars(properties).items() if k.isupper() and isinstance(v, str)}
+    for page, header in ((DOCS / "quickstart.md", "key"), (PLUGIN_PAGE, "key")):
+        for cell in _table_column(page, header):
+            for key in re.findall(r"`([A-Z_]+)`", cell):
+                assert key in known, f"{page.name}: {key} is not in ember.properties"
+
+
+def test_error_table_names_real_errors_and_their_bases():
+    from ember import errors
+
+    rows = [line.split("|")[1:3] for line in (DOCS / "quickstart.md").read_text().splitlines()
+            if line.startswith("| `") and "Error` | `" in line]
+    assert len(rows) >= 8
+    for name_cell, base_cell in rows:
+        error = getattr(errors, name_cell.strip().strip("`"))
+        base = getattr(builtins, base_cell.strip().strip("`"))
+        assert issubclass(error, errors.EmberError) and issubclass(error, base), name_cell
+
+
+def test_testing_helpers_table_names_real_helpers():
+    import ember.testing
+
+    cells = _table_column(PLUGIN_PAGE, "name")
+    assert len(cells) >= 5
+    for cell in cells:
+        name = re.match(r"`(\w+)\(", cell).group(1)
+        assert callable(getattr(ember.testing, name)), f"ember.testing has no {name}"
+
+
+def test_every_documented_check_of_the_suite_exists():
+    """The other direction of tests/test_conformance_matrix.py's meta-test: no row for a check
+    that is gone."""
+    from ember.testing.suite import DeviceConformance
+
+    for cell in _table_column(DOCS / "testing-your-plugin.md", "test"):
+        name = re.match(r"`(test_\w+)", cell).group(1)
+        assert hasattr(DeviceConformance, name), f"testing-your-plugin.md documents {name}"
