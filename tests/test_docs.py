@@ -4,8 +4,8 @@ is checked against the API.
 Conventions for a fenced ```python block (an HTML comment on the line before the fence, invisible
 once rendered):
 
-- no marker: a complete program. It runs in a fresh interpreter, in an empty directory, and must
-  exit with status 0 (``test_python_blocks_run``).
+- no marker: a complete program. It runs in a fresh interpreter, in an empty directory, with a
+  model store of its own (``EMBER_HOME``), and must exit with status 0 (``test_python_blocks_run``).
 - ``<!-- docs: continued -->``: the program goes on from the page's previous block; the blocks run
   together as one program (a page that walks through one session, as quickstart.md does).
 - ``<!-- docs: fragment -->``: an excerpt, not a program (an API summary with names the reader
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import os
 import re
 import subprocess
 import sys
@@ -102,8 +103,11 @@ def test_markers_are_known_and_every_block_parses():
 @pytest.mark.parametrize("program", programs(), ids=lambda p: p[0].where)
 def test_python_blocks_run(program, tmp_path):
     code = "\n".join(block.code for block in program)
+    # A model store of its own (ember.save_model writes there), and no cache set from outside.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBER_CACHE")}
+    env["EMBER_HOME"] = str(tmp_path / "ember-home")
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, env=env)
     assert run.returncode == 0, (
         f"the program at {', '.join(b.where for b in program)} failed:\n"
         f"{run.stdout[-3000:]}\n{run.stderr[-5000:]}")
