@@ -35,7 +35,7 @@ from ember.testing.wheelhouse import checkout_environment, create_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md", *sorted(ROOT.glob("*/README.md")),
+PAGES = [*sorted(DOCS.rglob("*.md")), ROOT / "README.md", *sorted(ROOT.glob("*/README.md")),
          *sorted(ROOT.glob("plugins/*/README.md"))]
 MARKERS = ("continued", "fragment", "file")
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -332,3 +332,21 @@ def test_every_documented_check_of_the_suite_exists():
     for cell in _table_column(DOCS / "testing-your-plugin.md", "test"):
         name = re.match(r"`(test_\w+)", cell).group(1)
         assert hasattr(DeviceConformance, name), f"testing-your-plugin.md documents {name}"
+
+
+# -- the site -----------------------------------------------------------------------------------
+
+
+def test_the_docs_site_builds_in_strict_mode(tmp_path):
+    """mkdocs.yml: docs/, the READMEs and the API reference from the docstrings. Strict mode fails
+    on a link to a missing page or anchor and on anything the docstring reader warns about."""
+    site = tmp_path / "site"
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+         str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    reference = (site / "reference" / "hookspecs" / "index.html").read_text()
+    missing = [hook for hook in hookspecs() if f'id="ember.hookspecs.{hook}"' not in reference]
+    assert not missing, f"the API reference lacks the hooks {missing}"
+    assert (site / "packages" / "template" / "index.html").is_file()
