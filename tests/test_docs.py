@@ -11,7 +11,7 @@ once rendered):
 - ``<!-- docs: fragment -->``: an excerpt, not a program (an API summary with names the reader
   fills in, a configuration that needs a server of the reader's own); it must still parse.
 - ``<!-- docs: file -->``: the content of a file that another test writes out and uses; the line
-  before it names the file (`` `ember-mydevice/src/ember_mydevice/plugin.py`: ``). The minimal
+  before it names the file (`` `ember-reference/src/ember_reference/plugin.py`: ``). The minimal
   plugin of writing-a-device-plugin.md is made of such files
   (``test_the_minimal_plugin_passes_the_suite``).
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from ember.testing.notes import note
-from ember.testing.wheelhouse import checkout_environment, create_venv
+from ember.testing.wheelhouse import checkout_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -134,13 +134,14 @@ def minimal_plugin() -> tuple[dict[str, str], str]:
 
 def test_the_minimal_plugin_is_what_the_page_describes():
     files, commands = minimal_plugin()
-    assert sorted(files) == ["ember-mydevice/pyproject.toml",
-                             "ember-mydevice/src/ember_mydevice/__init__.py",
-                             "ember-mydevice/src/ember_mydevice/plugin.py",
-                             "ember-mydevice/tests/test_mydevice.py"]
-    assert 'MYDEVICE = "ember_mydevice.plugin"' in files["ember-mydevice/pyproject.toml"]
-    assert "--ember-device MYDEVICE" in commands and "pip install" in commands
-    plugin = ast.parse(files["ember-mydevice/src/ember_mydevice/plugin.py"])
+    assert sorted(files) == ["ember-reference/pyproject.toml",
+                             "ember-reference/src/ember_reference/__init__.py",
+                             "ember-reference/src/ember_reference/plugin.py",
+                             "ember-reference/tests/test_reference.py"]
+    # The entry point is named after the device kind it provides.
+    assert 'REFERENCE = "ember_reference.plugin"' in files["ember-reference/pyproject.toml"]
+    assert "--ember-device REFERENCE" in commands and "pip install" in commands
+    plugin = ast.parse(files["ember-reference/src/ember_reference/plugin.py"])
     top_imports = {alias.name.split(".")[0] for node in plugin.body
                    if isinstance(node, ast.Import | ast.ImportFrom)
                    for alias in (node.names if isinstance(node, ast.Import)
@@ -150,29 +151,29 @@ def test_the_minimal_plugin_is_what_the_page_describes():
 
 
 @pytest.fixture(scope="session")
-def wheels(tmp_path_factory):
-    # The environment of tests/test_wheels.py, built once per session: only its wheels are used.
-    return checkout_environment(ROOT, tmp_path_factory.getbasetemp() / "wheel-environment").wheels
+def environment(tmp_path_factory):
+    # The wheels of the checkout in a fresh venv, shared with tests/test_wheels.py.
+    return checkout_environment(ROOT, tmp_path_factory.getbasetemp() / "wheel-environment")
 
 
 @pytest.mark.slow
-def test_the_minimal_plugin_passes_the_suite(request, wheels, tmp_path):
-    """The page's files and commands, run as written in a fresh venv holding only Ember's core
-    wheel (and its dependencies): the conformance suite and the plugin's tests pass."""
+def test_the_minimal_plugin_passes_the_suite(request, environment, tmp_path):
+    """The page's files and commands, run as written in the venv where Ember's wheels are
+    installed: the plugin builds and installs, and the conformance suite and the plugin's own
+    tests pass. The plugin is uninstalled afterwards, leaving the shared venv as it was."""
     files, commands = minimal_plugin()
     for relative, code in files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(code)
+    venv = environment.venv
     start = time.perf_counter()
-    venv = create_venv(tmp_path / "venv")
-    (core_wheel,) = [w for w in wheels if w.name.startswith("ember-")]
-    venv.pip_install(str(core_wheel))
-    installed = time.perf_counter()
-    run = subprocess.run(["bash", "-c", "set -euxo pipefail\n" + commands], cwd=tmp_path,
-                         env=venv.environ(), capture_output=True, text=True)
+    try:
+        run = subprocess.run(["bash", "-c", "set -euxo pipefail\n" + commands], cwd=tmp_path,
+                             env=venv.environ(), capture_output=True, text=True)
+    finally:
+        venv.run("-m", "pip", "uninstall", "--yes", "ember-reference")
     note(request.config, "ember: wheels in a fresh venv",
-         f"the docs' minimal plugin: venv with ember {installed - start:.1f} s, its commands "
-         f"{time.perf_counter() - installed:.1f} s")
+         f"the docs' minimal plugin: its commands {time.perf_counter() - start:.1f} s")
     output = run.stdout[-8000:] + run.stderr[-4000:]
     assert run.returncode == 0, output
     summary = run.stdout.strip().splitlines()[-1]
