@@ -10,10 +10,11 @@ directory; later runs need no network. From a shell (``make`` runs this)::
 
     python -m ember.testing.model_files [--models-dir DIR]
 
-The models directory is ``$EMBER_TEST_MODELS_DIR``, else ``ember/models`` in the user's cache
-directory (``$XDG_CACHE_HOME``, else ``~/.cache``): one copy for every checkout and virtual
-environment of the user. :func:`model_file` also finds the files inside an installed
-``rapidocr_onnxruntime`` package, for those who installed it.
+The models directory is ``$EMBER_TEST_MODELS_DIR``, else ``share/ember/models`` in the running
+environment (``sys.prefix``: the virtual environment), like the environment's packages: it does not
+depend on the home directory or the current directory, which tests and programs change.
+:func:`model_file` also finds the files inside an installed ``rapidocr_onnxruntime`` package, for
+those who installed it.
 """
 
 from __future__ import annotations
@@ -39,12 +40,9 @@ FETCH_COMMAND = "python -m ember.testing.model_files"
 
 
 def default_models_dir() -> Path:
-    """``$EMBER_TEST_MODELS_DIR``, else ``ember/models`` in ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    """``$EMBER_TEST_MODELS_DIR``, else ``<sys.prefix>/share/ember/models``."""
     configured = os.environ.get(MODELS_DIR_ENV)
-    if configured:
-        return Path(configured)
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "ember" / "models"
+    return Path(configured) if configured else Path(sys.prefix) / "share" / "ember" / "models"
 
 
 def release_dir(models_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -79,8 +77,10 @@ def fetch(models_dir: str | os.PathLike[str] | None = None) -> Path:
     release.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(release.parent / "fetch.lock"):
         if not marker.is_file():
-            names = extract_models(_download(release.parent / "wheels"), release)
+            downloads = release.parent / "wheels"
+            names = extract_models(_download(downloads), release)
             marker.write_text(f"{PACKAGE} {VERSION}: {' '.join(names)}\n")
+            shutil.rmtree(downloads, ignore_errors=True)  # pip's own cache keeps the wheel
     return release
 
 
