@@ -6,11 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
-# The demo's model ships inside this wheel (PaddleOCR's text-direction classifier); only the data
-# is used, so none of its dependencies are installed. The same goes for silero-vad's ONNX files,
-# real models of the conformance matrix.
-DEMO_MODEL_WHEEL := rapidocr-onnxruntime==1.4.4
-MODEL_WHEELS := $(DEMO_MODEL_WHEEL) silero-vad==6.2.3
+# silero-vad's ONNX files, real models of the conformance matrix: only the data is used, so none
+# of its dependencies (torch) are installed. PaddleOCR's models are fetched as files
+# (python -m ember.testing.model_files), whatever the Python.
+MODEL_WHEELS := silero-vad==6.2.3
 # ember-devtools (tools/): the fuzzer and the node-test baseline report, for this repository only.
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e tools
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
@@ -39,6 +38,7 @@ $(STAMP): Makefile pyproject.toml core/pyproject.toml plugins/*/pyproject.toml t
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 	$(BIN)/python -m pip install --quiet $(DISTRIBUTIONS) $(GPU_RUNTIME) --group dev
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS)
+	$(BIN)/python -m ember.testing.model_files
 	touch $@
 
 # ONNX's backend node tests: the onnx 1.22.0 wheel is the last that ships them. Downloaded from the

@@ -51,11 +51,11 @@ from ember import blob
 
 # name -> (package, file inside it, {input: (shape, dtype)})
 MODELS = {
-    "ppocr-det": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
+    "ppocr-det": ("rapidocr_onnxruntime", "ch_PP-OCRv4_det_infer.onnx",
                   {"x": ([1, 3, 320, 320], "float32")}),
-    "ppocr-rec": ("rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx",
+    "ppocr-rec": ("rapidocr_onnxruntime", "ch_PP-OCRv4_rec_infer.onnx",
                   {"x": ([1, 3, 48, 320], "float32")}),
-    "ppocr-cls": ("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+    "ppocr-cls": ("rapidocr_onnxruntime", "ch_ppocr_mobile_v2.0_cls_infer.onnx",
                   {"x": ([1, 3, 48, 192], "float32")}),
     "silero-vad (openvino_16k)": ("silero_vad", "data/silero_vad_openvino_16k.onnx",
                                   {"input": ([1, 576], "float32"),
@@ -168,6 +168,13 @@ ORT_LEVELS = {"EXTENDED": "ORT_ENABLE_EXTENDED", "ALL": "ORT_ENABLE_ALL"}
 
 
 def model_path(package: str, relative: str) -> Path:
+    if package == "rapidocr_onnxruntime":  # fetched as files by `make`, whatever the Python
+        from ember.testing import model_files
+
+        found = model_files.model_file(relative)
+        if found is None:
+            raise SystemExit(f"{relative} is absent: run `{model_files.FETCH_COMMAND}`")
+        return found
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"{package} is not installed: run `make bench`")

@@ -104,27 +104,33 @@ EXPECTED_MESSAGES = [
 ]
 
 
-def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
-    project = tmp_path / "ember-broken"
-    (project / "ember_broken").mkdir(parents=True)
-    (project / "ember_broken" / "__init__.py").write_text("")
-    (project / "ember_broken" / "plugin.py").write_text(BROKEN_PLUGIN)
-    (project / "pyproject.toml").write_text(textwrap.dedent("""
+def install_plugin(tmp_path, name, code):
+    """A one-module plugin distribution ``ember-<name>``, installed into its own directory."""
+    project = tmp_path / f"ember-{name}"
+    (project / f"ember_{name}").mkdir(parents=True)
+    (project / f"ember_{name}" / "__init__.py").write_text("")
+    (project / f"ember_{name}" / "plugin.py").write_text(code)
+    (project / "pyproject.toml").write_text(textwrap.dedent(f"""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
         [project]
-        name = "ember-broken"
+        name = "ember-{name}"
         version = "0.0.1"
         dependencies = ["ember"]
         [project.entry-points."ember.devices"]
-        BROKEN = "ember_broken.plugin"
+        {name.upper()} = "ember_{name}.plugin"
         [tool.setuptools]
-        packages = ["ember_broken"]
+        packages = ["ember_{name}"]
     """))
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--target", str(site), str(project)], check=True)
+    return site
+
+
+def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
+    site = install_plugin(tmp_path, "broken", BROKEN_PLUGIN)
     start = time.perf_counter()
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ember-device", "BROKEN",
@@ -138,6 +144,61 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
     assert not missing, f"the suite did not say {missing}:\n{output[-4000:]}"
     summary = run.stdout.strip().splitlines()[-1]
     assert " failed" in summary and " passed" in summary, summary  # what is right still passes
+
+
+ALIASING_PLUGIN = '''
+"""Declines the suite's outputs probe (Reshape) and returns a view of its input as the output."""
+from ember import hookimpl
+from ember.errors import UnsupportedOperatorError
+
+EMBER_CONTRACT_VERSION = 1
+
+
+class FirstColumns:
+    def __init__(self, model):
+        self.inputs, self.outputs = model.inputs, model.outputs
+        self.width = model.outputs[0].shape[-1]
+
+    def infer(self, inputs):
+        return [inputs[0][..., : self.width]]
+
+
+@hookimpl
+def list_devices():
+    return ["ALIASING"]
+
+
+@hookimpl
+def supported_metrics(device_name):
+    if device_name == "ALIASING":
+        return {"FULL_DEVICE_NAME": "aliasing", "DEVICE_ARCHITECTURE": "any",
+                "OPTIMIZATION_CAPABILITIES": ["FP32"], "SUPPORTED_CONFIG_KEYS": {},
+                "CACHING_PROPERTIES": []}
+
+
+@hookimpl
+def compile(model, device_name):
+    if device_name != "ALIASING":
+        return None
+    for node in model.proto.graph.node:
+        if node.op_type == "Reshape":
+            raise UnsupportedOperatorError(device_name, node.op_type, node.name, node.domain)
+    return FirstColumns(model)
+'''
+
+
+def test_declining_the_outputs_probe_does_not_pass_the_outputs_check(tmp_path):
+    """A device that declines the probe model is checked on a zoo model it compiles instead."""
+    site = install_plugin(tmp_path, "aliasing", ALIASING_PLUGIN)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ember-device", "ALIASING",
+         "-q", "-k", "outputs_are_the_callers_own"],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(site)})
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output
+    assert "output 'probabilities' is a view of input 'x': copy it" in output, output[-4000:]
+    assert "outputs probe: device ALIASING does not support operator Reshape" in output, output
 
 
 def test_every_check_of_the_suite_is_documented():

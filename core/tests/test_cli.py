@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +193,20 @@ def test_run_with_random_inputs_and_a_shape(cli):
     assert output["shape"] == [1, 2] and len(output["values"]) == 2
     assert abs(sum(output["values"]) - 1) < 1e-4  # softmax probabilities
     assert report["inputs"][0]["shape"] == [1, 3, 48, 192] and report["compile_ms"] > 0
+
+
+@pytest.mark.parametrize("where", ["default", "--cache-dir", "EMBER_CACHE_DIR"])
+def test_run_loads_what_compile_cached(cli, home, tmp_path, where):
+    """One resolver for the cache directory: ember compile fills the cache ember run reads."""
+    args = {"default": [], "--cache-dir": ["--cache-dir", tmp_path / "c"]}.get(where, [])
+    env = {"EMBER_CACHE_DIR": str(tmp_path / "e")} if where == "EMBER_CACHE_DIR" else None
+    assert "cached in" in cli("compile", ppocr_cls_path(), "-d", "CPU", *args, env=env).stdout
+    report = json.loads(cli("run", ppocr_cls_path(), "-d", "CPU", "-s", PPOCR_SHAPE, "--json",
+                            *args, env=env).stdout)
+    assert report["loaded_from_cache"] is True
+    directory = {"default": home / "compiled", "--cache-dir": tmp_path / "c",
+                 "EMBER_CACHE_DIR": tmp_path / "e"}[where]
+    assert [e.device for e in ember.cache.entries(directory)] == ["CPU"]
 
 
 def test_run_a_dynamic_batch_defaults_to_one(cli, tmp_path):
@@ -383,9 +396,6 @@ def test_models_errors(cli, home):
 def test_benchmark_table_json_and_plot(cli, tmp_path):
     args = ["benchmark", ppocr_cls_path(), "-d", "TEMPLATE", "--runs", "1", "--infer-runs", "2",
             "-s", PPOCR_SHAPE, "--plot", "times.png", "--json"]
-    if find_spec("matplotlib") is None:  # the optional extra `ember[plot]` is not installed
-        assert "--plot needs matplotlib" in one_error_line(cli(*args, status=1))
-        args = [*args[:-3], "--json"]
     report = json.loads(cli(*args).stdout)
     steps = {s["step"]: s for s in report["steps"]}
     assert list(steps) == ["import", "read", "compile", "first_cached", "warm_model",
@@ -393,9 +403,20 @@ def test_benchmark_table_json_and_plot(cli, tmp_path):
     assert all(s["min_ms"] <= s["median_ms"] <= s["max_ms"] and len(s["samples_ms"]) == 1
                for s in steps.values())
     assert report["notes"] == []  # the warm compiles hit the cache
-    if find_spec("matplotlib") is not None:
-        assert (tmp_path / "times.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # matplotlib is in the development environment, as every extra its commands use (ember[plot])
+    assert (tmp_path / "times.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "steady inference (median of 2)" in cli(*args[:-1]).stdout
+
+
+def test_plot_without_matplotlib_says_what_to_install(tmp_path):
+    # An environment without the extra: matplotlib made unimportable in this process only.
+    code = ("import sys, runpy; sys.modules['matplotlib'] = None; sys.argv[0] = 'ember'; "
+            "runpy.run_module('ember.cli.main', run_name='__main__')")
+    run = subprocess.run([sys.executable, "-c", code, "benchmark", str(ppocr_cls_path()), "-d",
+                          "TEMPLATE", "-s", PPOCR_SHAPE, "--plot", "x.png"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "--plot needs matplotlib: pip install 'ember[plot]'" in (
+        run.stderr), run.stderr
 
 
 def test_benchmark_errors(cli):

@@ -43,8 +43,17 @@ def test_wrong_hook_arguments_are_rejected(core):
         def compile(self, model, device, extra):
             return None
 
-    with pytest.raises(PluginError, match="bad"):
-        core.register_plugin(BadArgs(), "bad")
+    class GoodArgs:  # the same hook with the spec's argument names registers
+        @hookimpl
+        def compile(self, model, device_name):
+            return None
+
+    with pytest.raises(PluginError, match=r"failed at register: .*hook 'compile'"):
+        core.register_plugin(BadArgs(), "plugin_one")
+    (failure,) = core.plugin_failures
+    assert (failure.name, failure.stage) == ("plugin_one", "register")
+    core.register_plugin(GoodArgs(), "plugin_two")
+    assert [f.name for f in core.plugin_failures] == ["plugin_one"]
 
 
 def test_plugin_raising_in_list_devices_does_not_hide_others(core):

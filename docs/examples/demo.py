@@ -1,7 +1,8 @@
 """`make demo`: the `ember` command line on a real ONNX model, on every available device.
 
 The model is PaddleOCR's text-direction classifier (is this text line upright or upside down?),
-taken from the rapidocr-onnxruntime wheel. The demo runs, and shows, these commands:
+one of the files of rapidocr-onnxruntime 1.4.4 (``make`` fetches them). The demo runs, and
+shows, these commands:
 
 1. ``ember devices``: the devices, their plugins, and any plugin that failed to load;
 2. ``ember models save ppocr-cls FILE``: the model into a model store, so that it is found by
@@ -9,9 +10,9 @@ taken from the rapidocr-onnxruntime wheel. The demo runs, and shows, these comma
 3. ``ember run ppocr-cls -d DEVICE --shape x=1,3,48,192`` on every device: the outputs and the
    times taken. A device that cannot compile yet (``NotSupportedError``, exit status 3) is
    reported as skipped, not as a failure;
-4. for devices that can export: ``ember compile`` into the model cache, then ``ember run`` again
-   with ``EMBER_CACHE_DIR`` set, which loads the compiled model instead of compiling it, and
-   ``ember cache ls``.
+4. for devices that can export: ``ember compile`` into the model cache the commands share (the
+   run above already put the model there), then ``ember run`` again, which loads the compiled
+   model instead of compiling it, and ``ember cache ls``.
 
 It exits with status 1 when a device fails.
 """
@@ -71,10 +72,9 @@ def main() -> int:
 
         exporting = [d["name"] for d in listing["devices"]
                      if d.get("import_export") and outcome[d["name"]] == "ok"]
-        cached_env = {**env, "EMBER_CACHE_DIR": str(Path(home) / "compiled")}
         for name in exporting:
             ember("compile", NAME, "-d", name, env=env)
-            ember("run", NAME, "-d", name, "--shape", SHAPE, env=cached_env)
+            ember("run", NAME, "-d", name, "--shape", SHAPE, env=env)
         if exporting:
             ember("cache", "ls", env=env)
 

@@ -5,56 +5,14 @@ import sys
 import threading
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
 import ember
 import ember_gpu
-from ember.errors import InvalidModelError, NotSupportedError, UnsupportedOperatorError
-from ember.testing import cnn, mlp, ppocr_cls_path, random_inputs, reference_outputs
-from ember.testing.models import PPOCR_CLS_INPUT_SHAPE
-from ember_gpu import opencl, plugin
-
-
-@pytest.fixture(scope="module")
-def ppocr():
-    return onnx.load(str(ppocr_cls_path()))
-
-
-def ppocr_inputs(batch=2):
-    rng = np.random.default_rng(1)
-    return {"x": rng.random((batch, *PPOCR_CLS_INPUT_SHAPE[1:]), dtype=np.float32)}
-
-
-CASES = {
-    "mlp": (mlp, lambda m: random_inputs(m.inputs, batch=3)),
-    "cnn": (cnn, lambda m: random_inputs(m.inputs, batch=2)),
-}
-
-
-@pytest.mark.parametrize("transformations", [True, False], ids=["fused", "reference-graph"])
-@pytest.mark.parametrize("name", CASES)
-def test_matches_onnx_reference(core, gpu_device, name, transformations):
-    build, make_inputs = CASES[name]
-    proto = build()
-    model = core.read_model(proto.SerializeToString())
-    inputs = make_inputs(model)
-    compiled = core.compile_model(model, gpu_device,
-                                  {"DISABLE_TRANSFORMATIONS": not transformations})
-    expected = reference_outputs(proto, inputs)
-    for got, want in zip(compiled(inputs).to_tuple(), expected, strict=True):
-        assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
-def test_ppocr_classifier_matches_onnx_reference(core, gpu_device, ppocr):
-    compiled = core.compile_model(ppocr_cls_path(), gpu_device)
-    inputs = ppocr_inputs()
-    (got,) = compiled(inputs).to_tuple()
-    (want,) = reference_outputs(ppocr, inputs)
-    assert got.shape == (2, 2)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+from ember.errors import InvalidModelError, UnsupportedOperatorError
+from ember.testing import cnn, mlp, random_inputs, reference_outputs
+from ember_gpu import opencl
 
 
 def test_transformations_fold_batchnorm_and_fuse_elementwise_chains(core, gpu_device):
@@ -175,8 +133,14 @@ def test_plugin_is_registered_through_its_entry_point(core):
 
 
 def test_gpu_devices_come_first():
-    kinds = [d.kind for d in opencl.devices()]
-    assert kinds == sorted(kinds, key=lambda k: {"GPU": 0, "ACCELERATOR": 1}.get(k, 2))
+    # The order itself, on kinds as a machine with several platforms lists them: the machine
+    # running this test may have a single OpenCL device.
+    kinds = ["CPU", "GPU", "OTHER", "ACCELERATOR", "GPU", "CPU"]
+    assert [kinds[i] for i in opencl.device_order(kinds)] == [
+        "GPU", "GPU", "ACCELERATOR", "CPU", "OTHER", "CPU"]
+    assert opencl.device_order(kinds) == [1, 4, 3, 0, 2, 5]  # stable within a kind
+    listed = [d.kind for d in opencl.devices()]
+    assert listed == [listed[i] for i in opencl.device_order(listed)]
 
 
 def test_listed_devices_are_indexed_and_bare_gpu_means_the_first(core):
@@ -184,19 +148,6 @@ def test_listed_devices_are_indexed_and_bare_gpu_means_the_first(core):
     assert gpus == [f"GPU.{i}" for i in range(len(opencl.devices()))]
     compiled = core.compile_model(mlp().SerializeToString(), "GPU")
     assert compiled.get_property("EXECUTION_DEVICES") == ["GPU.0"]
-
-
-def test_no_export(core, gpu_device):
-    compiled = core.compile_model(mlp().SerializeToString(), gpu_device)
-    with pytest.raises(NotSupportedError):
-        compiled.export_model()
-
-
-def test_other_devices_are_not_claimed(core):
-    model = core.read_model(mlp().SerializeToString())
-    assert plugin.supported_metrics(device_name="CPU") is None
-    assert plugin.supported_metrics(device_name="GPU.99") is None
-    assert plugin.compile(model=model, device_name="TEMPLATE", config={}, cache=None) is None
 
 
 def test_importing_the_plugin_imports_no_opencl_and_creates_no_context():

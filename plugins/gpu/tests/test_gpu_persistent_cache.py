@@ -114,13 +114,39 @@ def test_cache_blob_id_identifies_source_options_device_and_build(gpu_device):
 
 
 def test_git_commit_is_read_from_the_checkout():
+    # The tests run from the repository's checkout (an editable install): git knows its HEAD.
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=build_info.__file__.rsplit("/", 1)[0])
-    commit = build_info.ember_git_commit()
-    if head.returncode == 0:  # a git checkout: the commit is known and right
-        assert commit == head.stdout.strip()
-    else:  # no git here (or it refuses the directory): unknown, or read from .git directly
-        assert commit is None or len(commit) == 40
+                          cwd=build_info.__file__.rsplit("/", 1)[0], check=True)
+    assert build_info.ember_git_commit() == head.stdout.strip()
+
+
+def test_git_head_is_read_from_refs_packed_refs_detached_heads_and_worktrees(tmp_path):
+    def git(*args, cwd=tmp_path / "repo"):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+
+    (tmp_path / "repo").mkdir()
+    git("init", "-q", "-b", "main")
+    git("commit", "-q", "--allow-empty", "-m", "one")
+    first = git("rev-parse", "HEAD")
+    git_dir = tmp_path / "repo" / ".git"
+    assert build_info._head(git_dir) == first  # a loose ref
+    git("pack-refs", "--all", "--prune")
+    assert not (git_dir / "refs" / "heads" / "main").exists()
+    assert build_info._head(git_dir) == first  # from packed-refs
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    second = git("rev-parse", "HEAD")
+    git("worktree", "add", "-q", "--detach", str(tmp_path / "tree"), first)
+    tree_git_dir = tmp_path / "repo" / (tmp_path / "tree" / ".git").read_text().split(
+        "gitdir:")[1].strip()
+    assert build_info._head(tree_git_dir) == first  # a detached worktree
+    git("checkout", "-q", "-b", "side", cwd=tmp_path / "tree")
+    git("commit", "-q", "--allow-empty", "-m", "three", cwd=tmp_path / "tree")
+    third = git("rev-parse", "HEAD", cwd=tmp_path / "tree")
+    assert build_info._head(tree_git_dir) == third  # a branch, its ref in the main repository
+    assert build_info._head(git_dir) == second
+    (git_dir / "HEAD").write_text("garbage\n")
+    assert build_info._head(git_dir) is None
 
 
 def test_blobs_of_other_kernels_or_formats_are_rejected(gpu_device, capacity):

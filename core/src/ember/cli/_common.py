@@ -18,15 +18,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ember import properties as props
 from ember.errors import EmberError, NotSupportedError
-from ember.settings import parse_size
+from ember.settings import Settings, parse_size
 from ember.store import compiled_cache_dir
 
 #: Exit statuses: 0 success, 1 an error, 2 a usage error (click's), 3 the device cannot do what
 #: was asked (``NotSupportedError``), so that scripts can tell "skip this device" from "failed".
 EXIT_ERROR = 1
 EXIT_NOT_SUPPORTED = 3
-CACHE_DIR_ENV = "EMBER_CACHE_DIR"
 #: Width used when the output is not a terminal (rich would otherwise wrap at 80 columns).
 PIPE_WIDTH = 160
 
@@ -102,13 +102,16 @@ def cache_dir_option(function: F) -> F:
 
 
 def resolve_cache_dir(option: Path | None) -> Path:
-    """``--cache-dir``, else ``$EMBER_CACHE_DIR``, else ``<ember.get_dir()>/compiled``.
+    """The model cache of every command: ``--cache-dir``, else the ``CACHE_DIR`` a ``Core``
+    would use with nothing set on it (``ember.settings`` decides: ``$EMBER_CACHE_DIR``), else
+    ``<ember.get_dir()>/compiled``. ``ember compile`` fills the cache that ``ember run`` reads.
 
     The default directory and its parents are created; for a directory that was given, only the
     directory itself may be missing (as for ``CACHE_DIR``: a typo is reported, not created).
     """
-    if option is None and os.environ.get(CACHE_DIR_ENV):
-        option = Path(os.environ[CACHE_DIR_ENV])
+    if option is None:
+        configured = Settings().core_value(None, props.CACHE_DIR)
+        option = Path(configured) if configured else None
     if option is None:
         directory = compiled_cache_dir()
         directory.parent.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
 from ember import properties as props
-from ember.cli._common import echo_json, json_option, row, say, show, stderr, table, timed
+from ember.cli._common import (
+    cache_dir_option,
+    echo_json,
+    json_option,
+    resolve_cache_dir,
+    row,
+    say,
+    show,
+    stderr,
+    table,
+    timed,
+)
 from ember.cli.inputs import (
     concrete_shape,
     load_array,
@@ -44,11 +56,13 @@ def summarize(name: str, array: np.ndarray) -> dict[str, Any]:
               help="The shape of a random input with dynamic dimensions (a dynamic first "
                    "dimension is 1 otherwise).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs.")
+@cache_dir_option
 @json_option
 def run(model: str, device: str, input_files: tuple[str, ...], shapes: tuple[str, ...],
-        seed: int, as_json: bool) -> None:
+        seed: int, cache_dir: Path | None, as_json: bool) -> None:
     """Compile MODEL (a path, or a stored model's name) for DEVICE, run it once, and print each
-    output's name, shape and a summary, with the times taken."""
+    output's name, shape and a summary, with the times taken. The compile goes through the model
+    cache `ember compile` fills, so a model compiled ahead of time is loaded, not compiled."""
     core = Core()
     read, read_seconds = timed(core.read_model, model)
     files = parse_assignments(input_files, "--input", read.inputs)
@@ -69,8 +83,9 @@ def run(model: str, device: str, input_files: tuple[str, ...], shapes: tuple[str
     # From the file when there is one: the same cache key as `ember compile`, and a cache hit
     # does not parse the file again.
     source = str(read.path) if read.path else read
+    config = {props.CACHE_DIR: str(resolve_cache_dir(cache_dir))}
     with stderr().status(f"compiling {model} for {device}..."):
-        compiled, compile_seconds = timed(core.compile_model, source, device)
+        compiled, compile_seconds = timed(core.compile_model, source, device, config)
     result, infer_seconds = timed(compiled, feed)
     report = {
         "model": model,

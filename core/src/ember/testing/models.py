@@ -2,12 +2,11 @@
 
 They are built with ``onnx.helper`` from seeded random weights, so they are the same on every run
 and need no download. :func:`ppocr_cls_path` finds a real model nobody here wrote: PaddleOCR's
-text-direction classifier, shipped in the ``rapidocr-onnxruntime`` wheel.
+text-direction classifier, one of the files :mod:`ember.testing.model_files` fetches.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -127,22 +126,18 @@ def dense_stack(layers: int, dim: int, seed: int = 0) -> onnx.ModelProto:
 
 
 def ppocr_cls_path() -> Path:
-    """Path of PaddleOCR's text-direction classifier from the installed rapidocr-onnxruntime.
+    """Path of PaddleOCR's text-direction classifier, from the files of rapidocr-onnxruntime 1.4.4
+    (:func:`ember.testing.model_files.model_file`; ``make demo`` and ``make test`` fetch them).
 
-    The package is located without being imported (importing it needs OpenCV, which the model
-    does not). ``make demo`` and ``make test`` install it with ``pip install --no-deps``.
-
-    :raises FileNotFoundError: with the install command, when the wheel is not installed.
+    :raises FileNotFoundError: with the command that fetches it, when it is absent.
     """
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            path = Path(location) / "models" / PPOCR_CLS_FILE
-            if path.is_file():
-                return path
-    raise FileNotFoundError(
-        f"{PPOCR_CLS_FILE} not found; install it with: pip install --no-deps rapidocr-onnxruntime"
-    )
+    from ember.testing import model_files
+
+    path = model_files.model_file(PPOCR_CLS_FILE)
+    if path is None:
+        raise FileNotFoundError(f"{PPOCR_CLS_FILE} not found; fetch it with: "
+                                f"{model_files.FETCH_COMMAND}")
+    return path
 
 
 def random_inputs(ports: Sequence[Port], seed: int = 0, batch: int = 2) -> dict[str, np.ndarray]:

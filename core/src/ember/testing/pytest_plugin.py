@@ -5,7 +5,8 @@ Loaded by every pytest run in an environment where ``ember`` is installed, so it
 unless asked: it adds the option, collects nothing of its own unless ``--ember-device`` is given,
 and imports nothing heavy (the suite is imported only by the file it collects). Without
 ``--ember-device`` the only other effect is a summary section listing what the suite recorded
-(models a device declined, ONNX node-test pass rates), when a suite ran at all.
+(zoo models absent from this machine and how to get them, models a device declined, ONNX
+node-test pass rates), when a suite ran at all.
 """
 
 from __future__ import annotations

@@ -4,13 +4,14 @@ Each :class:`ZooModel` names the operators it uses (``ops``; checked against the
 suite), builds or finds its ONNX model, and makes seeded inputs. The real models are those the
 benchmarks use, found inside installed wheels without importing them:
 
-- PaddleOCR's text detector, recogniser and direction classifier, from ``rapidocr-onnxruntime``
-  (``make`` installs it with ``pip install --no-deps``);
+- PaddleOCR's text detector, recogniser and direction classifier, the files of
+  ``rapidocr-onnxruntime`` 1.4.4 (:mod:`ember.testing.model_files` fetches them; ``make`` does);
 - Silero VAD 6.2.3's two ONNX files (``silero_vad_op18_ifless.onnx``: an If on the sample rate;
-  ``silero_vad_openvino_16k.onnx``: an LSTM), from ``silero-vad`` (also installed with
+  ``silero_vad_openvino_16k.onnx``: an LSTM), from ``silero-vad`` (``make`` installs it with
   ``--no-deps``).
 
-A model whose package is absent is simply not in the zoo. Inputs are kept small (a 64x64 image
+A model whose files are absent is not in the zoo; :func:`absent_models` says which and how to
+get them, and the suite prints that at the end of its run. Inputs are kept small (a 64x64 image
 for the detector) so that slow reference devices finish in seconds. The built models are compared
 with ``onnx.reference``; the real ones with onnxruntime when it is installed (``oracle``), as the
 field runs them.
@@ -30,7 +31,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ember.model import Port
-from ember.testing import models
+from ember.testing import model_files, models
 
 Feeds = dict[str, np.ndarray]
 
@@ -217,16 +218,16 @@ def package_file(package: str, relative: str) -> Path | None:
     return None
 
 
-_RAPIDOCR = ("rapidocr_onnxruntime", "rapidocr-onnxruntime (pip install --no-deps)")
+_RAPIDOCR = f"{model_files.PACKAGE} {model_files.VERSION}"
 _PPOCR = {  # name -> (file, input shape, ops)
-    "ppocr-cls": ("models/ch_ppocr_mobile_v2.0_cls_infer.onnx", (1, 3, 48, 192),
+    "ppocr-cls": ("ch_ppocr_mobile_v2.0_cls_infer.onnx", (1, 3, 48, 192),
                   "Add BatchNormalization Cast Clip Concat Constant Conv Div GlobalAveragePool "
                   "HardSigmoid Identity MatMul MaxPool Mul Relu Reshape Shape Slice Softmax"),
-    "ppocr-rec": ("models/ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 160),
+    "ppocr-rec": ("ch_PP-OCRv4_rec_infer.onnx", (1, 3, 48, 160),
                   "Add AveragePool BatchNormalization Cast Clip Concat Constant Conv Div "
                   "GlobalAveragePool HardSigmoid MatMul Mul Pow ReduceMean Relu Reshape Shape "
                   "Sigmoid Slice Softmax Sqrt Squeeze Sub Transpose"),
-    "ppocr-det": ("models/ch_PP-OCRv4_det_infer.onnx", (1, 3, 64, 64),
+    "ppocr-det": ("ch_PP-OCRv4_det_infer.onnx", (1, 3, 64, 64),
                   "Add BatchNormalization Clip Concat Constant Conv ConvTranspose Div "
                   "GlobalAveragePool HardSigmoid Mul Relu Resize Sigmoid"),
 }
@@ -259,12 +260,12 @@ def model_zoo() -> tuple[ZooModel, ...]:
                                    "Sqrt Erf Mul"),
                  attention_block, _random()),
     ]
-    for name, (relative, shape, ops) in _PPOCR.items():
-        path = package_file(_RAPIDOCR[0], relative)
+    for name, (file_name, shape, ops) in _PPOCR.items():
+        path = model_files.model_file(file_name)
         if path is not None:
             inputs = _text_lines if name == "ppocr-det" else _random({"x": shape}, uniform=True)
             zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path), inputs,
-                                origin=_RAPIDOCR[1], tags=("real",), oracle="onnxruntime"))
+                                origin=_RAPIDOCR, tags=("real",), oracle="onnxruntime"))
     for name, (relative, ops) in _SILERO.items():
         path = package_file(_SILERO_PACKAGE, relative)
         if path is not None:
@@ -272,6 +273,16 @@ def model_zoo() -> tuple[ZooModel, ...]:
                                 origin="silero-vad (pip install --no-deps)", tags=("real",),
                                 oracle="onnxruntime"))
     return tuple(zoo)
+
+
+def absent_models() -> list[str]:
+    """The real models not in the zoo on this machine, each with how to get it."""
+    present = {m.name for m in model_zoo()}
+    absent = [f"{name}: the files of {_RAPIDOCR} are absent; fetch them with "
+              f"`{model_files.FETCH_COMMAND}`" for name in _PPOCR if name not in present]
+    absent += [f"{name}: `pip install --no-deps silero-vad==6.2.3` adds it"
+               for name in _SILERO if name not in present]
+    return absent
 
 
 def zoo_model(name: str) -> ZooModel:

@@ -12,6 +12,7 @@ machine without one still runs models on its CPU through OpenCL.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -84,6 +85,13 @@ def _kind(cl: ModuleType, device: Any) -> str:
     return "OTHER"
 
 
+def device_order(kinds: Sequence[str]) -> list[int]:
+    """The positions of devices of these kinds in listing order: GPUs first, then accelerators,
+    then the rest (PoCL's CPU device), each kind in the platforms' own order."""
+    return sorted(range(len(kinds)), key=lambda i: (
+        _TYPE_ORDER.index(kinds[i]) if kinds[i] in _TYPE_ORDER else len(_TYPE_ORDER)))
+
+
 @cache
 def _discover() -> tuple[tuple[OpenCLDevice, ...], str | None]:
     """The devices, and why there are none (with what to install) when there are none."""
@@ -99,8 +107,7 @@ def _discover() -> tuple[tuple[OpenCLDevice, ...], str | None]:
     if not found:
         return (), f"OpenCL platforms list no device; {INSTALL_HINT}"
     kinds = [_kind(cl, d) for d in found]
-    order = sorted(range(len(found)), key=lambda i: (
-        _TYPE_ORDER.index(kinds[i]) if kinds[i] in _TYPE_ORDER else len(_TYPE_ORDER)))
+    order = device_order(kinds)
     devices = tuple(
         OpenCLDevice(
             ordinal=position,
