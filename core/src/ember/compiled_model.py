@@ -16,7 +16,7 @@ from ember.device import DeviceDescription, DeviceModel
 from ember.errors import InferenceInputError, PluginError, UnknownPropertyError
 from ember.hints import runtime_properties
 from ember.infer_request import InferRequest  # lives in its own module; importable here too
-from ember.model import Port
+from ember.model import Port, find_port
 from ember.tensor import Tensor, as_array
 
 #: What an inference accepts: one array, a list in input order, or a dict keyed by input name,
@@ -212,14 +212,11 @@ class CompiledModel:
 
 
 def _port(ports: Sequence[Port], key: str | int | Port, kind: str) -> Port:
-    if isinstance(key, Port):
-        key = key.name
-    if isinstance(key, int):
-        if 0 <= key < len(ports):
-            return ports[key]
-    else:
-        for port in ports:
-            if port.name == key:
-                return port
-    message = f"no {kind} {key!r}; {kind}s are {[p.name for p in ports]}"
-    raise InferenceInputError(message) if kind == "input" else KeyError(message)
+    """A port by name, index or Port (ember.model.find_port); an unknown output is a KeyError,
+    as in any Mapping."""
+    try:
+        return find_port(list(ports), key, kind)
+    except InferenceInputError as exc:
+        if kind == "input":
+            raise
+        raise KeyError(str(exc)) from None
