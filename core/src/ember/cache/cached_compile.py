@@ -215,6 +215,8 @@ class _Steps:
         if compile_seconds < export_seconds:
             log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
                      self.name, compile_seconds * 1e3, export_seconds * 1e3)
+            self.cache.record("not_admitted", self.key.digest, compile_seconds=compile_seconds,
+                              export_seconds=export_seconds)
             return compiled
         fields = {**self.header_fields, "created": time.time(),
                   "compile_seconds": compile_seconds, "key": self.key.digest,

@@ -59,7 +59,7 @@ _EVENT_LINE_MAX = 4096
 
 _EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "evictions",
                   "damaged": "damaged", "remote_hit": "remote_hits",
-                  "remote_write": "remote_writes"}
+                  "remote_write": "remote_writes", "not_admitted": "not_admitted"}
 _COUNTERS = (*_EVENT_COUNTER.values(), "bytes_read", "bytes_written")
 
 # In-process locks per (directory, key): file locks alone do not order threads reliably on every
@@ -95,6 +95,8 @@ class CacheStats:
     remote_writes: int = 0
     evictions: int = 0
     damaged: int = 0
+    #: compiles not worth caching: cheaper than exporting (and so importing) their result
+    not_admitted: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
     compile_seconds_saved: float = 0.0
