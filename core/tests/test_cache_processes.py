@@ -129,7 +129,9 @@ report({"loaded_from_cache": compiled.get_property("LOADED_FROM_CACHE")})
 LOCK_HOLDER_CHILD = """
 from ember.cache import ModelCache
 with ModelCache(ARGS["cache"]).lock(ARGS["key"], 30) as locked:
-    Path(ARGS["ready"]).write_text(json.dumps(locked))
+    ready = Path(ARGS["ready"] + ".tmp")  # renamed into place: never seen half written
+    ready.write_text(json.dumps(locked))
+    ready.replace(ARGS["ready"])
     time.sleep(600)
 """
 

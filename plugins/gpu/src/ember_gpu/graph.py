@@ -4,7 +4,7 @@ What is done here does not depend on input shapes: decoding attributes and const
 that every operator is supported and every value is defined before use, dropping nodes no output
 needs, and finding the *shape inputs*: graph inputs whose values (not only their shapes) decide
 the shapes of the model (a Reshape's target shape, a Slice's bounds, a Range's limits...). The
-device specialises on those values as it does on input shapes (see ``specialise.py``).
+device specialises on those values as it does on input shapes (see ``compiled_model.py``).
 """
 
 from __future__ import annotations
