@@ -11,41 +11,78 @@ Models kept in the local store (``ember.get_dir()``) are found by name: ``ember.
 "model.onnx")`` once, then ``core.compile_model("cls", "CPU")``; see :mod:`ember.store`.
 """
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ember import errors, properties
 from ember._version import __version__
-from ember.async_queue import AsyncInferQueue
-from ember.compiled_model import CompiledModel, InferRequest, InferResult
-from ember.core import Core
-from ember.device import DeviceModel
-from ember.model import Model, Port
-from ember.shortcuts import compile_model
-from ember.store import (
-    cached_model_path,
-    clear_model_cache,
-    get_dir,
-    list_cached_models,
-    save_model,
-    set_dir,
-    set_model_cache,
-)
-from ember.tensor import Tensor
-from ember.types import Dimension, PartialShape, Shape, Type
-from ember.versions import Version
+
+# Everything else is imported when first used (PEP 562): an application that compiles one model
+# from the cache never pays for the tensors, queues, model store and properties it does not
+# touch, and a warm start is mostly the cost of ``import ember`` (issue 11).
+_LAZY = {
+    "AsyncInferQueue": "ember.async_queue",
+    "CompiledModel": "ember.compiled_model",
+    "InferRequest": "ember.compiled_model",
+    "InferResult": "ember.compiled_model",
+    "Core": "ember.core",
+    "DeviceModel": "ember.device",
+    "Model": "ember.model",
+    "Port": "ember.model",
+    "compile_model": "ember.shortcuts",
+    "cached_model_path": "ember.store",
+    "clear_model_cache": "ember.store",
+    "get_dir": "ember.store",
+    "list_cached_models": "ember.store",
+    "save_model": "ember.store",
+    "set_dir": "ember.store",
+    "set_model_cache": "ember.store",
+    "Tensor": "ember.tensor",
+    "Dimension": "ember.types",
+    "PartialShape": "ember.types",
+    "Shape": "ember.types",
+    "Type": "ember.types",
+    "Version": "ember.versions",
+    # pluggy is only needed by plugins, imported when their device is first named
+    "hookimpl": "ember.hookspecs",
+}
+_SUBMODULES = ("errors", "properties")
 
 if TYPE_CHECKING:
+    from ember import errors, properties
+    from ember.async_queue import AsyncInferQueue
+    from ember.compiled_model import CompiledModel, InferRequest, InferResult
+    from ember.core import Core
+    from ember.device import DeviceModel
     from ember.hookspecs import hookimpl
+    from ember.model import Model, Port
+    from ember.shortcuts import compile_model
+    from ember.store import (
+        cached_model_path,
+        clear_model_cache,
+        get_dir,
+        list_cached_models,
+        save_model,
+        set_dir,
+        set_model_cache,
+    )
+    from ember.tensor import Tensor
+    from ember.types import Dimension, PartialShape, Shape, Type
+    from ember.versions import Version
 
 
 def __getattr__(name: str) -> Any:
-    # ``ember.hookimpl`` needs pluggy, which only plugins (imported when their device is first
-    # named) use: importing it here would cost every application's start.
-    if name == "hookimpl":
-        from ember.hookspecs import hookimpl
+    if name in _SUBMODULES:
+        return import_module(f"ember.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ember' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
 
-        return hookimpl
-    raise AttributeError(f"module 'ember' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -9,12 +9,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import queue
 import threading
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ember.log import get_logger
+
+if TYPE_CHECKING:
+    import queue
+
+# Paths are taken as str or os.PathLike and handled with os.path: these functions are on a warm
+# start's path, which does not import pathlib.
+StrPath = str | os.PathLike[str]
 
 log = get_logger("ember.cache")
 
@@ -23,7 +29,7 @@ log = get_logger("ember.cache")
 TEMP_PREFIX = ".tmp-"
 
 
-def write_atomically(path: Path, *chunks: bytes | memoryview) -> None:
+def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
     """Write ``chunks`` to a temporary file beside ``path`` and rename it over ``path``.
 
     Readers (and a writer killed with SIGKILL) see the old file or the whole new one, never a
@@ -38,7 +44,7 @@ def write_atomically(path: Path, *chunks: bytes | memoryview) -> None:
     """
     import tempfile  # here: only a miss writes, and tempfile costs a warm start ~5 ms to import
 
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    fd, temp_name = tempfile.mkstemp(dir=os.path.dirname(os.fspath(path)), prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb", closefd=False) as temp_file:
             for chunk in chunks:
@@ -61,32 +67,39 @@ class Background:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def submit(self, work: Callable[..., object], *args: object) -> None:
         with self._lock:
+            if self._queue is None:
+                import queue  # here: a warm start that writes nothing never needs it
+
+                self._queue = queue.Queue()
+            jobs = self._queue
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ember-background",
                                                 daemon=True)
                 self._thread.start()
                 atexit.register(self.wait)
-        self._queue.put((work, args))
+        jobs.put((work, args))
 
     def _run(self) -> None:
+        jobs = self._queue
+        assert jobs is not None  # made before the thread
         while True:
-            work, args = self._queue.get()
+            work, args = jobs.get()
             try:
                 work(*args)
             except Exception:  # background work reports its own problems; keep serving
                 log.exception("background cache work failed")
             finally:
-                self._queue.task_done()
+                jobs.task_done()
 
     def wait(self) -> None:
         """Block until everything submitted so far is done."""
-        if self._thread is not None and self._thread.is_alive():
+        if self._queue is not None and self._thread is not None and self._thread.is_alive():
             self._queue.join()
 
 
@@ -103,7 +116,7 @@ def _flush_and_close(fd: int) -> None:
 background = Background()
 
 
-def make_private_dirs(root: Path, *subdirectories: Path) -> None:
+def make_private_dirs(root: StrPath, *subdirectories: StrPath) -> None:
     """Create ``root`` (its parent must exist) and subdirectories of it, readable only by us.
 
     A missing parent is an error rather than created: a typo in CACHE_DIR should be reported,
@@ -112,6 +125,6 @@ def make_private_dirs(root: Path, *subdirectories: Path) -> None:
     :raises OSError: FileNotFoundError for a missing parent, PermissionError, OSError(EROFS)...
     """
     for directory in (root, *subdirectories):
-        if not directory.is_dir():
+        if not os.path.isdir(directory):
             with contextlib.suppress(FileExistsError):  # another process made it just now
-                directory.mkdir(mode=0o700)
+                os.mkdir(directory, mode=0o700)

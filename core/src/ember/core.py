@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from ember import blob
 from ember import properties as props
@@ -22,16 +21,18 @@ from ember.errors import (
     UnknownDeviceError,
     UnknownPropertyError,
 )
-from ember.model import Model, deferred_model, read_model
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
-from ember.store import resolve_model_name
-from ember.versions import Version
+from ember.store_paths import resolve_model_name
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.model import Model
     from ember.signing import Signer
+    from ember.versions import Version
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
@@ -40,7 +41,7 @@ KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "TEMPLATE": "embe
 #: Device names tried, in order, when compile_model is given none.
 DEFAULT_DEVICE_ORDER = ("CPU", "GPU", "TEMPLATE")
 
-ModelSource = Model | str | os.PathLike[str] | bytes
+ModelSource = Union["Model", str, os.PathLike[str], bytes]
 
 
 class Core:
@@ -89,6 +90,8 @@ class Core:
     def get_versions(self, device_name: str) -> dict[str, Version]:
         """The distribution and version of the plugin behind a device: a ``Version`` (the text
         ``"ember-cpu 0.1.0"``, with OpenVINO's ``description`` and ``build_number``)."""
+        from ember.versions import Version
+
         device = self._device(device_name)
         info = self._plugins.owner(device.name)
         return {device.name: Version(info.distribution or info.name, info.version or "")}
@@ -197,6 +200,8 @@ class Core:
         :raises ember.errors.ModelNotFoundError: the file does not exist.
         :raises ember.errors.InvalidModelError: it is not an ONNX model (the message says why).
         """
+        from ember.model import read_model
+
         return read_model(resolve_model_name(model))
 
     def compile_model(
@@ -234,6 +239,8 @@ class Core:
 
     def _compile(self, model: ModelSource, device: DeviceDescription,
                  plugin_config: dict[str, Any], kernels: KernelCache | None = None) -> DeviceModel:
+        from ember.model import Model, deferred_model, read_model  # a hit reads no model
+
         if not isinstance(model, Model):
             # a device caching its own work may find all it needs there: parse only if it asks
             model = read_model(model) if kernels is None else deferred_model(model)
@@ -266,7 +273,7 @@ class Core:
                      and props.ENCRYPTION in device.capabilities)
         # Weightless: the blob refers to the model file's own weights, which the key's model
         # checksum pins, so only a model given as a path can be cached this way.
-        weights_path = (Path(model) if self._settings.core_value(
+        weights_path = (_path(model) if self._settings.core_value(
             device, props.CACHE_MODE, config) == "OPTIMIZE_SIZE"
             and props.WEIGHTLESS_CACHE in device.capabilities
             and isinstance(model, str | os.PathLike) else None)
@@ -404,6 +411,12 @@ class Core:
                     f"blob was made with {field.replace('_', ' ')} {getattr(header, field)!r}; "
                     f"{device.name} here has {expected[field]!r}: compile the model again"
                 )
+
+
+def _path(model: str | os.PathLike[str]) -> Path:
+    from pathlib import Path  # only for weightless entries: a warm start does not import it
+
+    return Path(model)
 
 
 def _shown(key: str, value: Any) -> Any:

@@ -8,16 +8,17 @@ plugin a few hundred lines.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ember import properties as props
 from ember.errors import PluginError
 from ember.hints import with_generic_defaults
-from ember.model import Port
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ember.model import Port
 
 
 @runtime_checkable
@@ -58,17 +59,25 @@ def split_device_name(device_name: str) -> tuple[str, int | None]:
     return device_name, None
 
 
-@dataclass(frozen=True)
 class DeviceDescription:
-    """A device's answer to ``supported_metrics``, checked once and kept by the core."""
+    """A device's answer to ``supported_metrics``, checked once and kept by the core.
 
-    name: str
-    full_name: str
-    architecture: str
-    capabilities: tuple[str, ...]
-    config_defaults: Mapping[str, Any]
-    caching_properties: tuple[str, ...]
-    metrics: Mapping[str, Any]  # everything the plugin reported, as reported
+    A plain class, not a dataclass: defining a dataclass costs every start a millisecond.
+    """
+
+    def __init__(self, *, name: str, full_name: str, architecture: str,
+                 capabilities: tuple[str, ...], config_defaults: Mapping[str, Any],
+                 caching_properties: tuple[str, ...], metrics: Mapping[str, Any]) -> None:
+        self.name = name
+        self.full_name = full_name
+        self.architecture = architecture
+        self.capabilities = capabilities
+        self.config_defaults = config_defaults
+        self.caching_properties = caching_properties
+        self.metrics = metrics  # everything the plugin reported, as reported
+
+    def __repr__(self) -> str:
+        return f"DeviceDescription(name={self.name!r}, full_name={self.full_name!r})"
 
     @classmethod
     def from_metrics(cls, device_name: str, metrics: Mapping[str, Any] | None) -> DeviceDescription:

@@ -17,12 +17,12 @@ Three things, each done here once:
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from ember import properties as props
 from ember.errors import PropertyValueError
-from ember.types import Type, type_name
 
 #: Hint keys every device accepts, with OpenVINO's defaults.
 GENERIC_DEFAULTS: dict[str, Any] = {
@@ -54,7 +54,8 @@ def normalize(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[st
 def normalize_value(key: str, value: Any, default: Any = None) -> Any:
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, Type):
+    types = sys.modules.get("ember.types")  # no ov.Type exists unless ember.types was imported
+    if types is not None and isinstance(value, types.Type):
         value = value.get_type_name()
     if key == props.PERFORMANCE_HINT:
         value = str(value).upper() or "LATENCY"
@@ -69,6 +70,8 @@ def normalize_value(key: str, value: Any, default: Any = None) -> Any:
     if key == props.PERFORMANCE_HINT_NUM_REQUESTS:
         return _integer(key, value, minimum=0)
     if key == props.INFERENCE_PRECISION_HINT:
+        from ember.types import type_name
+
         try:
             return type_name(value)
         except ValueError:

@@ -10,7 +10,6 @@ running at the same time use several cores.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import weakref
@@ -25,6 +24,8 @@ from ember.model import Port, find_port
 from ember.tensor import Tensor
 
 if TYPE_CHECKING:
+    import queue
+
     from ember.compiled_model import CompiledModel, InferResult, Inputs
 
 log = get_logger("ember")
@@ -40,6 +41,8 @@ class _Worker:
     """
 
     def __init__(self) -> None:
+        import queue  # here: only asynchronous requests have a worker
+
         self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=_work, args=(self.jobs,), daemon=True,
                                        name="ember-infer-request")

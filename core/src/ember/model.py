@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
-from ember.types import PartialShape, Shape, Type
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import onnx
 
+    from ember.types import PartialShape, Shape, Type
+
 # onnx is imported where a model is parsed, not here: a warm start from the cache never parses
-# one, and importing onnx costs it tens of milliseconds.
+# one, and importing onnx costs it tens of milliseconds. pathlib and ember.types (OpenVINO's
+# views of a port) are imported where used too: a warm start needs only the ports.
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` when unknown.
 Dim = int | str | None
@@ -47,14 +49,43 @@ def numeric_dtype(text: Any) -> np.dtype:
     return dtype
 
 
-@dataclass(frozen=True)
 class Port:
-    """One input or output of a model: its name, shape (with dynamic dims) and numpy dtype."""
+    """One input or output of a model: its name, shape (with dynamic dims) and numpy dtype.
 
+    Immutable and compared by value. Written out rather than a dataclass: defining a dataclass
+    costs every start a millisecond, and every warm start makes ports.
+    """
+
+    __slots__ = ("dtype", "index", "name", "shape")
     name: str
     shape: tuple[Dim, ...]
     dtype: np.dtype
-    index: int = 0
+    index: int
+
+    def __init__(self, name: str, shape: tuple[Dim, ...], dtype: np.dtype, index: int = 0
+                 ) -> None:
+        for field, value in (("name", name), ("shape", shape), ("dtype", dtype),
+                             ("index", index)):
+            object.__setattr__(self, field, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Port cannot be changed (tried to set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Port:
+            return NotImplemented
+        return (self.name, self.shape, self.dtype, self.index) == (
+            other.name, other.shape, other.dtype, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.shape, self.dtype, self.index))
+
+    def __repr__(self) -> str:
+        return (f"Port(name={self.name!r}, shape={self.shape!r}, dtype={self.dtype!r}, "
+                f"index={self.index!r})")
+
+    def __reduce__(self) -> tuple[type[Port], tuple[Any, ...]]:  # copy and pickle via __init__
+        return Port, (self.name, self.shape, self.dtype, self.index)
 
     def get_any_name(self) -> str:
         """OpenVINO's spelling of ``name``."""
@@ -78,17 +109,21 @@ class Port:
 
     @property
     def element_type(self) -> Type:
+        from ember.types import Type
+
         return Type(self.dtype)
 
     def get_element_type(self) -> Type:
-        return Type(self.dtype)
+        return self.element_type
 
     @property
     def partial_shape(self) -> PartialShape:
+        from ember.types import PartialShape
+
         return PartialShape(self.shape)
 
     def get_partial_shape(self) -> PartialShape:
-        return PartialShape(self.shape)
+        return self.partial_shape
 
     def get_shape(self) -> Shape:
         """The static shape; ``DynamicShapeError`` when a dimension is dynamic."""
@@ -226,7 +261,7 @@ class DeferredModel(Model):
 
     def __init__(self, source: Path | bytes) -> None:  # Model.__init__ would parse
         self.source = source
-        self.path = source if isinstance(source, Path) else None
+        self.path = None if isinstance(source, bytes) else source
 
     @cached_property
     def _parsed(self) -> Model:
@@ -250,6 +285,8 @@ def deferred_model(source: str | os.PathLike[str] | bytes | bytearray | memoryvi
     now, anything else when the model is parsed."""
     if isinstance(source, bytes | bytearray | memoryview):
         return DeferredModel(bytes(source))
+    from pathlib import Path
+
     path = Path(source)
     if not path.exists():
         raise ModelNotFoundError(str(path))
@@ -281,6 +318,8 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) 
     """Parse an ONNX file path or serialized bytes into a Model, with errors that name the cause."""
     if isinstance(source, bytes | bytearray | memoryview):
         return Model(_parse(bytes(source), "the given bytes"))
+    from pathlib import Path
+
     import onnx
     from google.protobuf.message import DecodeError
     from onnx.checker import ValidationError

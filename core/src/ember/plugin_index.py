@@ -28,9 +28,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ember import checksum
 from ember._version import __version__
@@ -48,11 +46,10 @@ _MAX_INDEX_BYTES = 1 << 20
 _VALUE = re.compile(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?")
 _FIELDS = {"name": str, "value": str, "distribution": (str, type(None)),
            "version": (str, type(None)), "metadata_dir": (str, type(None)),
-           "problem": (str, type(None)), "notes": list}
+           "problem": (str, type(None)), "notes": list}  # notes: a JSON array, a tuple once read
 
 
-@dataclass(frozen=True)
-class EntryPointRecord:
+class EntryPointRecord(NamedTuple):
     """One entry point of the group, with what its distribution's metadata says about it.
 
     ``problem`` is why it must not be loaded (its ``ember`` requirement excludes this Ember);
@@ -65,7 +62,7 @@ class EntryPointRecord:
     version: str | None = None
     metadata_dir: str | None = None
     problem: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -98,11 +95,12 @@ def find_entry_points(group: str) -> list[EntryPointRecord]:
 # -- the index file ------------------------------------------------------------------------------
 
 
-def _index_path(group: str) -> Path:
-    from ember.store import get_dir
+def _index_path(group: str) -> str:
+    from ember.store_paths import store_dir
 
     environment = json.dumps([group, sys.executable, sys.prefix, _search_path()])
-    return get_dir() / INDEX_DIR / f"{checksum.hexdigest(environment.encode())[:32]}.json"
+    return os.path.join(store_dir()[0], INDEX_DIR,
+                        f"{checksum.hexdigest(environment.encode())[:32]}.json")
 
 
 def _fingerprint(records: list[EntryPointRecord]) -> list[list[Any]]:
@@ -152,10 +150,10 @@ def _mtime_ns(place: str) -> int | None:
         return None
 
 
-def _read_index(path: Path, group: str) -> list[EntryPointRecord] | None:
+def _read_index(path: str, group: str) -> list[EntryPointRecord] | None:
     """The index's records, or None when it is absent, stale, foreign or malformed."""
     try:
-        with path.open("rb") as index_file:
+        with open(path, "rb") as index_file:
             stat = os.fstat(index_file.fileno())
             if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
                 log.debug("ignoring %s: not owned by this user or writable by others", path)
@@ -178,21 +176,21 @@ def _record(entry: Any) -> EntryPointRecord:
             raise ValueError(f"{name} has the wrong type")
     if not _VALUE.fullmatch(entry["value"]) or not all(isinstance(n, str) for n in entry["notes"]):
         raise ValueError("malformed entry point")
-    return EntryPointRecord(**entry)
+    return EntryPointRecord(**{**entry, "notes": tuple(entry["notes"])})
 
 
-def _write_index(path: Path, group: str, records: list[EntryPointRecord]) -> None:
+def _write_index(path: str, group: str, records: list[EntryPointRecord]) -> None:
     fingerprint = _fingerprint(records)
     newest = max((mtime for _, mtime, _ in fingerprint if mtime is not None), default=0)
     if time.time() - newest / 1e9 < RACY_SECONDS:
         return  # a directory that just changed may change again unseen: scan next time too
     document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
-                "fingerprint": fingerprint, "entry_points": [asdict(r) for r in records]}
+                "fingerprint": fingerprint, "entry_points": [r._asdict() for r in records]}
     from ember.atomic import make_private_dirs, write_atomically
 
     # The index only saves time: an unwritable directory costs the next start a scan, no more.
     with contextlib.suppress(OSError):
-        make_private_dirs(path.parent.parent, path.parent)
+        make_private_dirs(os.path.dirname(os.path.dirname(path)), os.path.dirname(path))
         write_atomically(path, json.dumps(document).encode())
 
 
@@ -213,7 +211,7 @@ def _scan(group: str) -> list[EntryPointRecord]:
         problem, notes = _check_ember_requirement(dist.metadata["Name"], dist.requires or [])
         records.append(EntryPointRecord(
             entry_point.name, entry_point.value, dist.metadata["Name"], dist.version,
-            str(metadata_dir) if metadata_dir is not None else None, problem, notes))
+            str(metadata_dir) if metadata_dir is not None else None, problem, tuple(notes)))
     return records
 
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ember.device import split_device_name
 from ember.errors import DeviceConflictError, PluginError
@@ -35,6 +33,8 @@ from ember.log import get_logger
 from ember.plugin_index import EntryPointRecord, find_entry_points
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pluggy
 
     from ember.cache.kernel_cache import KernelCache
@@ -49,8 +49,7 @@ CHOICE_ENV = "EMBER_DEVICE_PLUGINS"
 log = get_logger("ember.plugins")
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """A registered plugin: its entry-point name and the distribution that ships it.
 
     ``notes`` are problems its author should fix that do not stop it from loading.
@@ -67,8 +66,7 @@ class PluginInfo:
         return self.name
 
 
-@dataclass(frozen=True)
-class PluginFailure:
+class PluginFailure(NamedTuple):
     """A plugin that could not be used, and why; shown by ``Core.plugin_failures``.
 
     ``stage`` is one of ``"compatibility"`` (its ember requirement excludes this Ember),
@@ -81,7 +79,11 @@ class PluginFailure:
     distribution: str | None
     stage: str
     error: str
-    details: str = field(default="", compare=False, repr=False)
+    details: str = ""
+
+    def __repr__(self) -> str:  # without the traceback in details
+        return (f"PluginFailure(name={self.name!r}, distribution={self.distribution!r}, "
+                f"stage={self.stage!r}, error={self.error!r})")
 
     def __str__(self) -> str:
         where = f" ({self.distribution})" if self.distribution else ""
@@ -411,4 +413,4 @@ def _describe(exc: BaseException) -> str:
 
 
 # Frames of the machinery that loads and calls plugins, not of the plugin itself.
-_NOT_THE_PLUGINS = ("<frozen ", str(Path(__file__).parent), str(Path(os.__file__).parent))
+_NOT_THE_PLUGINS = ("<frozen ", os.path.dirname(__file__), os.path.dirname(os.__file__))

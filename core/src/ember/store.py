@@ -39,16 +39,24 @@ from ember.atomic import write_atomically
 from ember.errors import BlobFormatError, EmberError, InvalidModelError, ModelNotFoundError
 from ember.model import Model, read_model
 
+# The directory rules and model names live in ember.store_paths (a warm start reads them without
+# pathlib); this module is their public face.
+from ember.store_paths import (  # noqa: F401 (re-exported)
+    HOME_ENV,
+    MODEL_FILE,
+    XDG_ENV,
+    is_model_name,
+    resolve_model_name,
+    set_store_dir,
+    store_dir,
+)
+
 if TYPE_CHECKING:
     import onnx
 
 # onnx and filelock are imported where they are used: ``import ember`` stays light, and resolving
 # a name on a warm start needs neither.
 
-HOME_ENV = "EMBER_HOME"
-XDG_ENV = "XDG_CACHE_HOME"
-#: The file of a stored model inside its directory: ``<dir>/<name>/model.onnx``.
-MODEL_FILE = "model.onnx"
 #: The subdirectory of the store that the command line uses as its model cache by default.
 COMPILED_DIR = "compiled"
 LOCATIONS_FILE = ".locations.json"
@@ -58,9 +66,6 @@ _LOCATIONS_MAX = 16 << 20
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Names that would collide with the store's own directories.
 RESERVED_NAMES = frozenset({COMPILED_DIR})
-
-_store_dir: Path | None = None
-
 
 class ModelNameError(InvalidModelError):
     """A string that is not a valid model name (path traversal, absolute, empty, ...)."""
@@ -112,20 +117,12 @@ def set_dir(path: str | os.PathLike[str] | None) -> None:
 
     A relative path is made absolute now, so a later ``chdir`` does not move the store.
     """
-    global _store_dir
-    _store_dir = None if path is None else Path(path).expanduser().absolute()
+    set_store_dir(path)
 
 
 def _dir_and_origin() -> tuple[Path, str]:
-    if _store_dir is not None:
-        return _store_dir, "set_dir"
-    home = os.environ.get(HOME_ENV)
-    if home:
-        return Path(home).expanduser().absolute(), HOME_ENV
-    xdg = os.environ.get(XDG_ENV)
-    if xdg:
-        return Path(xdg).expanduser().absolute() / "ember", XDG_ENV
-    return Path("~/.cache/ember").expanduser(), "default"
+    directory, origin = store_dir()
+    return Path(directory), origin
 
 
 def compiled_cache_dir() -> Path:
@@ -168,18 +165,6 @@ def validate_model_name(name: str) -> str:
             name, "use 1 to 128 letters, digits, '.', '_', '+' or '-', starting with a letter "
                   "or a digit")
     return name
-
-
-def is_model_name(source: Any) -> bool:
-    """Whether ``source`` is read as a stored model's name rather than as a path or bytes.
-
-    Only a ``str`` can be a name, and only when it is not an existing path, contains no path
-    separator and does not end in ``.onnx``. ``pathlib.Path`` objects are always paths.
-    """
-    if not isinstance(source, str) or os.path.exists(source):
-        return False
-    separators = {"/", os.sep, os.altsep} - {None}
-    return not any(sep in source for sep in separators) and not source.lower().endswith(".onnx")
 
 
 # -- locations (set_model_cache) -----------------------------------------------------------------
@@ -302,19 +287,12 @@ def find_model(name: str) -> Path:
     return _find(name, looked=[])
 
 
-def resolve_model_name(source: Any) -> Any:
-    """Turn a stored model's name into the path of its file; return anything else unchanged.
+def find_stored_model(name: str) -> Path:
+    """The file of the stored model ``name`` (see :func:`resolve_model_name`).
 
-    ``Core.read_model`` and ``Core.compile_model`` call this on what they are given. A string that
-    is an existing path, contains a path separator or ends in ``.onnx`` is a path and is returned
-    as it is, as are bytes, ``Model`` objects and ``os.PathLike`` objects.
-
-    :raises StoredModelNotFoundError: (a ``ModelNotFoundError``) naming every place looked at.
-    :raises ModelNameError: for a string that is neither a path nor a valid name.
+    :raises StoredModelNotFoundError: naming every place looked at.
     """
-    if not is_model_name(source):
-        return source
-    return str(_find(source, looked=[f"a file {source!r} in {Path.cwd()} (none)"]))
+    return _find(name, looked=[f"a file {name!r} in {Path.cwd()} (none)"])
 
 
 def _find(name: str, looked: list[str]) -> Path:

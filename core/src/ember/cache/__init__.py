@@ -15,13 +15,14 @@ cache directory::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember.cache.key import CacheKey, make_key
 from ember.cache.store import CacheEntry, CacheStats, ModelCache
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ember.cache.kernel_cache import KernelCache
 
 

@@ -19,18 +19,17 @@ import gc
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ember import blob
-from ember.cache.key import CacheKey
-from ember.cache.store import ModelCache
-from ember.device import DeviceModel
 from ember.errors import BlobFormatError
 from ember.log import get_logger
 
 if TYPE_CHECKING:
+    from ember.cache.key import CacheKey
     from ember.cache.remote import RemoteTier
+    from ember.cache.store import ModelCache
+    from ember.device import DeviceModel
     from ember.signing import Signer
 
 log = get_logger("ember.cache")
@@ -89,20 +88,25 @@ def compile_with_cache(
             cache.warn("; ".join(steps.problems))
 
 
-@dataclass
 class _Steps:
     """One compile through the cache; ``problems`` collects what to warn about, once."""
 
-    cache: ModelCache
-    key: CacheKey
-    compile_model: Callable[[], DeviceModel]
-    export_model: Callable[[DeviceModel], bytes | memoryview]
-    import_model: Callable[[bytes | memoryview], DeviceModel]
-    header_fields: dict[str, Any]
-    max_size: int | None
-    remote: RemoteTier | None
-    signer: Signer | None
-    problems: list[str] = field(default_factory=list)
+    def __init__(self, cache: ModelCache, key: CacheKey,
+                 compile_model: Callable[[], DeviceModel],
+                 export_model: Callable[[DeviceModel], bytes | memoryview],
+                 import_model: Callable[[bytes | memoryview], DeviceModel],
+                 header_fields: dict[str, Any], max_size: int | None,
+                 remote: RemoteTier | None, signer: Signer | None) -> None:
+        self.cache = cache
+        self.key = key
+        self.compile_model = compile_model
+        self.export_model = export_model
+        self.import_model = import_model
+        self.header_fields = header_fields
+        self.max_size = max_size
+        self.remote = remote
+        self.signer = signer
+        self.problems: list[str] = []
 
     @property
     def name(self) -> str:

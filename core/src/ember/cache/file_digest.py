@@ -19,7 +19,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ember import checksum, safe_json
@@ -27,6 +26,8 @@ from ember.atomic import make_private_dirs, write_atomically
 from ember.errors import BlobFormatError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import blake3
     import onnx
 
@@ -51,37 +52,45 @@ def identity(stat: os.stat_result) -> Identity:
 class FileDigests:
     """The remembered digests of one cache directory (``<cache>/files/*.json``)."""
 
-    def __init__(self, cache_root: Path, directory: Path) -> None:
+    # Paths are str here, handled with os.path: a warm start runs this and imports no pathlib.
+    def __init__(self, cache_root: str, directory: str) -> None:
         self.cache_root = cache_root
-        self.directory = directory
+        self._directory = directory
         # What this process already read from (or wrote to) the memo files: the same rule
         # applies, the memo file is just not read again.
-        self._known: dict[Path, dict] = {}
+        self._known: dict[str, dict] = {}
 
-    def digest(self, path: Path, signer: Signer | None = None) -> str:
+    @property
+    def directory(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._directory)
+
+    def digest(self, path: str | os.PathLike[str], signer: Signer | None = None) -> str:
         """The checksum of a model file and its external data files, remembered when safe.
 
         With a ``signer`` the memo is signed, and a memo that does not verify is ignored: a
         forged memo would otherwise map this file to another model's (signed) entry.
         """
-        path = path.resolve()
-        stat = path.stat()
+        path = os.path.realpath(path)
+        stat = os.stat(path)
         known = self._known.get(path)
         if known is not None and self._still_valid(known, path, stat):
             return str(known["digest"])
-        memo_path = self.directory / f"{checksum.hexdigest(os.fsencode(path))[:40]}.json"
+        memo_path = os.path.join(self._directory,
+                                 f"{checksum.hexdigest(os.fsencode(path))[:40]}.json")
         remembered = _read_memo(memo_path, signer)
         if remembered is not None and self._still_valid(remembered, path, stat):
             self._known[path] = remembered
             return str(remembered["digest"])
         digest, external = _hash_model_files(path)
         # ctime too: anyone can set mtime back, nobody can set ctime back.
-        newest = max(max(s.st_mtime, s.st_ctime) for s in [stat, *(p.stat() for p in external)])
+        newest = max(max(s.st_mtime, s.st_ctime) for s in [stat, *map(os.stat, external)])
         if time.time() - newest > RACY_SECONDS:
             memo = {
-                "path": str(path),
+                "path": path,
                 "identity": identity(stat),
-                "external": [[str(p), identity(p.stat())] for p in external],
+                "external": [[name, identity(os.stat(name))] for name in external],
                 "digest": digest,
             }
             self._known[path] = memo
@@ -89,13 +98,13 @@ class FileDigests:
                 memo["mac"] = _memo_tag(signer, memo_path, memo)
             # Remembering is an optimisation; the cache reports directory problems when it writes.
             with contextlib.suppress(OSError):
-                make_private_dirs(self.cache_root, self.directory)
+                make_private_dirs(self.cache_root, self._directory)
                 write_atomically(memo_path, json.dumps(memo).encode())
         return digest
 
     @staticmethod
-    def _still_valid(memo: dict, path: Path, stat: os.stat_result) -> bool:
-        if memo.get("path") != str(path) or memo.get("identity") != identity(stat):
+    def _still_valid(memo: dict, path: str, stat: os.stat_result) -> bool:
+        if memo.get("path") != path or memo.get("identity") != identity(stat):
             return False
         try:
             return all(type(name) is str and identity(os.stat(name)) == ident
@@ -104,16 +113,17 @@ class FileDigests:
             return False
 
 
-def _memo_tag(signer: Signer, memo_path: Path, memo: dict) -> str:
+def _memo_tag(signer: Signer, memo_path: str, memo: dict) -> str:
     fields = {name: value for name, value in memo.items() if name != "mac"}
     text = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    return signer.tag(f"file-digest:{memo_path.stem}", text).hex()
+    stem = os.path.splitext(os.path.basename(memo_path))[0]
+    return signer.tag(f"file-digest:{stem}", text).hex()
 
 
-def _read_memo(memo_path: Path, signer: Signer | None = None) -> dict | None:
+def _read_memo(memo_path: str, signer: Signer | None = None) -> dict | None:
     """A remembered digest, or None for a missing, unreadable or malformed memo (untrusted)."""
     try:
-        with memo_path.open("rb") as memo_file:
+        with open(memo_path, "rb") as memo_file:
             memo = safe_json.loads(memo_file.read(_MEMO_MAX + 1), what="file digest memo",
                                    max_size=_MEMO_MAX, max_depth=4)
     except (OSError, BlobFormatError):
@@ -128,7 +138,7 @@ def _read_memo(memo_path: Path, signer: Signer | None = None) -> dict | None:
     return memo
 
 
-def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
+def _hash_model_files(path: str) -> tuple[str, list[str]]:
     """The digest of a model file (and its external data files).
 
     A model file (at most protobuf's 2 GB) is read whole, not mapped (a file truncated meanwhile
@@ -138,7 +148,7 @@ def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
     """
     from ember.cache.onnx_scan import refers_to_external_data
 
-    with path.open("rb") as model_file:
+    with open(path, "rb") as model_file:
         size = os.fstat(model_file.fileno()).st_size
         hasher = checksum.hasher(size)
         if size <= _WHOLE_FILE_MAX:
@@ -150,8 +160,8 @@ def _hash_model_files(path: Path) -> tuple[str, list[Path]]:
             has_external_data = _hash_stream(model_file, hasher)
     external = _external_files(path) if has_external_data else []
     for extra in external:
-        hasher.update(b"\0" + os.fsencode(extra.name) + b"\0")
-        with extra.open("rb") as data_file:
+        hasher.update(b"\0" + os.fsencode(os.path.basename(extra)) + b"\0")
+        with open(extra, "rb") as data_file:
             while chunk := data_file.read(_CHUNK):
                 hasher.update(chunk)
     return hasher.hexdigest(), external
@@ -170,10 +180,13 @@ def _hash_stream(model_file: BinaryIO, hasher: blake3.blake3) -> bool:
     return has_external_data
 
 
-def _external_files(path: Path) -> list[Path]:
+def _external_files(model_path: str) -> list[str]:
     """The external weight files a model refers to (parses the graph, not the weights)."""
+    from pathlib import Path
+
     import onnx
 
+    path = Path(model_path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception:
@@ -189,7 +202,7 @@ def _external_files(path: Path) -> list[Path]:
     directory = path.parent.resolve()
     inside = [directory / location for location in locations
               if (directory / location).resolve().is_relative_to(directory)]
-    return sorted(extra for extra in inside if extra.is_file())
+    return sorted(str(extra) for extra in inside if extra.is_file())
 
 
 def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

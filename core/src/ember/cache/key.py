@@ -10,25 +10,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ember import blob, checksum
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
-from ember.model import Model, read_model
-from ember.store import MODEL_FILE
 
 if TYPE_CHECKING:
+    from ember.model import Model
     from ember.signing import Signer
 
 #: Bumped when the meaning of a key part changes, so that old entries stop matching.
 KEY_SCHEMA = 1
 
 
-@dataclass(frozen=True)
-class CacheKey:
+class CacheKey(NamedTuple):
     parts: dict[str, Any]
     digest: str
 
@@ -76,16 +72,22 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     A path is hashed through ``digests`` (remembered against the file's identity); a Model is
     hashed as serialized, since the application may have changed it after reading.
     """
-    if isinstance(model, Model):
-        return checksum.hexdigest(model.to_bytes()), model.friendly_name
     if isinstance(model, bytes | bytearray | memoryview):
         return checksum.hexdigest(model), "model"
-    path = Path(model)
+    if not isinstance(model, str | os.PathLike):  # a Model (imported only if one was made)
+        return checksum.hexdigest(model.to_bytes()), model.friendly_name
+    from ember.store_paths import MODEL_FILE
+
+    path = os.fspath(model)  # os.path, not pathlib: a warm start does not import pathlib
+    folder, name = os.path.split(path)
     # a stored model is <store>/<name>/model.onnx: its name is the folder's
-    name = path.parent.name if path.name == MODEL_FILE and path.parent.name else path.name
+    if name == MODEL_FILE and os.path.basename(folder):
+        name = os.path.basename(folder)
     try:
         return digests.digest(path, signer), name
     except OSError:
+        from ember.model import read_model
+
         read_model(path)  # raises the error a user can act on (missing file, a directory...)
         raise
 

@@ -27,9 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ember import blob, safe_json
 from ember.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
@@ -39,6 +37,8 @@ from ember.errors import BlobFormatError, CacheWarning
 from ember.log import get_logger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ember.signing import Signer
 
 log = get_logger("ember.cache")
@@ -68,8 +68,7 @@ _thread_locks: dict[tuple[str, str], threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """One compiled model in a cache directory."""
 
     key: str
@@ -84,8 +83,7 @@ class CacheEntry:
     compile_seconds: float
 
 
-@dataclass(frozen=True)
-class CacheStats:
+class CacheStats(NamedTuple):
     """Counters over a cache directory's lifetime (until cleared)."""
 
     hits: int = 0  # from the local directory
@@ -107,18 +105,38 @@ class CacheStats:
 class ModelCache:
     """One cache directory. Cheap to create: nothing is written until the first blob."""
 
+    # The paths are kept as str and used through os.path: a hit runs here, and importing
+    # pathlib would cost every warm start milliseconds. root, blobs and locks are Paths for
+    # everyone else.
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root).expanduser().absolute()
-        self.blobs = self.root / "blobs"
-        self.locks = self.root / "locks"
-        self.file_digests = FileDigests(self.root, self.root / "files")
-        self._events = self.root / "events.log"
-        self._verified: dict[Path, Identity] = {}  # entries this process checked, by identity
+        self._root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self._blobs = os.path.join(self._root, "blobs")
+        self._locks = os.path.join(self._root, "locks")
+        self._events = os.path.join(self._root, "events.log")
+        self.file_digests = FileDigests(self._root, os.path.join(self._root, "files"))
+        self._verified: dict[str, Identity] = {}  # entries this process checked, by identity
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
 
     # -- reading -----------------------------------------------------------------------------
 
     def blob_path(self, key: str, suffix: str = BLOB_SUFFIX) -> Path:
         return self.blobs / f"{key}{suffix}"
+
+    def _blob_file(self, key: str, suffix: str = BLOB_SUFFIX) -> str:
+        return os.path.join(self._blobs, key + suffix)
 
     def read(self, key: CacheKey, suffix: str = BLOB_SUFFIX, signer: Signer | None = None
              ) -> tuple[blob.BlobHeader | None, bytes | memoryview | str | None]:
@@ -128,7 +146,7 @@ class ModelCache:
 
         Nothing is warned here: the caller reports one warning per compile.
         """
-        path = self.blob_path(key.digest, suffix)
+        path = self._blob_file(key.digest, suffix)
         try:
             with open(path, "rb") as blob_file:
                 if signer is None:  # the common path: ember.signing is not imported
@@ -151,7 +169,7 @@ class ModelCache:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
-            return None, f"cache entry {path.name} is damaged ({exc})"
+            return None, f"cache entry {os.path.basename(path)} is damaged ({exc})"
         if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
             with contextlib.suppress(OSError):
                 os.utime(path)  # last use, for least-recently-used eviction
@@ -203,10 +221,10 @@ class ModelCache:
     def _publish(self, key: CacheKey, suffix: str,
                  *chunks: bytes | bytearray | memoryview) -> str | None:
         try:
-            make_private_dirs(self.root, self.blobs)
-            write_atomically(self.blob_path(key.digest, suffix), *chunks)
+            make_private_dirs(self._root, self._blobs)
+            write_atomically(self._blob_file(key.digest, suffix), *chunks)
         except OSError as exc:
-            return f"the model cache {self.root} cannot be written ({exc.strerror or exc})"
+            return f"the model cache {self._root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=sum(memoryview(c).nbytes for c in chunks))
         self.compact_events()
         return None
@@ -220,7 +238,7 @@ class ModelCache:
         """
         deadline = time.monotonic() + timeout
         with _thread_locks_guard:
-            thread_lock = _thread_locks.setdefault((str(self.root), key), threading.Lock())
+            thread_lock = _thread_locks.setdefault((self._root, key), threading.Lock())
         if not thread_lock.acquire(timeout=max(timeout, 0)):
             yield False
             return
@@ -228,8 +246,8 @@ class ModelCache:
 
         try:
             try:
-                make_private_dirs(self.root, self.locks)
-                file_lock = filelock.FileLock(self.locks / f"{key}.lock")
+                make_private_dirs(self._root, self._locks)
+                file_lock = filelock.FileLock(os.path.join(self._locks, f"{key}.lock"))
                 file_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
             except filelock.Timeout:
                 yield False
@@ -309,9 +327,9 @@ class ModelCache:
         import filelock  # only after a write, never on a warm start
 
         try:
-            if self._events.stat().st_size < _EVENTS_COMPACT_BYTES:
+            if os.stat(self._events).st_size < _EVENTS_COMPACT_BYTES:
                 return
-            with filelock.FileLock(self.locks / "events.lock", timeout=0):
+            with filelock.FileLock(os.path.join(self._locks, "events.lock"), timeout=0):
                 summary = {"event": "summary", **self._counters()}
                 write_atomically(self._events, (json.dumps(summary) + "\n").encode())
         except (OSError, filelock.Timeout):
@@ -320,7 +338,7 @@ class ModelCache:
     def _read_events(self) -> Iterator[dict[str, Any]]:
         """The log's events; a malformed line (anyone may append one) is skipped."""
         try:
-            with self._events.open("rb") as log_file:
+            with open(self._events, "rb") as log_file:
                 data = log_file.read(_EVENTS_MAX_READ)
         except OSError:
             return
@@ -409,7 +427,7 @@ class ModelCache:
         for name in ("blobs", "locks", "files"):
             shutil.rmtree(self.root / name, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
-            self._events.unlink()
+            os.unlink(self._events)
 
 
 _deferred: list[tuple[ModelCache, str]] = []

@@ -276,9 +276,7 @@ class _Key:
 
 
 def _fields(header: blob.BlobHeader) -> dict:
-    from dataclasses import asdict
-
-    fields = asdict(header)
+    fields = header._asdict()
     for name in ("payload_length", "payload_checksum", "key", "key_parts"):
         fields.pop(name)
     fields["flags"] = list(header.flags)

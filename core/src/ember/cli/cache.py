@@ -7,7 +7,6 @@ environment variable, never an argument: arguments are visible to every user of 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -54,7 +53,7 @@ def ls(cache_dir: Path | None, as_json: bool) -> None:
     found = model_cache.entries(directory)
     if as_json:
         echo_json({"cache_dir": str(directory), "entries": [
-            {**dataclasses.asdict(e), "path": str(e.path)} for e in found]})
+            {**e._asdict(), "path": str(e.path)} for e in found]})
         return
     if not found:
         missing = "" if directory.is_dir() else " (the directory does not exist)"
@@ -76,7 +75,7 @@ def ls(cache_dir: Path | None, as_json: bool) -> None:
 def stats(cache_dir: Path | None, as_json: bool) -> None:
     """Hits, misses, writes, evictions, damaged entries, bytes and compile time saved."""
     directory = resolve_cache_dir(cache_dir)
-    counters = dataclasses.asdict(model_cache.stats(directory))
+    counters = model_cache.stats(directory)._asdict()
     if as_json:
         echo_json({"cache_dir": str(directory), **counters})
         return

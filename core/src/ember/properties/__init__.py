@@ -13,6 +13,9 @@ a config), and ``properties.hint.performance_mode`` is the key itself, usable as
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 # Read-only, every device answers them (the core derives the SUPPORTED_* lists and
 # IMPORT_EXPORT_SUPPORT from what the plugin reports).
 SUPPORTED_PROPERTIES = "SUPPORTED_PROPERTIES"
@@ -91,21 +94,51 @@ KNOWN_CAPABILITIES: frozenset[str] = frozenset(
 )
 
 
-# OpenVINO's helpers (``import openvino.properties as props``), at the end: they use the above.
-from ember.properties._property import Property  # noqa: E402
+# OpenVINO's helpers (``import openvino.properties as props``) are made when first used: the
+# core reads only the keys above, and the helper submodules' enums cost a warm start time.
+_HELPERS = {
+    "cache_dir": CACHE_DIR,
+    "cache_mode": CACHE_MODE,
+    "cache_encryption_callbacks": CACHE_ENCRYPTION_CALLBACKS,
+    "available_devices": AVAILABLE_DEVICES,
+    "supported_properties": SUPPORTED_PROPERTIES,
+    "loaded_from_cache": LOADED_FROM_CACHE,
+    "execution_devices": EXECUTION_DEVICES,
+    "optimal_number_of_infer_requests": OPTIMAL_NUMBER_OF_INFER_REQUESTS,
+    "num_streams": NUM_STREAMS,
+    "inference_num_threads": INFERENCE_NUM_THREADS,
+}
+_SUBMODULES = ("device", "hint", "intel_auto", "streams")
 
-cache_dir = Property(CACHE_DIR)
-cache_mode = Property(CACHE_MODE)
-cache_encryption_callbacks = Property(CACHE_ENCRYPTION_CALLBACKS)
-available_devices = Property(AVAILABLE_DEVICES)
-supported_properties = Property(SUPPORTED_PROPERTIES)
-loaded_from_cache = Property(LOADED_FROM_CACHE)
-execution_devices = Property(EXECUTION_DEVICES)
-optimal_number_of_infer_requests = Property(OPTIMAL_NUMBER_OF_INFER_REQUESTS)
-num_streams = Property(NUM_STREAMS)
-inference_num_threads = Property(INFERENCE_NUM_THREADS)
+if TYPE_CHECKING:
+    from ember.properties import device as device
+    from ember.properties import hint as hint
+    from ember.properties import intel_auto as intel_auto
+    from ember.properties import streams as streams
+    from ember.properties._property import Property
 
-from ember.properties import device as device  # noqa: E402
-from ember.properties import hint as hint  # noqa: E402
-from ember.properties import intel_auto as intel_auto  # noqa: E402
-from ember.properties import streams as streams  # noqa: E402
+    cache_dir: Property
+    cache_mode: Property
+    cache_encryption_callbacks: Property
+    available_devices: Property
+    supported_properties: Property
+    loaded_from_cache: Property
+    execution_devices: Property
+    optimal_number_of_infer_requests: Property
+    num_streams: Property
+    inference_num_threads: Property
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"ember.properties.{name}")
+    if name not in _HELPERS:
+        raise AttributeError(f"module 'ember.properties' has no attribute {name!r}")
+    from ember.properties._property import Property
+
+    helper = globals()[name] = Property(_HELPERS[name])
+    return helper
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HELPERS, *_SUBMODULES})

@@ -21,7 +21,6 @@ asserts the documented behaviour of a device without it; nothing is skipped.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import warnings
 from typing import Any
@@ -217,7 +216,7 @@ class DeviceConformance:
         # A container intact around a payload the plugin cannot read: the plugin must refuse it.
         (path,) = cell.blobs(cache_dir)
         header, payload = blob.unpack(path.read_bytes())
-        fields = {k: v for k, v in dataclasses.asdict(header).items()
+        fields = {k: v for k, v in header._asdict().items()
                   if k not in ("payload_length", "payload_checksum")}
         path.write_bytes(blob.pack(fields, bytes(payload[: len(payload) // 3])))
         with pytest.warns(CacheWarning, match="could not be imported"):

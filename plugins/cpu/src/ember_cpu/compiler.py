@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -95,15 +94,16 @@ def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     ort = onnxruntime()
     options = session_options(config)
     with tempfile.TemporaryDirectory(prefix="ember-cpu-") as work:
-        saved = Path(work, "optimised.ort")
-        options.optimized_model_filepath = os.fspath(saved)
+        saved = os.path.join(work, "optimised.ort")
+        options.optimized_model_filepath = saved
         options.add_session_config_entry("session.save_model_format", "ORT")
         try:
             session = ort.InferenceSession(model.to_bytes(), options,
                                            providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / ... types
             raise _ember_error(exc, model) from exc
-        return session, saved.read_bytes()
+        with open(saved, "rb") as saved_file:
+            return session, saved_file.read()
 
 
 def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:

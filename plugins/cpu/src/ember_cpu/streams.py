@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ember.errors import PropertyValueError
 
@@ -27,8 +26,7 @@ HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 _NAMED = {"AUTO": -1, "NUMA": -2}
 
 
-@dataclass(frozen=True)
-class Streams:
+class Streams(NamedTuple):
     streams: int
     #: onnxruntime's intra_op_num_threads for the session (0: its own choice)
     threads_per_stream: int
