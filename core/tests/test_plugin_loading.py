@@ -92,6 +92,51 @@ def test_a_cpu_compile_after_a_global_cache_dir_imports_no_other_plugin(tmp_path
     assert warm["loaded"] == []
 
 
+# What a warm start may import beyond what the floor (numpy and onnxruntime running the cached
+# session) imports: Ember, its CPU plugin, pluggy (the hook calls), blake3 (the checksums),
+# threading (a Core and its caches may be shared by threads) and two built-in modules.
+WARM_START_EXTRAS = ("ember", "ember_cpu", "pluggy", "blake3", "_blake3", "threading", "atexit",
+                     "gc")
+# Standard modules a warm start used to import for nothing, each one to a few milliseconds:
+# pathlib (with urllib.parse and ipaddress), dataclasses, queue, logging, tempfile, shutil.
+NOT_ON_THE_WARM_PATH = ("pathlib", "urllib.parse", "ipaddress", "dataclasses", "queue",
+                        "logging", "tempfile", "shutil", "filelock", "onnx")
+
+
+def test_a_warm_start_imports_no_more_than_the_floor_and_ember(tmp_path):
+    """The seeds' warm start against the floor's: the modules Ember adds are its own, its CPU
+    plugin's, pluggy's and blake3's, and none of the standard ones it once paid for."""
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    feeds = "{'x': np.zeros((1, 3, 48, 192), np.float32)}"
+    seeds = f"""
+        import json, sys
+        import numpy as np
+        import ember as ov
+        core = ov.Core()
+        core.set_property({{"CACHE_DIR": {str(cache)!r}}})
+        compiled = core.compile_model({str(ppocr_cls_path())!r}, "CPU")
+        compiled({feeds})
+        print(json.dumps({{"modules": sorted(sys.modules),
+                          "cached": compiled.get_property("LOADED_FROM_CACHE")}}))
+    """
+    probe(seeds, home=home)
+    warm = probe(seeds, home=home)
+    assert warm["cached"]
+    floor = probe(f"""
+        import json, sys
+        import numpy as np
+        import onnxruntime as ort
+        session = ort.InferenceSession({str(ppocr_cls_path())!r},
+                                       providers=["CPUExecutionProvider"])
+        session.run(None, {feeds})
+        print(json.dumps({{"modules": sorted(sys.modules)}}))
+    """, home=home)
+    added = set(warm["modules"]) - set(floor["modules"])
+    foreign = sorted(m for m in added if m.split(".")[0] not in WARM_START_EXTRAS)
+    assert foreign == [], f"a warm start imports {foreign} that the floor does not"
+    assert sorted(set(NOT_ON_THE_WARM_PATH) & added) == []
+
+
 def test_listing_devices_is_where_every_plugin_is_loaded(tmp_path):
     report = probe(f"""
         import json, sys

@@ -34,18 +34,17 @@ DEVICE_NAME = "CPU"
 LEVELS = ("DISABLE", "BASIC", "EXTENDED", "ALL")
 PRECISIONS = ("f32", "FP32")
 
-# onnxruntime says which node it cannot run in messages such as
+# onnxruntime says which node it cannot run in messages such as (patterns compiled by the first
+# error that needs them, through re's cache: a warm start compiles none)
 #   In Node, ("foo", FooBar, "", -1) : ... No Op registered for FooBar with domain_version of 17
 #   Could not find an implementation for Det(11) node with name 'determinant'
-_NO_OP = re.compile(r'In Node, \("(?P<node>[^"]*)", (?P<op>[\w.]+), "(?P<domain>[^"]*)"')
+_NO_OP = r'In Node, \("(?P<node>[^"]*)", (?P<op>[\w.]+), "(?P<domain>[^"]*)"'
 # and, for an operator of a domain it does not know:
 #   Fatal error: com.example:NoSuchOp(-1) is not a registered function/op
-_NOT_REGISTERED = re.compile(
+_NOT_REGISTERED = (
     r"Fatal error: (?P<domain>[\w.]*):(?P<op>\w+)\(-?\d+\) is not a registered function/op"
 )
-_NO_KERNEL = re.compile(
-    r"implementation for (?P<op>[\w.]+)\(\d+\) node with name '(?P<node>[^']*)'"
-)
+_NO_KERNEL = r"implementation for (?P<op>[\w.]+)\(\d+\) node with name '(?P<node>[^']*)'"
 
 
 def session_options(config: Mapping[str, Any], *, level: str | None = None) -> Any:
@@ -152,13 +151,13 @@ def _ort_type(dtype: np.dtype) -> str:
 
 def _ember_error(exc: Exception, model: Model) -> Exception:
     message = str(exc)
-    match = _NOT_REGISTERED.search(message)
+    match = re.search(_NOT_REGISTERED, message)
     if match:  # onnxruntime names no node here: the model does
         node = next((n.name for n in model.proto.graph.node
                      if n.op_type == match["op"] and n.domain == match["domain"]), "")
         return UnsupportedOperatorError(DEVICE_NAME, match["op"], node, match["domain"])
     for pattern in (_NO_OP, _NO_KERNEL):
-        match = pattern.search(message)
+        match = re.search(pattern, message)
         if match and ("No Op registered" in message or pattern is _NO_KERNEL):
             domain = match.groupdict().get("domain") or ""
             return UnsupportedOperatorError(DEVICE_NAME, match["op"], match["node"], domain)
