@@ -354,7 +354,7 @@ def _store_json_target(fx: Fixtures) -> Target:
         memo = fx.work / "memo.json"
         memo.write_bytes(data)
         _read_memo(memo)
-        events_cache._events.write_bytes(data + b"\n" + data)
+        Path(events_cache.root, "events.log").write_bytes(data + b"\n" + data)
         events_cache.stats()
         _read_locations(store)
         return "accepted"
