@@ -118,7 +118,8 @@ class RemoteTier:
 
             self._client = redis.Redis.from_url(
                 self.settings.url, socket_timeout=self.settings.timeout,
-                socket_connect_timeout=self.settings.timeout, retry_on_timeout=False)
+                socket_connect_timeout=self.settings.timeout, retry_on_timeout=False,
+                **quiet_connection())
         return self._client
 
     def _name(self, kind: str, *parts: str) -> str:
@@ -288,6 +289,22 @@ class RemoteTier:
             delay = min(delay * 1.5, 0.5)
         return None, (f"waited {self.settings.wait:.1f} s for another host to compile "
                       f"{key[:12]}; compiling here")
+
+
+def quiet_connection() -> dict[str, Any]:
+    """redis-py's options for a connection that opens with no handshake of its own.
+
+    By default redis-py 8 sends HELLO 3 and a request for maintenance notifications on every new
+    connection, and every version since 5 looks its own version up in the installed
+    distributions' metadata (1-2 ms) and sends it with CLIENT SETINFO, in two more round trips:
+    a fresh host's remote hit paid 2-3 ms for these before its first GET. RESP2 (which the bulk
+    reader expects anyway) needs no HELLO; the client's name only shows in CLIENT LIST.
+    """
+    try:
+        import redis.driver_info  # noqa: F401  (redis-py 8: lib_name and lib_version warn)
+    except ImportError:
+        return {"protocol": 2, "lib_name": None, "lib_version": None}  # redis-py 5 to 7
+    return {"protocol": 2, "driver_info": None}
 
 
 def _is_data_error(exc: Exception) -> bool:
