@@ -1,6 +1,7 @@
 """The Redis tier, against a real redis-server on 127.0.0.1: hosts are separate cache
 directories (and, for the races, separate processes) sharing one server."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -299,3 +300,29 @@ def test_the_write_back_lands_on_disk_before_the_interpreter_exits(tmp_path, red
     assert verified(fresh)
     assert ember_cache.stats(fresh).remote_hits == 1
     assert entry.size == next((tmp_path / "a" / "blobs").glob("*.blob")).stat().st_size
+
+
+def test_each_piece_is_handed_over_once_it_has_landed(redis_url, redis_server):
+    import os
+
+    import redis
+
+    from ember.cache import redis_bulk
+    from ember.cache.remote import quiet_connection
+
+    piece = redis_bulk.PIECE
+    data = os.urandom(3 * piece + piece // 2)
+    client = redis.Redis.from_url(redis_url, **quiet_connection())
+    client.set("first", data[:piece * 5 // 2])
+    client.set("second", data[piece * 5 // 2:])
+    buffer = memoryview(bytearray(len(data)))
+    landed = []
+
+    def on_piece(start, end):  # what the MAC worker is handed: bytes already in place
+        landed.append((start, end, bytes(buffer[start:end]) == data[start:end]))
+
+    assert redis_bulk.get_into(client, ["first", "second"], buffer, on_piece) == len(data)
+    assert bytes(buffer) == data
+    cuts = [0, piece, 2 * piece, piece * 5 // 2, piece * 7 // 2]
+    assert landed == [(a, b, True) for a, b in itertools.pairwise(cuts)]
+    assert client.get("first") == data[:piece * 5 // 2]  # the connection is still in step

@@ -167,7 +167,7 @@ class RemoteTier:
         """The entry's bytes, received into one buffer allocated once (zeroed pages from the
         OS, which cost nothing until written: a manifest lying about the size costs no memory)
         straight from the socket (redis_bulk), with the MAC computed by a worker thread over
-        each chunk while the next one arrives (BLAKE3 releases the GIL). The plugin reads this
+        each piece while the next one arrives (BLAKE3 releases the GIL). The plugin reads this
         buffer in place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
         """
         from ember.cache.redis_bulk import get_into
@@ -181,13 +181,13 @@ class RemoteTier:
         with ThreadPoolExecutor(max_workers=1) as worker:
             pending: list[Future[None]] = []
 
-            def verify_chunk(start: int, end: int) -> None:
+            def verify_piece(start: int, end: int) -> None:
                 if mac is not None and start < covered:
-                    if pending:
-                        pending.pop().result()  # in order: one update at a time
+                    if pending:  # at most one piece ahead of the MAC
+                        pending.pop().result()
                     pending.append(worker.submit(mac.update, view[start:min(end, covered)]))
 
-            received = get_into(self.client, names, view, verify_chunk)
+            received = get_into(self.client, names, view, verify_piece)
             for future in pending:
                 future.result()
         if received is None:
