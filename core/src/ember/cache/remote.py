@@ -167,29 +167,33 @@ class RemoteTier:
         """The entry's bytes, received into one buffer allocated once (zeroed pages from the
         OS, which cost nothing until written: a manifest lying about the size costs no memory)
         straight from the socket (redis_bulk), with the MAC computed by a worker thread over
-        each piece while the next one arrives (BLAKE3 releases the GIL). The plugin reads this
-        buffer in place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
+        each piece once it has landed (BLAKE3 releases the GIL). The plugin reads this buffer in
+        place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
+
+        The MAC uses one thread, and the receiver never waits for it: redis-server and the
+        receiver already keep two cores busy, and BLAKE3's own threads, or a receiver held back
+        until the previous piece was hashed, cost a 12.6 MB hit 2-4 ms more (measured on two
+        cores; the MAC then ends ~2 ms after the last byte instead of ~0.2 ms).
         """
         from ember.cache.redis_bulk import get_into
 
         size = fields["size"]
         view = memoryview(bytearray(size))
         covered = size - signing.TAG_SIZE if self.signer is not None else 0
-        mac = self.signer.hasher(key, covered) if self.signer is not None else None
+        mac = self.signer.hasher(key) if self.signer is not None else None
         names = [self._name("chunk", key, fields["upload"], str(i))
                  for i in range(fields["chunks"])]
+        # one worker: the updates run in the order they were queued, each over landed bytes
         with ThreadPoolExecutor(max_workers=1) as worker:
-            pending: list[Future[None]] = []
+            queued: list[Future[None]] = []
 
             def verify_piece(start: int, end: int) -> None:
                 if mac is not None and start < covered:
-                    if pending:  # at most one piece ahead of the MAC
-                        pending.pop().result()
-                    pending.append(worker.submit(mac.update, view[start:min(end, covered)]))
+                    queued.append(worker.submit(mac.update, view[start:min(end, covered)]))
 
             received = get_into(self.client, names, view, verify_piece)
-            for future in pending:
-                future.result()
+            for update in queued:
+                update.result()
         if received is None:
             return None
         if received != size:
