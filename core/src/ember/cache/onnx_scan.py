@@ -6,8 +6,8 @@ with onnx costs tens of milliseconds. The wire format is walked, skipping every 
 length and visiting only the fields that can hold a tensor: a model made mostly of weights is
 walked in microseconds whatever its size. A graph of many small nodes makes the walk slow (1-13 ms
 on real models), so the walk has a budget of fields in proportion to the file's size; past it, the
-bytes are searched for the field's marker (at memory speed, 0.35 ms per MB), and the walk only
-resumes from the start when the marker is there, to tell a real reference from a coincidence.
+bytes are searched for the field's marker (at memory speed, 0.35 ms per MB), and only when the
+marker is there is the whole model walked, to tell a real reference from a coincidence.
 
 The answer errs on the side of "maybe": bytes that are not a well-formed model, or nested deeper
 than any real model, answer True, and the caller then asks onnx.

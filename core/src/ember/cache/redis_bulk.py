@@ -5,9 +5,9 @@ once into those objects and once more into the buffer the plugin reads, and ever
 a fresh page fault. Here the GET commands of all chunks are pipelined on one of redis-py's
 connections (which did the connecting, authentication, database selection and TLS), and each bulk
 reply is received with ``recv_into`` at its place in the caller's buffer: the kernel copies it
-there, once. ``on_chunk`` is called as each piece of at most PIECE bytes lands, so the caller
-verifies the entry while the rest is still arriving, and is left with at most one piece to verify
-once the last byte is in (a whole 4 MB chunk cost it ~1.5 ms more).
+there, once. ``on_piece`` is called as each piece of at most PIECE bytes lands, so the caller
+verifies the entry while the rest is still arriving (whole 4 MB chunks left it up to a chunk to
+verify after the last byte, ~1.5 ms).
 
 Only RESP bulk strings and nil are expected; anything else (an error reply, a foreign type)
 raises :class:`BulkReadError` and the connection is dropped, never returned out of step to the
@@ -28,10 +28,10 @@ class BulkReadError(Exception):
 
 
 def get_into(client: Any, names: Sequence[str], buffer: memoryview,
-             on_chunk: Callable[[int, int], None]) -> int | None:
+             on_piece: Callable[[int, int], None]) -> int | None:
     """GET every key of ``names`` into consecutive places of ``buffer``.
 
-    Calls ``on_chunk(start, end)`` for consecutive pieces of each chunk (at most PIECE bytes) as
+    Calls ``on_piece(start, end)`` for consecutive pieces of each chunk (at most PIECE bytes) as
     they land in the buffer. Returns the number of bytes written, or None when one key is missing
     (nil) or ``buffer`` is too small.
 
@@ -56,7 +56,7 @@ def get_into(client: Any, names: Sequence[str], buffer: memoryview,
             end = offset + length
             for start in range(offset, end, PIECE):
                 reader.read_into_raw(buffer[start:min(start + PIECE, end)])
-                on_chunk(start, min(start + PIECE, end))
+                on_piece(start, min(start + PIECE, end))
             reader.end_of_bulk()
             offset = end
         in_step = not reader.pending

@@ -299,10 +299,10 @@ def quiet_connection() -> dict[str, Any]:
     """redis-py's options for a connection that opens with no handshake of its own.
 
     By default redis-py 8 sends HELLO 3 and a request for maintenance notifications on every new
-    connection, and every version since 5 looks its own version up in the installed
-    distributions' metadata (1-2 ms) and sends it with CLIENT SETINFO, in two more round trips:
-    a fresh host's remote hit paid 2-3 ms for these before its first GET. RESP2 (which the bulk
-    reader expects anyway) needs no HELLO; the client's name only shows in CLIENT LIST.
+    connection and looks its own version up in the installed distributions' metadata (1-2 ms),
+    and every version since 5 sends its name and version with CLIENT SETINFO, in two more round
+    trips: a fresh host's remote hit paid 2-3 ms for these before its first GET. RESP2 (which the
+    bulk reader expects anyway) needs no HELLO; the client's name only shows in CLIENT LIST.
     """
     try:
         import redis.driver_info  # noqa: F401  (redis-py 8: lib_name and lib_version warn)
