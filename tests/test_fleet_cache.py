@@ -1,6 +1,7 @@
 """The Redis tier, against a real redis-server on 127.0.0.1: hosts are separate cache
 directories (and, for the races, separate processes) sharing one server."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -43,6 +44,13 @@ def host_compile(cache_dir, model, remote, signing_key=KEY):
 
 def output(compiled, dim=512):
     return compiled(np.ones((2, dim), np.float32))[0]
+
+
+def verified(cache_dir):
+    """Whether every entry of a cache directory verifies with the fleet's key."""
+    from ember.signing import signer
+
+    return ember_cache.ModelCache(cache_dir).verify(signer(KEY)) == []
 
 
 def entries_in(redis_server, kind):
@@ -223,3 +231,98 @@ def test_compile_without_cache_dir_ignores_the_remote(tmp_path, model, redis_url
     ember.Core().compile_model(model, "TEMPLATE", {"CACHE_REMOTE": redis_url,
                                                    "CACHE_SIGNING_KEY": KEY})
     assert redis_server.client().keys("*") == []
+
+
+def test_a_corrupted_middle_chunk_is_refused_though_verified_as_chunks_arrive(
+        tmp_path, redis_url, redis_server, monkeypatch):
+    from ember.cache import remote
+
+    monkeypatch.setattr(remote, "CHUNK_SIZE", 256 * 1024)
+    big = weights_heavy(tmp_path / "big.onnx", dim=512, layers=4)
+    host_compile(tmp_path / "a", big, redis_url)
+    client = redis_server.client()
+    chunks = sorted(entries_in(redis_server, "chunk"), key=lambda name: int(name.split(":")[-1]))
+    assert len(chunks) >= 16
+    middle = chunks[len(chunks) // 2]
+    data = bytearray(client.get(middle))
+    data[100] ^= 0x40
+    client.set(middle, bytes(data))
+    compiled, problems = host_compile(tmp_path / "b", big, redis_url)
+    assert compiled.get_property("LOADED_FROM_CACHE") is False
+    assert len(problems) == 1 and "wrong signature" in problems[0]
+    background.wait()
+    # the refused bytes never reached the directory: only the fresh compile's entry is there
+    (entry,) = ember_cache.entries(tmp_path / "b")
+    assert verified(tmp_path / "b")
+    assert entry.key in chunks[0]
+
+
+def test_connections_open_without_a_handshake(tmp_path, model, own_redis_server):
+    # HELLO, CLIENT SETINFO (a metadata lookup too) and CLIENT MAINT_NOTIFICATIONS cost redis-py
+    # up to four round trips per new connection before a remote hit's first GET
+    import redis
+
+    from ember.cache.remote import quiet_connection
+
+    url = own_redis_server.url
+    host_compile(tmp_path / "a", model, url)
+    compiled, problems = host_compile(tmp_path / "b", model, url)
+    assert problems == [] and compiled.get_property("LOADED_FROM_CACHE") is True
+    server = redis.Redis.from_url(url, **quiet_connection())  # no handshake of its own either
+    commands = set(server.info("commandstats"))
+    assert commands & {"cmdstat_get", "cmdstat_set"}
+    assert not {"cmdstat_hello", "cmdstat_client"} & commands, commands
+    # the only error reply: the lock's release script, sent by hash first (EVALSHA)
+    assert set(server.info("errorstats")) <= {"errorstat_NOSCRIPT"}
+
+
+WRITE_BACK_AT_EXIT = """
+import sys, warnings
+import ember
+cache_dir, model, remote = sys.argv[1:4]
+with warnings.catch_warnings():
+    warnings.simplefilter("error")  # a remote hit with no problem at all
+    compiled = ember.Core().compile_model(model, "TEMPLATE", {"CACHE_DIR": cache_dir,
+        "CACHE_REMOTE": remote, "CACHE_SIGNING_KEY": "fleet-signing-key"})
+assert compiled.get_property("LOADED_FROM_CACHE")
+# exits at once: the write-back queued on the background thread must still land
+"""
+
+
+def test_the_write_back_lands_on_disk_before_the_interpreter_exits(tmp_path, redis_url):
+    big = weights_heavy(tmp_path / "big.onnx", dim=1024, layers=3)  # a 12.6 MB entry
+    host_compile(tmp_path / "a", big, redis_url)
+    fresh = tmp_path / "fresh"
+    done = subprocess.run([sys.executable, "-c", WRITE_BACK_AT_EXIT, str(fresh), str(big),
+                           redis_url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (entry,) = ember_cache.entries(fresh)
+    assert verified(fresh)
+    assert ember_cache.stats(fresh).remote_hits == 1
+    assert entry.size == next((tmp_path / "a" / "blobs").glob("*.blob")).stat().st_size
+
+
+def test_each_piece_is_handed_over_once_it_has_landed(redis_url, redis_server):
+    import os
+
+    import redis
+
+    from ember.cache import redis_bulk
+    from ember.cache.remote import quiet_connection
+
+    piece = redis_bulk.PIECE
+    data = os.urandom(3 * piece + piece // 2)
+    client = redis.Redis.from_url(redis_url, **quiet_connection())
+    client.set("first", data[:piece * 5 // 2])
+    client.set("second", data[piece * 5 // 2:])
+    buffer = memoryview(bytearray(len(data)))
+    landed = []
+
+    def on_piece(start, end):  # what the MAC worker is handed: bytes already in place
+        landed.append((start, end, bytes(buffer[start:end]) == data[start:end]))
+
+    assert redis_bulk.get_into(client, ["first", "second"], buffer, on_piece) == len(data)
+    assert bytes(buffer) == data
+    cuts = [0, piece, 2 * piece, piece * 5 // 2, piece * 7 // 2]
+    assert landed == [(a, b, True) for a, b in itertools.pairwise(cuts)]
+    assert client.get("first") == data[:piece * 5 // 2]  # the connection is still in step

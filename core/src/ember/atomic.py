@@ -27,6 +27,9 @@ log = get_logger("ember.cache")
 #: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
 #: removes once it is old. Readers never open them.
 TEMP_PREFIX = ".tmp-"
+#: Large buffers are written in pieces of this size: on this ext4 (a virtio disk), one write()
+#: of a 12.6 MB entry took 40-60 ms, the same bytes in 1 MB writes 2-4 ms.
+_WRITE_PIECE = 1 << 20
 
 
 def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
@@ -48,7 +51,9 @@ def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
     try:
         with os.fdopen(fd, "wb", closefd=False) as temp_file:
             for chunk in chunks:
-                temp_file.write(chunk)
+                view = memoryview(chunk).cast("B")
+                for start in range(0, view.nbytes, _WRITE_PIECE):
+                    temp_file.write(view[start:start + _WRITE_PIECE])
         os.replace(temp_name, path)
     except BaseException:
         os.close(fd)

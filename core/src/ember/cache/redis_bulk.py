@@ -5,8 +5,9 @@ once into those objects and once more into the buffer the plugin reads, and ever
 a fresh page fault. Here the GET commands of all chunks are pipelined on one of redis-py's
 connections (which did the connecting, authentication, database selection and TLS), and each bulk
 reply is received with ``recv_into`` at its place in the caller's buffer: the kernel copies it
-there, once. ``on_chunk`` is called as each chunk lands, so the caller verifies the entry while
-the next chunk is still arriving.
+there, once. ``on_piece`` is called as each piece of at most PIECE bytes lands, so the caller
+verifies the entry while the rest is still arriving (whole 4 MB chunks left it up to a chunk to
+verify after the last byte, ~1.5 ms).
 
 Only RESP bulk strings and nil are expected; anything else (an error reply, a foreign type)
 raises :class:`BulkReadError` and the connection is dropped, never returned out of step to the
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 _LINE_MAX = 64
+PIECE = 1 << 20
 
 
 class BulkReadError(Exception):
@@ -26,11 +28,12 @@ class BulkReadError(Exception):
 
 
 def get_into(client: Any, names: Sequence[str], buffer: memoryview,
-             on_chunk: Callable[[int, int], None]) -> int | None:
+             on_piece: Callable[[int, int], None]) -> int | None:
     """GET every key of ``names`` into consecutive places of ``buffer``.
 
-    Calls ``on_chunk(start, end)`` for each chunk once it is in the buffer. Returns the number of
-    bytes written, or None when one key is missing (nil) or ``buffer`` is too small.
+    Calls ``on_piece(start, end)`` for consecutive pieces of each chunk (at most PIECE bytes) as
+    they land in the buffer. Returns the number of bytes written, or None when one key is missing
+    (nil) or ``buffer`` is too small.
 
     :raises BulkReadError: for an unexpected reply; redis-py's errors for a failing connection.
     """
@@ -50,9 +53,12 @@ def get_into(client: Any, names: Sequence[str], buffer: memoryview,
                 missing = True
                 reader.skip(length)  # read the rest, to stay in step
                 continue
-            reader.read_into(buffer[offset:offset + length])
-            on_chunk(offset, offset + length)
-            offset += length
+            end = offset + length
+            for start in range(offset, end, PIECE):
+                reader.read_into_raw(buffer[start:min(start + PIECE, end)])
+                on_piece(start, min(start + PIECE, end))
+            reader.end_of_bulk()
+            offset = end
         in_step = not reader.pending
         return None if missing else offset
     finally:
@@ -96,6 +102,10 @@ class _Reader:
     def read_into(self, target: memoryview) -> None:
         """The payload of a bulk reply whose length was ``target``'s, and its CRLF."""
         self.read_into_raw(target)
+        self.end_of_bulk()
+
+    def end_of_bulk(self) -> None:
+        """The CRLF after a bulk reply's payload."""
         if self._line() != b"":
             raise BulkReadError("a bulk reply is longer than it said")
 
