@@ -18,20 +18,26 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ember.cache.key import CacheKey, make_key
-from ember.cache.store import CacheEntry, CacheStats, ModelCache
+from ember.cache.store import ModelCache
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ember.cache.kernel_cache import KernelCache
+    from ember.cache.records import CacheEntry, CacheStats
 
 
 def __getattr__(name: str) -> Any:
-    # KernelCache serves devices without EXPORT_IMPORT only: a CPU start need not import it.
+    # KernelCache serves devices without EXPORT_IMPORT only, and the listing records serve
+    # listings: a CPU start imports neither.
     if name == "KernelCache":
         from ember.cache.kernel_cache import KernelCache
 
         return KernelCache
+    if name in ("CacheEntry", "CacheStats"):
+        from ember.cache import records
+
+        return getattr(records, name)
     raise AttributeError(f"module 'ember.cache' has no attribute {name!r}")
 
 __all__ = [

@@ -27,7 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ember import blob, safe_json
 from ember.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
@@ -39,6 +39,7 @@ from ember.log import get_logger
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ember.cache.records import CacheEntry, CacheStats
     from ember.signing import Signer
 
 log = get_logger("ember.cache")
@@ -68,38 +69,13 @@ _thread_locks: dict[tuple[str, str], threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-class CacheEntry(NamedTuple):
-    """One compiled model in a cache directory."""
+def __getattr__(name: str) -> Any:
+    # CacheEntry and CacheStats live in ember.cache.records since a hit stopped defining them
+    if name in ("CacheEntry", "CacheStats"):
+        from ember.cache import records
 
-    key: str
-    path: Path
-    model_name: str
-    device: str
-    plugin: str
-    plugin_version: str
-    size: int
-    created: float
-    last_used: float
-    compile_seconds: float
-
-
-class CacheStats(NamedTuple):
-    """Counters over a cache directory's lifetime (until cleared)."""
-
-    hits: int = 0  # from the local directory
-    remote_hits: int = 0  # from the remote tier (and written back to the directory)
-    misses: int = 0
-    writes: int = 0
-    remote_writes: int = 0
-    evictions: int = 0
-    damaged: int = 0
-    #: compiles not worth caching: cheaper than exporting (and so importing) their result
-    not_admitted: int = 0
-    bytes_read: int = 0
-    bytes_written: int = 0
-    compile_seconds_saved: float = 0.0
-    entries: int = 0
-    size: int = 0
+        return getattr(records, name)
+    raise AttributeError(f"module 'ember.cache.store' has no attribute {name!r}")
 
 
 class ModelCache:
@@ -293,6 +269,8 @@ class ModelCache:
             os.close(fd)
 
     def stats(self) -> CacheStats:
+        from ember.cache.records import CacheStats
+
         flush_deferred_events()
         entries = self.entries()
         return CacheStats(**self._counters(), entries=len(entries),
@@ -360,6 +338,8 @@ class ModelCache:
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry, least recently used first."""
+        from ember.cache.records import CacheEntry
+
         found = []
         for path in self._blob_files():
             header = _read_header(path)
