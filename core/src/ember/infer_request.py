@@ -222,11 +222,9 @@ class InferRequest:
     # -- internals ---------------------------------------------------------------------------
 
     def _prepare(self, inputs: Inputs | None, *, copy: bool) -> list[np.ndarray]:
-        from ember.compiled_model import prepare_inputs
-
         self._check_idle()
         given = self._inputs if inputs is None else inputs
-        arrays = prepare_inputs(self.compiled_model.inputs, given)
+        arrays = self.compiled_model.input_checks.prepare(given)
         if copy:
             arrays = [np.array(a, copy=True) for a in arrays]
         return arrays

@@ -1,0 +1,174 @@
+"""Inference inputs: what users pass, turned into one checked array per input port.
+
+``prepare_inputs`` accepts every form OpenVINO does (one array, a list in port order, a dict keyed
+by name, index or Port; Tensors, nested lists, scalars) and raises ``InferenceInputError`` naming
+the input for anything it cannot run. ``InputChecks`` is the same, worked out once per compiled
+model: the common call (a dict keyed by name, or a list, of numpy arrays that already have the
+ports' dtypes and shapes) is checked against precomputed tuples and nothing is converted; anything
+else goes through ``prepare_inputs``, so errors and conversions are the same on both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+
+from ember.errors import InferenceInputError
+from ember.model import Port
+from ember.tensor import Tensor, as_array
+
+#: What an inference accepts: one array, a list in input order, or a dict keyed by input name,
+#: index or Port.
+Inputs = Union[np.ndarray, Sequence[Any], Mapping[Union[str, int, Port], Any]]  # noqa: UP007
+
+
+class _Expected(NamedTuple):
+    """One port's checks, as plain values compared on every call."""
+
+    dtype: np.dtype
+    #: the whole shape when every dimension is fixed (one tuple comparison), else None
+    shape: tuple[int, ...] | None
+    rank: int
+    #: (axis, size) for each fixed dimension of a shape with dynamic ones
+    fixed: tuple[tuple[int, int], ...]
+
+
+class InputChecks:
+    """``prepare_inputs`` for one list of ports, with what does not depend on the values
+    computed once (a compiled model keeps one: its inferences are the hot path)."""
+
+    def __init__(self, ports: Sequence[Port]) -> None:
+        self.ports = tuple(ports)
+        self.names = tuple(port.name for port in self.ports)
+        self._expected = tuple(_expected(port) for port in self.ports)
+
+    def prepare(self, inputs: Inputs) -> list[np.ndarray]:
+        """One checked array per port, in port order (see :func:`prepare_inputs`)."""
+        values = self._in_port_order(inputs)
+        if values is not None:
+            arrays = self._as_given(values)
+            if arrays is not None:
+                return arrays
+        return prepare_inputs(self.ports, inputs)
+
+    def _in_port_order(self, inputs: Any) -> Sequence[Any] | None:
+        """The values in port order for the plain forms (exact dict, list, tuple or array);
+        None sends anything else, or anything missing, to the general path."""
+        kind = type(inputs)
+        if kind is dict:
+            if len(inputs) != len(self.names):
+                return None
+            try:
+                return [inputs[name] for name in self.names]
+            except KeyError:  # keyed by index or Port, or a wrong name: the general path says
+                return None
+        if kind is list or kind is tuple:
+            return inputs if len(inputs) == len(self.names) else None
+        if kind is np.ndarray and len(self.names) == 1:
+            return (inputs,)
+        return None
+
+    def _as_given(self, values: Sequence[Any]) -> list[np.ndarray] | None:
+        """The values themselves when each is a numpy array (or a Tensor's) of its port's dtype
+        and shape; None as soon as one would need a conversion or an error message."""
+        arrays = []
+        ndarray = np.ndarray
+        for value, (dtype, shape, rank, fixed) in zip(values, self._expected, strict=True):
+            if type(value) is not ndarray:
+                if type(value) is not Tensor:
+                    return None
+                value = value.data
+            if value.dtype != dtype:
+                return None
+            if shape is not None:
+                if value.shape != shape:
+                    return None
+            else:
+                got = value.shape
+                if len(got) != rank:
+                    return None
+                for axis, size in fixed:  # a loop: a generator costs more than these checks
+                    if got[axis] != size:
+                        return None
+            arrays.append(value)
+        return arrays
+
+
+def _expected(port: Port) -> _Expected:
+    fixed = tuple((axis, size) for axis, size in enumerate(port.shape) if _is_size(size))
+    whole = tuple(size for _, size in fixed) if len(fixed) == len(port.shape) else None
+    return _Expected(np.dtype(port.dtype), whole, len(port.shape), fixed)
+
+
+def _is_size(dim: object) -> bool:
+    """A fixed dimension, as ``_check`` reads one (an int; a name or None matches any size)."""
+    return isinstance(dim, int)
+
+
+def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
+    """Turn what the user passed into one checked array per input port, in port order."""
+    if isinstance(inputs, Mapping):
+        by_name: dict[str, Any] = {}
+        names = [p.name for p in ports]
+        for key, value in inputs.items():
+            if isinstance(key, Port):
+                key = key.name
+            if isinstance(key, int):
+                if not 0 <= key < len(ports):
+                    raise InferenceInputError(f"input index {key} out of range: model has "
+                                              f"{len(ports)} inputs {names}")
+                key = ports[key].name
+            if key not in names:
+                raise InferenceInputError(f"model has no input {key!r}; inputs are {names}")
+            by_name[key] = value
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise InferenceInputError(f"missing input(s) {missing}; the model needs {names}")
+        values = [by_name[n] for n in names]
+    elif isinstance(inputs, np.ndarray | Tensor) or np.isscalar(inputs) or (
+        len(ports) == 1 and not _is_sequence_of_arrays(inputs)
+    ):
+        values = [inputs]  # one input given directly, possibly as nested lists
+    else:
+        values = list(inputs)
+    if len(values) != len(ports):
+        raise InferenceInputError(
+            f"got {len(values)} input(s); the model needs {len(ports)}: {[str(p) for p in ports]}"
+        )
+    return [_check(port, value) for port, value in zip(ports, values, strict=True)]
+
+
+def _is_sequence_of_arrays(inputs: Any) -> bool:
+    return isinstance(inputs, list | tuple) and all(isinstance(v, np.ndarray | Tensor)
+                                                    for v in inputs)
+
+
+def _check(port: Port, value: Any) -> np.ndarray:
+    try:
+        array = np.asarray(as_array(value))
+    except (ValueError, TypeError) as exc:  # ragged nested lists, objects numpy cannot convert
+        raise InferenceInputError(
+            f"input {port.name!r} is not an array numpy can build ({exc})") from exc
+    if array.dtype != port.dtype:
+        # Accept what converts without changing kind (float64 -> float32, int -> float), as
+        # numpy users expect; refuse the rest (float -> int would silently truncate).
+        if not np.can_cast(array.dtype, port.dtype, casting="same_kind"):
+            raise InferenceInputError(
+                f"input {port.name!r} expects {port.dtype}, got {array.dtype}"
+            )
+        array = array.astype(port.dtype)
+    fits = array.ndim == len(port.shape) and all(
+        not isinstance(want, int) or want == got
+        for want, got in zip(port.shape, array.shape, strict=True)
+    )
+    if not fits:
+        raise InferenceInputError(
+            f"input {port.name!r} expects shape {_dims(port.shape)}, got {list(array.shape)}"
+        )
+    return array
+
+
+def _dims(shape: Sequence[object]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
