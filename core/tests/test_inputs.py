@@ -12,12 +12,13 @@ from ember.model import Port
 
 PORTS = [Port("audio", (1, None), np.dtype(np.float32), 0),  # a dynamic dimension
          Port("rate", (), np.dtype(np.int64), 1),  # a scalar
-         Port("state", (2, 1, 128), np.dtype(np.float32), 2)]  # every dimension fixed
+         Port("state", (2, "batch", 128), np.dtype(np.float32), 2),  # two fixed, one not
+         Port("gain", (1,), np.dtype(np.float32), 3)]  # every dimension fixed
 
 
 def good() -> dict[str, np.ndarray]:
     return {"audio": np.zeros((1, 512), np.float32), "rate": np.array(16000, np.int64),
-            "state": np.zeros((2, 1, 128), np.float32)}
+            "state": np.zeros((2, 1, 128), np.float32), "gain": np.ones(1, np.float32)}
 
 
 @pytest.mark.parametrize("form", ["dict", "list", "tuple", "tensors"])
@@ -39,11 +40,12 @@ def test_one_array_for_a_one_input_model():
 def feeds_in_every_form() -> list[object]:
     feeds = good()
     return [
-        {0: feeds["audio"], 1: feeds["rate"], 2: feeds["state"]},  # by index
-        {PORTS[0]: feeds["audio"], "rate": feeds["rate"], 2: feeds["state"]},  # mixed keys
+        {0: feeds["audio"], 1: feeds["rate"], 2: feeds["state"], 3: feeds["gain"]},  # by index
+        {PORTS[0]: feeds["audio"], "rate": feeds["rate"], 2: feeds["state"],  # mixed keys
+         "gain": feeds["gain"]},
         {"audio": feeds["audio"].astype(np.float64), "rate": 16000,  # conversions
-         "state": feeds["state"].tolist()},
-        [feeds["audio"][:, ::2], feeds["rate"], feeds["state"]],  # a strided view
+         "state": feeds["state"].tolist(), "gain": [1]},
+        [feeds["audio"][:, ::2], feeds["rate"], feeds["state"], feeds["gain"]],  # a view
     ]
 
 
@@ -58,18 +60,22 @@ def test_other_forms_give_what_prepare_inputs_gives(index):
 
 
 BAD = [
-    ({"audio": good()["audio"]}, r"missing input\(s\) \['rate', 'state'\]"),
+    ({"audio": good()["audio"]}, r"missing input\(s\) \['rate', 'state', 'gain'\]"),
     ({**good(), "extra": np.zeros(1)}, "no input 'extra'"),
     ({**{k: v for k, v in good().items() if k != "rate"}, "sample_rate": 1}, "no input"),
     ({**good(), "audio": np.zeros((2, 512), np.float32)}, r"'audio' expects shape \[1, \?\]"),
     ({**good(), "audio": np.zeros(512, np.float32)}, r"'audio' expects shape"),
-    ({**good(), "state": np.zeros((2, 1, 64), np.float32)}, r"'state' expects shape \[2, 1, 128\]"),
+    ({**good(), "state": np.zeros((2, 1, 64), np.float32)},
+     r"'state' expects shape \[2, batch, 128\]"),
+    ({**good(), "state": np.zeros((3, 1, 128), np.float32)}, r"'state' expects shape"),
+    ({**good(), "state": np.zeros((2, 128), np.float32)}, r"'state' expects shape"),
+    ({**good(), "gain": np.ones(2, np.float32)}, r"'gain' expects shape \[1\]"),
     ({**good(), "state": np.zeros((2, 1, 128), np.complex64)},
      "'state' expects float32, got complex"),
     ({**good(), "rate": np.array(16000.5)}, "'rate' expects int64, got float64"),
     ({**good(), "rate": np.array([16000])}, r"'rate' expects shape \[\]"),
     (list(good().values())[:2], "got 2 input"),
-    ([*good().values(), np.zeros(1)], "got 4 input"),
+    ([*good().values(), np.zeros(1)], "got 5 input"),
     ({**good(), "audio": [[1.0, 2.0], [3.0]]}, "'audio' is not an array numpy can build"),
 ]
 

@@ -115,6 +115,7 @@ class CompiledModel:
         # out here, not on every call (silero-vad's inference takes ~0.1 ms).
         self.input_checks = InputChecks(self.inputs)
         self.output_names = OutputNames(self.outputs)
+        self._output_count = len(self.outputs)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class CompiledModel:
         results = self.device_model.infer(arrays)
         if type(results) is not list:  # a plugin may return any sequence
             results = list(results)
-        if len(results) != len(self.output_names.names):
+        if len(results) != self._output_count:
             raise PluginError(f"{self.device.name} returned {len(results)} outputs for a model "
                               f"with {len(self.outputs)}")
         return InferResult.of(self.output_names, results)

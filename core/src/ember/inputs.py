@@ -10,7 +10,8 @@ else goes through ``prepare_inputs``, so errors and conversions are the same on 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple, Union
 
 import numpy as np
@@ -31,8 +32,10 @@ class _Expected(NamedTuple):
     #: the whole shape when every dimension is fixed (one tuple comparison), else None
     shape: tuple[int, ...] | None
     rank: int
-    #: (axis, size) for each fixed dimension of a shape with dynamic ones
-    fixed: tuple[tuple[int, int], ...]
+    #: for a shape with dynamic dimensions and fixed ones: what picks the fixed ones out of an
+    #: array's shape (an itemgetter, C code: no Python loop per call), and their sizes
+    pick: Callable[[tuple[int, ...]], Any] | None
+    sizes: Any
 
 
 class InputChecks:
@@ -45,61 +48,61 @@ class InputChecks:
         self._expected = tuple(_expected(port) for port in self.ports)
 
     def prepare(self, inputs: Inputs) -> list[np.ndarray]:
-        """One checked array per port, in port order (see :func:`prepare_inputs`)."""
-        values = self._in_port_order(inputs)
+        """One checked array per port, in port order (see :func:`prepare_inputs`).
+
+        The plain forms (an exact dict by name, a list or tuple, one array for a one-input
+        model) of numpy arrays or Tensors with the ports' dtypes and shapes are returned as
+        given; anything else, or anything that would need a conversion or an error message,
+        goes to ``prepare_inputs``. One function with no comprehension: each Python frame costs
+        more on the hot path than the comparisons do (the interpreter's caches are cold after
+        onnxruntime has run).
+        """
+        kind, names = type(inputs), self.names
+        values: Sequence[Any] | None = None
+        if kind is dict:
+            if len(inputs) == len(names):  # then every name present means no other key
+                try:
+                    values = list(map(inputs.__getitem__, names))  # type: ignore[union-attr]
+                except KeyError:  # keyed by index or Port, or a wrong name
+                    values = None
+        elif kind is list or kind is tuple:
+            if len(inputs) == len(names):  # type: ignore[arg-type]
+                values = inputs  # type: ignore[assignment]
+        elif kind is np.ndarray and len(names) == 1:
+            values = (inputs,)  # type: ignore[assignment]
         if values is not None:
-            arrays = self._as_given(values)
-            if arrays is not None:
+            arrays = []
+            for value, (dtype, shape, rank, pick, sizes) in zip(values, self._expected,
+                                                                 strict=True):
+                if type(value) is not np.ndarray:
+                    if type(value) is not Tensor:
+                        break
+                    value = value.data
+                if value.dtype != dtype:
+                    break
+                got = value.shape
+                if shape is not None:
+                    if got != shape:
+                        break
+                elif len(got) != rank or (pick is not None and pick(got) != sizes):
+                    break
+                arrays.append(value)
+            else:
                 return arrays
         return prepare_inputs(self.ports, inputs)
 
-    def _in_port_order(self, inputs: Any) -> Sequence[Any] | None:
-        """The values in port order for the plain forms (exact dict, list, tuple or array);
-        None sends anything else, or anything missing, to the general path."""
-        kind = type(inputs)
-        if kind is dict:
-            if len(inputs) != len(self.names):
-                return None
-            try:
-                return [inputs[name] for name in self.names]
-            except KeyError:  # keyed by index or Port, or a wrong name: the general path says
-                return None
-        if kind is list or kind is tuple:
-            return inputs if len(inputs) == len(self.names) else None
-        if kind is np.ndarray and len(self.names) == 1:
-            return (inputs,)
-        return None
-
-    def _as_given(self, values: Sequence[Any]) -> list[np.ndarray] | None:
-        """The values themselves when each is a numpy array (or a Tensor's) of its port's dtype
-        and shape; None as soon as one would need a conversion or an error message."""
-        arrays = []
-        ndarray = np.ndarray
-        for value, (dtype, shape, rank, fixed) in zip(values, self._expected, strict=True):
-            if type(value) is not ndarray:
-                if type(value) is not Tensor:
-                    return None
-                value = value.data
-            if value.dtype != dtype:
-                return None
-            if shape is not None:
-                if value.shape != shape:
-                    return None
-            else:
-                got = value.shape
-                if len(got) != rank:
-                    return None
-                for axis, size in fixed:  # a loop: a generator costs more than these checks
-                    if got[axis] != size:
-                        return None
-            arrays.append(value)
-        return arrays
-
 
 def _expected(port: Port) -> _Expected:
-    fixed = tuple((axis, size) for axis, size in enumerate(port.shape) if _is_size(size))
-    whole = tuple(size for _, size in fixed) if len(fixed) == len(port.shape) else None
-    return _Expected(np.dtype(port.dtype), whole, len(port.shape), fixed)
+    fixed = [(axis, size) for axis, size in enumerate(port.shape) if _is_size(size)]
+    sizes = tuple(size for _, size in fixed)
+    if len(fixed) == len(port.shape):
+        return _Expected(np.dtype(port.dtype), sizes, len(sizes), None, None)
+    if not fixed:
+        return _Expected(np.dtype(port.dtype), None, len(port.shape), None, None)
+    # itemgetter of one axis returns the item, of several a tuple: compare like with like
+    pick = itemgetter(*(axis for axis, _ in fixed))
+    return _Expected(np.dtype(port.dtype), None, len(port.shape), pick,
+                     sizes[0] if len(sizes) == 1 else sizes)
 
 
 def _is_size(dim: object) -> bool:
