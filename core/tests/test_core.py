@@ -170,6 +170,24 @@ def test_results_by_name_index_and_port(core):
     assert list(result) == ["y"] and len(result.to_tuple()) == 1
 
 
+@pytest.mark.parametrize("returned", ["tuple", "two arrays"])
+def test_a_plugins_results_are_checked_on_every_path(core, returned):
+    compiled = core.compile_model(identity_model_bytes(), "TOY")
+    device_infer = compiled.device_model.infer
+    if returned == "tuple":  # any sequence will do
+        compiled.device_model.infer = lambda inputs: tuple(device_infer(inputs))
+    else:
+        compiled.device_model.infer = lambda inputs: device_infer(inputs) * 2
+    x = np.zeros(1, np.float32)
+    request = compiled.create_infer_request()
+    for run in (compiled, compiled.infer_new_request, request.infer):
+        if returned == "tuple":
+            assert run({"x": x})["y"].tolist() == [1.0]
+        else:
+            with pytest.raises(ember.errors.PluginError, match="returned 2 outputs"):
+                run({"x": x})
+
+
 def test_infer_request(core):
     request = core.compile_model(identity_model_bytes(), "TOY").create_infer_request()
     request.set_tensor("x", np.zeros(2, np.float32))
