@@ -102,9 +102,9 @@ def test_a_request_refuses_changes_while_a_synchronous_inference_runs(compiled):
     try:
         assert started.wait(30)
         assert "busy" in repr(request)
-        with pytest.raises(RequestBusyError):
+        with pytest.raises(RequestBusyError, match=r"infer\(\) runs on another thread"):
             request.start_async(np.array([2.0], np.float32))
-        with pytest.raises(RequestBusyError):
+        with pytest.raises(RequestBusyError, match=r"infer\(\) runs on another thread"):
             request.set_tensor("x", np.array([2.0], np.float32))
     finally:
         gate.set()

@@ -236,9 +236,11 @@ class InferRequest:
         return arrays
 
     def _check_idle(self) -> None:
-        if self._in_infer or not self._idle.is_set():
+        if not self._idle.is_set():
             raise RequestBusyError("the infer request is busy: an asynchronous inference runs; "
                                    "wait() for it first")
+        if self._in_infer:
+            raise RequestBusyError("the infer request is busy: infer() runs on another thread")
 
     def _begin(self) -> None:
         with self._state_lock:
