@@ -188,6 +188,28 @@ def test_a_plugins_results_are_checked_on_every_path(core, returned):
                 run({"x": x})
 
 
+def test_a_device_taking_named_inputs_gets_the_callers_dict_when_it_fits(core):
+    compiled = core.compile_model(identity_model_bytes(), "TOY")
+    device_infer, given = compiled.device_model.infer, []
+
+    def infer_feeds(feeds):
+        given.append(feeds)
+        return device_infer([feeds["x"]])
+
+    compiled.device_model.infer_feeds = infer_feeds
+    compiled = ember.CompiledModel(compiled.device_model, compiled.device, {}, lambda c: b"")
+    x = np.zeros(2, np.float32)
+    feeds = {"x": x}
+    assert compiled(feeds)["y"].tolist() == [1, 1] and given == [feeds]  # the very dict
+    for other in ({"x": x.astype(np.float64)}, {"x": ember.Tensor(x)}, {0: x}, [x], x):
+        assert compiled(other)["y"].tolist() == [1, 1]  # converted, through infer
+    assert len(given) == 1
+    with pytest.raises(InferenceInputError, match="no input 'z'"):
+        compiled({"z": x})
+    with pytest.raises(InferenceInputError, match="expects float32, got complex"):
+        compiled({"x": x.astype(np.complex64)})
+
+
 def test_infer_request(core):
     request = core.compile_model(identity_model_bytes(), "TOY").create_infer_request()
     request.set_tensor("x", np.zeros(2, np.float32))

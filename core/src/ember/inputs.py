@@ -53,9 +53,7 @@ class InputChecks:
         The plain forms (an exact dict by name, a list or tuple, one array for a one-input
         model) of numpy arrays or Tensors with the ports' dtypes and shapes are returned as
         given; anything else, or anything that would need a conversion or an error message,
-        goes to ``prepare_inputs``. One function with no comprehension: each Python frame costs
-        more on the hot path than the comparisons do (the interpreter's caches are cold after
-        onnxruntime has run).
+        goes to ``prepare_inputs``.
         """
         kind, names = type(inputs), self.names
         values: Sequence[Any] | None = None
@@ -71,25 +69,47 @@ class InputChecks:
         elif kind is np.ndarray and len(names) == 1:
             values = (inputs,)  # type: ignore[assignment]
         if values is not None:
-            arrays = []
-            for value, (dtype, shape, rank, pick, sizes) in zip(values, self._expected,
-                                                                 strict=True):
-                if type(value) is not np.ndarray:
-                    if type(value) is not Tensor:
-                        break
-                    value = value.data
-                if value.dtype != dtype:
-                    break
-                got = value.shape
-                if shape is not None:
-                    if got != shape:
-                        break
-                elif len(got) != rank or (pick is not None and pick(got) != sizes):
-                    break
-                arrays.append(value)
-            else:
+            arrays = _as_given(values, self._expected, tensors=True)
+            if arrays is not None:
                 return arrays
         return prepare_inputs(self.ports, inputs)
+
+    def are_feeds(self, inputs: dict[Any, Any]) -> bool:
+        """Whether a dict can go to the device as it is: keyed by exactly the port names, each
+        a numpy array (not a Tensor) of its port's dtype and shape."""
+        if len(inputs) != len(self.names):
+            return False
+        try:
+            values = list(map(inputs.__getitem__, self.names))
+        except KeyError:
+            return False
+        return _as_given(values, self._expected, tensors=False) is not None
+
+
+def _as_given(values: Sequence[Any], expected: tuple[_Expected, ...], *, tensors: bool
+              ) -> list[np.ndarray] | None:
+    """The arrays, one per port, when each value is a numpy array (or, with ``tensors``, a
+    Tensor's) of its port's dtype and shape; None as soon as one is not.
+
+    A loop with no comprehension or generator in one frame: right after onnxruntime has run, with
+    the CPU's caches cold, each Python frame on this path costs more than the comparisons do.
+    """
+    arrays = []
+    for value, (dtype, shape, rank, pick, sizes) in zip(values, expected, strict=True):
+        if type(value) is not np.ndarray:
+            if not tensors or type(value) is not Tensor:
+                return None
+            value = value.data
+        if value.dtype != dtype:
+            return None
+        got = value.shape
+        if shape is not None:
+            if got != shape:
+                return None
+        elif len(got) != rank or (pick is not None and pick(got) != sizes):
+            return None
+        arrays.append(value)
+    return arrays
 
 
 def _expected(port: Port) -> _Expected:

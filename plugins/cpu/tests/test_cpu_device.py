@@ -125,9 +125,10 @@ def reshape_to_three() -> bytes:
 def test_a_failure_inside_onnxruntime_is_an_inference_input_error_naming_the_inputs(core):
     compiled = core.compile_model(reshape_to_three(), "CPU")
     np.testing.assert_array_equal(compiled(np.arange(3, dtype=np.float32))[0], [0, 1, 2])
-    with pytest.raises(ember.errors.InferenceInputError,
-                       match=r"onnxruntime cannot run the model on inputs 'x' \[4\]"):
-        compiled(np.zeros(4, np.float32))
+    for inputs in (np.zeros(4, np.float32), {"x": np.zeros(4, np.float32)}):  # both paths
+        with pytest.raises(ember.errors.InferenceInputError,
+                           match=r"onnxruntime cannot run the model on inputs 'x' \[4\]"):
+            compiled(inputs)
 
 
 def test_the_session_is_run_through_its_binding_when_it_has_one():

@@ -30,7 +30,10 @@ class CpuCompiledModel:
         self._run = binding_run(session)
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        feeds = dict(zip(self._input_names, inputs, strict=True))
+        return self.infer_feeds(dict(zip(self._input_names, inputs, strict=True)))
+
+    def infer_feeds(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The inference on inputs keyed by name, checked by the core (DeviceModel)."""
         try:
             return self._run(self._output_names, feeds, None)
         except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail, ...)
