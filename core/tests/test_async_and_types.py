@@ -86,6 +86,37 @@ def test_a_request_refuses_changes_while_it_runs(compiled):
     assert request.wait_for(-1)
 
 
+def test_a_request_refuses_changes_while_a_synchronous_inference_runs(compiled):
+    request = compiled.create_infer_request()
+    started, gate = threading.Event(), threading.Event()
+    device_infer = compiled.device_model.infer
+
+    def slow(inputs):
+        started.set()
+        gate.wait(30)
+        return device_infer(inputs)
+
+    compiled.device_model.infer = slow
+    running = threading.Thread(target=request.infer, args=(np.array([1.0], np.float32),))
+    running.start()
+    try:
+        assert started.wait(30)
+        assert "busy" in repr(request)
+        with pytest.raises(RequestBusyError, match=r"infer\(\) runs on another thread"):
+            request.start_async(np.array([2.0], np.float32))
+        with pytest.raises(RequestBusyError, match=r"infer\(\) runs on another thread"):
+            request.set_tensor("x", np.array([2.0], np.float32))
+    finally:
+        gate.set()
+        running.join(30)
+    assert "idle" in repr(request)
+    assert request.get_output_tensor().data.tolist() == [2.0]
+    compiled.device_model.infer = device_infer
+    with pytest.raises(ArithmeticError):  # a failed inference leaves the request usable
+        request.infer(np.array([-1.0], np.float32))
+    assert request.infer(np.array([3.0], np.float32))[0].tolist() == [4.0]
+
+
 def test_the_worker_thread_ends_with_its_request(compiled):
     request = compiled.create_infer_request()
     request.start_async(np.array([1.0], np.float32))

@@ -170,6 +170,46 @@ def test_results_by_name_index_and_port(core):
     assert list(result) == ["y"] and len(result.to_tuple()) == 1
 
 
+@pytest.mark.parametrize("returned", ["tuple", "two arrays"])
+def test_a_plugins_results_are_checked_on_every_path(core, returned):
+    compiled = core.compile_model(identity_model_bytes(), "TOY")
+    device_infer = compiled.device_model.infer
+    if returned == "tuple":  # any sequence will do
+        compiled.device_model.infer = lambda inputs: tuple(device_infer(inputs))
+    else:
+        compiled.device_model.infer = lambda inputs: device_infer(inputs) * 2
+    x = np.zeros(1, np.float32)
+    request = compiled.create_infer_request()
+    for run in (compiled, compiled.infer_new_request, request.infer):
+        if returned == "tuple":
+            assert run({"x": x})["y"].tolist() == [1.0]
+        else:
+            with pytest.raises(ember.errors.PluginError, match="returned 2 outputs"):
+                run({"x": x})
+
+
+def test_a_device_taking_named_inputs_gets_the_callers_dict_when_it_fits(core):
+    compiled = core.compile_model(identity_model_bytes(), "TOY")
+    device_infer, given = compiled.device_model.infer, []
+
+    def infer_feeds(feeds):
+        given.append(feeds)
+        return device_infer([feeds["x"]])
+
+    compiled.device_model.infer_feeds = infer_feeds
+    compiled = ember.CompiledModel(compiled.device_model, compiled.device, {}, lambda c: b"")
+    x = np.zeros(2, np.float32)
+    feeds = {"x": x}
+    assert compiled(feeds)["y"].tolist() == [1, 1] and given == [feeds]  # the very dict
+    for other in ({"x": x.astype(np.float64)}, {"x": ember.Tensor(x)}, {0: x}, [x], x):
+        assert compiled(other)["y"].tolist() == [1, 1]  # converted, through infer
+    assert len(given) == 1
+    with pytest.raises(InferenceInputError, match="no input 'z'"):
+        compiled({"z": x})
+    with pytest.raises(InferenceInputError, match="expects float32, got complex"):
+        compiled({"x": x.astype(np.complex64)})
+
+
 def test_infer_request(core):
     request = core.compile_model(identity_model_bytes(), "TOY").create_infer_request()
     request.set_tensor("x", np.zeros(2, np.float32))

@@ -30,6 +30,11 @@ class DeviceModel(Protocol):
     dims), and returns one array per output in order. It may be called from several threads, each
     through its own infer request; it must not keep references to the input arrays.
 
+    Optionally, ``infer_feeds(feeds)`` is the same inference on a dict keyed by input name, for a
+    device whose runtime takes named inputs (onnxruntime does): the core calls it, instead of
+    ``infer``, when the caller passed such a dict whose arrays it has checked, so that neither
+    side builds another. It must not keep or change the dict.
+
     Optionally, ``runtime_properties`` (a mapping) gives read-only properties of the compiled
     model that depend on how it runs, such as ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` and the
     resolved ``NUM_STREAMS`` (see :mod:`ember.hints`).

@@ -124,8 +124,8 @@ class DeviceConflictError(PluginError):
 
 
 class RequestBusyError(EmberError):
-    """An infer request was asked to start or change while an asynchronous inference runs on it
-    (OpenVINO's "Infer Request is busy")."""
+    """An infer request was asked to start or change while an asynchronous inference runs on it,
+    or a synchronous one on another thread (OpenVINO's "Infer Request is busy")."""
 
 
 class DynamicShapeError(EmberError, ValueError):

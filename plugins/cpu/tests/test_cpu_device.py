@@ -106,3 +106,43 @@ def test_a_cache_hit_builds_the_session_from_the_bytes_read_without_a_copy(tmp_p
 
     _, exported = ember.blob.unpack(warm.export_model())
     assert payload.loads(exported).graph.nbytes == graph.nbytes
+
+
+def reshape_to_three() -> bytes:
+    """x[n] -> Reshape to [3]: any n the ports allow, and onnxruntime fails at run unless n == 3."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.array([3], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_a_failure_inside_onnxruntime_is_an_inference_input_error_naming_the_inputs(core):
+    compiled = core.compile_model(reshape_to_three(), "CPU")
+    np.testing.assert_array_equal(compiled(np.arange(3, dtype=np.float32))[0], [0, 1, 2])
+    for inputs in (np.zeros(4, np.float32), {"x": np.zeros(4, np.float32)}):  # both paths
+        with pytest.raises(ember.errors.InferenceInputError,
+                           match=r"onnxruntime cannot run the model on inputs 'x' \[4\]"):
+            compiled(inputs)
+
+
+def test_the_session_is_run_through_its_binding_when_it_has_one():
+    from ember_cpu.compiled_model import binding_run
+
+    class Binding:
+        def run(self, names, feeds, options):
+            return ["binding"]
+
+    class Session:
+        def run(self, names, feeds, options=None):
+            return ["session"]
+
+    with_binding = Session()
+    with_binding._sess = Binding()
+    assert binding_run(with_binding)([], {}, None) == ["binding"]
+    assert binding_run(Session())([], {}, None) == ["session"]  # another onnxruntime's session

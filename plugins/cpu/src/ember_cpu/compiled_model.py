@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,13 +25,33 @@ class CpuCompiledModel:
         # onnxruntime uses these bytes in place (use_ort_model_bytes_directly): keep them alive
         # (a view keeps the object it views alive).
         self.ort_bytes = ort_bytes
+        self._input_names = tuple(p.name for p in inputs)
         self._output_names = [p.name for p in outputs]
+        self._run = binding_run(session)
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        feeds = {port.name: array for port, array in zip(self.inputs, inputs, strict=True)}
+        return self.infer_feeds(dict(zip(self._input_names, inputs, strict=True)))
+
+    def infer_feeds(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The inference on inputs keyed by name, checked by the core (DeviceModel)."""
         try:
-            return self.session.run(self._output_names, feeds)
+            return self._run(self._output_names, feeds, None)
         except Exception as exc:  # onnxruntime's own types (InvalidArgument, Fail, ...)
             shapes = ", ".join(f"{name!r} {list(a.shape)}" for name, a in feeds.items())
             raise InferenceInputError(f"onnxruntime cannot run the model on inputs {shapes}: "
                                       f"{str(exc).strip()}") from exc
+
+
+def binding_run(session: Any) -> Callable[[list[str], dict[str, np.ndarray], Any], list[Any]]:
+    """The ``run(output_names, feeds, run_options)`` to call on every inference.
+
+    ``InferenceSession.run`` checks the feeds again (every input present, none an OrtValue of
+    another session, no WebGPU graph capture) before calling its C++ binding, ``_sess.run``; the
+    core has already checked the names, dtypes and shapes, and Ember feeds only numpy arrays to a
+    CPU session, so the binding is called directly: ~5-10 us less per inference, which is 5 % of
+    silero-vad's. A session without the binding (another onnxruntime) keeps its public ``run``,
+    which takes the same arguments.
+    """
+    binding = getattr(session, "_sess", None)
+    run = getattr(binding, "run", None)
+    return run if callable(run) else session.run
