@@ -7,7 +7,7 @@ outputs, which can be read by name, by index or by output port.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,11 +15,24 @@ from ember import properties as props
 from ember.device import DeviceDescription, DeviceModel
 from ember.errors import InferenceInputError, PluginError, UnknownPropertyError
 from ember.hints import runtime_properties
-from ember.infer_request import InferRequest  # lives in its own module; importable here too
 from ember.inputs import InputChecks, Inputs, prepare_inputs
 from ember.model import Port, find_port
 
-# prepare_inputs and Inputs lived here first: still importable from this module.
+if TYPE_CHECKING:
+    from ember.infer_request import InferRequest
+
+# prepare_inputs and Inputs lived here first: still importable from this module, as InferRequest
+# is (imported on first use: a start that only calls the compiled model never needs it).
+
+
+def __getattr__(name: str) -> Any:
+    if name == "InferRequest":
+        from ember.infer_request import InferRequest
+
+        return InferRequest
+    raise AttributeError(f"module 'ember.compiled_model' has no attribute {name!r}")
+
+
 __all__ = ["CompiledModel", "InferRequest", "InferResult", "Inputs", "OutputNames",
            "prepare_inputs"]
 
@@ -159,6 +172,8 @@ class CompiledModel:
         return results
 
     def create_infer_request(self) -> InferRequest:
+        from ember.infer_request import InferRequest
+
         return InferRequest(self)
 
     def input(self, key: str | int | Port = 0) -> Port:

@@ -64,24 +64,28 @@ class Settings:
                       call: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The device's own writable properties after precedence (what its plugin receives),
         plus ``CACHE_ENCRYPTION_CALLBACKS`` when the call gave them."""
-        values = dict(device.config_defaults)
-        values.update({k: v for k, v in self.global_config.items() if k in values})
-        values.update({k: v for k, v in self.device_config.get(device.name, {}).items()
-                       if k in values})
+        defaults = device.config_defaults
+        given = {k: v for k, v in self.global_config.items() if k in defaults}
+        given.update({k: v for k, v in self.device_config.get(device.name, {}).items()
+                      if k in defaults})
+        callbacks = None
         if call:
             check_writable(device, call, where=f"compile on {device.name}", extra=CALL_ONLY_KEYS)
-            values.update({k: v for k, v in call.items() if k in device.config_defaults})
+            given.update({k: v for k, v in call.items() if k in defaults})
             callbacks = call.get(props.CACHE_ENCRYPTION_CALLBACKS)
-            if callbacks is not None:
-                from ember.crypto import as_callbacks  # only when a call gives them
+        # What was given in OpenVINO's spellings ("2", Type.f32) is normalised; the plugin's own
+        # defaults are passed as it declared them (and a start that sets only core keys, such as
+        # CACHE_DIR, normalises nothing).
+        values = {**defaults, **normalize(given, defaults)} if given else dict(defaults)
+        if callbacks is not None:
+            from ember.crypto import as_callbacks  # only when a call gives them
 
-                callbacks = as_callbacks(callbacks)
-                if props.ENCRYPTION in device.capabilities:
-                    values[props.CACHE_ENCRYPTION_CALLBACKS] = callbacks
-                else:  # as in OpenVINO: ignored by devices that cannot encrypt
-                    log.debug("%s does not support CACHE_ENCRYPTION_CALLBACKS; ignored",
-                              device.name)
-        return normalize(values, device.config_defaults)  # OpenVINO's spellings ("2", Type.f32)
+            callbacks = as_callbacks(callbacks)
+            if props.ENCRYPTION in device.capabilities:
+                values[props.CACHE_ENCRYPTION_CALLBACKS] = callbacks
+            else:  # as in OpenVINO: ignored by devices that cannot encrypt
+                log.debug("%s does not support CACHE_ENCRYPTION_CALLBACKS; ignored", device.name)
+        return values
 
     def core_value(self, device: DeviceDescription | None, key: str,
                    call: Mapping[str, Any] | None = None) -> Any:

@@ -8,11 +8,15 @@ it without a copy (writes through either are seen by both). ``Tensor(Type.f32, [
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ember.types import Shape, Type
+if TYPE_CHECKING:
+    from ember.types import Shape, Type
+
+# ember.types (OpenVINO's element types and shapes) is imported where a Tensor needs it: an
+# inference whose inputs are plain arrays checks them against Tensor without paying for it.
 
 
 class Tensor:
@@ -20,6 +24,8 @@ class Tensor:
 
     def __init__(self, array: Any, shape_or_shared: Any = False, element_type: Any = None, *,
                  shared_memory: bool | None = None) -> None:
+        from ember.types import Type
+
         shared = bool(shape_or_shared) if shared_memory is None else shared_memory
         if isinstance(array, Type) or (_is_dtype(array) and _is_shape(shape_or_shared)):
             dtype = Type(array).to_dtype() if isinstance(array, Type) else np.dtype(array)
@@ -47,6 +53,8 @@ class Tensor:
 
     @property
     def shape(self) -> Shape:
+        from ember.types import Shape
+
         return Shape(self._data.shape)
 
     @shape.setter
@@ -66,6 +74,8 @@ class Tensor:
 
     @property
     def element_type(self) -> Type:
+        from ember.types import Type
+
         return Type(self._data.dtype)
 
     def get_element_type(self) -> Type:
