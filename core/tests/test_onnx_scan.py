@@ -74,3 +74,34 @@ def test_bytes_that_are_no_model_answer_by_the_marker():
     assert refers_to_external_data(b"\xff" * 64) is False  # wire type 7: not walkable
     assert refers_to_external_data(b"\xff" * 64 + onnx_scan._MARKER) is True  # maybe: ask onnx
     assert refers_to_external_data(b"") is False
+
+
+def test_forged_bytes_get_an_answer_never_an_exception():
+    """A model file is untrusted input: truncated, bit-flipped and spliced forms of real models
+    (with and without an external reference) answer True or False; the intact ones that name
+    external data answer True."""
+    import random
+
+    from ember.testing import ppocr_cls_path
+
+    rng = random.Random(11)
+    external = with_external_weight(many_nodes(3)).SerializeToString()
+    seeds = [ppocr_cls_path().read_bytes(), dense_stack(2, 64).SerializeToString(), external,
+             with_external_weight(dense_stack(1, 32)).SerializeToString()]
+    assert all(refers_to_external_data(seed) for seed in seeds[2:])
+    for _ in range(400):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            spot = rng.randrange(len(data))
+            action = rng.random()
+            if action < 0.5:
+                data[spot] = rng.randrange(256)  # a flipped byte: lengths and tags lie
+            elif action < 0.8:
+                del data[spot:]  # truncated
+                if not data:
+                    data = bytearray(b"\x0a")
+            else:
+                data[spot:spot] = rng.choice(seeds)[:rng.randrange(1, 64)]  # spliced
+        assert refers_to_external_data(bytes(data)) in (True, False)
+    deep = b"\x3a\x02" * 200  # graph fields nested far beyond any real model
+    assert refers_to_external_data(deep) in (True, False)
