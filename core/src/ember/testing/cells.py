@@ -222,12 +222,16 @@ class Cell:
             self.check_blobs(cache_dir, None)
             return
         cold_outputs = self.check_reference(cold)
+        # Whether the cold compile was stored is decided by timing (a compile cheaper than its
+        # export is not admitted), so it is read now: a second compile of a model that was not
+        # admitted may be stored or not, and is then only checked for its outputs.
+        self.check_blobs(cache_dir, cold)
         warm = self.compile(CACHE_DIR=str(cache_dir))
         assert warm is not None, f"{self.label}: the second compile declined the model"
-        self.check_blobs(cache_dir, warm)
         if self.not_admitted:
             self.check_reference(warm)
             return
+        self.check_blobs(cache_dir, warm)
         if props.EXPORT_IMPORT in self.capabilities():
             self.check_loaded(warm, True)
             self.check_identical(self.infer(warm), cold_outputs, "the warm start")
