@@ -106,6 +106,21 @@ class PluginError(EmberError):
     """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""
 
 
+class BackendCompileError(PluginError):
+    """A device's backend failed to compile a model that Ember read as valid ONNX.
+
+    Plugins raise it (or the core wraps what they raise) so that the message names the plugin
+    and the device without ``--debug``: ``"CPU (ember-cpu 0.1): onnxruntime refused ..."``.
+    """
+
+    def __init__(self, device: str, reason: str, plugin: str | None = None) -> None:
+        self.device = device
+        self.plugin = plugin
+        self.reason = reason
+        who = f"{device} ({plugin})" if plugin else device
+        super().__init__(f"{who} could not compile the model: {reason}")
+
+
 class DeviceConflictError(PluginError):
     """Several installed distributions declare the same device kind, and the user has not said
     which one provides it; Ember never picks one by the order entry points happen to be found."""
