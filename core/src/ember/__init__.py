@@ -42,6 +42,7 @@ _LAZY = {
     "Shape": "ember.types",
     "Type": "ember.types",
     "Version": "ember.versions",
+    "get_version": "ember.versions",
     # pluggy is only needed by plugins, imported when their device is first named
     "hookimpl": "ember.hookspecs",
 }
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
     )
     from ember.tensor import Tensor
     from ember.types import Dimension, PartialShape, Shape, Type
-    from ember.versions import Version
+    from ember.versions import Version, get_version
 
 
 def __getattr__(name: str) -> Any:
@@ -106,6 +107,7 @@ __all__ = [
     "compile_model",
     "errors",
     "get_dir",
+    "get_version",
     "hookimpl",
     "list_cached_models",
     "properties",

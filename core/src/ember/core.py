@@ -22,6 +22,7 @@ from ember.errors import (
     UnknownPropertyError,
 )
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
+from ember.properties.typed import as_returned
 from ember.settings import Settings, parse_size
 from ember.store_paths import resolve_model_name
 
@@ -157,10 +158,10 @@ class Core:
         if key in metrics:
             return metrics[key]
         if key in props.CORE_CONFIG_KEYS:
-            return _shown(key, self._settings.core_value(device, key))
+            return as_returned(key, _shown(key, self._settings.core_value(device, key)))
         config = self._settings.device_values(device)
         if key in config:
-            return config[key]
+            return as_returned(key, config[key])
         raise UnknownPropertyError(key, f"device {device.name}",
                                    [*metrics, *config, *props.CORE_CONFIG_KEYS])
 
@@ -168,7 +169,7 @@ class Core:
         if key == props.AVAILABLE_DEVICES:  # the only core property that loads every plugin
             return self.available_devices
         if key in props.CORE_CONFIG_KEYS:
-            return _shown(key, self._settings.core_value(None, key))
+            return as_returned(key, _shown(key, self._settings.core_value(None, key)))
         names = [props.AVAILABLE_DEVICES, *props.CORE_CONFIG_KEYS, props.SUPPORTED_PROPERTIES]
         if key == props.SUPPORTED_PROPERTIES:
             return sorted(names)
