@@ -77,6 +77,10 @@ class Core:
         """Every device that can compile models on this machine now, by full name."""
         return sorted(self._plugins.device_owners)
 
+    def get_available_devices(self) -> list[str]:
+        """``available_devices``, by OpenVINO's older name."""
+        return self.available_devices
+
     @property
     def loaded_plugins(self) -> list[PluginInfo]:
         """The plugins registered in this Core, with their distributions and versions."""
