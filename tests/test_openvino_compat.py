@@ -79,12 +79,16 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
         import openvino.runtime.properties.hint as hints
         from openvino.properties import hint, streams
         from helpers import GREETING  # sys.path[0] is the script's directory
+        from openvino.runtime import *  # noqa: F403 (OpenVINO's older samples do this)
+        from openvino.runtime.utils.types import get_dtype
 
         assert __name__ == "__main__" and sys.modules["__main__"].__file__ == __file__
         print("argv", sys.argv)
         print(GREETING)
         assert ov.Core is ember.Core and ov_runtime.Tensor is ember.Tensor
         assert ov.runtime is ov_runtime and ov.properties.hint is hint
+        assert Core is ember.Core and get_dtype(Type.f32) == "float32"  # noqa: F405
+        assert "annotations" not in dir() and "PerformanceMode" not in dir()
         assert hints.PerformanceMode.THROUGHPUT == "THROUGHPUT" and streams.Num.AUTO == -1
         assert isinstance(ov.get_version(), str)
         for name in ("Layout", "no_such_name"):

@@ -60,8 +60,10 @@ class OpenVINOModule(types.ModuleType):
         target = self.__ember_module__
         names = getattr(target, "__all__", None)
         if names is None:
+            # neither modules nor ``from __future__ import annotations``' feature object
             names = [n for n in dir(target) if not n.startswith("_")
-                     and not isinstance(getattr(target, n, None), types.ModuleType)]
+                     and not isinstance(getattr(target, n, None), types.ModuleType)
+                     and type(getattr(target, n, None)).__module__ != "__future__"]
         return list(names)
 
     def __dir__(self) -> list[str]:

@@ -52,11 +52,13 @@ def _run_script(script: str, args: list[str]) -> int:
                          f"[Errno 2] No such file or directory\n")
         return 2
     sys.argv = [script, *args]
-    if sys.path and not sys.flags.safe_path:  # python SCRIPT puts the script's directory first
+    # python SCRIPT puts the script's directory first (none with -P, Python 3.11's safe_path)
+    if sys.path and not getattr(sys.flags, "safe_path", False):
         sys.path[0] = (os.path.dirname(os.path.realpath(script)) if os.path.isfile(script)
                        else os.path.abspath(script))
     install()
-    return _run(lambda: runpy.run_path(script, run_name="__main__"))
+    path = os.path.abspath(script)  # __main__.__file__ is absolute, as python makes it
+    return _run(lambda: runpy.run_path(path, run_name="__main__"))
 
 
 def _run_module(module: str, args: list[str]) -> int:
