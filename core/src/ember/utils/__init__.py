@@ -1,2 +1,1 @@
-"""OpenVINO's ``openvino.utils``: helpers applications call beside the API (see
-:mod:`ember.utils.types`)."""
+"""``ember.utils``: OpenVINO's ``openvino.utils`` helpers that model preparation uses."""
