@@ -29,6 +29,7 @@ _LAZY = {
     "Model": "ember.model",
     "Port": "ember.model",
     "compile_model": "ember.shortcuts",
+    "get_version": "ember.versions",
     "cached_model_path": "ember.store",
     "clear_model_cache": "ember.store",
     "get_dir": "ember.store",
@@ -42,7 +43,6 @@ _LAZY = {
     "Shape": "ember.types",
     "Type": "ember.types",
     "Version": "ember.versions",
-    "get_version": "ember.versions",
     # pluggy is only needed by plugins, imported when their device is first named
     "hookimpl": "ember.hookspecs",
 }
