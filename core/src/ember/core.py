@@ -22,7 +22,6 @@ from ember.errors import (
     UnknownPropertyError,
 )
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
-from ember.properties.typed import as_returned
 from ember.settings import Settings, parse_size
 from ember.store_paths import resolve_model_name
 
@@ -154,7 +153,10 @@ class Core:
     # -- properties --------------------------------------------------------------------------
 
     def get_property(self, device_name: str, key: str | None = None) -> Any:
-        """``get_property(device, key)`` for a device; ``get_property(key)`` for the core."""
+        """``get_property(device, key)`` for a device; ``get_property(key)`` for the core; values
+        in the types OpenVINO returns (see :mod:`ember.properties.typed`)."""
+        from ember.properties.typed import as_returned
+
         if key is None:
             return self._core_property(device_name)
         device = self._device(device_name)
@@ -170,6 +172,8 @@ class Core:
                                    [*metrics, *config, *props.CORE_CONFIG_KEYS])
 
     def _core_property(self, key: str) -> Any:
+        from ember.properties.typed import as_returned
+
         if key == props.AVAILABLE_DEVICES:  # the only core property that loads every plugin
             return self.available_devices
         if key in props.CORE_CONFIG_KEYS:
