@@ -4,9 +4,9 @@ Three things, each done here once:
 
 - the hint keys (``PERFORMANCE_HINT``, ``NUM_STREAMS``, ``PERFORMANCE_HINT_NUM_REQUESTS``,
   ``INFERENCE_PRECISION_HINT``, ``EXECUTION_MODE_HINT``) are writable on every device: a plugin
-  that does not declare one
-  gets it with OpenVINO's default (:func:`with_generic_defaults`), so code written for OpenVINO
-  compiles unchanged on any device; a plugin that declares one acts on it;
+  that does not declare one gets it with OpenVINO's default (:func:`with_generic_defaults`), so
+  code written for OpenVINO compiles unchanged on any device; a plugin that declares one acts on
+  it;
 - property values are taken in the forms OpenVINO accepts (:func:`normalize`): numbers as
   strings (``"2"``), ``"YES"``/``"NO"`` for booleans, ``ov.Type`` and enum members, and
   ``"AUTO"`` for ``NUM_STREAMS``; hint values are checked here;
