@@ -130,6 +130,8 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
     assert frames == [str(script), str(script)], traceback  # the program's frames, no runner's
     assert traceback.rstrip().endswith("ValueError: the program's own error")
 
+    usage = run([], cwd=tmp_path, env=env)
+    assert usage.returncode == 2 and "usage: python -m ember.compat.openvino" in usage.stderr
     missing = run([str(tmp_path / "absent.py")], cwd=tmp_path, env=env)
     assert missing.returncode == 2 and "can't open file" in missing.stderr
     without = subprocess.run([sys.executable, str(script), "0"], env=env, capture_output=True,
