@@ -217,3 +217,29 @@ def test_openvino_names_map_to_ember_modules(name, module):
     assert ember_module(name) == module
     if name.startswith("openvino.runtime."):  # openvino.runtime.X is openvino.X
         assert ember_module(name) == ember_module(canonical(name))
+
+
+def test_embers_own_code_still_reaches_the_installed_openvino(tmp_path):
+    """The OPENVINO device drives the installed OpenVINO while the program's ``openvino`` is
+    Ember's: ``import_installed`` gives the installed package, whose modules import each other by
+    their absolute names."""
+    site = tmp_path / "site"
+    write(site / "openvino" / "__init__.py", """\
+        from openvino._runtime import Core
+        KIND = "installed"
+    """)
+    write(site / "openvino" / "_runtime.py", "class Core:\n    pass\n")
+    script = write(tmp_path / "main.py", """\
+        import ember
+        import openvino as ov
+        from ember.compat.openvino import import_installed
+
+        installed = import_installed()
+        assert installed.KIND == "installed" and installed.Core is not ember.Core
+        assert import_installed() is installed
+        import openvino as again
+        assert again is ov and ov.Core is ember.Core  # the program's is still Ember's
+        print("both")
+    """)
+    done = run([str(script)], cwd=tmp_path, env=environment(site))
+    assert done.returncode == 0 and "both" in done.stdout, done.stderr

@@ -6,9 +6,11 @@ as ``python`` would, with ``import openvino``, ``import openvino.runtime`` and t
 that process only, even inside third-party packages and where OpenVINO is installed. Nothing is
 installed under the name ``openvino``: a ``sys.meta_path`` finder answers those imports
 (:mod:`ember.compat.openvino.finder`; :func:`install` puts it in place from Python). A name Ember
-does not implement raises an ImportError or AttributeError that names it and says so.
+does not implement raises an ImportError or AttributeError that names it and says so. Ember's
+own code that drives an installed OpenVINO (the ``OPENVINO`` device) reaches it through
+:func:`import_installed`.
 """
 
-from ember.compat.openvino.finder import install, installed, uninstall
+from ember.compat.openvino.finder import import_installed, install, installed, uninstall
 
-__all__ = ["install", "installed", "uninstall"]
+__all__ = ["import_installed", "install", "installed", "uninstall"]

@@ -80,3 +80,38 @@ def uninstall() -> None:
 def installed() -> bool:
     """Whether ``openvino`` imports give Ember's modules now."""
     return _FINDER in sys.meta_path
+
+
+#: The installed OpenVINO's modules, by name, once :func:`import_installed` has imported them.
+_INSTALLED: dict[str, types.ModuleType] = {}
+
+
+def import_installed() -> types.ModuleType:
+    """The installed ``openvino`` package itself, for Ember's own code that drives OpenVINO (the
+    ``OPENVINO`` device) while the program's ``openvino`` is Ember's.
+
+    Without the finder in place this is ``import openvino``. With it, the installed package is
+    imported once with the finder and Ember's modules set aside (its modules import each other by
+    their absolute names while it loads), and they are put back afterwards; the installed
+    package's modules are kept here, not in ``sys.modules``. Another thread importing
+    ``openvino`` during that first import may see the installed package.
+
+    :raises ModuleNotFoundError: OpenVINO is not installed.
+    """
+    if not installed():
+        return importlib.import_module("openvino")
+    if not _INSTALLED:
+        ours = {name: module for name, module in sys.modules.items() if is_openvino(name)}
+        for name in ours:
+            del sys.modules[name]
+        sys.meta_path.remove(_FINDER)
+        try:
+            importlib.import_module("openvino")
+            _INSTALLED.update((name, module) for name, module in sys.modules.items()
+                              if is_openvino(name))
+        finally:
+            for name in [n for n in sys.modules if is_openvino(n)]:
+                del sys.modules[name]
+            sys.modules.update(ours)
+            sys.meta_path.insert(0, _FINDER)
+    return _INSTALLED["openvino"]
