@@ -105,6 +105,10 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
                 __import__(module)
             except ImportError as error:
                 print("ImportError:", error)
+        try:
+            from openvino.runtime import OpExtension  # noqa: F401
+        except ImportError as error:  # Ember's words, not "cannot import name"
+            print("ImportError:", error)
 
         def fail():
             raise ValueError("the program's own error")
@@ -120,7 +124,7 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
     assert "found next to the script" in done.stdout
     for name in ("openvino.Layout", "openvino.no_such_name",
                  "openvino.properties.hint.enable_cpu_pinning", "openvino.tools",
-                 "openvino.no_such_module", "openvino.cache"):
+                 "openvino.no_such_module", "openvino.cache", "openvino.OpExtension"):
         assert f"Ember does not implement {name} " in done.stdout, (name, done.stdout)
 
     failed = run([str(script), "raise"], cwd=tmp_path, env=env)

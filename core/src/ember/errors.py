@@ -72,6 +72,12 @@ class NotSupportedError(EmberError, NotImplementedError):
     """The device cannot do what was asked (for example export a model without EXPORT_IMPORT)."""
 
 
+class OpenVINOModuleError(EmberError, ModuleNotFoundError):
+    """An ``openvino`` module that Ember does not implement, imported by a program run through
+    ``python -m ember.compat.openvino``. Its ``name`` is None, so that ``from openvino import X``
+    reports this message rather than Python's "cannot import name"."""
+
+
 class InferenceInputError(EmberError, ValueError):
     """The inputs given to an inference do not fit the model: name, count, shape or dtype."""
 

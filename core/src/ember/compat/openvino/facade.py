@@ -15,6 +15,7 @@ import types
 from typing import Any
 
 from ember.compat.openvino.names import canonical, ember_module, not_implemented
+from ember.errors import OpenVINOModuleError
 
 _MISSING = object()
 
@@ -45,9 +46,7 @@ class OpenVINOModule(types.ModuleType):
             if ember_module(full) is not None:
                 try:
                     value = importlib.import_module(full)
-                except ModuleNotFoundError as exc:
-                    if exc.name != full:
-                        raise  # the module exists but needs something missing: that is the news
+                except OpenVINOModuleError:  # not a module Ember has: not an attribute either
                     value = _MISSING
         if value is _MISSING:
             raise AttributeError(not_implemented(f"{canonical(self.__name__)}.{name}"),

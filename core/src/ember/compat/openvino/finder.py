@@ -2,7 +2,8 @@
 
 Placed first on ``sys.meta_path``, it answers ``openvino`` and everything under it before any
 other finder can look, so an installed OpenVINO is never imported while it is in place; a name
-Ember does not implement raises ``ModuleNotFoundError`` saying so. Nothing is installed under the
+Ember does not implement raises :class:`~ember.errors.OpenVINOModuleError` (a
+``ModuleNotFoundError``) saying so. Nothing is installed under the
 name ``openvino``: the modules are :class:`~ember.compat.openvino.facade.OpenVINOModule` objects
 made here.
 """
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 from ember.compat.openvino.facade import OpenVINOModule
 from ember.compat.openvino.names import canonical, ember_module, is_openvino, not_implemented
+from ember.errors import OpenVINOModuleError
 
 
 class OpenVINOFinder:
@@ -29,15 +31,14 @@ class OpenVINOFinder:
             return None
         module_name = ember_module(fullname)
         if module_name is None:
-            raise ModuleNotFoundError(not_implemented(canonical(fullname)), name=fullname)
+            raise OpenVINOModuleError(not_implemented(canonical(fullname)))
         try:
             importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             missing = exc.name or ""
             if module_name != missing and not module_name.startswith(missing + "."):
                 raise  # Ember's module is there but could not import something it needs
-            raise ModuleNotFoundError(not_implemented(canonical(fullname)),
-                                      name=fullname) from None
+            raise OpenVINOModuleError(not_implemented(canonical(fullname))) from None
         spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         spec.loader_state = module_name
         return spec
