@@ -43,7 +43,8 @@ def get_ndarray(data: Any) -> np.ndarray:
 def get_shape(data: Any) -> list[int] | tuple[int, ...]:
     """The shape of an array, the length of a list, or ``[]`` for a scalar."""
     if isinstance(data, np.ndarray):
-        return data.shape
+        shape: tuple[int, ...] = data.shape
+        return shape
     if isinstance(data, list):
         return [len(data)]
     return []

@@ -15,10 +15,14 @@ import importlib.machinery
 import sys
 import types
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from ember.compat.openvino.facade import OpenVINOModule
 from ember.compat.openvino.names import canonical, ember_module, is_openvino, not_implemented
 from ember.errors import OpenVINOModuleError
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 
 class OpenVINOFinder:
@@ -39,7 +43,7 @@ class OpenVINOFinder:
             if module_name != missing and not module_name.startswith(missing + "."):
                 raise  # Ember's module is there but could not import something it needs
             raise OpenVINOModuleError(not_implemented(canonical(fullname))) from None
-        spec = importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        spec = importlib.machinery.ModuleSpec(fullname, cast("Loader", self), is_package=True)
         spec.loader_state = module_name
         return spec
 
