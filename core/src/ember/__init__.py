@@ -42,19 +42,40 @@ _LAZY = {
     "Shape": "ember.types",
     "Type": "ember.types",
     "Version": "ember.versions",
+    # OpenVINO's model preparation: layouts, graph nodes, runtime-info values
+    "Layout": "ember.layout",
+    "Node": "ember.graph",
+    "Input": "ember.graph",
+    "Output": "ember.graph",
+    "OVAny": "ember.ovany",
     # pluggy is only needed by plugins, imported when their device is first named
     "hookimpl": "ember.hookspecs",
 }
-_SUBMODULES = ("errors", "properties")
+_SUBMODULES = ("errors", "properties", "preprocess", "layout_helpers", "opset", "opset10",
+               "opset11", "opset12", "opset13", "utils")
 
 if TYPE_CHECKING:
-    from ember import errors, properties
+    from ember import (
+        errors,
+        layout_helpers,
+        opset,
+        opset10,
+        opset11,
+        opset12,
+        opset13,
+        preprocess,
+        properties,
+        utils,
+    )
     from ember.async_queue import AsyncInferQueue
     from ember.compiled_model import CompiledModel, InferRequest, InferResult
     from ember.core import Core
     from ember.device import DeviceModel
+    from ember.graph import Input, Node, Output
     from ember.hookspecs import hookimpl
+    from ember.layout import Layout
     from ember.model import Model, Port
+    from ember.ovany import OVAny
     from ember.shortcuts import compile_model
     from ember.store import (
         cached_model_path,
@@ -93,7 +114,12 @@ __all__ = [
     "Dimension",
     "InferRequest",
     "InferResult",
+    "Input",
+    "Layout",
     "Model",
+    "Node",
+    "OVAny",
+    "Output",
     "PartialShape",
     "Port",
     "Shape",
@@ -107,9 +133,17 @@ __all__ = [
     "errors",
     "get_dir",
     "hookimpl",
+    "layout_helpers",
     "list_cached_models",
+    "opset",
+    "opset10",
+    "opset11",
+    "opset12",
+    "opset13",
+    "preprocess",
     "properties",
     "save_model",
     "set_dir",
     "set_model_cache",
+    "utils",
 ]
