@@ -72,6 +72,10 @@ class Emitter:
             self.names[Output(node, i)] = name
         emit = _EMITTERS.get(node.type_name, _same_name)
         emit(self, node, [self.names[s] for s in node.input_values], outs)
+        for written in reversed(self.nodes):  # the ONNX op computing it keeps the node's name
+            if outs and outs[0] in written.output:
+                written.name = self.fresh(node.friendly_name)
+                break
 
     def add(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
         from onnx import helper
@@ -288,13 +292,28 @@ def build_model(results: list[Node], parameters: list[Node], name: str) -> onnx.
     outputs = []
     for result in results:
         source = result.input_values[0] if result.type_name == "Result" else result.output(0)
-        name = result.friendly_name if result.type_name == "Result" else e.fresh("output")
-        if name in e.taken:
-            name = e.fresh(name)
-        e.taken.add(name)
-        e.add("Identity", [e.name_of(source)], [name])
-        outputs.append(value_info(name, source.dtype, source.shape_dims))
+        wanted = result.friendly_name if result.type_name == "Result" else "output"
+        inner = e.name_of(source)
+        out_name = wanted if wanted not in e.taken else e.fresh(wanted)
+        e.taken.add(out_name)
+        producer = next((n for n in e.nodes if inner in n.output), None)
+        if producer is not None and inner not in {o.name for o in outputs}:
+            _rename_value(e, inner, out_name)  # the op itself writes the output: no Identity
+        else:
+            e.add("Identity", [inner], [out_name])
+        outputs.append(value_info(out_name, source.dtype, source.shape_dims))
     graph = helper.make_graph(e.nodes, name or "model", inputs, outputs)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", BUILD_OPSET)])
     model.ir_version = 8
     return model
+
+
+def _rename_value(e: Emitter, old: str, new: str) -> None:
+    for node in e.nodes:
+        for names in (node.input, node.output):
+            for i, value in enumerate(names):
+                if value == old:
+                    names[i] = new
+    for output, value in list(e.names.items()):
+        if value == old:
+            e.names[output] = new

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
+from ember.model_api import ModelApi, built_proto, is_graph
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -175,14 +176,19 @@ def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:
     return Port(value_info.name, tuple(dims), dtype, index)
 
 
-class Model:
-    """An ONNX model, read but not compiled. Create it with ``Core.read_model``.
+class Model(ModelApi):
+    """An ONNX model, read but not compiled. Create it with ``Core.read_model``, or build one
+    with :mod:`ember.opset` as ``Model(results, parameters, name)``.
 
     The protobuf is kept as ``proto``; ``path`` is the file it came from, if any (plugins that can
     read the file themselves, and the model cache, use it).
     """
 
-    def __init__(self, proto: onnx.ModelProto, path: Path | None = None) -> None:
+    def __init__(self, proto: onnx.ModelProto, path: Path | None = None,
+                 name: str | None = None) -> None:
+        if is_graph(proto):  # OpenVINO's Model(results, parameters, name)
+            proto, self._graph = built_proto(proto, path or [], name)  # type: ignore[arg-type]
+            path = None
         self.proto = proto
         self.path = path
         graph_inputs = [v for v in proto.graph.input if v.name not in self._initializer_names]
