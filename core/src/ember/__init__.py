@@ -33,7 +33,8 @@ _LAZY = {
     "clear_model_cache": "ember.store",
     "get_dir": "ember.store",
     "list_cached_models": "ember.store",
-    "save_model": "ember.store",
+    "save_model": "ember.model_io",  # OpenVINO's (model, path) or the store's (name, model)
+    "serialize": "ember.model_io",
     "set_dir": "ember.store",
     "set_model_cache": "ember.store",
     "Tensor": "ember.tensor",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
     from ember.hookspecs import hookimpl
     from ember.layout import Layout
     from ember.model import Model, Port
+    from ember.model_io import save_model, serialize
     from ember.ovany import OVAny
     from ember.shortcuts import compile_model
     from ember.store import (
@@ -82,7 +84,6 @@ if TYPE_CHECKING:
         clear_model_cache,
         get_dir,
         list_cached_models,
-        save_model,
         set_dir,
         set_model_cache,
     )
@@ -143,6 +144,7 @@ __all__ = [
     "preprocess",
     "properties",
     "save_model",
+    "serialize",
     "set_dir",
     "set_model_cache",
     "utils",

@@ -194,8 +194,12 @@ class Core:
 
     # -- models ------------------------------------------------------------------------------
 
-    def read_model(self, model: str | os.PathLike[str] | bytes) -> Model:
+    def read_model(self, model: str | os.PathLike[str] | bytes, weights: Any = None,
+                   config: Mapping[str, Any] | None = None) -> Model:
         """Read an ONNX model from a file path or from serialized bytes.
+
+        ``weights`` and ``config`` are OpenVINO's (``read_model(xml, bin)``) and may be given or
+        None: an ONNX file finds its external weights beside itself, so Ember reads neither.
 
         :raises ember.errors.ModelNotFoundError: the file does not exist.
         :raises ember.errors.InvalidModelError: it is not an ONNX model (the message says why).
