@@ -206,20 +206,7 @@ def _interpolate(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> Non
     by_sizes = attrs["shape_calculation_mode"] == "sizes"
     target = e.as_i64(ins[1]) if by_sizes else ins[1]
     if len(ins) > 2:  # the sizes or scales of some axes: ONNX (before 18) wants all of them
-        rank = node.input_values[0].shape_dims
-        if rank is None:
-            raise NotSupportedError("interpolate over some axes of a tensor of unknown rank")
-        if by_sizes:
-            base = e.fresh("shape")
-            e.add("Shape", ins[:1], [base])
-        else:
-            base = e.const(np.ones(len(rank), dtype=np.float32), "ones")
-            cast = e.fresh("scales")
-            e.add("Cast", [target], [cast], to=1)
-            target = cast
-        full = e.fresh("full")
-        e.add("ScatterElements", [base, e.as_i64(ins[2]), target], [full], axis=0)
-        target = full
+        target = _full_target(e, node, ins[0], target, by_sizes)
     roi = ""
     extra: dict[str, Any] = {}
     if attrs["mode"] == "nearest":
@@ -233,6 +220,51 @@ def _interpolate(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> Non
         roi = e.const(np.zeros(0, dtype=np.float32), "no_roi")
     e.add("Resize", [ins[0], roi, scales, *sizes], outs, mode=attrs["mode"],
           coordinate_transformation_mode=attrs["coordinate_transformation_mode"], **extra)
+
+
+def _full_target(e: Emitter, node: Node, image: str, target: str, by_sizes: bool) -> str:
+    """The sizes (or scales) of every axis, from those of ``axes``: a dimension left alone keeps
+    its size (scale 1). Built from Shape, Gather and Concat, which every device here runs."""
+    dims = node.input_values[0].shape_dims
+    if dims is None:
+        raise NotSupportedError("interpolate over some axes of a tensor of unknown rank")
+    axes = [int(a) % len(dims) for a in node.input_values[2].node.get_data().reshape(-1)]
+    given = node.input_values[1]
+    constant = given.node.get_data().reshape(-1) if given.node.type_name == "Constant" else None
+    shape = ""
+    pieces = []
+    for axis, dim in enumerate(dims):
+        if axis in axes:
+            j = axes.index(axis)
+            if constant is not None:
+                value = np.asarray([constant[j]], dtype=np.int64 if by_sizes else np.float32)
+                pieces.append(e.const(value, "size"))
+            else:
+                piece = e.fresh("size")
+                e.add("Gather", [target, e.const(np.asarray([j], dtype=np.int64), "index")],
+                      [piece], axis=0)
+                pieces.append(piece)
+        elif not by_sizes:
+            pieces.append(e.const(np.ones(1, dtype=np.float32), "one"))
+        elif isinstance(dim, int):
+            pieces.append(e.const(np.asarray([dim], dtype=np.int64), "size"))
+        else:
+            if not shape:
+                shape = e.fresh("shape")
+                e.add("Shape", [image], [shape])
+            piece = e.fresh("size")
+            e.add("Gather", [shape, e.const(np.asarray([axis], dtype=np.int64), "index")],
+                  [piece], axis=0)
+            pieces.append(piece)
+    if constant is not None and all(isinstance(d, int) for i, d in enumerate(dims)
+                                    if i not in axes):
+        values = [constant[axes.index(i)] if i in axes else (d if by_sizes else 1.0)
+                  for i, d in enumerate(dims)]
+        del e.nodes[len(e.nodes) - len(pieces):]  # one constant instead of the pieces
+        return e.const(np.asarray(values, dtype=np.int64 if by_sizes else np.float32), "sizes")
+    full = e.fresh("full")
+    e.add("Concat", pieces, [full], axis=0)
+    return full
 
 
 def _if(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> None:
