@@ -1,0 +1,188 @@
+"""OpenVINO's model-preparation API on Ember: layouts, OVAny, runtime info, ordered ops, graph
+building with ember.opset, save_model and serialize."""
+
+import numpy as np
+import onnx
+import pytest
+
+import ember
+from ember import layout_helpers
+from ember import opset13 as ops
+from ember.testing import models
+
+
+@pytest.fixture(scope="module")
+def core():
+    return ember.Core()
+
+
+def test_layouts_as_openvino_spells_them():
+    nchw = ember.Layout("NCHW")
+    assert nchw.to_string() == "[N,C,H,W]" and str(nchw) == "[N,C,H,W]"
+    assert repr(nchw) == "<Layout: [N,C,H,W]>"
+    assert nchw == ember.Layout("[N,C,H,W]") == "nchw" and not nchw.empty
+    assert ember.Layout().empty and ember.Layout().to_string() == ""
+    assert layout_helpers.height_idx(nchw) == 2 and layout_helpers.width_idx("NHWC") == 2
+    assert layout_helpers.channels_idx("NHWC") == 3 and layout_helpers.batch_idx(nchw) == 0
+    assert layout_helpers.height_idx("...HW") == -2 and not layout_helpers.has_depth(nchw)
+    assert ember.Layout("NC...").to_string() == "[N,C,...]"
+    with pytest.raises(RuntimeError):
+        layout_helpers.depth_idx(nchw)
+
+
+@pytest.mark.parametrize("text", ["NCHWN", "[N,,C]", "[N,C", "N-C", "......", "N...C...",
+                                  "x" * 5000, "\x00", "[", "]"])
+def test_a_malformed_layout_is_one_runtime_error(text):
+    try:
+        layout = ember.Layout(text)
+    except RuntimeError:
+        return
+    assert isinstance(layout.to_string(), str)
+
+
+def test_a_ports_layout_is_empty_until_set(core):
+    model = core.read_model(models.mlp().SerializeToString())
+    assert layout_helpers.get_layout(model.input()).empty
+    layout_helpers.set_layout(model.input(), ember.Layout("NC"))
+    assert layout_helpers.get_layout(model.input()).to_string() == "[N,C]"
+
+
+def test_ovany_converts_as_openvino_does():
+    assert ember.OVAny(3).astype(str) == "3"
+    assert ember.OVAny("0.5 1 2").aslist(float) == [0.5, 1.0, 2.0]
+    assert ember.OVAny("YES").astype(bool) is True
+    assert ember.OVAny(["a", "b"]).astype(str) == "a b"
+    with pytest.raises(RuntimeError):
+        ember.OVAny("abc").astype(int)
+
+
+def _with_metadata(props):
+    proto = models.mlp()
+    onnx.helper.set_model_props(proto, props)
+    return proto.SerializeToString()
+
+
+def test_rt_info_reads_onnx_metadata_both_ways(core):
+    model = core.read_model(_with_metadata({"model_info model_type": "Classification",
+                                            "model_info labels": "cat dog", "author": "me"}))
+    assert model.get_rt_info(["model_info", "model_type"]).astype(str) == "Classification"
+    assert model.get_rt_info(["model_info", "labels"]).aslist() == ["cat", "dog"]
+    assert model.get_rt_info(["framework", "author"]).astype(str) == "me"  # OpenVINO's view
+    assert model.has_rt_info(["model_info"]) and not model.has_rt_info(["model_info", "nope"])
+    with pytest.raises(RuntimeError) as error:
+        model.get_rt_info(["model_info", "mean_values"])
+    assert str(error.value) == ("Cannot get runtime attribute. Path to runtime attribute is "
+                                "incorrect.")
+
+
+@pytest.mark.parametrize("props", [{"": "x"}, {"   ": "y"}, {"a  b": "z", "a": "w"},
+                                   {"k" * 10000: "v"}, {"a b c": "1", "a b": "2"}])
+def test_forged_metadata_keys_read_without_crashing(core, props):
+    model = core.read_model(_with_metadata(props))
+    info = model.get_rt_info()
+    assert "framework" in info
+    for key in props:
+        assert model.get_rt_info(["framework", key]).astype(str) == props[key]
+
+
+def test_rt_info_survives_save_model_and_keys_the_cache(core, tmp_path):
+    model = core.read_model(models.mlp().SerializeToString())
+    model.set_rt_info(["cat", "dog"], ["model_info", "labels"])
+    assert model.get_rt_info(["model_info", "labels"]).astype(str) == "cat dog"
+    ember.save_model(model, tmp_path / "saved.onnx")
+    again = core.read_model(str(tmp_path / "saved.onnx"), None)
+    assert again.get_rt_info(["model_info", "labels"]).aslist() == ["cat", "dog"]
+
+    config = {"CACHE_DIR": str(tmp_path / "cache")}
+    first = core.compile_model(again, "CPU", config)
+    assert not first.get_property("LOADED_FROM_CACHE")
+    same = core.read_model(str(tmp_path / "saved.onnx"))
+    assert core.compile_model(same, "CPU", config).get_property("LOADED_FROM_CACHE")
+    other = core.read_model(str(tmp_path / "saved.onnx"))
+    other.set_rt_info("bird", ["model_info", "labels"])
+    assert not core.compile_model(other, "CPU", config).get_property("LOADED_FROM_CACHE")
+
+
+def test_ordered_ops_come_from_the_onnx_graph(core):
+    model = core.read_model(models.mlp().SerializeToString())
+    ops_ = model.get_ordered_ops()
+    kinds = [op.get_type_name() for op in ops_]
+    assert kinds[0] == "Parameter" and kinds[-1] == "Result"
+    assert kinds.count("Constant") == 6 and "Gemm" in kinds  # ONNX's operator names
+    fc1 = next(op for op in ops_ if op.get_friendly_name() == "fc1")
+    assert fc1.get_attributes() == {"transB": 1}
+    assert [i.get_source_output().get_node().get_friendly_name() for i in fc1.inputs()] == \
+        ["x", "w1", "b1"]
+    assert fc1.get_output_partial_shape(0) == ember.PartialShape(["batch", 32])
+    assert [p.get_friendly_name() for p in model.get_parameters()] == ["x"]
+    result = model.get_results()[0]
+    assert result.input_value(0).get_node().get_type_name() == "Softmax"
+    w1 = next(op for op in ops_ if op.get_friendly_name() == "w1")
+    assert w1.get_data().shape == (32, 16)
+
+
+def _resize_and_crop_graph():
+    """A wrapper library's kind of graph: resize keeping the aspect, pad, crop, If."""
+    image = ops.parameter([1, 3, 20, 40], np.float32, name="image")
+    shape = ops.shape_of(image, "i32")
+    height = ops.gather(shape, ops.constant(np.array([2], np.int32)), ops.constant(0))
+    width = ops.gather(shape, ops.constant(np.array([3], np.int32)), ops.constant(0))
+    scale = ops.divide(ops.constant(np.array([10.0], np.float32)),
+                       ops.convert(height, "f32"))
+    new_w = ops.convert(ops.floor(ops.multiply(ops.convert(width, "f32"), scale)), "i64")
+    sizes = ops.concat([ops.constant(np.array([10], np.int64)), new_w], 0)
+    resized = ops.interpolate(image, sizes, "linear_onnx", "sizes", axes=[2, 3])
+    padded = ops.pad(resized, [0, 0, 1, 1], [0, 0, 1, 1], "constant", 0.0)
+    cropped = ops.slice(padded, np.array([1, 1]), np.array([11, 21]), np.array([1, 1]),
+                        np.array([2, 3]))
+    flat = ops.reshape(ops.transpose(cropped, [0, 2, 3, 1]), [1, -1], special_zero=False)
+    condition = ops.greater(ops.convert(width, "f32"), ops.constant(np.array([30.0], np.float32)))
+    if_node = ops.if_op(ops.squeeze(condition, [0]))
+    then_in = ops.parameter([1, 600], np.float32, name="then_in")
+    else_in = ops.parameter([1, 600], np.float32, name="else_in")
+    if_node.set_then_body(ember.Model([ops.relu(then_in)], [then_in], "then"))
+    if_node.set_else_body(ember.Model([ops.subtract(else_in, 1.0)], [else_in], "else"))
+    if_node.set_input(flat.output(0), then_in, else_in)
+    chosen = if_node.set_output(ops.result(ops.relu(then_in)), ops.result(
+        ops.subtract(else_in, 1.0)))
+    return ember.Model([ops.result(chosen, name="out")], [image], "wrapper")
+
+
+def test_a_built_graph_runs_and_equals_numpy(core):
+    model = _resize_and_crop_graph()
+    assert model.get_friendly_name() == "wrapper"
+    assert [o.name for o in model.outputs] == ["out"]
+    onnx.checker.check_model(model.proto, full_check=True)
+    image = np.random.default_rng(0).standard_normal((1, 3, 20, 40)).astype(np.float32)
+    got = core.compile_model(model, "CPU")(image)[0]
+    resized = image[:, :, ::2, ::2]  # half-pixel linear at exactly half size: 2x2 means
+    resized = (image[:, :, ::2, ::2] + image[:, :, 1::2, ::2] + image[:, :, ::2, 1::2]
+               + image[:, :, 1::2, 1::2]) / 4
+    expected = np.maximum(resized.transpose(0, 2, 3, 1).reshape(1, -1), 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_opset_needs_constant_attributes():
+    data = ops.parameter([2, 3], np.float32)
+    with pytest.raises(ember.errors.NotSupportedError, match="constant"):
+        ops.transpose(data, ops.shape_of(data))
+    assert ember.opset10.interpolate is ember.opset13.interpolate is ember.opset.interpolate
+
+
+def test_save_model_forms(core, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBER_HOME", str(tmp_path / "home"))
+    model = core.read_model(models.cnn().SerializeToString())
+    big = core.read_model(models.mlp(features=64, hidden=64).SerializeToString())
+    ember.save_model(big, tmp_path / "big.xml")  # OpenVINO's form: ONNX whatever the suffix
+    ember.save_model(big, tmp_path / "big_f32.onnx", compress_to_fp16=False)
+    ember.serialize(big, tmp_path / "big_ser.onnx")
+    sizes = {p.name: p.stat().st_size for p in tmp_path.glob("big*")}
+    assert sizes["big.xml"] < 0.7 * sizes["big_f32.onnx"] == 0.7 * sizes["big_ser.onnx"]
+    x = np.random.default_rng(0).standard_normal((2, 64)).astype(np.float32)
+    exact = core.compile_model(big, "CPU")(x)[0]
+    halved = core.compile_model(str(tmp_path / "big.xml"), "CPU")(x)[0]
+    np.testing.assert_allclose(halved, exact, atol=2e-3)
+    with pytest.raises(TypeError):
+        ember.save_model(model)
+    stored = ember.save_model("cnn", model)  # the store's form: a name first
+    assert stored.parent.name == "cnn" and core.compile_model("cnn", "CPU")
