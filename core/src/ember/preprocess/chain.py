@@ -188,11 +188,20 @@ def _resize(state: _State, args: tuple[Any, ...], info: Any) -> None:
         if not isinstance(height, int) or not isinstance(width, int):
             raise PreprocessError(f"the model's input {info.port.name!r} has dynamic height or "
                                   "width: give resize the size")
-    state.output = opset.interpolate(
-        state.output, np.asarray([height, width], dtype=np.int64), _RESIZE[algorithm], "sizes",
+    dtype = state.dtype
+    source = state.output
+    if dtype.kind in "iu":  # OpenVINO resizes integers in float and rounds half to even
+        source = opset.convert(source, np.float32).output(0)
+    resized = opset.interpolate(
+        source, np.asarray([height, width], dtype=np.int64), _RESIZE[algorithm], "sizes",
         axes=np.asarray([h_axis, w_axis], dtype=np.int64),
         coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
     ).output(0)
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        rounded = opset.clamp(opset.round(resized), float(limits.min), float(limits.max))
+        resized = opset.convert(rounded, dtype).output(0)
+    state.output = resized
 
 
 def _reverse_channels(state: _State, args: tuple[Any, ...], info: Any) -> None:
