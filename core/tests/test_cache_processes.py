@@ -5,7 +5,8 @@ helpers below, shared with the parent) and each child prints one ``RESULT`` JSON
 failures are real ones: SIGKILL at points of a compile, a lock whose holder died, a read-only
 mount, a file size limit, a full tmpfs, a parent directory that is a file, a model file edited
 behind the cache's back. Root ignores file permissions, so as root the read-only and full
-directories are mounts in a private mount namespace (``unshare --mount``); otherwise chmod and a user namespace.
+directories are mounts in a private mount namespace (``unshare --mount``); otherwise chmod and a
+user namespace.
 
 Whatever fails, a compile must give one CacheWarning, outputs equal (bit for bit) to an uncached
 compile, no exception, and never a blob that is not whole and verified.
