@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ember.errors import RuntimeInfoError
+from ember.model_edits import Edit
 from ember.ovany import OVAny
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ _FRAMEWORK = "framework"
 _MAX_KEY = 4096
 
 
-class RtInfoEdit:
+class RtInfoEdit(Edit):
     """Set one metadata property (``kind`` ``"rt_info"``)."""
 
     kind = "rt_info"
@@ -50,11 +51,8 @@ class RtInfoEdit:
 
 def metadata(model: Any) -> dict[str, str]:
     """The model's metadata properties with its recorded rt_info edits applied."""
-    base = getattr(model, "metadata_props", None)
-    if base is None:  # a model without a header reader: its parsed graph holds them
-        base = {p.key: p.value for p in model.proto.metadata_props}
-    props = dict(base)
-    for edit in getattr(model, "edits", ()):
+    props = model.metadata  # the file's header: no parse
+    for edit in model.edits:
         if getattr(edit, "kind", None) == RtInfoEdit.kind:
             props[edit.key] = edit.value
     return props
@@ -107,12 +105,10 @@ def has_rt_info(model: Any, path: str | Sequence[str]) -> bool:
 
 def set_rt_info(model: Any, value: Any, path: str | Sequence[str]) -> None:
     """Set the entry at ``path`` to ``value`` (kept as text: lists joined by spaces)."""
-    from ember.edit_record import record
-
     parts = _path(path)
     if not parts:
         raise RuntimeInfoError("set_rt_info needs a path")
     key = parts[1] if parts[0] == _FRAMEWORK and len(parts) == 2 else " ".join(parts)
     if len(key) > _MAX_KEY or any(" " in p or not p for p in parts[:-1] if p != _FRAMEWORK):
         raise RuntimeInfoError(f"runtime-info path {parts!r} cannot be an ONNX metadata key")
-    record(model, RtInfoEdit(key, OVAny(value).astype(str)))
+    model._record(RtInfoEdit(key, OVAny(value).astype(str)))

@@ -15,6 +15,8 @@ than any real model, answer True, and the caller then asks onnx.
 
 from __future__ import annotations
 
+from ember.protobuf_wire import varint as _varint
+
 # Which fields of which message hold which message, after onnx.proto3 (field numbers).
 _MODEL, _GRAPH, _NODE, _ATTRIBUTE, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(8)
 _CHILDREN: dict[int, dict[int, int]] = {
@@ -60,19 +62,6 @@ def refers_to_external_data(data: bytes) -> bool:
         return _walk(view)
     except (IndexError, ValueError):
         return True
-
-
-def _varint(view: memoryview, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = view[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
 
 
 def _walk(view: memoryview, budget: int | None = None) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ember.graph import Node, Output
 from ember.graph_recipe import describe
+from ember.model_edits import Edit
 
 if TYPE_CHECKING:
     import onnx
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 _INNER = "__ember_pp"
 
 
-class PreprocessEdit:
+class PreprocessEdit(Edit):
     """Preprocessing of some inputs and postprocessing of some outputs of a model."""
 
     kind = "preprocess"
@@ -124,7 +125,6 @@ def _rename(graph: onnx.GraphProto, old: str, new: str, *, outputs_too: bool) ->
 def build(model: Model, inputs: list[InputInfo], outputs: list[OutputInfo]) -> Model:
     """Build the chains, record them on ``model`` as one edit, give the ports their layouts."""
     from ember import layout_helpers
-    from ember.edit_record import record
     from ember.preprocess.chain import input_chain, output_chain
 
     edit_inputs, edit_outputs, layouts = [], [], {}
@@ -141,7 +141,7 @@ def build(model: Model, inputs: list[InputInfo], outputs: list[OutputInfo]) -> M
         if layout is not None:
             layouts[("out", out.port.name)] = layout
     if edit_inputs or edit_outputs:
-        record(model, PreprocessEdit(edit_inputs, edit_outputs))
+        model._record(PreprocessEdit(edit_inputs, edit_outputs))
     for (side, name), layout in layouts.items():
         ports = model.inputs if side == "in" else model.outputs
         for port in ports:
