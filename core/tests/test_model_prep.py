@@ -186,3 +186,48 @@ def test_save_model_forms(core, tmp_path, monkeypatch):
         ember.save_model(model)
     stored = ember.save_model("cnn", model)  # the store's form: a name first
     assert stored.parent.name == "cnn" and core.compile_model("cnn", "CPU")
+
+
+WARM_START = """
+import sys
+import numpy as np
+import ember as ov
+core = ov.Core()
+model = core.read_model(sys.argv[1])
+ppp = ov.preprocess.PrePostProcessor(model)
+ppp.input().tensor().set_shape([1, 32, 32, 3]).set_element_type(ov.Type.u8) \\
+    .set_layout(ov.Layout("NHWC"))
+ppp.input().preprocess().resize(ov.preprocess.ResizeAlgorithm.RESIZE_LINEAR)
+ppp.input().model().set_layout(ov.Layout("NCHW"))
+model = ppp.build()
+compiled = core.compile_model(model, "CPU", {"CACHE_DIR": sys.argv[2]})
+compiled.infer_new_request({0: np.zeros((1, 32, 32, 3), np.uint8)})
+print(compiled.get_property("LOADED_FROM_CACHE"), "onnx" in sys.modules, model.is_parsed)
+"""
+
+
+def test_the_same_preprocessing_at_every_start_hits_the_cache_without_onnx(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "cnn.onnx"
+    path.write_bytes(models.cnn().SerializeToString())
+    runs = [subprocess.run([sys.executable, "-c", WARM_START, str(path), str(tmp_path / "c")],
+                           capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs == [["False", "True", "True"], ["True", "False", "False"]]
+
+
+def test_equal_preprocessing_keys_equal_and_different_preprocessing_differs(core):
+    from ember.model_edits import recipe
+    from ember.preprocess import PrePostProcessor
+
+    def prepared(mean):
+        model = core.read_model(models.cnn().SerializeToString())
+        ppp = PrePostProcessor(model)
+        ppp.input().preprocess().mean(mean).custom(lambda node: ops.relu(node))
+        ppp.input().model().set_layout("NCHW")
+        return recipe(ppp.build().edits)
+
+    assert prepared([1.0, 2.0, 3.0]) == prepared([1.0, 2.0, 3.0])
+    assert prepared([1.0, 2.0, 3.0]) != prepared([1.0, 2.0, 4.0])

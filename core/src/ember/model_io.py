@@ -93,11 +93,8 @@ def _compressed(proto: onnx.ModelProto) -> onnx.ModelProto:
         graph.initializer[index].CopyFrom(numpy_helper.from_array(half, stored))
         casts.append(helper.make_node("Cast", [stored], [name], to=onnx.TensorProto.FLOAT,
                                       name=f"{name}/decompress"))
-    if casts:
-        existing = list(graph.node)
-        del graph.node[:]
-        graph.node.extend(casts)
-        graph.node.extend(existing)
+    for position, cast in enumerate(casts):  # insert moves pointers; extend would copy
+        graph.node.insert(position, cast)
     return copy
 
 

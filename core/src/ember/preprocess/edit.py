@@ -91,10 +91,9 @@ class PreprocessEdit(Edit):
 
 
 def _prepend(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
-    existing = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.node.extend(existing)
+    # insert moves pointers; clearing and extending would copy every node (and its weights)
+    for position, node in enumerate(nodes):
+        graph.node.insert(position, node)
 
 
 def _all_names(graph: onnx.GraphProto) -> set[str]:
