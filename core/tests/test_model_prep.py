@@ -231,3 +231,64 @@ def test_equal_preprocessing_keys_equal_and_different_preprocessing_differs(core
 
     assert prepared([1.0, 2.0, 3.0]) == prepared([1.0, 2.0, 3.0])
     assert prepared([1.0, 2.0, 3.0]) != prepared([1.0, 2.0, 4.0])
+
+
+def _crop_square_then_resize(image, size):
+    """A wrapper library's custom preprocessing (NHWC): crop the centre square with an If on
+    the image's aspect, then resize it, all built with ember.opset10 as the libraries do."""
+    from ember import opset10 as opset
+
+    h_axis, w_axis = 1, 2
+    shape = opset.shape_of(image, name="shape")
+    width = opset.convert(opset.gather(shape, opset.constant(w_axis), axis=0), "i32")
+    height = opset.convert(opset.gather(shape, opset.constant(h_axis), axis=0), "i32")
+    bodies = []
+    for axis, long_, short in ((h_axis, 0, 1), (w_axis, 1, 0)):
+        frame = opset.parameter([-1, -1, -1, 3], np.float32, "frame")
+        dims = [opset.parameter([], np.int32, "height"), opset.parameter([], np.int32, "width")]
+        offset = opset.unsqueeze(opset.divide(opset.subtract(dims[long_], dims[short]),
+                                              opset.constant(2, dtype=np.int32)), 0)
+        cropped = opset.slice(frame, start=offset, stop=opset.add(offset, dims[short]),
+                              step=[1], axes=[axis])
+        result = opset.result(cropped)
+        bodies.append((ember.Model([result], [frame, *dims], f"crop{axis}"), frame, dims, result))
+    if_node = opset.if_op(opset.greater(height, width).output(0))
+    if_node.set_then_body(bodies[0][0])
+    if_node.set_else_body(bodies[1][0])
+    if_node.set_input(image, bodies[0][1], bodies[1][1])
+    if_node.set_input(height.output(0), bodies[0][2][0], bodies[1][2][0])
+    if_node.set_input(width.output(0), bodies[0][2][1], bodies[1][2][1])
+    square = if_node.set_output(bodies[0][3], bodies[1][3])
+    resized = opset.interpolate(square, [size, size], scales=np.array([0.0, 0.0], np.float32),
+                                axes=[h_axis, w_axis], mode="linear",
+                                shape_calculation_mode="sizes")
+    return opset.clamp(resized, opset.constant(-10.0, dtype=ember.Type.f32),
+                       opset.constant(10.0, dtype=ember.Type.f32))
+
+
+@pytest.mark.parametrize("height, width", [(48, 32), (32, 40)])
+def test_a_wrapper_librarys_custom_preprocessing_runs(core, height, width):
+    from ember.preprocess import PrePostProcessor
+    from ember.utils.decorators import custom_preprocess_function
+
+    model = core.read_model(models.cnn().SerializeToString())
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_shape([1, -1, -1, 3]).set_layout(ember.Layout("NHWC"))
+    ppp.input().preprocess().custom(custom_preprocess_function(
+        lambda output: _crop_square_then_resize(output, 16)))
+    ppp.input().model().set_layout(ember.Layout("NCHW"))
+    built = ppp.build()
+    assert built.input().shape == (1, None, None, 3)
+
+    image = np.random.default_rng(3).standard_normal((1, height, width, 3)).astype(np.float32)
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[:, top:top + side, left:left + side]
+    # half-pixel linear at exactly half size: the mean of each 2x2 block
+    half = (square[:, ::2, ::2] + square[:, 1::2, ::2] + square[:, ::2, 1::2]
+            + square[:, 1::2, 1::2]) / 4
+    by_hand = np.ascontiguousarray(np.clip(half, -10, 10).transpose(0, 3, 1, 2))
+    expected = core.compile_model(core.read_model(models.cnn().SerializeToString()),
+                                  "CPU")(by_hand)[0]
+    np.testing.assert_allclose(core.compile_model(built, "CPU")(image)[0], expected,
+                               rtol=1e-4, atol=1e-5)

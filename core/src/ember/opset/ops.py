@@ -196,11 +196,13 @@ def round(data: NodeInput, mode: str = "half_to_even", name: str | None = None) 
     return _unary("Round", data, name)
 
 
-def clamp(data: NodeInput, min_value: float, max_value: float, name: str | None = None) -> Node:
+def clamp(data: NodeInput, min_value: Any, max_value: Any, name: str | None = None) -> Node:
+    """Clip to [min_value, max_value]: numbers, or constants (as wrapper libraries pass)."""
     source = as_output(data)
-    node = _node("Clamp", [source], {"min": float(min_value), "max": float(max_value)},
-                 source.dtype, _shape(source), name)
-    return node
+    low, high = (float(_static(as_output(v), "clamp's bound").reshape(-1)[0])
+                 if isinstance(v, Node | Output) else float(v) for v in (min_value, max_value))
+    return _node("Clamp", [source], {"min": low, "max": high}, source.dtype, _shape(source),
+                 name)
 
 
 def softmax(data: NodeInput, axis: int, name: str | None = None) -> Node:
