@@ -122,23 +122,14 @@ background = Background()
 
 
 def make_private_dirs(root: StrPath, *subdirectories: StrPath) -> None:
-    """Create ``root``, its missing parents and subdirectories of it, readable only by us.
+    """Create ``root`` (its parent must exist) and subdirectories of it, readable only by us.
 
-    Missing parents are created, as OpenVINO creates a CACHE_DIR's: an application written for
-    OpenVINO names a cache directory whose parents nobody made. Every directory Ember creates is
-    private (mode 0700); existing ones are left as they are.
+    A missing parent is an error rather than created: a typo in CACHE_DIR should be reported,
+    not silently become a new directory tree.
 
-    :raises OSError: PermissionError, OSError(EROFS), NotADirectoryError (a parent is a file)...
+    :raises OSError: FileNotFoundError for a missing parent, PermissionError, OSError(EROFS)...
     """
-    missing = []
-    directory = os.path.abspath(root)
-    while not os.path.isdir(directory):
-        missing.append(directory)
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    for directory in (*reversed(missing), *subdirectories):
+    for directory in (root, *subdirectories):
         if not os.path.isdir(directory):
             with contextlib.suppress(FileExistsError):  # another process made it just now
                 os.mkdir(directory, mode=0o700)
