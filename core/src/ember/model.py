@@ -187,9 +187,14 @@ class Model(ModelApi):
     - A model built in memory has its serialised bytes as ``source`` (:meth:`from_proto`).
     """
 
-    def __init__(self, source: str | bytes, edits: tuple[Edit, ...] = (),
-                 name: str | None = None) -> None:
+    def __init__(self, source: str | bytes | None = None, edits: tuple[Edit, ...] = (),
+                 name: str | None = None, *, results: Any = None, parameters: Any = None
+                 ) -> None:
         built = None
+        if results is not None:  # OpenVINO's keywords: Model(results=..., parameters=...)
+            source, edits = results, parameters or ()
+        if source is None:
+            raise TypeError("Model needs a source (a path or bytes) or results and parameters")
         if is_graph(source):  # OpenVINO's Model(results, parameters, name): see model_api
             built, self._graph = built_proto(source, edits, name)  # type: ignore[arg-type]
             source, edits = built.SerializeToString(), ()
