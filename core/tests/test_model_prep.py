@@ -292,3 +292,24 @@ def test_a_wrapper_librarys_custom_preprocessing_runs(core, height, width):
                                   "CPU")(by_hand)[0]
     np.testing.assert_allclose(core.compile_model(built, "CPU")(image)[0], expected,
                                rtol=1e-4, atol=1e-5)
+
+
+def test_postprocess_layout_and_type_and_errors_as_openvino(core):
+    from ember.preprocess import PrePostProcessor
+
+    model = core.read_model(models.cnn().SerializeToString())
+    ppp = PrePostProcessor(model)
+    ppp.output().model().set_layout("NC")
+    ppp.output().tensor().set_layout("CN").set_element_type(ember.Type.f16)
+    built = ppp.build()
+    assert built.output().shape == (5, "batch") and built.output().dtype == np.float16
+    assert layout_helpers.get_layout(built.output()) == ember.Layout("CN")
+    x = np.random.default_rng(4).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    plain = core.compile_model(core.read_model(models.cnn().SerializeToString()), "CPU")(x)[0]
+    np.testing.assert_allclose(core.compile_model(built, "CPU")(x)[0], plain.T.astype(np.float16))
+
+    u8 = PrePostProcessor(core.read_model(models.cnn().SerializeToString()))
+    u8.input().tensor().set_element_type(ember.Type.u8)
+    u8.input().preprocess().mean(1.0)  # OpenVINO: mean wants a float tensor
+    with pytest.raises(RuntimeError, match="float"):
+        u8.build()
