@@ -73,3 +73,25 @@ def test_layout_and_custom_steps_and_postprocess(core, device):
     expected = np.maximum(core.compile_model(_cnn(core), device)(by_hand)[0], 0)
     got = core.compile_model(built, device)(image)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_u8_resize_rounds_half_to_even_as_openvino(core, device):
+    """hello_classification's pattern: the u8 image is resized as u8 (OpenVINO computes in float
+    and rounds half to even), then cast to f32 and transposed to NCHW."""
+    device = _device(core, device)
+    ppp = PrePostProcessor(_cnn(core))
+    ppp.input().tensor().set_shape([1, 32, 32, 3]).set_element_type(ember.Type.u8) \
+        .set_layout(ember.Layout("NHWC"))
+    ppp.input().preprocess().resize(ResizeAlgorithm.RESIZE_LINEAR)
+    ppp.input().model().set_layout(ember.Layout("NCHW"))
+    built = ppp.build()
+
+    image = np.random.default_rng(5).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    wide = image.astype(np.float32)
+    mean = (wide[:, ::2, ::2] + wide[:, 1::2, ::2] + wide[:, ::2, 1::2] + wide[:, 1::2, 1::2]) / 4
+    assert np.any(mean % 1 == 0.5)  # ties, which half-to-even rounding decides
+    by_hand = np.ascontiguousarray(np.rint(mean).transpose(0, 3, 1, 2))
+    expected = core.compile_model(_cnn(core), device)(by_hand)[0]
+    np.testing.assert_allclose(core.compile_model(built, device)(image)[0], expected,
+                               rtol=1e-4, atol=1e-5)

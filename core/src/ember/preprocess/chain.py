@@ -199,9 +199,24 @@ def _resize(state: _State, args: tuple[Any, ...], info: Any) -> None:
     ).output(0)
     if dtype.kind in "iu":
         limits = np.iinfo(dtype)
-        rounded = opset.clamp(opset.round(resized), float(limits.min), float(limits.max))
+        clipped = opset.clamp(resized, float(limits.min), float(limits.max)).output(0)
+        rounded = _round_half_even(clipped) if dtype.kind == "u" else opset.round(clipped)
         resized = opset.convert(rounded, dtype).output(0)
     state.output = resized
+
+
+def _round_half_even(x: Output) -> Any:
+    """Round non-negative floats half to even with Add, Cast, Equal, Mul, Sub and Where (a cast
+    truncates, which for x >= 0 is floor): devices without Round or Floor (GPU) run these."""
+    def floor(value: Any) -> Any:
+        return opset.convert(opset.convert(value, np.int32), np.float32)
+
+    shifted = opset.add(x, np.float32(0.5))
+    down = floor(shifted)
+    tie = opset.equal(down, shifted)  # x was exactly halfway: round to the even neighbour
+    odd = opset.equal(opset.subtract(down, opset.multiply(floor(opset.multiply(
+        down, np.float32(0.5))), np.float32(2.0))), np.float32(1.0))
+    return opset.select(tie, opset.select(odd, opset.subtract(down, np.float32(1.0)), down), down)
 
 
 def _reverse_channels(state: _State, args: tuple[Any, ...], info: Any) -> None:
