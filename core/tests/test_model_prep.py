@@ -313,3 +313,26 @@ def test_postprocess_layout_and_type_and_errors_as_openvino(core):
     u8.input().preprocess().mean(1.0)  # OpenVINO: mean wants a float tensor
     with pytest.raises(RuntimeError, match="float"):
         u8.build()
+
+
+def test_a_model_built_from_a_read_graph_and_new_ops(core):
+    """A wrapper library's graph surgery: the read graph's last op, a TopK behind it, and a new
+    Model of the read graph's own parameters."""
+    from ember import opset10 as opset
+
+    model = core.read_model(models.mlp().SerializeToString())
+    assert model.get_parameters()[0] is model.get_parameters()[0]  # the same nodes every call
+    probabilities = model.get_output_op(0).input(0).get_source_output().get_node()
+    assert probabilities.get_type_name() == "Softmax"
+    top = opset.topk(probabilities.output(0), 3, 1, "max", "value")
+    built = ember.Model([opset.result(top.output(0), name="scores"),
+                         opset.result(top.output(1), name="labels")],
+                        model.get_parameters(), "classification")
+    assert [(p.name, p.dtype) for p in built.outputs] == [("scores", np.float32),
+                                                          ("labels", np.int32)]
+    x = np.random.default_rng(6).standard_normal((4, 16)).astype(np.float32)
+    plain = core.compile_model(model, "CPU")(x)[0]
+    result = core.compile_model(built, "CPU")(x)
+    scores, labels = result["scores"], result["labels"]
+    np.testing.assert_array_equal(labels, np.argsort(-plain, axis=1)[:, :3])
+    np.testing.assert_allclose(scores, np.sort(plain, axis=1)[:, ::-1][:, :3], rtol=1e-6)

@@ -67,6 +67,9 @@ class Emitter:
         if node.type_name == "Parameter":
             raise NotSupportedError(f"parameter {node.friendly_name!r} is not an input of the "
                                     "model being built: list it in Model(results, parameters)")
+        if getattr(node, "onnx", None) is not None or getattr(node, "_tensor", None) is not None:
+            self._emit_read(node)
+            return
         outs = [self.fresh(f"{node.friendly_name}_{i}") for i in range(len(node.out))]
         for i, name in enumerate(outs):
             self.names[Output(node, i)] = name
@@ -76,6 +79,26 @@ class Emitter:
             if outs and outs[0] in written.output:
                 written.name = self.fresh(node.friendly_name)
                 break
+
+    def _emit_read(self, node: Node) -> None:
+        """A node of a graph read from ONNX, written back as it was, under its own names (a
+        subgraph inside it may refer to them)."""
+        from onnx import helper, numpy_helper
+
+        if getattr(node, "onnx", None) is not None:
+            copy = helper.make_node("Identity", [], [])
+            copy.CopyFrom(node.onnx)  # type: ignore[attr-defined]
+            self.nodes.append(copy)
+            outs = list(copy.output)
+        else:
+            tensor = node._tensor  # type: ignore[attr-defined]
+            outs = [tensor.name]
+            self.nodes.append(helper.make_node("Constant", [], outs, name=self.fresh("weights"),
+                                               value=numpy_helper.from_array(
+                                                   numpy_helper.to_array(tensor), tensor.name)))
+        for i, name in enumerate(outs):
+            self.names[Output(node, i)] = name
+            self.taken.add(name)
 
     def add(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
         from onnx import helper
@@ -197,6 +220,16 @@ def _clamp(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> None:
     e.add("Clip", [ins[0], low, high], outs)
 
 
+def _topk(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> None:
+    k = e.fresh("k")
+    e.add("Reshape", [e.as_i64(ins[1]), e.const(np.asarray([1], dtype=np.int64), "one")], [k])
+    indices = outs[1] if node.out[1][0] == np.int64 else e.fresh("indices")
+    e.add("TopK", [ins[0], k], [outs[0], indices], axis=node.attrs["axis"],
+          largest=int(node.attrs["mode"] == "max"), sorted=1)
+    if indices != outs[1]:
+        e.add("Cast", [indices], [outs[1]], to=_elem(node.out[1][0]))
+
+
 def _range(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> None:
     e.add("Range", ins, outs)
 
@@ -298,6 +331,7 @@ _EMITTERS = {
     "Gather": _gather, "Concat": _concat, "Softmax": _softmax, "Reshape": _reshape,
     "Transpose": _transpose, "Squeeze": _axes_op("Squeeze"), "Unsqueeze": _axes_op("Unsqueeze"),
     "Slice": _slice, "Pad": _pad, "Clamp": _clamp, "Range": _range, "Interpolate": _interpolate,
+    "TopK": _topk,
     "If": _if,
 }
 
@@ -320,7 +354,8 @@ def build_model(results: list[Node], parameters: list[Node], name: str) -> onnx.
             else f"{param.friendly_name}_{i}"
         bound[param.output(0)] = input_name
         inputs.append(value_info(input_name, param.out[0][0], param.out[0][1]))
-    e = Emitter(BUILD_OPSET, "", bound)
+    opsets = _read_opsets([*results, *parameters])
+    e = Emitter(opsets.get("", BUILD_OPSET), "", bound)
     outputs = []
     for result in results:
         source = result.input_values[0] if result.type_name == "Result" else result.output(0)
@@ -335,9 +370,28 @@ def build_model(results: list[Node], parameters: list[Node], name: str) -> onnx.
             e.add("Identity", [inner], [out_name])
         outputs.append(value_info(out_name, source.dtype, source.shape_dims))
     graph = helper.make_graph(e.nodes, name or "model", inputs, outputs)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", BUILD_OPSET)])
+    imports = {"": BUILD_OPSET, **opsets}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v)
+                                                    for d, v in sorted(imports.items())])
     model.ir_version = 8
     return model
+
+
+def _read_opsets(roots: list[Node]) -> dict[str, int]:
+    """The opsets of the ONNX graph that nodes among ``roots``' inputs were read from: a model
+    built from them keeps those versions (its operators were written for them)."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        opsets = getattr(node, "opsets", None)
+        if opsets is not None:
+            return dict(opsets)
+        stack.extend(source.node for source in node.input_values)
+    return {}
 
 
 def _rename_value(e: Emitter, old: str, new: str) -> None:

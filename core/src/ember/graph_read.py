@@ -82,8 +82,11 @@ def _attribute(attribute: onnx.AttributeProto) -> Any:
 
 
 def ordered_ops(proto: onnx.ModelProto) -> list[Node]:
-    """Every op of the graph in an order where each comes after its inputs."""
+    """Every op of the graph in an order where each comes after its inputs. An operator's node
+    keeps its NodeProto and the model's opsets (``onnx``, ``opsets``), so that a model built
+    from it (``Model(results, model.get_parameters())``) writes it back as it was."""
     graph = proto.graph
+    opsets = {o.domain or "": int(o.version) for o in proto.opset_import}
     types = _value_types(proto)
     produced: dict[str, Output] = {}
     ops: list[Node] = []
@@ -110,6 +113,7 @@ def ordered_ops(proto: onnx.ModelProto) -> list[Node]:
         node = Node(onnx_node.op_type, inputs, attrs, out,
                     onnx_node.name or f"{onnx_node.op_type}_{index}")
         node.output_names = list(onnx_node.output)
+        node.onnx, node.opsets = onnx_node, opsets  # type: ignore[attr-defined]
         for i, name in enumerate(onnx_node.output):
             if name:
                 produced[name] = node.output(i)

@@ -67,7 +67,15 @@ class ModelApi:
         """Every op of the graph, inputs before the ops using them (builds the edited graph)."""
         from ember.graph_read import ordered_ops
 
-        return ordered_ops(self.proto)  # type: ignore[attr-defined]
+        # the same nodes on every call (until the model changes), so that nodes taken from
+        # get_results() and get_parameters() build a new Model together, as on OpenVINO
+        proto = self.proto  # type: ignore[attr-defined]
+        state = (id(proto), len(self.edits), proto.ByteSize())  # type: ignore[attr-defined]
+        cached = self.__dict__.get("_ordered_ops")
+        if cached is None or cached[0] != state:
+            cached = (state, ordered_ops(proto))
+            self.__dict__["_ordered_ops"] = cached
+        return list(cached[1])
 
     def get_ops(self) -> list[Node]:
         return self.get_ordered_ops()

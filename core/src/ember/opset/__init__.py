@@ -45,6 +45,7 @@ from ember.opset.ops import (
     sqrt,
     squeeze,
     subtract,
+    topk,
     transpose,
     unsqueeze,
 )
@@ -54,5 +55,5 @@ __all__ = [
     "floor", "gather", "greater", "if_op", "interpolate", "less", "log", "maximum", "minimum",
     "multiply", "pad", "parameter", "power", "range", "relu", "reshape", "result", "round",
     "select", "shape_of", "sigmoid", "slice", "softmax", "sqrt", "squeeze", "subtract",
-    "transpose", "unsqueeze",
+    "topk", "transpose", "unsqueeze",
 ]

@@ -210,6 +210,28 @@ def softmax(data: NodeInput, axis: int, name: str | None = None) -> Node:
     return _node("Softmax", [source], {"axis": int(axis)}, source.dtype, _shape(source), name)
 
 
+def topk(data: NodeInput, k: NodeInput, axis: int, mode: str, sort: str,
+         index_element_type: Any = "i32", name: str | None = None) -> Node:
+    """The k largest (``mode="max"``) or smallest values along ``axis`` and their indices
+    (ONNX: TopK); two outputs."""
+    if sort not in ("value", "none"):
+        raise NotSupportedError(f"topk sorted by {sort!r}: ONNX's TopK sorts by value")
+    source = as_output(data)
+    count = as_output(k) if isinstance(k, Node | Output) else \
+        constant(np.asarray(k, dtype=np.int64)).output(0)
+    shape = _shape(source)
+    out_shape = None
+    if shape is not None:
+        out = list(shape)
+        out[axis % len(shape)] = int(count.node.get_data().reshape(-1)[0]) \
+            if count.node.type_name == "Constant" else None
+        out_shape = tuple(out)
+    index_dtype = _dtype(index_element_type)
+    return Node("TopK", [source, count], {"axis": int(axis), "mode": mode, "sort": sort,
+                                          "index_element_type": str(index_dtype)},
+                [(source.dtype, out_shape), (index_dtype, out_shape)], name)
+
+
 def convert(data: NodeInput, destination_type: Any, name: str | None = None) -> Node:
     """A cast (ONNX: Cast)."""
     source = as_output(data)
