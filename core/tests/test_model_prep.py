@@ -336,3 +336,18 @@ def test_a_model_built_from_a_read_graph_and_new_ops(core):
     scores, labels = result["scores"], result["labels"]
     np.testing.assert_array_equal(labels, np.argsort(-plain, axis=1)[:, :3])
     np.testing.assert_allclose(scores, np.sort(plain, axis=1)[:, ::-1][:, :3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("step", [[0, 3, 1, 2], "NCHW"])
+def test_convert_layout_without_a_model_layout_gives_the_tensor_its_shape(core, step):
+    from ember.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(core.read_model(models.cnn().SerializeToString()))
+    ppp.input().tensor().set_layout(ember.Layout("NHWC"))
+    ppp.input().preprocess().convert_layout(step)
+    built = ppp.build()
+    assert built.input().shape == ("batch", 16, 16, 3)
+    x = np.random.default_rng(7).standard_normal((2, 16, 16, 3)).astype(np.float32)
+    plain = core.compile_model(core.read_model(models.cnn().SerializeToString()), "CPU")
+    expected = plain(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))[0]
+    np.testing.assert_allclose(core.compile_model(built, "CPU")(x)[0], expected, atol=1e-5)

@@ -74,11 +74,21 @@ def _tensor_shape(info: InputInfo, tensor_layout: Layout | None,
     tensor = info.tensor()
     if tensor.shape is not None:
         shape = list(tensor.shape)
-    else:
+    else:  # the model's shape, taken back through the layout changes the steps make
         shape = list(info.port.shape)
-        if tensor_layout and model_layout and tensor_layout != model_layout:
-            perm = _permutation(model_layout, tensor_layout, len(shape))
+        changes = [args[0] for name, args in info.preprocess().steps
+                   if name == "convert_layout" and args[0] is not None]
+        targets = [c for c in changes if isinstance(c, Layout)]
+        target = model_layout or (targets[-1] if targets else None)
+        if tensor_layout and target and tensor_layout != target:
+            perm = _permutation(target, tensor_layout, len(shape))
             shape = [shape[p] for p in perm]
+        elif not targets:
+            for perm in reversed([c for c in changes if isinstance(c, list)]):
+                before: list[Any] = [None] * len(shape)
+                for position, source in enumerate(perm):
+                    before[source] = shape[position]
+                shape = before
         resizes = any(name == "resize" for name, _ in info.preprocess().steps)
         if resizes and tensor.spatial is None:
             tensor.spatial = (None, None)  # OpenVINO: a resized tensor may have any size
