@@ -351,3 +351,20 @@ def test_convert_layout_without_a_model_layout_gives_the_tensor_its_shape(core, 
     plain = core.compile_model(core.read_model(models.cnn().SerializeToString()), "CPU")
     expected = plain(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))[0]
     np.testing.assert_allclose(core.compile_model(built, "CPU")(x)[0], expected, atol=1e-5)
+
+
+def test_a_model_preprocessed_twice_applies_both_in_order(core):
+    from ember.preprocess import PrePostProcessor
+
+    model = core.read_model(models.cnn().SerializeToString())
+    for factor in (2.0, 3.0):
+        ppp = PrePostProcessor(model)
+        ppp.input().preprocess().scale(factor)
+        ppp.output().postprocess().custom(lambda node: ember.opset.add(node, 1.0))
+        model = ppp.build()
+    assert len(model.edits) == 2
+    x = np.random.default_rng(8).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    plain = core.compile_model(core.read_model(models.cnn().SerializeToString()), "CPU")
+    expected = plain(x / 6.0)[0] + 2.0
+    np.testing.assert_allclose(core.compile_model(model, "CPU")(x)[0], expected, rtol=1e-5,
+                               atol=1e-5)

@@ -68,7 +68,7 @@ class PreprocessEdit(Edit):
                      1)
         taken = _all_names(graph)
         for name, param, value in self.inputs:
-            inner = f"{name}{_INNER}"
+            inner = _unused(f"{name}{_INNER}", taken)
             _rename(graph, name, inner, outputs_too=False)
             emitter = Emitter(opset, f"pp_{name}_", {param.output(0): name}, taken)
             emitter.add("Identity", [emitter.name_of(value)], [inner])
@@ -78,7 +78,7 @@ class PreprocessEdit(Edit):
             graph.input[position].CopyFrom(value_info(name, dtype, shape))
             _prepend(graph, emitter.nodes)
         for name, stand_in, value in self.outputs:
-            inner = f"{name}{_INNER}"
+            inner = _unused(f"{name}{_INNER}", taken)
             _rename(graph, name, inner, outputs_too=True)
             emitter = Emitter(opset, f"pp_{name}_", {stand_in.output(0): inner}, taken)
             emitter.add("Identity", [emitter.name_of(value)], [name])
@@ -88,6 +88,16 @@ class PreprocessEdit(Edit):
             dtype, shape = value.node.out[value.index]
             graph.output[position].CopyFrom(value_info(name, dtype, shape))
         del graph.value_info[:]  # intermediate shapes may have changed with the inputs
+
+
+def _unused(name: str, taken: set[str]) -> str:
+    """``name``, or with a number added if the graph has it (a model preprocessed twice)."""
+    candidate, count = name, 0
+    while candidate in taken:
+        count += 1
+        candidate = f"{name}{count}"
+    taken.add(candidate)
+    return candidate
 
 
 def _prepend(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
