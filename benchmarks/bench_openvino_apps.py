@@ -14,7 +14,7 @@ real models of bench_cpu_start.py; the cells of one model are interleaved run by
       [p.get_partial_shape() for p in model.inputs]
       compiled = core.compile_model(model=model, device_name="CPU")
       request = compiled.create_infer_request()
-      request.infer(inputs=[...]); request.get_output_tensor().data
+      request.infer(inputs=[...]); request.get_output_tensor(0).data
 
 - each with ``import ember as ov`` and with ``import openvino as ov``, warm (the cache filled
   by an earlier process) and cold (an empty ``CACHE_DIR`` per process);
@@ -66,7 +66,7 @@ ports = [(p.get_any_name(), p.get_partial_shape()) for p in model.inputs]
 compiled = core.compile_model(model=model, device_name="CPU")
 request = compiled.create_infer_request()
 request.infer(inputs=[feeds[name] for name, _ in ports])
-request.get_output_tensor().data
+request.get_output_tensor(0).data
 cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
 """ + DONE
 
@@ -253,7 +253,7 @@ def main() -> int:
     results = {}
     for name in args.models:
         results[name] = measure(name, args.runs)
-        print(f"measured {name}", file=sys.stderr)
+        print(f"measured {name}: {json.dumps(results[name])}", file=sys.stderr)
     pipeline = None if args.no_pipeline else measure_pipeline(args.runs)
     text = report(results, pipeline, args.runs)
     print(text)
