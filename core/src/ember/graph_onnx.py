@@ -307,7 +307,6 @@ def _if(e: Emitter, node: Node, ins: list[str], outs: list[str]) -> None:
     for branch, body in (("then", node.then_body), ("else", node.else_body)):  # type: ignore[attr-defined]
         if body is None:
             raise NotSupportedError(f"If {node.friendly_name!r} has no {branch} body")
-        _params, _results = body._graph
         bound = {p.output(0): e.name_of(outer)
                  for p, outer in node.body_inputs[branch]}  # type: ignore[attr-defined]
         inner = Emitter(e.opset, f"{e.prefix}{branch}{node.id}_", bound, e.taken)
