@@ -12,6 +12,7 @@ import numpy as np
 
 from ember import checksum
 from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
+from ember.log import get_logger
 from ember.model_api import ModelApi, built_proto, is_graph
 
 if TYPE_CHECKING:
@@ -299,11 +300,22 @@ class Model(ModelApi):
         """The parsed ModelProto with every edit applied, parsed on first use (onnx is imported
         then). Changing it in place is allowed; the cache then keys the model by its bytes."""
         if self._proto is None:
+            import time
+
+            started = time.perf_counter()
             proto = _load(self.source)
             for edit in self.edits:
                 edit.apply(proto)
             self._proto, self._built_digest = proto, _digest(proto)
+            # What reading the graph cost (onnx's import the first time), for whoever wonders
+            # why a start was slow: the logger "ember", at DEBUG.
+            get_logger("ember").debug(
+                "parsed %s and applied %d edits in %.1f ms", self._name_for_log(),
+                len(self.edits), (time.perf_counter() - started) * 1e3)
         return self._proto
+
+    def _name_for_log(self) -> str:
+        return self.source if isinstance(self.source, str) else f"{len(self.source)} bytes"
 
     @property
     def is_parsed(self) -> bool:
