@@ -266,8 +266,11 @@ def _crop_square_then_resize(image, size):
                        opset.constant(10.0, dtype=ember.Type.f32))
 
 
-@pytest.mark.parametrize("height, width", [(48, 32), (32, 40)])
-def test_a_wrapper_librarys_custom_preprocessing_runs(core, height, width):
+@pytest.mark.parametrize(("height", "width", "device"),
+                         [(48, 32, "CPU"), (32, 40, "CPU"), (48, 32, "TEMPLATE"), (32, 40, "GPU")])
+def test_a_wrapper_librarys_custom_preprocessing_runs(core, height, width, device):
+    if device == "GPU":  # PoCL's OpenCL device on a machine without a GPU: GPU.0
+        device = next(d for d in core.available_devices if d.startswith("GPU"))
     from ember.preprocess import PrePostProcessor
     from ember.utils.decorators import custom_preprocess_function
 
@@ -289,8 +292,8 @@ def test_a_wrapper_librarys_custom_preprocessing_runs(core, height, width):
             + square[:, 1::2, 1::2]) / 4
     by_hand = np.ascontiguousarray(np.clip(half, -10, 10).transpose(0, 3, 1, 2))
     expected = core.compile_model(core.read_model(models.cnn().SerializeToString()),
-                                  "CPU")(by_hand)[0]
-    np.testing.assert_allclose(core.compile_model(built, "CPU")(image)[0], expected,
+                                  device)(by_hand)[0]
+    np.testing.assert_allclose(core.compile_model(built, device)(image)[0], expected,
                                rtol=1e-4, atol=1e-5)
 
 
