@@ -3,9 +3,10 @@
 Children are ``sys.executable -c CODE ARGS_JSON``; CODE starts with :data:`CHILD_PRELUDE` (the
 helpers below, shared with the parent) and each child prints one ``RESULT`` JSON line. The
 failures are real ones: SIGKILL at points of a compile, a lock whose holder died, a read-only
-mount, a file size limit, a full tmpfs, a missing parent directory, a model file edited behind the
-cache's back. Root ignores file permissions, so as root the read-only and full directories are
-mounts in a private mount namespace (``unshare --mount``); otherwise chmod and a user namespace.
+mount, a file size limit, a full tmpfs, a parent directory that is a file, a model file edited
+behind the cache's back. Root ignores file permissions, so as root the read-only and full
+directories are mounts in a private mount namespace (``unshare --mount``); otherwise chmod and a
+user namespace.
 
 Whatever fails, a compile must give one CacheWarning, outputs equal (bit for bit) to an uncached
 compile, no exception, and never a blob that is not whole and verified.
@@ -636,13 +637,25 @@ def test_full_disk(tmp_path, medium):
     assert listing(str(cache)) == []  # the tmpfs was the child's alone
 
 
-def test_missing_parent_directory(tmp_path, medium):
-    cache = tmp_path / "missing" / "cache"
+def test_missing_parents_are_created_private_as_openvino_does(tmp_path, medium):
+    cache = tmp_path / "missing" / "deeper" / "cache"
+    core = ember.Core()
+    first = compile_and_report(core, str(medium.path), str(cache), medium.x)
+    assert first["warnings"] == [] and first["checksum"] == medium.expected
+    second = compile_and_report(ember.Core(), str(medium.path), str(cache), medium.x)
+    assert second["loaded_from_cache"] and second["checksum"] == medium.expected
+    for made in (tmp_path / "missing", tmp_path / "missing" / "deeper", cache):
+        assert made.stat().st_mode & 0o777 == 0o700, made
+
+
+def test_a_parent_that_is_a_file_warns_and_compiles(tmp_path, medium):
+    (tmp_path / "file").write_text("not a directory")
+    cache = tmp_path / "file" / "cache"
     core = ember.Core()
     for _ in range(2):
         result = compile_and_report(core, str(medium.path), str(cache), medium.x)
         assert_compiled_uncached_with_one_warning(result, medium)
-    assert not (tmp_path / "missing").exists()  # a typo in CACHE_DIR creates no directory tree
+    assert (tmp_path / "file").read_text() == "not a directory"
 
 
 # -- 8: model files edited behind the cache's back ---------------------------------------------

@@ -182,7 +182,7 @@ def test_with_a_kernel_cache_the_model_is_parsed_only_if_the_device_reads_it(tmp
     core.compile_model(identity_model_bytes(), "REC", config)
     (from_path, path_digest), (from_bytes, bytes_digest) = plugin.models
     assert isinstance(from_path, DeferredModel) and isinstance(from_bytes, DeferredModel)
-    assert "_parsed" not in vars(from_path) and "_parsed" not in vars(from_bytes)  # not parsed
+    assert "_header" not in vars(from_path) and "_header" not in vars(from_bytes)  # not read
     assert path_digest == bytes_digest  # the content's digest, however it was given
     assert from_path.path == path.resolve() and from_path.inputs[0].name == "x"  # parsed now
     path.write_bytes(b"not onnx")

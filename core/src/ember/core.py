@@ -203,8 +203,12 @@ class Core:
 
     # -- models ------------------------------------------------------------------------------
 
-    def read_model(self, model: str | os.PathLike[str] | bytes) -> Model:
+    def read_model(self, model: str | os.PathLike[str] | bytes, weights: Any = None,
+                   config: Mapping[str, Any] | None = None) -> Model:
         """Read an ONNX model from a file path or from serialized bytes.
+
+        ``weights`` and ``config`` are OpenVINO's (``read_model(xml, bin)``) and may be given or
+        None: an ONNX file finds its external weights beside itself, so Ember reads neither.
 
         :raises ember.errors.ModelNotFoundError: the file does not exist.
         :raises ember.errors.InvalidModelError: it is not an ONNX model (the message says why).
@@ -257,8 +261,11 @@ class Core:
                                      cache=kernels)
 
     def _model_cache(self, cache_dir: str) -> ModelCache:
-        return self._caches.get(cache_dir) or self._caches.setdefault(cache_dir,
-                                                                      ModelCache(cache_dir))
+        cache = self._caches.get(cache_dir)
+        if cache is None:
+            _make_parents(cache_dir)
+            cache = self._caches.setdefault(cache_dir, ModelCache(cache_dir))
+        return cache
 
     def _kernel_cache(self, device: DeviceDescription, config: Mapping[str, Any] | None,
                       cache_dir: str) -> KernelCache:
@@ -426,6 +433,25 @@ def _path(model: str | os.PathLike[str]) -> Path:
     from pathlib import Path  # only for weightless entries: a warm start does not import it
 
     return Path(model)
+
+
+def _make_parents(cache_dir: str) -> None:
+    """Create the missing parents of a CACHE_DIR, each private (0700), as OpenVINO creates them:
+    applications written for OpenVINO name cache directories whose parents nobody made. The
+    cache creates the directory itself; a parent that cannot be made is left to it to report
+    (one CacheWarning, the model compiled uncached)."""
+    missing = []
+    parent = os.path.dirname(os.path.abspath(cache_dir))
+    while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode=0o700)
+        except FileExistsError:  # another process made it just now
+            continue
+        except OSError:
+            return
 
 
 def _shown(key: str, value: Any) -> Any:

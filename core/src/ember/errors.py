@@ -103,6 +103,14 @@ class BlobFormatError(EmberError, ValueError):
     """Bytes that are not an Ember blob, or one that is damaged or made for another target."""
 
 
+class PreprocessError(EmberError, ValueError):
+    """A preprocessing step that cannot apply where it was put (OpenVINO raises RuntimeError)."""
+
+
+class RuntimeInfoError(EmberError, LookupError):
+    """A runtime-info path that leads nowhere (``Model.get_rt_info``)."""
+
+
 class CacheWarning(UserWarning):
     """The model cache could not be used for one compile (damaged entry, read-only or full
     directory, ...). The compile went on without it: nothing failed."""

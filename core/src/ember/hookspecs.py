@@ -114,12 +114,14 @@ def compile(
 ) -> DeviceModel | None:
     """Compile a model for a device: the slow, cacheable work happens here.
 
-    :param model: the model as read by :meth:`ember.Core.read_model` (``model.proto`` is the ONNX
-        ModelProto; do not modify it). When ``cache`` is given and the application passed a path
-        or bytes, it is an :class:`ember.model.DeferredModel`: parsed the first time ``proto``,
-        ``inputs`` or ``outputs`` is read (raising what ``read_model`` raises), so that a device
-        whose cache holds all it needs never parses it; ``cache.model_digest(model)`` gives its
-        content digest without parsing.
+    :param model: the model as read by :meth:`ember.Core.read_model`: its ports, opsets and
+        metadata come from the file's header; ``model.proto`` (the ONNX ModelProto, with the
+        recorded edits applied; do not modify it) is parsed the first time it is read. When
+        ``cache`` is given and the application passed a path or bytes, it is an
+        :class:`ember.model.DeferredModel`: not even the header is read until the ports or
+        ``proto`` are (raising what ``read_model`` raises), so that a device whose cache holds
+        all it needs reads nothing; ``cache.model_digest(model)`` gives its content digest
+        without parsing.
     :param device_name: a full device name.
     :param config: the device's effective configuration: every key of ``SUPPORTED_CONFIG_KEYS``
         with the user's value or the default, validated by the core against the names (values are

@@ -1,4 +1,5 @@
-"""A model read from ONNX, and the ports (named, typed inputs and outputs) that models expose."""
+"""A model read from ONNX (lazily: see :class:`Model`), and the ports (named, typed inputs and
+outputs) that models expose."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ember import checksum
 from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
+from ember.log import get_logger
+from ember.model_api import ModelApi, built_proto, is_graph
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import onnx
 
+    from ember.model_edits import Edit
+    from ember.onnx_header import OnnxHeader
     from ember.types import PartialShape, Shape, Type
 
-# onnx is imported where a model is parsed, not here: a warm start from the cache never parses
-# one, and importing onnx costs it tens of milliseconds. pathlib and ember.types (OpenVINO's
-# views of a port) are imported where used too: a warm start needs only the ports.
+# onnx is imported where a model's graph is parsed, never to read ports: importing it (its
+# ml_dtypes extension above all) costs more than a whole warm start. pathlib and ember.types
+# (OpenVINO's views of a port) are imported where used too: a warm start needs only the ports.
 
 #: A dimension: a fixed size, a symbolic name (``"batch"``) or ``None`` when unknown.
 Dim = int | str | None
@@ -158,56 +164,196 @@ class Port:
         return cls(name, tuple(shape), numeric_dtype(dtype), index)
 
 
-def port_from_value_info(value_info: onnx.ValueInfoProto, index: int) -> Port:
-    import onnx
+class Model(ModelApi):
+    """An ONNX model, read but not compiled: its source and the edits made to it since.
 
-    tensor_type = value_info.type.tensor_type
-    dims: list[Dim] = []
-    for dim in tensor_type.shape.dim:
-        if dim.HasField("dim_value") and dim.dim_value > 0:
-            dims.append(int(dim.dim_value))
-        elif dim.HasField("dim_param") and dim.dim_param not in ("", "?"):
-            dims.append(dim.dim_param)
-        else:
-            dims.append(None)
-    elem_type = tensor_type.elem_type or onnx.TensorProto.FLOAT
-    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-    return Port(value_info.name, tuple(dims), dtype, index)
+    Create it with ``Core.read_model`` (or :func:`read_model`), or build one with
+    :mod:`ember.opset` as OpenVINO's ``Model(results, parameters, name)``. The contract that
+    the model's other modules (reshape, preprocessing, built graphs) build on:
 
-
-class Model:
-    """An ONNX model, read but not compiled. Create it with ``Core.read_model``.
-
-    The protobuf is kept as ``proto``; ``path`` is the file it came from, if any (plugins that can
-    read the file themselves, and the model cache, use it).
+    - ``source`` is the resolved path of the file (a str) or the serialised bytes, and ``edits``
+      the tuple of :class:`ember.model_edits.Edit` recorded since, in order.
+    - ``inputs``, ``outputs`` (ports), ``opset``, ``opsets``, ``friendly_name`` and
+      ``metadata`` come from the file's header (``ember.onnx_header``, no ``onnx`` import),
+      then each edit's ``ports()``; never from a parse while there is no parsed ``proto``.
+    - ``proto`` parses the source with onnx the first time it is read, applies each edit in
+      order, and keeps the result; later edits are applied to it as they are recorded. A parsed
+      model may have been changed in place, so its cache identity is then its serialisation.
+    - ``_record(edit)`` checks the edit against the ports (``edit.ports`` raises for one that
+      cannot be made), appends it, and updates the ports.
+    - Identity in the model cache (``ember.cache.key.model_identity``): a model without edits
+      keys exactly as its source does (a file's remembered content digest: the same hit, at the
+      same cost, as ``compile_model(path)``); an edited model keys by the digest of its source's
+      digest and the canonical JSON of ``[[kind, params], ...]``. Neither parses the model.
+    - A model built in memory has its serialised bytes as ``source`` (:meth:`from_proto`).
     """
 
-    def __init__(self, proto: onnx.ModelProto, path: Path | None = None) -> None:
-        self.proto = proto
-        self.path = path
-        graph_inputs = [v for v in proto.graph.input if v.name not in self._initializer_names]
-        self.inputs: list[Port] = [port_from_value_info(v, i) for i, v in enumerate(graph_inputs)]
-        self.outputs: list[Port] = [
-            port_from_value_info(v, i) for i, v in enumerate(proto.graph.output)
-        ]
+    def __init__(self, source: str | bytes | None = None, edits: tuple[Edit, ...] = (),
+                 name: str | None = None, *, results: Any = None, parameters: Any = None
+                 ) -> None:
+        built = None
+        if results is not None:  # OpenVINO's keywords: Model(results=..., parameters=...)
+            source, edits = results, parameters or ()
+        if source is None:
+            raise TypeError("Model needs a source (a path or bytes) or results and parameters")
+        if is_graph(source):  # OpenVINO's Model(results, parameters, name): see model_api
+            built, self._graph = built_proto(source, edits, name)  # type: ignore[arg-type]
+            source, edits = built.SerializeToString(), ()
+        self.source = source
+        self.edits: tuple[Edit, ...] = tuple(edits)
+        self._proto: onnx.ModelProto | None = None
+        self._built_digest = ""  # of the serialised proto as parse and edits built it
+        self._ports: tuple[list[Port], list[Port]] | None = None
+        if built is not None:
+            self._proto, self._built_digest = built, checksum.hexdigest(self.source)
+
+    @classmethod
+    def from_proto(cls, proto: onnx.ModelProto) -> Model:
+        """A model of a ModelProto built or changed in memory (serialised once, here)."""
+        model = cls(proto.SerializeToString())
+        model._header  # noqa: B018 -- refuse a proto that is no model now, as read_model does
+        model._proto, model._built_digest = proto, checksum.hexdigest(model.source)
+        return model
+
+    # -- what the header gives -----------------------------------------------------------------
 
     @cached_property
-    def _initializer_names(self) -> frozenset[str]:
-        return frozenset(t.name for t in self.proto.graph.initializer)
+    def _header(self) -> OnnxHeader:
+        from ember.onnx_header import read_header
+
+        if not isinstance(self.source, str):
+            return read_header(self.source, "the given bytes")
+        from ember.protobuf_wire import FileBytes
+
+        try:  # paged: the walk skips the weights, and reads a few pages of a large model
+            fd = os.open(self.source, os.O_RDONLY)
+        except OSError as exc:
+            raise InvalidModelError(self.source, _reason(exc)) from exc
+        try:
+            return read_header(FileBytes(fd, os.fstat(fd).st_size), self.source)
+        except OSError as exc:
+            raise InvalidModelError(self.source, _reason(exc)) from exc
+        finally:
+            os.close(fd)
+
+    def _source_bytes(self) -> bytes:
+        if not isinstance(self.source, str):
+            return self.source
+        try:
+            with open(self.source, "rb") as model_file:
+                return model_file.read()
+        except OSError as exc:
+            raise InvalidModelError(self.source, _reason(exc)) from exc
+
+    def _current_ports(self) -> tuple[list[Port], list[Port]]:
+        if self._ports is None:
+            inputs, outputs = list(self._header.inputs), list(self._header.outputs)
+            for edit in self.edits:
+                inputs, outputs = edit.ports(inputs, outputs)
+            self._ports = (list(inputs), list(outputs))
+        return self._ports
+
+    @property
+    def inputs(self) -> list[Port]:
+        return self._current_ports()[0]
+
+    @property
+    def outputs(self) -> list[Port]:
+        return self._current_ports()[1]
+
+    @property
+    def path(self) -> Path | None:
+        """The file the model was read from, if any."""
+        if not isinstance(self.source, str):
+            return None
+        from pathlib import Path  # only for who asks: a warm start does not import pathlib
+
+        return Path(self.source)
 
     @property
     def friendly_name(self) -> str:
-        if self.proto.graph.name:
-            return self.proto.graph.name
-        return self.path.stem if self.path else "model"
+        if self._header.graph_name:
+            return self._header.graph_name
+        if isinstance(self.source, str):
+            return os.path.splitext(os.path.basename(self.source))[0]
+        return "model"
 
     @property
     def opset(self) -> int:
         """The model's opset version for the default ONNX domain."""
-        for entry in self.proto.opset_import:
-            if entry.domain in ("", "ai.onnx"):
-                return int(entry.version)
-        return 1
+        return self._header.opset
+
+    @property
+    def opsets(self) -> dict[str, int]:
+        """Every opset the model imports: ``{domain: version}`` (``""`` is ONNX's own)."""
+        return dict(self._header.opsets)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The model's ``metadata_props``, as a new dict."""
+        return dict(self._header.metadata)
+
+    # -- the graph, parsed when needed -----------------------------------------------------------
+
+    @property
+    def proto(self) -> onnx.ModelProto:
+        """The parsed ModelProto with every edit applied, parsed on first use (onnx is imported
+        then). Changing it in place is allowed; the cache then keys the model by its bytes."""
+        if self._proto is None:
+            import time
+
+            started = time.perf_counter()
+            proto = _load(self.source)
+            for edit in self.edits:
+                edit.apply(proto)
+            self._proto, self._built_digest = proto, _digest(proto)
+            # What reading the graph cost (onnx's import the first time), for whoever wonders
+            # why a start was slow: the logger "ember", at DEBUG.
+            get_logger("ember").debug(
+                "parsed %s and applied %d edits in %.1f ms", self._name_for_log(),
+                len(self.edits), (time.perf_counter() - started) * 1e3)
+        return self._proto
+
+    def _name_for_log(self) -> str:
+        return self.source if isinstance(self.source, str) else f"{len(self.source)} bytes"
+
+    @property
+    def is_parsed(self) -> bool:
+        """Whether ``proto`` has been built."""
+        return self._proto is not None
+
+    def changed_in_place(self) -> str | None:
+        """The digest of the serialised ``proto`` if it was changed in place since it was built
+        (by the application, not by recorded edits), else None (the cache keys the model by
+        its source and recipe then)."""
+        if self._proto is None:
+            return None
+        digest = _digest(self._proto)
+        return digest if digest != self._built_digest else None
+
+    def _record(self, edit: Edit) -> None:
+        """Record an edit: check it against the ports, append it, update the ports (and the
+        parsed proto, if there is one)."""
+        inputs, outputs = edit.ports(self.inputs, self.outputs)
+        if self._proto is not None:
+            changed = self.changed_in_place() is not None
+            edit.apply(self._proto)
+            if not changed:  # a proto changed in place stays so, whatever is recorded after
+                self._built_digest = _digest(self._proto)
+        self.edits = (*self.edits, edit)
+        self._ports = (list(inputs), list(outputs))
+
+    def to_bytes(self) -> bytes:
+        """The serialized ModelProto (weights included); the source itself when unchanged."""
+        if self._proto is None and not self.edits:
+            if not isinstance(self.source, str):
+                return self.source
+            from ember.cache.onnx_scan import refers_to_external_data
+
+            data = self._source_bytes()
+            if not refers_to_external_data(data):
+                return data
+        return self.proto.SerializeToString()
 
     # -- OpenVINO's model API ----------------------------------------------------------------
 
@@ -232,16 +378,9 @@ class Model:
         A static shape makes devices that specialise on shapes (GPU) build inside
         ``compile_model``. :raises InferenceInputError: an unknown input or a wrong rank.
         """
-        from ember.reshape import reshape_model
+        from ember.reshape import Reshape
 
-        reshape_model(self, shapes)
-        self.inputs = [port_from_value_info(v, i) for i, v in enumerate(
-            v for v in self.proto.graph.input if v.name not in self._initializer_names)]
-        self.outputs = [port_from_value_info(v, i) for i, v in enumerate(self.proto.graph.output)]
-
-    def to_bytes(self) -> bytes:
-        """The serialized ModelProto (weights included)."""
-        return self.proto.SerializeToString()
+        self._record(Reshape.of(self.inputs, shapes))
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
@@ -250,49 +389,18 @@ class Model:
 
 
 class DeferredModel(Model):
-    """An ONNX file or serialized bytes, parsed only when its graph or ports are first read.
-
-    ``compile`` receives one when the device caches its own work (it gets a kernel cache
-    handle): a device that finds all it needs in its cache never parses the model (the model's
-    digest, ``KernelCache.model_digest``, needs no parsing either). Reading ``proto``,
-    ``inputs`` or ``outputs`` parses it, raising what :func:`read_model` raises. ``source`` is
-    the resolved path or the bytes.
-    """
-
-    def __init__(self, source: Path | bytes) -> None:  # Model.__init__ would parse
-        self.source = source
-        self.path = None if isinstance(source, bytes) else source
-
-    @cached_property
-    def _parsed(self) -> Model:
-        return read_model(self.source)
-
-    @cached_property
-    def proto(self) -> onnx.ModelProto:  # type: ignore[override]
-        return self._parsed.proto
-
-    @cached_property
-    def inputs(self) -> list[Port]:  # type: ignore[override]
-        return self._parsed.inputs
-
-    @cached_property
-    def outputs(self) -> list[Port]:  # type: ignore[override]
-        return self._parsed.outputs
+    """A model the core makes for a device that caches its own work (it gets a kernel cache
+    handle): nothing is read until the device asks, so that a device that finds all it needs in
+    its cache reads nothing (``KernelCache.model_digest`` needs no reading either). Reading the
+    ports or ``proto`` raises what :func:`read_model` raises."""
 
 
 def deferred_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:
     """A :class:`DeferredModel` of a path or bytes; a missing file or a directory is reported
-    now, anything else when the model is parsed."""
+    now, anything else when the model is read."""
     if isinstance(source, bytes | bytearray | memoryview):
         return DeferredModel(bytes(source))
-    from pathlib import Path
-
-    path = Path(source)
-    if not path.exists():
-        raise ModelNotFoundError(str(path))
-    if path.is_dir():
-        raise InvalidModelError(str(path), "it is a directory, not a file")
-    return DeferredModel(path.resolve())
+    return DeferredModel(_resolved(source))
 
 
 def find_port(ports: list[Port], key: str | int | Port | None, kind: str) -> Port:
@@ -315,53 +423,56 @@ def find_port(ports: list[Port], key: str | int | Port | None, kind: str) -> Por
 
 
 def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> Model:
-    """Parse an ONNX file path or serialized bytes into a Model, with errors that name the cause."""
-    if isinstance(source, bytes | bytearray | memoryview):
-        return Model(_parse(bytes(source), "the given bytes"))
-    from pathlib import Path
+    """A Model of an ONNX file path or serialized bytes, its header read (not its graph), with
+    errors that name the cause.
 
+    :raises ModelNotFoundError: no such file. :raises InvalidModelError: not an ONNX model.
+    """
+    if isinstance(source, bytes | bytearray | memoryview):
+        model = Model(bytes(source))
+    else:
+        model = Model(_resolved(source))
+    model._header  # noqa: B018 -- a file that is no model is refused here, not at compile
+    return model
+
+
+def _resolved(source: str | os.PathLike[str]) -> str:
+    # os.path, not pathlib: a warm start does not import pathlib
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise ModelNotFoundError(path)
+    if os.path.isdir(path):
+        raise InvalidModelError(path, "it is a directory, not a file")
+    return os.path.realpath(path)
+
+
+def _load(source: str | bytes) -> onnx.ModelProto:
+    """The full parse, with onnx (measured: importing onnx costs more than a warm start)."""
     import onnx
     from google.protobuf.message import DecodeError
     from onnx.checker import ValidationError
 
-    path = Path(source)
-    if not path.exists():
-        raise ModelNotFoundError(str(path))
-    if path.is_dir():
-        raise InvalidModelError(str(path), "it is a directory, not a file")
+    name = source if isinstance(source, str) else "the given bytes"
     try:
         # onnx.load resolves external weight files relative to the model's directory
-        proto = onnx.load(str(path))
+        proto = onnx.load(source) if isinstance(source, str) else onnx.load_from_string(source)
     except ValidationError as exc:  # an external data file missing, or outside its directory
-        raise InvalidModelError(str(path), f"its external data cannot be used: {_reason(exc)}"
+        raise InvalidModelError(name, f"its external data cannot be used: {_reason(exc)}"
                                 ) from exc
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
-        raise InvalidModelError(str(path), _reason(exc)) from exc
-    _check_has_graph(proto, str(path))
-    return Model(proto, path.resolve())
-
-
-def _parse(data: bytes, source: str) -> onnx.ModelProto:
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    try:
-        proto = onnx.load_from_string(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
-        raise InvalidModelError(source, _reason(exc)) from exc
-    _check_has_graph(proto, source)
+        raise InvalidModelError(name, _reason(exc)) from exc
+    # Protobuf parses many byte strings (even empty ones) as a valid but empty message.
+    if proto.ir_version <= 0 or not proto.HasField("graph"):
+        raise InvalidModelError(name, "it has no ONNX graph (not a protobuf ModelProto)")
+    if not proto.graph.output:
+        raise InvalidModelError(name, "its graph declares no outputs")
     return proto
 
 
-def _check_has_graph(proto: onnx.ModelProto, source: str) -> None:
-    # Protobuf parses many byte strings (even empty ones) as a valid but empty message.
-    if proto.ir_version <= 0 or not proto.HasField("graph"):
-        raise InvalidModelError(source, "it has no ONNX graph (not a protobuf ModelProto)")
-    if not proto.graph.output:
-        raise InvalidModelError(source, "its graph declares no outputs")
+def _digest(proto: onnx.ModelProto) -> str:
+    return checksum.hexdigest(proto.SerializeToString())
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-

@@ -115,3 +115,29 @@ def test_a_warm_start_runs_no_check(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            check=True).stdout.split() for _ in range(2)]
     assert runs == [["False", "True"], ["True", "False"]]
+
+
+def test_the_graph_is_parsed_only_for_a_model_a_rule_may_be_about(tmp_path):
+    """needs_graph looks for the rules' operators (as op_type bytes) and port types in the
+    header: a model without them is compiled without parsing (nor importing onnx)."""
+    from ember.testing import mlp, ppocr_cls_path
+    from ember_cpu.limits import _RULES, needs_graph
+
+    core = ember.Core()
+    assert not needs_graph(core.read_model(ppocr_cls_path()))
+    assert not needs_graph(core.read_model(mlp().SerializeToString()))
+    for op in _RULES:
+        node = helper.make_node(op, ["x"], ["y"], name="n")
+        graph = helper.make_graph([node], "g", [_value("x", F, [1])], [_value("y", F, [1])])
+        assert needs_graph(core.read_model(helper.make_model(graph).SerializeToString())), op
+    bf16 = mlp()
+    bf16.graph.output[0].type.tensor_type.elem_type = TensorProto.BFLOAT16
+    assert needs_graph(core.read_model(bf16.SerializeToString()))
+    reshaped = core.read_model(mlp().SerializeToString())
+    reshaped.reshape([2, 16])
+    assert needs_graph(reshaped)  # its graph is built for onnxruntime anyway
+    code = (f"import sys, ember; ember.Core().compile_model({str(ppocr_cls_path())!r}, 'CPU'); "
+            "print('onnx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -147,6 +147,7 @@ def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:
     found.append(_bundle_target(fx))
     found.append(_manifest_target(fx, redis_url))
     found.append(_store_json_target(fx))
+    found.append(_onnx_header_target(fx))
     return found
 
 
@@ -362,3 +363,79 @@ def _store_json_target(fx: Fixtures) -> Target:
     return Target("store-json", forge_json, check)
 
 
+
+
+def _onnx_header_target(fx: Fixtures) -> Target:
+    """ONNX files, read as read_model reads them (the header, from bytes and from a file read
+    in pages): forged ones are refused with InvalidModelError, or read exactly as onnx's full
+    parse reads them (same ports, opsets, metadata and name) when onnx parses them too."""
+    import onnx
+
+    import ember
+    from ember.testing.models import cnn, mlp
+
+    small = mlp(features=3, hidden=2, classes=2)
+    small.metadata_props.add(key="author", value="fuzz")
+    small.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    with_weights_as_inputs = cnn(channels=1, size=4, classes=2)
+    with_weights_as_inputs.graph.input.extend(  # old exporters list weights as inputs too
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in with_weights_as_inputs.graph.initializer[:2])
+    seeds = [m.SerializeToString() for m in (small, with_weights_as_inputs)]
+    path = fx.work / "forged.onnx"
+
+    def forge_model(rng: random.Random) -> bytes:
+        return forge.mutate_bytes(rng, rng.choice(seeds))
+
+    def check(data: bytes) -> str:
+        path.write_bytes(data)
+        outcomes = []
+        for source in (data, path):
+            try:
+                model = ember.Core().read_model(source)
+            except ember.errors.InvalidModelError as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append((model.inputs, model.outputs, model.opsets, model.metadata,
+                             model.friendly_name.replace("forged", "model")))
+        if type(outcomes[0]) is not type(outcomes[1]):
+            return "wrong"  # a file and its bytes must read alike
+        if isinstance(outcomes[0], EmberError):
+            raise outcomes[0]
+        try:
+            proto = onnx.load_from_string(data)
+        except Exception:  # refused later, when the graph is parsed
+            return "accepted"
+        return "accepted" if outcomes[0] == _reference(proto) else "wrong"
+
+    return Target("onnx-header", forge_model, check)
+
+
+def _reference(proto: Any) -> tuple[Any, ...]:
+    """What onnx's full parse says a model's header is (the way Ember read it before it had a
+    reader of its own)."""
+    import onnx
+
+    from ember.model import Port
+
+    def port(value_info: Any, index: int) -> Port:
+        tensor_type = value_info.type.tensor_type
+        dims: list[Any] = []
+        for dim in tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                dims.append(int(dim.dim_value))
+            elif dim.HasField("dim_param") and dim.dim_param not in ("", "?"):
+                dims.append(dim.dim_param)
+            else:
+                dims.append(None)
+        kind = tensor_type.elem_type or onnx.TensorProto.FLOAT
+        return Port(value_info.name, tuple(dims),
+                    np.dtype(onnx.helper.tensor_dtype_to_np_dtype(kind)), index)
+
+    weights = {t.name for t in proto.graph.initializer}
+    inputs = [port(v, i) for i, v in enumerate(
+        v for v in proto.graph.input if v.name not in weights)]
+    outputs = [port(v, i) for i, v in enumerate(proto.graph.output)]
+    opsets = {entry.domain: entry.version for entry in proto.opset_import}
+    metadata = {entry.key: entry.value for entry in proto.metadata_props}
+    return inputs, outputs, opsets, metadata, proto.graph.name or "model"

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
 from ember import checksum, safe_json
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import blake3
-    import onnx
 
     from ember.signing import Signer
 
@@ -151,14 +149,15 @@ def _hash_model_files(path: str) -> tuple[str, list[str]]:
     with open(path, "rb") as model_file:
         size = os.fstat(model_file.fileno()).st_size
         hasher = checksum.hasher(size)
+        data: bytes | None = None
         if size <= _WHOLE_FILE_MAX:
             data = model_file.read()
             hasher.update(data)
             has_external_data = refers_to_external_data(data)
-            del data
-        else:
+        else:  # larger than any protobuf message: no model to read its references from
             has_external_data = _hash_stream(model_file, hasher)
-    external = _external_files(path) if has_external_data else []
+    external = _external_files(path, data) if has_external_data else []
+    del data
     for extra in external:
         hasher.update(b"\0" + os.fsencode(os.path.basename(extra)) + b"\0")
         with open(extra, "rb") as data_file:
@@ -180,40 +179,21 @@ def _hash_stream(model_file: BinaryIO, hasher: blake3.blake3) -> bool:
     return has_external_data
 
 
-def _external_files(model_path: str) -> list[str]:
-    """The external weight files a model refers to (parses the graph, not the weights)."""
-    from pathlib import Path
+def _external_files(model_path: str, data: bytes | None) -> list[str]:
+    """The external weight files a model refers to, from its bytes' wire format (no onnx)."""
+    from ember.cache.onnx_scan import external_locations
 
-    import onnx
-
-    path = Path(model_path)
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:
+        locations = external_locations(data) if data is not None else set()
+    except (ValueError, IndexError):
         return []  # not a readable model: compiling it will report that properly
-    locations = {
-        entry.value
-        for tensor in _tensors(proto.graph)
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
     # only files inside the model's directory: onnx refuses the others when loading, and a
     # digest must not read what the model cannot use
-    directory = path.parent.resolve()
-    inside = [directory / location for location in locations
-              if (directory / location).resolve().is_relative_to(directory)]
-    return sorted(str(extra) for extra in inside if extra.is_file())
-
-
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Every tensor stored in a graph: initializers and node attributes, subgraphs included."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            for subgraph in [attr.g] if attr.HasField("g") else []:
-                yield from _tensors(subgraph)
-            for subgraph in attr.graphs:
-                yield from _tensors(subgraph)
+    directory = os.path.realpath(os.path.dirname(model_path))
+    inside = []
+    for location in locations:
+        extra = os.path.join(directory, location)
+        real = os.path.realpath(extra)
+        if os.path.commonpath([real, directory]) == directory and os.path.isfile(extra):
+            inside.append(extra)
+    return sorted(inside)

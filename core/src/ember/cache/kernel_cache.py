@@ -30,7 +30,7 @@ from ember.cache.cached_compile import build_lock, lock_timeout
 from ember.cache.key import CacheKey, entry_key, model_identity
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
 from ember.log import get_logger
-from ember.model import DeferredModel, Model
+from ember.model import Model
 
 if TYPE_CHECKING:
     from ember.signing import Signer
@@ -102,8 +102,7 @@ class KernelCache:
         """The content digest of ``model``, as the model cache's key holds it, without parsing
         it: a file's digest is remembered against the file's identity (unchanged file, no
         hashing), bytes are hashed, a Model built in memory is hashed as serialized."""
-        source = model.source if isinstance(model, DeferredModel) else model
-        return model_identity(source, self.cache.file_digests)[0]
+        return model_identity(model, self.cache.file_digests)[0]
 
     def key(self, blob_id: bytes | str | Mapping[str, Any]) -> CacheKey:
         """The entry key for a plugin's identification of a kernel (bytes, text or a mapping)."""

@@ -69,13 +69,26 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
                    digests: FileDigests, signer: Signer | None = None) -> tuple[str, str]:
     """The content digest of a model and a name to show for it, without parsing a file.
 
-    A path is hashed through ``digests`` (remembered against the file's identity); a Model is
-    hashed as serialized, since the application may have changed it after reading.
+    A path is hashed through ``digests`` (remembered against the file's identity), bytes are
+    hashed. A Model without edits is its source (so that ``read_model`` then ``compile_model``
+    hits the entry ``compile_model(path)`` made, at the same cost); an edited one is the digest
+    of its source's and of its recipe (``ember.model_edits.recipe``); a Model whose parsed
+    graph the application changed in place is hashed as serialized.
     """
     if isinstance(model, bytes | bytearray | memoryview):
         return checksum.hexdigest(model), "model"
     if not isinstance(model, str | os.PathLike):  # a Model (imported only if one was made)
-        return checksum.hexdigest(model.to_bytes()), model.friendly_name
+        changed = model.changed_in_place()
+        if changed is not None:
+            return changed, model.friendly_name
+        source_digest, name = model_identity(model.source, digests, signer)
+        if not model.edits:
+            return source_digest, name
+        from ember.model_edits import recipe
+
+        text = json.dumps([source_digest, recipe(model.edits)], sort_keys=True,
+                          separators=(",", ":"))
+        return checksum.hexdigest(text.encode()), name
     from ember.store_paths import MODEL_FILE
 
     path = os.fspath(model)  # os.path, not pathlib: a warm start does not import pathlib

@@ -15,6 +15,8 @@ than any real model, answer True, and the caller then asks onnx.
 
 from __future__ import annotations
 
+from ember.protobuf_wire import varint as _varint
+
 # Which fields of which message hold which message, after onnx.proto3 (field numbers).
 _MODEL, _GRAPH, _NODE, _ATTRIBUTE, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(8)
 _CHILDREN: dict[int, dict[int, int]] = {
@@ -62,19 +64,6 @@ def refers_to_external_data(data: bytes) -> bool:
         return True
 
 
-def _varint(view: memoryview, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = view[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
 def _walk(view: memoryview, budget: int | None = None) -> bool:
     """Whether a tensor anywhere in the model is stored externally.
 
@@ -117,3 +106,41 @@ def _walk(view: memoryview, budget: int | None = None) -> bool:
         if position != end:
             raise ValueError("message runs past its end")
     return False
+
+
+def external_locations(data: bytes) -> set[str]:
+    """The ``location`` of every external-data reference in a model (tensors anywhere: the
+    graph, subgraphs, functions, training info), read from the wire format without onnx.
+
+    :raises ValueError, IndexError: for bytes that are not a well-formed model, or nested
+        deeper than any real one.
+    """
+    from ember.protobuf_wire import LENGTH, fields
+
+    found: set[str] = set()
+    stack = [(_MODEL, 0, len(data), 0)]
+    while stack:
+        kind, start, stop, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise ValueError("nested deeper than any model")
+        children = _CHILDREN.get(kind, {})
+        for number, wire, value, end in fields(data, start, stop):
+            if wire != LENGTH:
+                continue
+            if kind == _TENSOR and number == _TENSOR_EXTERNAL_DATA:
+                entry = {key: text for key, _, text, _ in _string_fields(data, end - value, end)}
+                if entry.get(1) == "location" and 2 in entry:
+                    found.add(entry[2])
+                continue
+            child = children.get(number)
+            if child is not None:
+                stack.append((child, end - value, end, depth + 1))
+    return found
+
+
+def _string_fields(data: bytes, start: int, stop: int) -> list[tuple[int, int, str, int]]:
+    """The length-delimited fields of a message, decoded as UTF-8 (a StringStringEntryProto)."""
+    from ember.protobuf_wire import LENGTH, fields
+
+    return [(number, wire, data[end - value:end].decode(), end)
+            for number, wire, value, end in fields(data, start, stop) if wire == LENGTH]

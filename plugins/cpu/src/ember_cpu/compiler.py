@@ -78,8 +78,10 @@ def check_limits(model: Model) -> None:
 
     :raises UnsupportedOperatorError: naming the node, the message saying why.
     """
-    from ember_cpu.limits import refusal
+    from ember_cpu.limits import needs_graph, refusal
 
+    if not needs_graph(model):  # nothing a rule is about: no parse (no onnx import)
+        return
     found = refusal(model.proto)
     if found is not None:
         node, why = found
@@ -97,12 +99,20 @@ def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
         options.optimized_model_filepath = saved
         options.add_session_config_entry("session.save_model_format", "ORT")
         try:
-            session = ort.InferenceSession(model.to_bytes(), options,
+            session = ort.InferenceSession(_session_source(model), options,
                                            providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / ... types
             raise _ember_error(exc, model) from exc
         with open(saved, "rb") as saved_file:
             return session, saved_file.read()
+
+
+def _session_source(model: Model) -> str | bytes:
+    """What onnxruntime reads: the file itself for a model read and not changed (onnxruntime
+    finds its external data beside it; nothing is serialised or parsed here), else its bytes."""
+    if isinstance(model.source, str) and not model.edits and not model.is_parsed:
+        return model.source
+    return model.to_bytes()
 
 
 def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
@@ -161,5 +171,5 @@ def _ember_error(exc: Exception, model: Model) -> Exception:
         if match and ("No Op registered" in message or pattern is _NO_KERNEL):
             domain = match.groupdict().get("domain") or ""
             return UnsupportedOperatorError(DEVICE_NAME, match["op"], match["node"], domain)
-    source = str(model.path) if model.path else model.friendly_name
+    source = model.source if isinstance(model.source, str) else model.friendly_name
     return InvalidModelError(source, f"onnxruntime refused it: {message.strip()}")

@@ -14,19 +14,42 @@ some.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import onnx
+if TYPE_CHECKING:
+    import onnx
+
+    from ember.model import Model
 
 #: Element types the onnxruntime Python API cannot exchange with numpy (bfloat16, the float8s,
 #: the 4- and 2-bit integers, float8e8m0; float4e2m1 it can): inputs of these types cannot be
 #: fed, nor outputs returned ("No corresponding Numpy type", "can't be converted to MLDataType").
 UNEXCHANGEABLE_TYPES = frozenset({16, 17, 18, 19, 20, 21, 22, 24, 25, 26})
 
-Rule = Callable[[onnx.NodeProto, dict[str, onnx.TensorProto]], str | None]
+Rule = Callable[["onnx.NodeProto", dict[str, "onnx.TensorProto"]], "str | None"]
+
+
+def needs_graph(model: Model) -> bool:
+    """Whether a rule may refuse the model, found without parsing it (then :func:`refusal`
+    parses it): a port of a type that cannot be exchanged, or an operator a rule is about.
+
+    An operator is looked for as its ``op_type`` field is written in the file (tag, length,
+    name): a model without those bytes has no such node; a model with them, by coincidence in
+    its weights or not, is parsed and checked. A model with edits or a parsed graph is checked
+    on its graph, which compiling it needs anyway.
+    """
+    if model.is_parsed or model.edits:
+        return True
+    if not UNEXCHANGEABLE_TYPES.isdisjoint(model._header.port_types.values()):
+        return True
+    data = model._source_bytes()
+    return any(marker in data for marker in _OP_MARKERS)
 
 
 def refusal(model: onnx.ModelProto) -> tuple[onnx.NodeProto, str] | None:
     """The first node the CPU device must refuse, and why; None when it runs the model."""
+    import onnx
+
     graph = model.graph
     unexchangeable = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]
                       if v.type.tensor_type.elem_type in UNEXCHANGEABLE_TYPES}
@@ -76,6 +99,8 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
 
 
 def _attr(node: onnx.NodeProto, name: str, default: object = None) -> object:
+    import onnx
+
     for attribute in node.attribute:
         if attribute.name == name:
             value = onnx.helper.get_attribute_value(attribute)
@@ -96,6 +121,8 @@ def _constant(node: onnx.NodeProto, index: int,
 
 
 def _dropout(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> str | None:
+    import onnx
+
     if not _given(node, 2):
         return None
     mode = _constant(node, 2, constants)
@@ -105,6 +132,8 @@ def _dropout(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> st
 
 
 def _resize(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> str | None:
+    import onnx
+
     # With align_corners ONNX maps through the unrounded output width (scale x input), and
     # onnxruntime through the rounded one: they differ unless scale x input is whole, which only
     # constant whole-number scales guarantee (sizes are whole by definition).
@@ -128,6 +157,8 @@ def _max_unpool(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) ->
 
 
 def _conv_integer(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> str | None:
+    import onnx
+
     if not _given(node, 3):
         return None
     zero_point = _constant(node, 3, constants)
@@ -162,3 +193,6 @@ _RULES: dict[str, Rule] = {
     "GRU": _recurrent,
     "RNN": _recurrent,
 }
+
+#: Each rule's operator as a NodeProto's op_type field (4) is written: tag 0x22, length, name.
+_OP_MARKERS = tuple(b"\x22" + bytes([len(op)]) + op.encode() for op in _RULES)

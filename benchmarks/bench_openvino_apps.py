@@ -1,0 +1,266 @@
+"""Starts as OpenVINO applications are written: both call shapes, warm and cold, beside OpenVINO
+running the same code and a bare onnxruntime floor, in one run; then a three-model OCR pipeline.
+
+    .venv/bin/python -m pip install openvino     # the comparison (make bench installs it)
+    .venv/bin/python benchmarks/bench_openvino_apps.py [--runs 5] [--markdown FILE]
+
+Every start is a fresh process, from interpreter start to the first inference result, on the
+real models of bench_cpu_start.py; the cells of one model are interleaved run by run. Rows:
+
+- ``path``: the seeds' call, ``compile_model(path, "CPU")`` then ``compiled(inputs)``;
+- ``model``: what most OpenVINO applications do::
+
+      model = core.read_model(path)
+      [p.get_partial_shape() for p in model.inputs]
+      compiled = core.compile_model(model=model, device_name="CPU")
+      request = compiled.create_infer_request()
+      request.infer(inputs=[...]); request.get_output_tensor(0).data
+
+- each with ``import ember as ov`` and with ``import openvino as ov``, warm (the cache filled
+  by an earlier process) and cold (an empty ``CACHE_DIR`` per process);
+- floor, warm: onnxruntime building the session from the ORT bytes Ember cached; cold:
+  onnxruntime optimising the ONNX file at ALL and saving the ORT bytes, then inferring once.
+
+The pipeline: one process compiles PP-OCR det, cls and rec (read_model then compile_model, the
+cache warm), detects text in an image, then classifies and recognises each crop, as an OCR
+application does; Ember against OpenVINO running the same script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench_cpu_start import INPUTS, MODELS, geometric_mean, model_path, ort_bytes_of, run
+
+# The four real models of the goals (silero-vad as OpenVINO reads it).
+GOAL_MODELS = ("ppocr-det", "ppocr-rec", "ppocr-cls", "silero-vad (openvino_16k)")
+
+DONE = """
+done = time.time()
+print(json.dumps({"done": done, "cached": cached}))
+"""
+
+PATH_CALL = INPUTS + """
+import {module} as ov
+model, cache_dir = sys.argv[1], sys.argv[3]
+core = ov.Core()
+core.set_property({"CACHE_DIR": cache_dir})
+compiled = core.compile_model(model, "CPU")
+compiled(feeds)
+cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
+""" + DONE
+
+MODEL_CALL = INPUTS + """
+import {module} as ov
+path, cache_dir = sys.argv[1], sys.argv[3]
+core = ov.Core()
+core.set_property({"CACHE_DIR": cache_dir})
+model = core.read_model(path)
+ports = [(p.get_any_name(), p.get_partial_shape()) for p in model.inputs]
+compiled = core.compile_model(model=model, device_name="CPU")
+request = compiled.create_infer_request()
+request.infer(inputs=[feeds[name] for name, _ in ports])
+request.get_output_tensor(0).data
+cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
+""" + DONE
+
+FLOOR_WARM = INPUTS + """
+import os
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort
+data = open(sys.argv[1], "rb").read()
+options = ort.SessionOptions()
+options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+options.add_session_config_entry("session.load_model_format", "ORT")
+options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
+options.log_severity_level = 3
+session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+session.run(None, feeds)
+cached = True
+""" + DONE
+
+FLOOR_COLD = INPUTS + """
+import os
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort
+options = ort.SessionOptions()
+options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+options.optimized_model_filepath = os.path.join(sys.argv[3], "model.ort")
+options.add_session_config_entry("session.save_model_format", "ORT")
+options.log_severity_level = 3
+session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+session.run(None, feeds)
+cached = False
+""" + DONE
+
+PIPELINE = """
+import json, sys, time
+import numpy as np
+import {module} as ov
+det_path, cls_path, rec_path, cache_dir = sys.argv[1:5]
+core = ov.Core()
+core.set_property({"CACHE_DIR": cache_dir})
+det, cls, rec = (core.compile_model(core.read_model(p), "CPU")
+                 for p in (det_path, cls_path, rec_path))
+# A page: light background, three dark lines of "text".
+image = np.full((1, 3, 320, 320), 0.9, np.float32)
+for top in (40, 140, 240):
+    image[:, :, top:top + 30, 30:290] = 0.1
+probability = np.asarray(det(image)[0])[0, 0]
+rows = np.flatnonzero((probability > 0.3).any(axis=1))
+boxes = []  # one box per run of consecutive text rows
+for text_rows in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []:
+    top, bottom = int(text_rows[0]), int(text_rows[-1]) + 1
+    columns = np.flatnonzero((probability[top:bottom] > 0.3).any(axis=0))
+    boxes.append((top, bottom, int(columns[0]), int(columns[-1]) + 1))
+boxes = boxes or [(0, 320, 0, 320)]
+def resized(box, height, width):
+    top, bottom, left, right = box
+    ys = np.linspace(top, bottom - 1, height).astype(int)
+    xs = np.linspace(left, right - 1, width).astype(int)
+    return np.ascontiguousarray(image[:, :, ys][:, :, :, xs])
+angles = [np.asarray(cls(resized(b, 48, 192))[0]).argmax() for b in boxes]
+texts = [np.asarray(rec(resized(b, 48, 320))[0]).argmax(-1) for b in boxes]
+cached = all(bool(c.get_property("LOADED_FROM_CACHE")) for c in (det, cls, rec))
+print(json.dumps({"done": time.time(), "cached": cached, "boxes": len(boxes)}))
+"""
+
+
+def start_rows(path: str, spec: str, work: Path) -> dict[str, Callable[[], dict]]:
+    """Every cell of one model, warm caches filled; a cold cell gets an empty directory."""
+    counter = iter(range(1 << 30))
+
+    def fresh() -> str:
+        directory = work / f"cold-{next(counter)}"
+        directory.mkdir()
+        return str(directory)
+
+    rows: dict[str, Callable[[], dict]] = {}
+    for module, who in (("ember", "Ember"), ("openvino", "OpenVINO")):
+        for shape, script in (("path", PATH_CALL), ("model", MODEL_CALL)):
+            code = script.replace("{module}", module)
+            warm_cache = str(work / f"{module}-{shape}")
+            run(code, path, spec, warm_cache)
+            rows[f"{who}, {shape}, warm"] = (
+                lambda code=code, cache=warm_cache: run(code, path, spec, cache))
+            rows[f"{who}, {shape}, cold"] = lambda code=code: run(code, path, spec, fresh())
+    floor_file = str(ort_bytes_of(work / "ember-path", work))
+    rows["floor, warm"] = lambda: run(FLOOR_WARM, floor_file, spec, "")
+    rows["floor, cold"] = lambda: run(FLOOR_COLD, path, spec, fresh())
+    return rows
+
+
+def measure(name: str, runs: int) -> dict[str, float]:
+    package, relative, inputs = MODELS[name]
+    path, spec = str(model_path(package, relative)), json.dumps(inputs)
+    with tempfile.TemporaryDirectory() as scratch:
+        rows = start_rows(path, spec, Path(scratch))
+        results: dict[str, list[dict]] = {row: [] for row in rows}
+        for _ in range(runs):
+            for row, start in rows.items():
+                results[row].append(start())
+    for row, found in results.items():
+        if row.endswith("warm") and not row.startswith("floor"):
+            assert all(r["cached"] for r in found), f"{name}: {row} missed its cache"
+        if row.endswith("cold"):
+            assert not any(r["cached"] for r in found), f"{name}: {row} hit a cache"
+    return {row: statistics.median(r["start_ms"] for r in found)
+            for row, found in results.items()}
+
+
+def measure_pipeline(runs: int) -> dict[str, float]:
+    paths = [str(model_path(*MODELS[name][:2])) for name in ("ppocr-det", "ppocr-cls",
+                                                               "ppocr-rec")]
+    results: dict[str, list[float]] = {"Ember": [], "OpenVINO": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        scripts = {who: PIPELINE.replace("{module}", module)
+                   for who, module in (("Ember", "ember"), ("OpenVINO", "openvino"))}
+        for who, script in scripts.items():  # fill the caches
+            _run_pipeline(script, paths, Path(scratch) / who)
+        for _ in range(runs):
+            for who, script in scripts.items():
+                result = _run_pipeline(script, paths, Path(scratch) / who)
+                assert result["cached"], f"the {who} pipeline missed its cache"
+                results[who].append(result["start_ms"])
+    return {who: statistics.median(times) for who, times in results.items()}
+
+
+def _run_pipeline(script: str, paths: list[str], cache: Path) -> dict:
+    import subprocess
+    import time
+
+    from bench_cpu_start import ENVIRONMENT
+
+    started = time.time()
+    out = subprocess.run([sys.executable, "-c", script, *paths, str(cache)],
+                         capture_output=True, text=True, check=True, env=ENVIRONMENT)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["start_ms"] = (result["done"] - started) * 1e3
+    return result
+
+
+def report(results: dict[str, dict[str, float]], pipeline: dict[str, float] | None,
+           runs: int) -> str:
+    lines = [f"Process start to first result, medians of {runs} fresh processes per cell, "
+             "interleaved; ms. Ember/OV is Ember's time over OpenVINO's for the same code.", "",
+             "| model | call | Ember warm | OV warm | floor warm | Ember/OV warm | "
+             "Ember/floor warm | Ember cold | OV cold | floor cold | Ember/OV cold | "
+             "Ember/floor cold |",
+             "| --- | --- |" + " ---: |" * 10]
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for name, cells in results.items():
+        for shape in ("path", "model"):
+            row = [name, "`compile_model(path)`" if shape == "path" else
+                   "`read_model`, `compile_model(model)`"]
+            for state in ("warm", "cold"):
+                ember, ov = cells[f"Ember, {shape}, {state}"], cells[f"OpenVINO, {shape}, {state}"]
+                floor = cells[f"floor, {state}"]
+                ratios.setdefault((shape, state), []).append(ember / ov)
+                ratios.setdefault((shape, f"{state} floor"), []).append(ember / floor)
+                row += [f"{ember:.0f}", f"{ov:.0f}", f"{floor:.0f}", f"{ember / ov:.2f}",
+                        f"{ember / floor:.2f}"]
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    goals = {"warm": "geometric mean <= 0.70, none above 0.85; Ember/floor <= 1.15",
+             "cold": "geometric mean <= 0.85; Ember/floor <= 1.3"}
+    for (shape, state), values in ratios.items():
+        if state.endswith("floor"):
+            continue
+        floors = ratios[(shape, f"{state} floor")]
+        lines.append(f"- {shape} call, {state}: Ember/OpenVINO geometric mean "
+                     f"{geometric_mean(values):.2f}, worst {max(values):.2f}; Ember/floor worst "
+                     f"{max(floors):.2f} (goal: {goals[state]})")
+    if pipeline:
+        lines += ["", f"Three-model OCR pipeline (det, then cls and rec of each crop), warm: "
+                  f"Ember {pipeline['Ember']:.0f} ms, OpenVINO {pipeline['OpenVINO']:.0f} ms, "
+                  f"{pipeline['Ember'] / pipeline['OpenVINO']:.2f}x (goal <= 0.8)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--models", nargs="*", default=list(GOAL_MODELS))
+    parser.add_argument("--no-pipeline", action="store_true")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    results = {}
+    for name in args.models:
+        results[name] = measure(name, args.runs)
+        print(f"measured {name}: {json.dumps(results[name])}", file=sys.stderr)
+    pipeline = None if args.no_pipeline else measure_pipeline(args.runs)
+    text = report(results, pipeline, args.runs)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
