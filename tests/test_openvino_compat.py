@@ -91,7 +91,7 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
         assert "annotations" not in dir() and "PerformanceMode" not in dir()
         assert hints.PerformanceMode.THROUGHPUT == "THROUGHPUT" and streams.Num.AUTO == -1
         assert isinstance(ov.get_version(), str)
-        for name in ("Layout", "no_such_name"):
+        for name in ("Symbol", "no_such_name"):
             try:
                 getattr(ov, name)
             except AttributeError as error:
@@ -122,7 +122,7 @@ def test_a_script_runs_as_python_runs_it(tmp_path, installed_openvino):
     assert done.returncode == 5, done.stderr
     assert f"argv {[str(script), '5', '--flag']}" in done.stdout
     assert "found next to the script" in done.stdout
-    for name in ("openvino.Layout", "openvino.no_such_name",
+    for name in ("openvino.Symbol", "openvino.no_such_name",
                  "openvino.properties.hint.enable_cpu_pinning", "openvino.tools",
                  "openvino.no_such_module", "openvino.cache", "openvino.OpExtension"):
         assert f"Ember does not implement {name} " in done.stdout, (name, done.stdout)
