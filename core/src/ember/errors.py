@@ -146,3 +146,11 @@ class RequestBusyError(EmberError):
 class DynamicShapeError(EmberError, ValueError):
     """A static size was asked of a dynamic dimension or shape (``Dimension.get_length``,
     ``PartialShape.to_shape``, ``Port.get_shape``)."""
+
+
+class PlantedLinkError(EmberError, OSError):
+    """A symbolic link (or a FIFO, a device...) where Ember expects its own directory or file
+    inside a cache or store directory: not followed, nothing outside is touched."""
+
+    def __str__(self) -> str:  # OSError would print its errno form otherwise
+        return str(self.args[0])

@@ -186,12 +186,12 @@ def _write_index(path: str, group: str, records: list[EntryPointRecord]) -> None
         return  # a directory that just changed may change again unseen: scan next time too
     document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
                 "fingerprint": fingerprint, "entry_points": [r._asdict() for r in records]}
-    from ember.atomic import make_private_dirs, write_atomically
+    from ember.atomic import write_inside
 
     # The index only saves time: an unwritable directory costs the next start a scan, no more.
     with contextlib.suppress(OSError):
-        make_private_dirs(os.path.dirname(os.path.dirname(path)), os.path.dirname(path))
-        write_atomically(path, json.dumps(document).encode())
+        write_inside(os.path.dirname(os.path.dirname(path)), (INDEX_DIR,),
+                     os.path.basename(path), json.dumps(document).encode())
 
 
 # -- the scan ------------------------------------------------------------------------------------

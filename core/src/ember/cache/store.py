@@ -10,7 +10,10 @@ Layout of a cache directory (all names are Ember's; other tools' files are left 
 Blobs are read whole into memory, never memory-mapped: a file truncated by another process
 then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or evaluated, and every
 byte read back is untrusted: blobs go through ember.blob's total parser (and, with a signing key,
-ember.signing's MAC), event lines through ember.safe_json.
+ember.signing's MAC), event lines through ember.safe_json. What a header claims is compared with
+the file's size before anything is allocated, and a file with holes (a sparse file claims a size
+it does not hold on disk) is verified in bounded pieces before it is read whole. Every file here
+is opened through ember.confined: a link planted in the directory is refused, never followed.
 
 Without a signing key a cache directory is as trustworthy as whoever can write to it: the
 checksums catch damage, not forgery. With one (``CACHE_SIGNING_KEY``), every entry written is
@@ -27,10 +30,10 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ember import blob, safe_json
-from ember.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
+from ember import blob, checksum, confined, safe_json
+from ember.atomic import TEMP_PREFIX, write_inside
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
 from ember.errors import BlobFormatError, CacheWarning
@@ -123,16 +126,26 @@ class ModelCache:
         Nothing is warned here: the caller reports one warning per compile.
         """
         path = self._blob_file(key.digest, suffix)
+        if signer is None:
+            warn_if_shared(self._root)
         try:
-            with open(path, "rb") as blob_file:
+            fd = confined.open_file(self._root, ("blobs",), key.digest + suffix, os.O_RDONLY)
+            with open(fd, "rb") as blob_file:
+                size = os.fstat(fd).st_size
+                if _has_holes(os.fstat(fd)):  # claims more than the disk holds: check first
+                    _check_in_pieces(blob_file, size, key.digest, signer)
                 if signer is None:  # the common path: ember.signing is not imported
-                    header, payload = blob.read_file(blob_file)
+                    header, payload = blob.read_file(blob_file, size)
                 else:  # a signed cache checks the entry's MAC at every read
                     from ember.signing import open_blob
 
-                    header, payload = open_blob(blob_file.read(), key.digest, signer)
+                    header, payload = open_blob(blob_file.read(size + 1), key.digest, signer)
                 # After the read: a write that changed what was read has changed ctime by now.
-                stat = os.fstat(blob_file.fileno())
+                stat = os.fstat(fd)
+                if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
+                    with contextlib.suppress(OSError):
+                        os.utime(fd)  # last use, for least-recently-used eviction (this inode)
+                        stat = os.fstat(fd)
             if signer is None:
                 if self._verified.get(path) != identity(stat):
                     blob.check_payload(header, payload)
@@ -146,10 +159,6 @@ class ModelCache:
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
             return None, f"cache entry {os.path.basename(path)} is damaged ({exc})"
-        if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
-            with contextlib.suppress(OSError):
-                os.utime(path)  # last use, for least-recently-used eviction
-                stat = os.stat(path)
         # Entries are replaced by rename (a new inode), never rewritten in place; a write in
         # place changes ctime, which nobody can set back. So an entry whose identity has not
         # changed since this process verified it need not be hashed again (git's racy rule
@@ -197,8 +206,7 @@ class ModelCache:
     def _publish(self, key: CacheKey, suffix: str,
                  *chunks: bytes | bytearray | memoryview) -> str | None:
         try:
-            make_private_dirs(self._root, self._blobs)
-            write_atomically(self._blob_file(key.digest, suffix), *chunks)
+            write_inside(self._root, ("blobs",), key.digest + suffix, *chunks)
         except OSError as exc:
             return f"the model cache {self._root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=sum(memoryview(c).nbytes for c in chunks))
@@ -218,23 +226,20 @@ class ModelCache:
         if not thread_lock.acquire(timeout=max(timeout, 0)):
             yield False
             return
-        import filelock  # here, not at the top: a warm start never locks
-
         try:
+            file_lock = confined.file_lock(self._root, ("locks",), f"{key}.lock",
+                                           max(deadline - time.monotonic(), 0))
             try:
-                make_private_dirs(self._root, self._locks)
-                file_lock = filelock.FileLock(os.path.join(self._locks, f"{key}.lock"))
-                file_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
-            except filelock.Timeout:
-                yield False
-                return
+                locked = file_lock.__enter__()
             except OSError:
-                yield True  # a read-only directory: nothing to coordinate, nothing will be written
+                # a read-only directory (nothing to coordinate, nothing will be written), or a
+                # planted link (refused with a warning; writes will be refused too)
+                yield True
                 return
             try:
-                yield True
+                yield locked
             finally:
-                file_lock.release()
+                file_lock.__exit__(None, None, None)
         finally:
             thread_lock.release()
 
@@ -258,7 +263,8 @@ class ModelCache:
 
     def _append(self, line: str) -> None:
         try:
-            fd = os.open(self._events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = confined.open_file(self._root, (), "events.log",
+                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError:
             return  # no directory yet, or read-only: statistics are best effort
         try:
@@ -302,21 +308,22 @@ class ModelCache:
         Events appended by other processes while the log is rewritten may be lost: these are
         statistics, and losing a few is better than making every start take a lock.
         """
-        import filelock  # only after a write, never on a warm start
-
         try:
-            if os.stat(self._events).st_size < _EVENTS_COMPACT_BYTES:
+            if os.lstat(self._events).st_size < _EVENTS_COMPACT_BYTES:
                 return
-            with filelock.FileLock(os.path.join(self._locks, "events.lock"), timeout=0):
-                summary = {"event": "summary", **self._counters()}
-                write_atomically(self._events, (json.dumps(summary) + "\n").encode())
-        except (OSError, filelock.Timeout):
+            with confined.file_lock(self._root, ("locks",), "events.lock", 0) as locked:
+                if locked:
+                    summary = {"event": "summary", **self._counters()}
+                    write_inside(self._root, (), "events.log",
+                                 (json.dumps(summary) + "\n").encode())
+        except OSError:
             pass
 
     def _read_events(self) -> Iterator[dict[str, Any]]:
         """The log's events; a malformed line (anyone may append one) is skipped."""
         try:
-            with open(self._events, "rb") as log_file:
+            with open(confined.open_file(self._root, (), "events.log", os.O_RDONLY),
+                      "rb") as log_file:
                 data = log_file.read(_EVENTS_MAX_READ)
         except OSError:
             return
@@ -330,6 +337,8 @@ class ModelCache:
     # -- listing and maintenance -------------------------------------------------------------
 
     def _blob_files(self) -> list[Path]:
+        if confined.is_link(self._root, "blobs"):
+            return []  # another directory's files are not ours to list, verify or remove
         try:
             return [p for p in self.blobs.iterdir()
                     if p.suffix in _SUFFIXES and not p.name.startswith(TEMP_PREFIX)]
@@ -422,6 +431,83 @@ def flush_deferred_events() -> None:
 
 
 atexit.register(flush_deferred_events)
+
+
+#: A file whose blocks on disk hold this much less than its size has holes (a sparse file).
+_HOLE_SLACK = 1 << 20
+_PIECE = 4 << 20  # large enough for BLAKE3's threads, small next to a process's memory
+
+
+def _has_holes(stat: os.stat_result) -> bool:
+    """Whether a file claims more bytes than its blocks hold: reading it would allocate memory
+    for bytes no one wrote. Ember writes every byte of an entry, so a real entry has none
+    (a compressing file system may say otherwise: such entries are only checked twice)."""
+    blocks = getattr(stat, "st_blocks", None)
+    return blocks is not None and blocks * 512 + _HOLE_SLACK < stat.st_size
+
+
+def _check_in_pieces(blob_file: BinaryIO, size: int, key: str, signer: Signer | None) -> None:
+    """Check a blob file's payload checksum (with a ``signer``, its MAC) in bounded pieces, so
+    that a forged file costs no more memory than a piece; leaves the file at its start.
+
+    :raises BlobFormatError: as the whole-file checks do.
+    """
+    prefix = blob_file.read(16)
+    blob_file.seek(0)
+    header = blob.read_file_header(blob_file)
+    offset = blob_file.tell()
+    if signer is not None:
+        start, length, digest = 0, size - blob.TAG_SIZE, signer.hasher(key, size)
+    else:
+        start, length, digest = offset, header.payload_length, checksum.hasher(size)
+    if length < offset or start + length > size:
+        raise BlobFormatError(f"payload is {size - offset} bytes, header says "
+                              f"{header.payload_length} (truncated?)")
+    blob_file.seek(start)
+    piece = memoryview(bytearray(min(_PIECE, length) or 1))
+    while length:
+        got = blob_file.readinto(piece[:min(length, piece.nbytes)])
+        if not got:
+            raise BlobFormatError("truncated while being read")
+        digest.update(piece[:got])
+        length -= got
+    if signer is not None:
+        if not blob.is_signed(prefix):
+            raise BlobFormatError("it is not signed, and a signing key is set")
+        if not signer.equal(digest.digest(), blob_file.read(blob.TAG_SIZE)):
+            raise BlobFormatError("its signature does not verify with this signing key "
+                                  "(written with another key, or forged)")
+    elif digest.hexdigest() != header.payload_checksum:
+        raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
+    blob_file.seek(0)
+
+
+_warned_shared: set[str] = set()
+
+
+def warn_if_shared(root: str) -> None:
+    """Warn once per process and directory when an unsigned cache lives in a directory that
+    others can write to (world-writable, or owned by another user): whoever they are chooses
+    the compiled models this process runs, as ssh and pip refuse files they cannot trust."""
+    if root in _warned_shared:
+        return
+    _warned_shared.add(root)
+    try:
+        stat = os.stat(root)
+    except OSError:
+        return
+    getuid = getattr(os, "getuid", None)
+    other_owner = getuid is not None and stat.st_uid not in (getuid(), 0)
+    if not (stat.st_mode & 0o002 or other_owner):
+        return
+    why = (f"is owned by another user (uid {stat.st_uid})" if other_owner else
+           f"can be written by every user (mode {stat.st_mode & 0o7777:o})")
+    message = (f"the model cache {root} {why}, and it is not signed: whoever can write to it "
+               "chooses the compiled models this process runs. Set CACHE_SIGNING_KEY (or "
+               "EMBER_CACHE_SIGNING_KEY), or use a directory only you can write to "
+               f"(chmod 700 {root})")
+    log.warning("%s", message)
+    warnings.warn(message, CacheWarning, stacklevel=4)
 
 
 def _read_header(path: Path) -> blob.BlobHeader | None:
