@@ -36,7 +36,7 @@ from ember import blob, checksum, confined, safe_json
 from ember.atomic import TEMP_PREFIX, write_inside
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
-from ember.errors import BlobFormatError, CacheWarning
+from ember.errors import BlobFormatError, CacheWarning, PlantedLinkError
 from ember.log import get_logger
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class ModelCache:
                 if header.key != key.digest:
                     raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
                                           "not its file name")
-        except FileNotFoundError:
+        except (FileNotFoundError, PlantedLinkError):  # a link was warned about, once
             return None, None
         except OSError as exc:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
@@ -207,6 +207,8 @@ class ModelCache:
                  *chunks: bytes | bytearray | memoryview) -> str | None:
         try:
             write_inside(self._root, ("blobs",), key.digest + suffix, *chunks)
+        except PlantedLinkError:
+            return None  # warned about once, by ember.confined; not a failure to repeat
         except OSError as exc:
             return f"the model cache {self._root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=sum(memoryview(c).nbytes for c in chunks))

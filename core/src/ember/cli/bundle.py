@@ -156,7 +156,7 @@ def import_bundle(cache_dir: Path, source: Path, *, signer: Signer | None = None
     except _TooLarge as error:
         raise BundleError(f"refusing {source}: {error}; nothing was imported") from None
     except (tarfile.TarError, EOFError, OSError, UnicodeError, ValueError) as error:
-        if isinstance(error, EmberError):
+        if isinstance(error, BundleError):
             raise
         raise BundleError(f"{source} is not a readable cache bundle (a tar of <key>.blob "
                           f"files): {error}") from error
