@@ -142,7 +142,8 @@ def _still_valid(fingerprint: Any) -> bool:
     """Whether a stored fingerprint still holds, without listing unchanged directories."""
     if not isinstance(fingerprint, list):
         return False
-    places = [entry[0] for entry in fingerprint if isinstance(entry, list) and len(entry) == 3]
+    places = [entry[0] for entry in fingerprint  # os.stat takes an int as a descriptor
+              if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)]
     search = _search_path()
     if len(places) != len(fingerprint) or places[:len(search)] != search:
         return False
