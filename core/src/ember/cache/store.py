@@ -378,7 +378,8 @@ class ModelCache:
         problems = []
         for path in self._blob_files():
             try:
-                open_blob(path.read_bytes(), path.stem, signer)
+                with _open_entry(path) as entry_file:
+                    open_blob(entry_file.read(), path.stem, signer)
             except (OSError, BlobFormatError) as exc:
                 problems.append((path, str(exc)))
         return problems
@@ -512,10 +513,18 @@ def warn_if_shared(root: str) -> None:
     warnings.warn(message, CacheWarning, stacklevel=4)
 
 
+def _open_entry(path: Path) -> BinaryIO:
+    """An entry of a listing, opened as ember.confined opens files: a FIFO or a link planted
+    among the entries is refused (OSError), never read (a FIFO would block a listing forever)."""
+    blobs = path.parent
+    return open(confined.open_file(str(blobs.parent), (blobs.name,), path.name, os.O_RDONLY),
+                "rb")
+
+
 def _read_header(path: Path) -> blob.BlobHeader | None:
     """A blob file's header (for listings), or None when it is not a readable blob."""
     try:
-        with path.open("rb") as blob_file:
+        with _open_entry(path) as blob_file:
             return blob.read_file_header(blob_file)
     except (OSError, BlobFormatError):
         return None

@@ -72,7 +72,9 @@ def _intact(path: Path, signer: Signer | None = None) -> bytes | None:
     from ember.signing import open_blob
 
     try:
-        data = path.read_bytes()
+        with open(confined.open_file(str(path.parent.parent), (path.parent.name,), path.name,
+                                     os.O_RDONLY), "rb") as entry:
+            data = entry.read()
         open_blob(data, path.name.removesuffix(".blob"), signer)
     except (OSError, BlobFormatError):
         return None
@@ -85,6 +87,8 @@ def export_bundle(cache_dir: Path, target: Path, signer: Signer | None = None
     given one) into the tar file ``target`` (gzip-compressed when it ends in ``.tar.gz`` or
     ``.tgz``), atomically. Returns (entries, bytes, skipped)."""
     cache = ModelCache(cache_dir)
+    if confined.is_link(str(cache.root), "blobs"):
+        raise BundleError(f"{cache.blobs} is a symbolic link: not exporting what it points to")
     names = sorted(p.name for p in cache.blobs.iterdir()) if cache.blobs.is_dir() else []
     blobs = [cache.blobs / name for name in names if MEMBER_NAME.fullmatch(name)]
     if not blobs:
