@@ -239,9 +239,9 @@ class RemoteTier:
         until the previous piece was hashed, cost a 12.6 MB hit 2-4 ms more (measured on two
         cores; the MAC then ends ~2 ms after the last byte instead of ~0.2 ms).
         """
-        from ember.cache.redis_bulk import get_into
-
         import mmap
+
+        from ember.cache.redis_bulk import get_into
 
         size = fields["size"]
         view = memoryview(mmap.mmap(-1, size))
