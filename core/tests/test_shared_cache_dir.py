@@ -180,6 +180,10 @@ def test_the_store_does_not_save_through_a_planted_model_directory(tmp_path, out
     (home / ".locations.lock").symlink_to(outside / "precious.txt")
     with pytest.raises(PlantedLinkError):
         ember.set_model_cache("ppocr", ppocr_cls_path())
+    (home / ".locations.lock").unlink()
+    (home / store.LOCATIONS_FILE).symlink_to(outside / "precious.txt")
+    with pytest.raises(store.StoreFileError, match="symbolic link"):
+        ember.set_model_cache("ppocr", ppocr_cls_path())
     assert (outside / "precious.txt").read_bytes() == b"the user's own file\n"
 
 

@@ -217,15 +217,18 @@ def _read_locations(directory: Path) -> dict[str, str]:
 
     :raises EmberError: (a StoreFileError) naming the file, for one that is not such JSON.
     """
+    from ember import confined
+
     path = directory / LOCATIONS_FILE
     try:
-        with path.open("rb") as locations_file:
+        with open(confined.open_file(str(directory), (), LOCATIONS_FILE, os.O_RDONLY),
+                  "rb") as locations_file:
             data = locations_file.read(_LOCATIONS_MAX + 1)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise StoreFileError(f"cannot read the model locations in {path}: {exc.strerror}"
-                             ) from exc
+        raise StoreFileError(f"cannot read the model locations in {path}: "
+                             f"{exc.strerror or exc}") from exc
     try:
         document = safe_json.loads(data, what=str(path), max_size=_LOCATIONS_MAX, max_depth=3)
     except BlobFormatError as exc:
