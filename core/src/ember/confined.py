@@ -189,7 +189,7 @@ def file_lock(root: str, parts: Sequence[str], name: str, timeout: float) -> Ite
 
         if any(os.path.islink(os.path.join(root, *parts[:i + 1])) for i in range(len(parts))):
             raise _refuse(os.path.join(root, *parts))
-        open_dir(root, parts, create=True)
+        os.close(open_dir(root, parts, create=True))
         lock = filelock.FileLock(os.path.join(root, *parts, name))
         try:
             lock.acquire(timeout=max(timeout, 0))

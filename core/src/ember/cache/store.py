@@ -142,16 +142,16 @@ class ModelCache:
                     header, payload = open_blob(blob_file.read(size + 1), key.digest, signer)
                 # After the read: a write that changed what was read has changed ctime by now.
                 stat = os.fstat(fd)
+                if signer is None:
+                    if self._verified.get(path) != identity(stat):
+                        blob.check_payload(header, payload)
+                    if header.key != key.digest:
+                        raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
+                                              "not its file name")
                 if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
                     with contextlib.suppress(OSError):
                         os.utime(fd)  # last use, for least-recently-used eviction (this inode)
                         stat = os.fstat(fd)
-            if signer is None:
-                if self._verified.get(path) != identity(stat):
-                    blob.check_payload(header, payload)
-                if header.key != key.digest:
-                    raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
-                                          "not its file name")
         except (FileNotFoundError, PlantedLinkError):  # a link was warned about, once
             return None, None
         except OSError as exc:
