@@ -13,7 +13,7 @@ import ember
 from ember import confined, store
 from ember.cache import ModelCache
 from ember.cache.kernel_cache import KernelCache
-from ember.cache.store import _warned_shared
+from ember.cache.shared_dir import _warned_shared
 from ember.cli.bundle import BundleError, export_bundle, import_bundle
 from ember.errors import CacheWarning, PlantedLinkError
 from ember.testing import ppocr_cls_path

@@ -32,10 +32,11 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ember import blob, checksum, confined, safe_json
+from ember import blob, confined, safe_json
 from ember.atomic import TEMP_PREFIX, write_inside
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
+from ember.cache.shared_dir import check_in_pieces, has_holes, warn_if_shared
 from ember.errors import BlobFormatError, CacheWarning, PlantedLinkError
 from ember.log import get_logger
 
@@ -132,8 +133,8 @@ class ModelCache:
             fd = confined.open_file(self._root, ("blobs",), key.digest + suffix, os.O_RDONLY)
             with open(fd, "rb") as blob_file:
                 size = os.fstat(fd).st_size
-                if _has_holes(os.fstat(fd)):  # claims more than the disk holds: check first
-                    _check_in_pieces(blob_file, size, key.digest, signer)
+                if has_holes(os.fstat(fd)):  # claims more than the disk holds: check first
+                    check_in_pieces(blob_file, size, key.digest, signer)
                 if signer is None:  # the common path: ember.signing is not imported
                     header, payload = blob.read_file(blob_file, size)
                 else:  # a signed cache checks the entry's MAC at every read
@@ -434,83 +435,6 @@ def flush_deferred_events() -> None:
 
 
 atexit.register(flush_deferred_events)
-
-
-#: A file whose blocks on disk hold this much less than its size has holes (a sparse file).
-_HOLE_SLACK = 1 << 20
-_PIECE = 4 << 20  # large enough for BLAKE3's threads, small next to a process's memory
-
-
-def _has_holes(stat: os.stat_result) -> bool:
-    """Whether a file claims more bytes than its blocks hold: reading it would allocate memory
-    for bytes no one wrote. Ember writes every byte of an entry, so a real entry has none
-    (a compressing file system may say otherwise: such entries are only checked twice)."""
-    blocks = getattr(stat, "st_blocks", None)
-    return blocks is not None and blocks * 512 + _HOLE_SLACK < stat.st_size
-
-
-def _check_in_pieces(blob_file: BinaryIO, size: int, key: str, signer: Signer | None) -> None:
-    """Check a blob file's payload checksum (with a ``signer``, its MAC) in bounded pieces, so
-    that a forged file costs no more memory than a piece; leaves the file at its start.
-
-    :raises BlobFormatError: as the whole-file checks do.
-    """
-    prefix = blob_file.read(16)
-    blob_file.seek(0)
-    header = blob.read_file_header(blob_file)
-    offset = blob_file.tell()
-    if signer is not None:
-        start, length, digest = 0, size - blob.TAG_SIZE, signer.hasher(key, size)
-    else:
-        start, length, digest = offset, header.payload_length, checksum.hasher(size)
-    if length < offset or start + length > size:
-        raise BlobFormatError(f"payload is {size - offset} bytes, header says "
-                              f"{header.payload_length} (truncated?)")
-    blob_file.seek(start)
-    piece = memoryview(bytearray(min(_PIECE, length) or 1))
-    while length:
-        got = blob_file.readinto(piece[:min(length, piece.nbytes)])
-        if not got:
-            raise BlobFormatError("truncated while being read")
-        digest.update(piece[:got])
-        length -= got
-    if signer is not None:
-        if not blob.is_signed(prefix):
-            raise BlobFormatError("it is not signed, and a signing key is set")
-        if not signer.equal(digest.digest(), blob_file.read(blob.TAG_SIZE)):
-            raise BlobFormatError("its signature does not verify with this signing key "
-                                  "(written with another key, or forged)")
-    elif digest.hexdigest() != header.payload_checksum:
-        raise BlobFormatError("payload checksum mismatch (the blob is damaged)")
-    blob_file.seek(0)
-
-
-_warned_shared: set[str] = set()
-
-
-def warn_if_shared(root: str) -> None:
-    """Warn once per process and directory when an unsigned cache lives in a directory that
-    others can write to (world-writable, or owned by another user): whoever they are chooses
-    the compiled models this process runs, as ssh and pip refuse files they cannot trust."""
-    if root in _warned_shared:
-        return
-    _warned_shared.add(root)
-    try:
-        stat = os.stat(root)
-    except OSError:
-        return
-    getuid = getattr(os, "getuid", None)
-    other_owner = getuid is not None and stat.st_uid not in (getuid(), 0)
-    if not (stat.st_mode & 0o002 or other_owner):
-        return
-    why = (f"is owned by another user (uid {stat.st_uid})" if other_owner else
-           f"can be written by every user (mode {stat.st_mode & 0o7777:o})")
-    message = (f"the model cache {root} {why}, and it is not signed: whoever can write to it "
-               "chooses the compiled models this process runs. Set CACHE_SIGNING_KEY (or "
-               "EMBER_CACHE_SIGNING_KEY), or use a directory only you can write to "
-               f"(chmod 700 {root})")
-    log.warning("%s", message)
-    warnings.warn(message, CacheWarning, stacklevel=4)
 
 
 def _open_entry(path: Path) -> BinaryIO:
