@@ -212,7 +212,7 @@ def _signed_entry_target(fx: Fixtures) -> Target:
             # file with holes is never what was signed)
             with open(path, "wb") as entry:
                 entry.write(data)
-                entry.truncate(len(data) + (3 << 20))
+                entry.truncate(len(data) + (1 << 20) + (64 << 10))  # just past the slack
             if cache.read(key, signer=fx.signer)[0] is not None:
                 return "wrong"
             path.write_bytes(data)
