@@ -116,6 +116,14 @@ class CacheWarning(UserWarning):
     directory, ...). The compile went on without it: nothing failed."""
 
 
+class PlantedLinkError(EmberError, OSError):
+    """A symbolic link (or a FIFO, a device...) where Ember expects its own directory or file
+    inside a cache or store directory: not followed, nothing outside is touched."""
+
+    def __str__(self) -> str:  # OSError would print its errno form otherwise
+        return str(self.args[0])
+
+
 class PluginError(EmberError):
     """A device plugin broke its contract (returned the wrong type, claimed a device twice, ...)."""
 
