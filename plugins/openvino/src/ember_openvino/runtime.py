@@ -1,0 +1,43 @@
+"""The one place that imports OpenVINO, on first use: never when the plugin is loaded.
+
+``import openvino`` loads the runtime's shared libraries (tens of milliseconds): a program that
+creates an ``ember.Core`` and runs its models on another device must not pay for it, and a warm
+start on this device pays for it once, inside ``import_model``. One ``openvino.Core`` serves the
+whole process, as OpenVINO recommends: it holds the loaded device plugins.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+
+@cache
+def openvino() -> ModuleType:
+    import openvino as ov
+
+    return ov
+
+
+@cache
+def core() -> Any:
+    """The process's ``openvino.Core``."""
+    return openvino().Core()
+
+
+@cache
+def version() -> str:
+    """The installed OpenVINO's version, read from its metadata (importing nothing)."""
+    try:
+        return importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def installed() -> bool:
+    """Whether the ``openvino`` package can be imported (looked up without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
