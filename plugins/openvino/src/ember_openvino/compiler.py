@@ -93,7 +93,7 @@ def _convert(model: Model) -> Any:
     try:
         return front_end.convert(loaded)
     except Exception as exc:
-        unsupported = _first_unconverted(front_end, _onnx_source(model))
+        unsupported = _first_unconverted(front_end, model)
         if unsupported is not None:
             raise UnsupportedOperatorError("OPENVINO", *unsupported) from exc
         raise InvalidModelError(_source(model), _first_line(exc)) from exc
@@ -110,20 +110,34 @@ def _onnx_source(model: Model) -> Any:
     return io.BytesIO(model.to_bytes())
 
 
-def _first_unconverted(front_end: Any, source: Any) -> tuple[str, str, str] | None:
-    """The operator type, node name and domain of the first node OpenVINO did not convert."""
+def _first_unconverted(front_end: Any, model: Model) -> tuple[str, str, str] | None:
+    """The operator type, node name and domain of the first node OpenVINO did not convert.
+
+    A partial conversion keeps such nodes with their type and domain, but names them by their
+    first output; the node's own name is read from the graph (this is the error path: parsing
+    the model here costs nothing a successful compile pays)."""
     try:
-        partial = front_end.convert_partially(front_end.load(source))
+        partial = front_end.convert_partially(front_end.load(_onnx_source(model)))
     except Exception:
         return None
     for node in partial.get_ordered_ops():
-        if node.get_type_name() != "ONNXFrameworkNode":
-            continue
         attrs = node.get_attributes()
-        return (str(attrs.get("ONNX_META_type", node.get_type_name())),
-                str(attrs.get("ONNX_META_name", node.get_friendly_name())),
-                str(attrs.get("ONNX_META_domain", "")))
+        if "ONNX_META_type" not in attrs:
+            continue
+        op_type, domain = str(attrs["ONNX_META_type"]), str(attrs.get("ONNX_META_domain", ""))
+        return op_type, _node_name(model, op_type, domain, node.get_friendly_name()), domain
     return None
+
+
+def _node_name(model: Model, op_type: str, domain: str, fallback: str) -> str:
+    try:
+        nodes = model.proto.graph.node
+    except Exception:  # a deferred model that does not parse: OpenVINO's name will do
+        return fallback
+    for node in nodes:
+        if node.op_type == op_type and node.domain in (domain, "ai.onnx" if not domain else ""):
+            return str(node.name) or fallback
+    return fallback
 
 
 def _source(model: Model) -> str:
