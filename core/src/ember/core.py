@@ -16,12 +16,20 @@ from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, is_virtual, split_device_name
 from ember.errors import (
     BlobFormatError,
+    DeviceAliasError,
     NotSupportedError,
     PluginError,
     UnknownDeviceError,
     UnknownPropertyError,
 )
-from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
+from ember.plugin_manager import (
+    ALIAS_ENV,
+    DISABLE_ENV,
+    PluginFailure,
+    PluginInfo,
+    Plugins,
+    load_plugins,
+)
 from ember.settings import Settings, parse_size
 from ember.store_paths import resolve_model_name
 
@@ -98,6 +106,8 @@ class Core:
 
     def _device(self, device_name: str) -> DeviceDescription:
         full_name = self._plugins.resolve(device_name)
+        if full_name is None and self._plugins.serving_name(device_name) != device_name:
+            raise self._unservable_alias(device_name)
         if full_name is None:
             conflict = self._plugins.conflict(split_device_name(device_name)[0])
             if conflict is not None:
@@ -109,6 +119,13 @@ class Core:
             description = DeviceDescription.from_metrics(full_name, metrics)
             self._descriptions[full_name] = description
         return description
+
+    def _unservable_alias(self, device_name: str) -> DeviceAliasError:
+        target = self._plugins.serving_name(device_name)
+        available = self.available_devices
+        return DeviceAliasError(device_name, f"{ALIAS_ENV} serves it with {target!r}, which is "
+                                f"not available ({self._hint(target)}); available devices: "
+                                f"{', '.join(available) or 'none'}", available)
 
     def _hint(self, device_name: str) -> str:
         """What to do about a device name that matched nothing, as precisely as we can tell."""
