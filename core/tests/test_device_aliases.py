@@ -26,7 +26,8 @@ def test_without_the_setting_cpu_is_ember_cpu(monkeypatch, model):
     assert core.compile_model(model, "CPU").get_property("EXECUTION_DEVICES") == ["CPU"]
 
 
-@pytest.mark.parametrize("setting", ["CPU=TEMPLATE", " cpu = template ", "CPU=MIDDLE,MIDDLE=TEMPLATE"])
+@pytest.mark.parametrize("setting",
+                         ["CPU=TEMPLATE", " cpu = template ", "CPU=MIDDLE,MIDDLE=TEMPLATE"])
 def test_an_unchanged_application_asking_for_cpu_runs_on_the_target(monkeypatch, model, setting):
     core = core_with(monkeypatch, setting)
     compiled = core.compile_model(model, "CPU")

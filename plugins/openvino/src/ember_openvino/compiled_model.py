@@ -44,8 +44,9 @@ class OpenVinoCompiledModel:
         tensor = self._tensor
         try:
             for index, array in zip(self._input_indices, inputs, strict=True):
-                if not array.flags.c_contiguous:
-                    array = np.ascontiguousarray(array)
+                if not (array.flags.c_contiguous and array.flags.writeable):
+                    # OpenVINO shares only writeable C-ordered memory (it never writes inputs)
+                    array = np.array(array, order="C")
                 request.set_input_tensor(index, tensor(array, shared_memory=True))
             request.infer()
         except RuntimeError as exc:  # OpenVINO's own exception type for a shape it cannot run

@@ -1,0 +1,148 @@
+"""The OPENVINO device against native OpenVINO and Ember's CPU device, per model, interleaved in
+one process; and what bf16 costs in accuracy against onnxruntime f32.
+
+    .venv/bin/python benchmarks/bench_openvino.py [--rounds 5] [--block 20] [--models ...]
+
+For each model one fresh process holds every contender and runs them in turn, a block of
+``--block`` inferences each, for ``--rounds`` rounds, so that the (shared, noisy) machine's state
+is the same for all; the figure is the median over rounds of each block's median latency, in ms:
+
+- ``Ember OPENVINO``: ``compiled(feeds)`` on ``compile_model(path, "OPENVINO")`` (f32);
+- ``OpenVINO f32``: OpenVINO's CPU plugin at ``INFERENCE_PRECISION_HINT=f32``, called as
+  ``compiled(feeds)`` and as ``request.infer(feeds, share_inputs=True)``;
+- ``Ember CPU``: ``compiled(feeds)`` on ember-cpu (onnxruntime, its default level);
+- ``Ember OPENVINO bf16``: ``INFERENCE_PRECISION_HINT=bf16`` (on a CPU without bf16 OpenVINO
+  runs f32 and says so).
+
+Accuracy, on ``--samples`` seeded random inputs per model: the largest absolute difference of
+each output from onnxruntime f32, and the agreement of the decision the model is used for (the
+classifier's and the recogniser's argmax per time step, the detector's pixels on the same side of
+PaddleOCR's 0.3 threshold, silero-vad's speech probability on the same side of 0.5).
+
+Goal (issue 21): Ember OPENVINO at most 1.05x native OpenVINO f32 (the faster of its two calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+
+from bench_cpu_start import ENVIRONMENT, INPUTS, MODELS, model_path
+
+INTERLEAVED = INPUTS + """
+import os, statistics
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import openvino as ov
+import onnxruntime as ort
+import ember
+model, rounds, block, samples = sys.argv[1], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+core = ember.Core()
+ember_ov = core.compile_model(model, "OPENVINO")
+ember_bf16 = core.compile_model(model, "OPENVINO", {"INFERENCE_PRECISION_HINT": "bf16"})
+ember_cpu = core.compile_model(model, "CPU")
+native = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+request = native.create_infer_request()
+contenders = {
+    "Ember OPENVINO": lambda: ember_ov(feeds),
+    "OpenVINO f32, compiled(feeds)": lambda: native(feeds),
+    "OpenVINO f32, infer(share_inputs=True)": lambda: request.infer(feeds, share_inputs=True),
+    "Ember CPU": lambda: ember_cpu(feeds),
+    "Ember OPENVINO bf16": lambda: ember_bf16(feeds),
+}
+
+def block_median(infer):
+    latencies = []
+    for _ in range(block):
+        start = time.perf_counter()
+        infer()
+        latencies.append(time.perf_counter() - start)
+    return statistics.median(latencies) * 1e3
+
+for infer in contenders.values():
+    block_median(infer)  # warm-up: first runs allocate
+medians = {name: [] for name in contenders}
+for _ in range(rounds):
+    for name, infer in contenders.items():
+        medians[name].append(block_median(infer))
+
+options = ort.SessionOptions()
+options.log_severity_level = 3
+oracle = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+name = os.path.basename(model)
+
+def decisions(outputs):
+    first = outputs[0]
+    if "det" in name:
+        return first > 0.3
+    if "silero" in name:
+        return first > 0.5
+    return first.argmax(axis=-1)
+
+accuracy = {}
+for label, compiled in (("f32", ember_ov), ("bf16", ember_bf16)):
+    worst, agree, total = 0.0, 0, 0
+    for seed in range(samples):
+        rng = np.random.default_rng(seed)
+        sample = {k: (rng.random(v.shape).astype(v.dtype) if v.dtype.kind == "f" else v)
+                  for k, v in feeds.items()}
+        want = oracle.run(None, sample)
+        got = compiled(sample).to_tuple()
+        worst = max(worst, max(float(np.max(np.abs(g - w))) for g, w in zip(got, want)))
+        same = decisions(got) == decisions(want)
+        agree, total = agree + int(np.sum(same)), total + same.size
+    accuracy[label] = {"max_abs_diff": worst, "agreement": agree / total}
+print(json.dumps({"latency": {n: statistics.median(v) for n, v in medians.items()},
+                  "precision": ember_bf16.get_property("INFERENCE_PRECISION_HINT"),
+                  "accuracy": accuracy}))
+"""
+
+
+def measure(name: str, rounds: int, block: int, samples: int) -> dict:
+    package, relative, inputs = MODELS[name]
+    out = subprocess.run([sys.executable, "-c", INTERLEAVED, str(model_path(package, relative)),
+                          json.dumps(inputs), str(rounds), str(block), str(samples)],
+                         capture_output=True, text=True, check=True, env=ENVIRONMENT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(results: dict[str, dict], rounds: int, block: int) -> str:
+    rows = list(next(iter(results.values()))["latency"])
+    lines = [f"Steady state, interleaved in one process: median over {rounds} rounds of a "
+             f"{block}-inference block's median latency; ms (ratio to native OpenVINO f32, the "
+             "faster of its two calls).", "",
+             "| model | " + " | ".join(rows) + " |", "| --- |" + " ---: |" * len(rows)]
+    for model, result in results.items():
+        latency = result["latency"]
+        native = min(latency["OpenVINO f32, compiled(feeds)"],
+                     latency["OpenVINO f32, infer(share_inputs=True)"])
+        cells = [f"{latency[row]:.3g} ({latency[row] / native:.2f})" for row in rows]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", "Accuracy against onnxruntime f32 (largest absolute difference; decisions "
+              "that agree):", "",
+              "| model | OPENVINO f32 | OPENVINO bf16 |", "| --- | ---: | ---: |"]
+    for model, result in results.items():
+        acc = result["accuracy"]
+        lines.append(f"| {model} | " + " | ".join(
+            f"{acc[p]['max_abs_diff']:.2g}; {acc[p]['agreement']:.2%}" for p in ("f32", "bf16"))
+            + f" (ran {result['precision']}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--block", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    args = parser.parse_args()
+    results = {name: measure(name, args.rounds, args.block, args.samples)
+               for name in args.models}
+    print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print(report(results, args.rounds, args.block))
+
+
+if __name__ == "__main__":
+    main()
