@@ -42,11 +42,15 @@ class OpenVinoCompiledModel:
         except AttributeError:
             request = self._local.request = self.compiled.create_infer_request()
         tensor = self._tensor
+        # a Tensor sharing an array's memory does not keep the array alive: the copies made
+        # below are held here until the inference is done
+        held = []
         try:
             for index, array in zip(self._input_indices, inputs, strict=True):
                 if not (array.flags.c_contiguous and array.flags.writeable):
                     # OpenVINO shares only writeable C-ordered memory (it never writes inputs)
                     array = np.array(array, order="C")
+                    held.append(array)
                 request.set_input_tensor(index, tensor(array, shared_memory=True))
             request.infer()
         except RuntimeError as exc:  # OpenVINO's own exception type for a shape it cannot run
