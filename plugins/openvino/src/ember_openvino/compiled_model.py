@@ -22,7 +22,8 @@ class OpenVinoCompiledModel:
     """Follows :class:`ember.DeviceModel`."""
 
     def __init__(self, compiled: Any, inputs: list[Port], outputs: list[Port],
-                 runtime_properties: dict[str, Any], tensor_type: type) -> None:
+                 runtime_properties: dict[str, Any], tensor_type: type,
+                 feeds: tuple[tuple[int, int], ...], results: tuple[int, ...]) -> None:
         #: the ``openvino.CompiledModel``; ``export_model`` writes it out
         self.compiled = compiled
         self.inputs = inputs
@@ -30,8 +31,10 @@ class OpenVinoCompiledModel:
         #: what OpenVINO resolved: NUM_STREAMS, OPTIMAL_NUMBER_OF_INFER_REQUESTS, precision...
         self.runtime_properties = runtime_properties
         self._tensor = tensor_type
-        self._input_indices = tuple(range(len(inputs)))
-        self._output_indices = tuple(range(len(outputs)))
+        #: (index among the inputs, index among OpenVINO's inputs), for the inputs OpenVINO
+        #: reads; and OpenVINO's index of each output
+        self._feeds = feeds
+        self._results = results
         # an infer request runs one inference at a time: one per calling thread (the core's
         # infer requests may run on several threads at once)
         self._local = threading.local()
@@ -46,7 +49,8 @@ class OpenVinoCompiledModel:
         # below are held here until the inference is done
         held = []
         try:
-            for index, array in zip(self._input_indices, inputs, strict=True):
+            for position, index in self._feeds:
+                array = inputs[position]
                 if not (array.flags.c_contiguous and array.flags.writeable):
                     # OpenVINO shares only writeable C-ordered memory (it never writes inputs)
                     array = np.array(array, order="C")
@@ -60,4 +64,4 @@ class OpenVinoCompiledModel:
                                       f"{str(exc).strip()}") from exc
         # the request's output tensors are overwritten by its next inference: copy them out
         return [np.array(request.get_output_tensor(index).data, copy=True)
-                for index in self._output_indices]
+                for index in self._results]

@@ -20,7 +20,7 @@ from ember.plugin import (
     Port,
     UnsupportedOperatorError,
 )
-from ember_openvino import device_info, runtime
+from ember_openvino import device_info, limits, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
 from ember_openvino.properties import runtime_properties
 
@@ -41,7 +41,12 @@ def precisions() -> list[str]:
 
 
 def compile_onnx(model: Model, settings: Mapping[str, str]) -> Any:
-    """An ``openvino.CompiledModel`` for OpenVINO's CPU plugin."""
+    """An ``openvino.CompiledModel`` for OpenVINO's CPU plugin.
+
+    :raises UnsupportedOperatorError: a node OpenVINO cannot convert, or would run wrongly
+        (``limits.py``).
+    """
+    limits.check(model, "OPENVINO")
     ov_model = _convert(model)
     try:
         return runtime.core().compile_model(ov_model, TARGET, dict(settings))
@@ -63,22 +68,34 @@ def import_blob(blob: bytes | memoryview, settings: Mapping[str, str]) -> Any:
 
 
 def wrap(compiled: Any, inputs: list[Port], outputs: list[Port]) -> OpenVinoCompiledModel:
+    feeds, results = port_indices(compiled, inputs, outputs)
     return OpenVinoCompiledModel(compiled, inputs, outputs, runtime_properties(compiled),
-                                 runtime.openvino().Tensor)
+                                 runtime.openvino().Tensor, feeds, results)
 
 
-def check_ports(compiled: Any, inputs: list[Port], outputs: list[Port]) -> None:
-    """A payload's ports must describe the model OpenVINO imported: as many, in the same order,
-    with the same names (a payload spliced from two models is refused here)."""
-    for kind, ports, ov_ports in (("inputs", inputs, compiled.inputs),
-                                  ("outputs", outputs, compiled.outputs)):
-        if len(ports) != len(ov_ports):
-            raise BlobFormatError(f"damaged OPENVINO payload: {len(ports)} {kind} recorded, "
-                                  f"{len(ov_ports)} in OpenVINO's blob")
-        for port, ov_port in zip(ports, ov_ports, strict=True):
-            if port.name not in ov_port.get_names():
-                raise BlobFormatError(f"damaged OPENVINO payload: {kind} {port.name!r} is not "
-                                      f"in OpenVINO's blob")
+def port_indices(compiled: Any, inputs: list[Port], outputs: list[Port]
+                 ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Which of OpenVINO's inputs each of the model's inputs feeds, and which of its outputs
+    each of the model's outputs is, matched by name (never by position: OpenVINO drops an input
+    the graph does not read, such as CastLike's ``like`` or an empty ``axes``, and the inputs
+    after it move up).
+
+    :raises BlobFormatError: an input OpenVINO has that no port names, or a port's output that
+        OpenVINO does not have (only a payload that does not belong to its blob does that).
+    """
+    ov_inputs = {name: j for j, port in enumerate(compiled.inputs) for name in port.get_names()}
+    ov_outputs = {name: j for j, port in enumerate(compiled.outputs)
+                  for name in port.get_names()}
+    feeds = tuple((i, ov_inputs[port.name]) for i, port in enumerate(inputs)
+                  if port.name in ov_inputs)
+    if len({j for _, j in feeds}) != len(compiled.inputs):
+        raise BlobFormatError("damaged OPENVINO payload: OpenVINO's model has inputs that no "
+                              "recorded input names")
+    missing = [port.name for port in outputs if port.name not in ov_outputs]
+    if missing:
+        raise BlobFormatError(f"damaged OPENVINO payload: outputs {missing} are not in "
+                              "OpenVINO's model")
+    return feeds, tuple(ov_outputs[port.name] for port in outputs)
 
 
 def _convert(model: Model) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ember import properties as props
-from ember.plugin import BlobFormatError, Model, hookimpl
+from ember.plugin import BlobFormatError, InvalidModelError, Model, hookimpl
 from ember_openvino import compiler, device_info, payload, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
 from ember_openvino.properties import CACHING_KEYS, CONFIG_DEFAULTS, openvino_config
@@ -57,7 +57,11 @@ def compile(model: Model, device_name: str,
         return None
     settings = openvino_config(config)
     compiled = compiler.compile_onnx(model, settings)
-    return compiler.wrap(compiled, list(model.inputs), list(model.outputs))
+    try:
+        return compiler.wrap(compiled, list(model.inputs), list(model.outputs))
+    except BlobFormatError as exc:  # not a payload here: OpenVINO changed the model's ports
+        raise InvalidModelError(str(model.path or "model"),
+                                f"OpenVINO's compiled model has other ports: {exc}") from exc
 
 
 @hookimpl
@@ -84,5 +88,6 @@ def import_model(data: bytes | memoryview, device_name: str,
     except Exception as exc:  # OpenVINO's own types: a blob it cannot read is a damaged one
         raise BlobFormatError(f"OpenVINO cannot import the saved model: "
                               f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
-    compiler.check_ports(compiled, saved.inputs, saved.outputs)
+    # wrap matches the recorded ports with OpenVINO's by name: a payload spliced from two
+    # models is refused there
     return compiler.wrap(compiled, saved.inputs, saved.outputs)
