@@ -9,14 +9,17 @@ so the model runs on another device instead:
 - element types the CPU plugin computes in another type or the Python binding cannot pass:
   float64 (computed as float32), bfloat16, the float8, float4 and 4-bit integer types;
 - operators whose results depend on a rule OpenVINO does not follow: TopK's order between equal
-  values, DFT, Bernoulli and NonMaxSuppression at the IoU boundary, DynamicQuantizeLinear's
-  rounding, an Attention with ``is_causal``;
+  values, DFT, NonMaxSuppression at the IoU boundary, DynamicQuantizeLinear's rounding, and
+  QuantizeLinear's with a scale computed at run time (OpenVINO multiplies by its reciprocal,
+  which moves values across the half-way points of rounding), an Attention with ``is_causal``,
+  Tile with repeats computed at run time (its output is garbage), and the random generators
+  (Bernoulli, RandomUniform..., whose numbers are not ONNX's reference's);
 - attributes of an operator OpenVINO implements another way: Resize with cubic interpolation,
   antialiasing, ``align_corners`` with linear interpolation, or ``keep_aspect_ratio_policy``;
   RoiAlign's max mode; MaxPool's ``ceil_mode``; recurrent layers in batch-major layout (``layout``
   1) and LSTM's peepholes;
-- a reduction over an input with a dimension of size 0 (OpenVINO gives the type's lowest value
-  where ONNX gives -inf).
+- a reduction over a graph input declared with a dimension of size 0 (OpenVINO gives the type's
+  lowest value where ONNX gives -inf).
 
 The checks read the parsed graph (``model.proto``), which a compile has at hand.
 """
@@ -37,6 +40,11 @@ REFUSED_OPERATORS = {
     "Bernoulli": "OpenVINO's random numbers are not ONNX's",
     "NonMaxSuppression": "OpenVINO differs from ONNX at the IoU threshold's boundary",
     "DynamicQuantizeLinear": "OpenVINO rounds differently from ONNX",
+    "RandomUniform": "OpenVINO's random numbers are not ONNX's",
+    "RandomUniformLike": "OpenVINO's random numbers are not ONNX's",
+    "RandomNormal": "OpenVINO's random numbers are not ONNX's",
+    "RandomNormalLike": "OpenVINO's random numbers are not ONNX's",
+    "Multinomial": "OpenVINO's random numbers are not ONNX's",
 }
 _RECURRENT = ("RNN", "GRU", "LSTM")
 _REDUCTIONS = ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL1",
@@ -47,9 +55,14 @@ def check(model: Model, device_name: str) -> None:
     """Raise ``UnsupportedOperatorError`` for the first node OpenVINO would run wrongly."""
     graph = model.proto.graph
     types = _value_types(graph)
-    empty = {port.name for port in model.inputs if 0 in port.shape}
+    # ONNX writes a size-0 dimension as dim_value 0, which Ember's ports show as dynamic
+    empty = {info.name for info in graph.input if info.type.HasField("tensor_type") and any(
+        dim.HasField("dim_value") and dim.dim_value == 0
+        for dim in info.type.tensor_type.shape.dim)}
+    constants = {t.name for t in graph.initializer} | {
+        output for node in graph.node if node.op_type == "Constant" for output in node.output}
     for node in _nodes(graph):
-        reason = _refusal(node, types, empty)
+        reason = _refusal(node, types, empty, constants)
         if reason:
             raise UnsupportedOperatorError(device_name, node.op_type, node.name or node.output[0],
                                            node.domain, reason)
@@ -92,7 +105,7 @@ def _attributes(node: Any) -> dict[str, Any]:
     return values
 
 
-def _refusal(node: Any, types: dict[str, int], empty: set[str]) -> str:
+def _refusal(node: Any, types: dict[str, int], empty: set[str], constants: set[str]) -> str:
     if node.domain not in ("", "ai.onnx"):
         return ""
     attributes = _attributes(node)
@@ -122,6 +135,11 @@ def _refusal(node: Any, types: dict[str, int], empty: set[str]) -> str:
         return "OpenVINO's LSTM differs from ONNX's with peepholes"
     if op == "Attention" and attributes.get("is_causal", 0):
         return "OpenVINO's causal Attention differs from ONNX's"
+    if op == "Tile" and len(node.input) > 1 and node.input[1] not in constants:
+        return "OpenVINO's Tile with repeats computed at run time gives wrong values"
+    if op == "QuantizeLinear" and len(node.input) > 1 and node.input[1] not in constants:
+        return ("OpenVINO multiplies by the reciprocal of a scale computed at run time, which "
+                "rounds some values to the other side")
     if op in _REDUCTIONS and node.input and node.input[0] in empty:
         return "OpenVINO reduces an empty input to another value than ONNX"
     return ""
