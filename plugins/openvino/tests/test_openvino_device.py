@@ -163,3 +163,40 @@ def test_an_unchanged_cpu_application_runs_on_openvino_by_configuration(monkeypa
     compiled = ember.Core().compile_model(ppocr_cls_path(), "CPU")
     assert compiled.get_property("EXECUTION_DEVICES") == ["OPENVINO"]
     assert compiled(image)[0].tobytes() == cls(image)[0].tobytes()
+
+
+def _graph(nodes, inputs, outputs, initializers=()):
+    from onnx import TensorProto, helper
+
+    values = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+    results = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs]
+    graph = helper.make_graph(nodes, "g", values, results, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
+                             ).SerializeToString()
+
+
+def test_what_openvino_would_run_wrongly_is_refused_at_compile(core):
+    from onnx import helper
+
+    model = _graph([helper.make_node("Relu", ["x"], ["r"], name="first"),
+                    helper.make_node("Resize", ["r", "", "scales"], ["y"], name="cubic_resize",
+                                     mode="cubic")],
+                   [("x", [1, 1, 4, 4]), ("scales", [4])], [("y", None)])
+    with pytest.raises(ember.errors.UnsupportedOperatorError) as error:
+        core.compile_model(model, "OPENVINO")
+    assert (error.value.op_type, error.value.node_name) == ("Resize", "cubic_resize")
+    assert "OpenVINO" in error.value.reason
+
+
+def test_inputs_openvino_drops_are_matched_by_name(core):
+    """OpenVINO drops an input the graph does not read; the inputs after it move up among
+    OpenVINO's, so ports are matched by name, never by position."""
+    from onnx import helper
+
+    model = _graph([helper.make_node("Sub", ["a", "b"], ["y"], name="sub")],
+                   [("unused", [2]), ("a", [2]), ("b", [2])], [("y", [2])])
+    compiled = core.compile_model(model, "OPENVINO")
+    assert len(compiled.device_model.compiled.inputs) == 2
+    feeds = {"unused": np.full(2, 100, np.float32), "a": np.full(2, 5, np.float32),
+             "b": np.full(2, 2, np.float32)}
+    assert compiled(feeds)[0].tolist() == [3.0, 3.0]
