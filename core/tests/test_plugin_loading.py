@@ -19,7 +19,7 @@ from ember.testing import ppocr_cls_path
 
 # Modules that must not be imported before a device is named, or for another device's compile.
 HEAVY = ("importlib.metadata", "email", "pluggy", "onnx", "onnxruntime", "pyopencl")
-OTHER_PLUGINS = ("ember_gpu", "ember_template", "pyopencl", "onnx")
+OTHER_PLUGINS = ("ember_gpu", "ember_template", "ember_openvino", "openvino", "pyopencl", "onnx")
 
 
 def probe(code: str, *, env: dict | None = None, site: Path | None = None,
