@@ -14,6 +14,9 @@ is the same for all; the figure is the median over rounds of each block's median
 - ``Ember OPENVINO bf16``: ``INFERENCE_PRECISION_HINT=bf16`` (on a CPU without bf16 OpenVINO
   runs f32 and says so).
 
+``--threads 1`` gives every contender one thread: on a loaded machine a small model's latency
+is then the call path's, not the time OpenVINO's worker threads wait to be scheduled.
+
 Accuracy, on ``--samples`` seeded inputs per model (rendered lines of text for PaddleOCR's
 models, normalised as PaddleOCR does; noise with a tone for silero-vad): the largest absolute
 difference of each output from onnxruntime f32, and the agreement of the decision the model is
@@ -41,11 +44,13 @@ import openvino as ov
 import onnxruntime as ort
 import ember
 model, rounds, block, samples = sys.argv[1], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+threads = {"INFERENCE_NUM_THREADS": int(sys.argv[6])} if int(sys.argv[6]) else {}
 core = ember.Core()
-ember_ov = core.compile_model(model, "OPENVINO")
-ember_bf16 = core.compile_model(model, "OPENVINO", {"INFERENCE_PRECISION_HINT": "bf16"})
-ember_cpu = core.compile_model(model, "CPU")
-native = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+ember_ov = core.compile_model(model, "OPENVINO", threads)
+ember_bf16 = core.compile_model(model, "OPENVINO", {"INFERENCE_PRECISION_HINT": "bf16", **threads})
+ember_cpu = core.compile_model(model, "CPU", threads)
+native = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                               **{k: str(v) for k, v in threads.items()}})
 request = native.create_infer_request()
 contenders = {
     "Ember OPENVINO": lambda: ember_ov(feeds),
@@ -132,10 +137,11 @@ print(json.dumps({"latency": {n: statistics.median(v) for n, v in medians.items(
 """
 
 
-def measure(name: str, rounds: int, block: int, samples: int) -> dict:
+def measure(name: str, rounds: int, block: int, samples: int, threads: int) -> dict:
     package, relative, inputs = MODELS[name]
     out = subprocess.run([sys.executable, "-c", INTERLEAVED, str(model_path(package, relative)),
-                          json.dumps(inputs), str(rounds), str(block), str(samples)],
+                          json.dumps(inputs), str(rounds), str(block), str(samples),
+                          str(threads)],
                          capture_output=True, text=True, check=True, env=ENVIRONMENT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -169,8 +175,10 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=0,
+                        help="INFERENCE_NUM_THREADS for every contender (0: each engine's own)")
     args = parser.parse_args()
-    results = {name: measure(name, args.rounds, args.block, args.samples)
+    results = {name: measure(name, args.rounds, args.block, args.samples, args.threads)
                for name in args.models}
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     print(report(results, args.rounds, args.block))
