@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
-KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "TEMPLATE": "ember-template"}
+KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "OPENVINO": "ember-openvino",
+                       "TEMPLATE": "ember-template"}
 
 #: Device names tried, in order, when compile_model is given none.
 DEFAULT_DEVICE_ORDER = ("CPU", "GPU", "TEMPLATE")
