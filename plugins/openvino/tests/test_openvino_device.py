@@ -56,7 +56,7 @@ def test_bf16_when_asked(core, cls, image):
                                   {"INFERENCE_PRECISION_HINT": "bf16"})
     capable = "BF16" in core.get_property("OPENVINO", "OPTIMIZATION_CAPABILITIES")
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == ("bf16" if capable else "f32")
-    np.testing.assert_allclose(compiled(image)[0], cls(image)[0], atol=0.05)
+    np.testing.assert_allclose(compiled(image)[0], cls(image)[0], atol=0.1)  # bf16: ~3 digits
 
 
 def test_streams_and_threads_are_openvinos(core):
