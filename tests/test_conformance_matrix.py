@@ -30,6 +30,7 @@ REAL_MODELS = {
     "CPU": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
     "TEMPLATE": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
     "GPU": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
+    "OPENVINO": ("ppocr-cls", "ppocr-rec", "ppocr-det", "silero-vad", "silero-vad-openvino"),
 }
 
 

@@ -43,9 +43,9 @@ DOCS = ROOT / "docs" / "conformance.md"
 UPDATE = os.environ.get("EMBER_UPDATE_NODE_BASELINE") == "1"
 DROPS = os.environ.get("EMBER_NODE_BASELINE_DROPS")
 DEVICES = ember.Core().available_devices
-#: What the results depend on besides Ember (make install pins onnxruntime and PoCL); recorded
-#: with the baseline, and a difference is reported before any case is.
-VERSIONED = ("onnxruntime", "pocl-binary-distribution", "numpy", "onnx")
+#: What the results depend on besides Ember (make install pins onnxruntime, PoCL and OpenVINO);
+#: recorded with the baseline, and a difference is reported before any case is.
+VERSIONED = ("onnxruntime", "pocl-binary-distribution", "openvino", "numpy", "onnx")
 
 
 def installed_versions() -> dict[str, str]:
@@ -102,7 +102,7 @@ def test_no_passing_case_drops(request, cases, device_name):
         return
     recorded = baseline.get("versions", {})
     changed = {k: (v, entry["versions"].get(k)) for k, v in recorded.items()
-               if k in ("onnxruntime", "pocl-binary-distribution")
+               if k in ("onnxruntime", "pocl-binary-distribution", "openvino")
                and entry["versions"].get(k) != v}
     assert not changed, (
         f"{device_name}: the baseline was recorded with other versions {changed} (recorded, "

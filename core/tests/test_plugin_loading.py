@@ -19,14 +19,15 @@ from ember.testing import ppocr_cls_path
 
 # Modules that must not be imported before a device is named, or for another device's compile.
 HEAVY = ("importlib.metadata", "email", "pluggy", "onnx", "onnxruntime", "pyopencl")
-OTHER_PLUGINS = ("ember_gpu", "ember_template", "pyopencl", "onnx")
+OTHER_PLUGINS = ("ember_gpu", "ember_template", "ember_openvino", "openvino", "pyopencl", "onnx")
 
 
 def probe(code: str, *, env: dict | None = None, site: Path | None = None,
           home: Path | None = None) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON document as its last line."""
     environment = {k: v for k, v in os.environ.items()
-                   if k not in ("EMBER_DISABLE_PLUGINS", "EMBER_DEVICE_PLUGINS")}
+                   if k not in ("EMBER_DISABLE_PLUGINS", "EMBER_DEVICE_PLUGINS",
+                                 "EMBER_DEVICE_ALIASES")}
     if site is not None:
         environment["PYTHONPATH"] = str(site)
     if home is not None:

@@ -123,7 +123,8 @@ def test_plugin_for_another_contract_version_is_refused(core):
 def test_shipped_plugins_declare_their_contract_version():
     from ember import hookspecs
 
-    for module in ("ember_cpu.plugin", "ember_gpu.plugin", "ember_template.plugin"):
+    for module in ("ember_cpu.plugin", "ember_gpu.plugin", "ember_openvino.plugin",
+                   "ember_template.plugin"):
         plugin = __import__(module, fromlist=["EMBER_CONTRACT_VERSION"])
         assert plugin.EMBER_CONTRACT_VERSION == hookspecs.CONTRACT_VERSION
 

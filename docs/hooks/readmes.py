@@ -17,6 +17,7 @@ READMES = {
     "core/README.md": "packages/core.md",
     "plugins/cpu/README.md": "packages/cpu.md",
     "plugins/gpu/README.md": "packages/gpu.md",
+    "plugins/openvino/README.md": "packages/openvino.md",
     "plugins/template/README.md": "packages/template.md",
 }
 _LINK = re.compile(r"\]\((?![a-z]+:|#)([^)#\s]+)(#[^)\s]*)?\)")

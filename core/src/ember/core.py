@@ -16,12 +16,20 @@ from ember.compiled_model import CompiledModel
 from ember.device import DeviceDescription, DeviceModel, is_virtual, split_device_name
 from ember.errors import (
     BlobFormatError,
+    DeviceAliasError,
     NotSupportedError,
     PluginError,
     UnknownDeviceError,
     UnknownPropertyError,
 )
-from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
+from ember.plugin_manager import (
+    ALIAS_ENV,
+    DISABLE_ENV,
+    PluginFailure,
+    PluginInfo,
+    Plugins,
+    load_plugins,
+)
 from ember.settings import Settings, parse_size
 from ember.store_paths import resolve_model_name
 
@@ -36,7 +44,8 @@ if TYPE_CHECKING:
 
 #: Which distribution provides the devices the Ember project ships, for "not available" errors.
 #: The core never imports these; it only names them.
-KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "TEMPLATE": "ember-template"}
+KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "OPENVINO": "ember-openvino",
+                       "TEMPLATE": "ember-template"}
 
 #: Device names tried, in order, when compile_model is given none.
 DEFAULT_DEVICE_ORDER = ("CPU", "GPU", "TEMPLATE")
@@ -102,6 +111,8 @@ class Core:
 
     def _device(self, device_name: str) -> DeviceDescription:
         full_name = self._plugins.resolve(device_name)
+        if full_name is None and self._plugins.serving_name(device_name) != device_name:
+            raise self._unservable_alias(device_name)
         if full_name is None:
             conflict = self._plugins.conflict(split_device_name(device_name)[0])
             if conflict is not None:
@@ -113,6 +124,13 @@ class Core:
             description = DeviceDescription.from_metrics(full_name, metrics)
             self._descriptions[full_name] = description
         return description
+
+    def _unservable_alias(self, device_name: str) -> DeviceAliasError:
+        target = self._plugins.serving_name(device_name)
+        available = self.available_devices
+        return DeviceAliasError(device_name, f"{ALIAS_ENV} serves it with {target!r}, which is "
+                                f"not available ({self._hint(target)}); available devices: "
+                                f"{', '.join(available) or 'none'}", available)
 
     def _hint(self, device_name: str) -> str:
         """What to do about a device name that matched nothing, as precisely as we can tell."""

@@ -168,3 +168,14 @@ class RequestBusyError(EmberError):
 class DynamicShapeError(EmberError, ValueError):
     """A static size was asked of a dynamic dimension or shape (``Dimension.get_length``,
     ``PartialShape.to_shape``, ``Port.get_shape``)."""
+
+
+class DeviceAliasError(UnknownDeviceError):
+    """A device name that ``EMBER_DEVICE_ALIASES`` serves with another device cannot be served:
+    the target is not available, the aliases form a cycle, or the setting is malformed."""
+
+    def __init__(self, device_name: str, reason: str, available: Sequence[str] = ()) -> None:
+        self.device_name = device_name
+        self.available = list(available)
+        self.reason = reason
+        EmberError.__init__(self, f"device {device_name!r} cannot be served: {reason}")

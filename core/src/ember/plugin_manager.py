@@ -13,6 +13,7 @@ plugin that lists a device of a kind it did not declare is refused that device. 
 distributions declare the same kind, neither gets it until the user says which one
 (``EMBER_DEVICE_PLUGINS="CPU=ember-cpu"``, or ``EMBER_DISABLE_PLUGINS``, or uninstalling one):
 a device name is never decided by the order in which entry points happen to be found.
+``EMBER_DEVICE_ALIASES="CPU=OPENVINO"`` serves a name with another device (:mod:`ember.aliases`).
 
 A broken plugin (an import error, a bad hook signature, an unknown hook name, an exception while
 listing devices) is recorded as a :class:`PluginFailure` with its name while every other device
@@ -45,6 +46,8 @@ ENTRY_POINT_GROUP = "ember.devices"
 DISABLE_ENV = "EMBER_DISABLE_PLUGINS"
 #: ``KIND=distribution`` pairs, comma-separated: which plugin provides a contested device kind.
 CHOICE_ENV = "EMBER_DEVICE_PLUGINS"
+#: ``NAME=TARGET`` pairs, comma-separated: a device name served by another device (ember.aliases).
+ALIAS_ENV = "EMBER_DEVICE_ALIASES"
 
 log = get_logger("ember.plugins")
 
@@ -94,8 +97,11 @@ class Plugins:
     """The plugins of one Core: found, loaded as their device kinds are asked for, and called."""
 
     def __init__(self, find: Callable[[], Sequence[EntryPointRecord]] = tuple,
-                 choices: Mapping[str, str] | None = None) -> None:
-        """:param find: gives the entry points; called when a device is first named."""
+                 choices: Mapping[str, str] | None = None,
+                 aliases: Mapping[str, str] | None = None) -> None:
+        """:param find: gives the entry points; called when a device is first named.
+        :param aliases: device names served by another device (``EMBER_DEVICE_ALIASES``)."""
+        self.aliases = dict(aliases or {})
         self.infos: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self._manager: pluggy.PluginManager | None = None
@@ -257,7 +263,24 @@ class Plugins:
         with self._lock:
             self.load_all()
             self._list_devices()
-            return dict(self._owners)
+            owners = dict(self._owners)
+        # an alias is listed while its target is available, owned by the target's plugin
+        for name in self.aliases:
+            target = self.resolve(name)
+            if target is None:
+                owners.pop(name, None)
+            else:
+                owners[name] = owners[target]
+        return owners
+
+    def serving_name(self, device_name: str) -> str:
+        """The name that serves ``device_name``: the end of its alias chain (itself when it is
+        no alias). :raises DeviceAliasError: the aliases form a cycle."""
+        if not self.aliases:  # the usual case: ember.aliases is not even imported
+            return device_name
+        from ember.aliases import alias_chain
+
+        return alias_chain(self.aliases, device_name)[-1]
 
     def _list_devices(self) -> None:
         """Ask each registered plugin that has not been asked yet for its devices."""
@@ -289,8 +312,10 @@ class Plugins:
     def resolve(self, device_name: str) -> str | None:
         """The full name of a device (``"GPU"`` -> ``"GPU.0"``), or None when there is none.
 
-        Loads only the plugins that declare the name's kind (and those registered by hand).
+        Loads only the plugins that declare the name's kind (and those registered by hand). An
+        alias resolves to its target's full name.
         """
+        device_name = self.serving_name(device_name)
         base, index = split_device_name(device_name)
         with self._lock:
             self._load_kind(base)
@@ -379,6 +404,11 @@ def load_plugins(*, group: str = ENTRY_POINT_GROUP, disabled: str | None = None,
                 if _normalise(r.name) not in blocked
                 and not (r.distribution and _normalise(r.distribution) in blocked)]
 
+    aliases = os.environ.get(ALIAS_ENV, "")
+    if aliases.strip():
+        from ember.aliases import parse_aliases
+
+        return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")), parse_aliases(aliases))
     return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")))
 
 

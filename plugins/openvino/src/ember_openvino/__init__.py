@@ -1,0 +1,1 @@
+"""ember-openvino: Ember's OPENVINO device, on OpenVINO's CPU plugin."""

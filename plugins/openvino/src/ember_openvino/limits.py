@@ -1,0 +1,145 @@
+"""What OpenVINO's CPU plugin converts but does not compute as ONNX specifies: refused at compile.
+
+A device must never accept a model and then return wrong results. OpenVINO 2026.4's ONNX front
+end converts every one of the cases below, and its CPU plugin then runs them differently from the
+ONNX specification (ONNX's node tests show each one; ``tests/test_onnx_node_tests.py`` keeps the
+list honest). They are refused with ``UnsupportedOperatorError`` naming the node and the reason,
+so the model runs on another device instead:
+
+- element types the CPU plugin computes in another type or the Python binding cannot pass:
+  float64 (computed as float32), bfloat16, the float8, float4 and 4-bit integer types;
+- operators whose results depend on a rule OpenVINO does not follow: TopK's order between equal
+  values, DFT, NonMaxSuppression at the IoU boundary, DynamicQuantizeLinear's rounding, and
+  QuantizeLinear's with a scale computed at run time (OpenVINO multiplies by its reciprocal,
+  which moves values across the half-way points of rounding), an Attention with ``is_causal``,
+  Tile with repeats computed at run time (its output is garbage), and the random generators
+  (Bernoulli, RandomUniform..., whose numbers are not ONNX's reference's);
+- attributes of an operator OpenVINO implements another way: Resize with cubic interpolation,
+  antialiasing, ``align_corners`` with linear interpolation, or ``keep_aspect_ratio_policy``;
+  RoiAlign's max mode; MaxPool's ``ceil_mode``; recurrent layers in batch-major layout (``layout``
+  1) and LSTM's peepholes;
+- a reduction over a graph input declared with a dimension of size 0 (OpenVINO gives the type's
+  lowest value where ONNX gives -inf).
+
+The checks read the parsed graph (``model.proto``), which a compile has at hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember.plugin import Model, UnsupportedOperatorError
+
+#: ONNX TensorProto element types OpenVINO's CPU plugin does not compute as themselves.
+REFUSED_TYPES = {11: "float64", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
+                 19: "float8e5m2", 20: "float8e5m2fnuz", 21: "uint4", 22: "int4",
+                 23: "float4e2m1", 24: "float8e8m0"}
+REFUSED_OPERATORS = {
+    "TopK": "OpenVINO does not keep ONNX's order between equal values",
+    "DFT": "OpenVINO's DFT differs from ONNX's",
+    "Bernoulli": "OpenVINO's random numbers are not ONNX's",
+    "NonMaxSuppression": "OpenVINO differs from ONNX at the IoU threshold's boundary",
+    "DynamicQuantizeLinear": "OpenVINO rounds differently from ONNX",
+    "RandomUniform": "OpenVINO's random numbers are not ONNX's",
+    "RandomUniformLike": "OpenVINO's random numbers are not ONNX's",
+    "RandomNormal": "OpenVINO's random numbers are not ONNX's",
+    "RandomNormalLike": "OpenVINO's random numbers are not ONNX's",
+    "Multinomial": "OpenVINO's random numbers are not ONNX's",
+}
+_RECURRENT = ("RNN", "GRU", "LSTM")
+_REDUCTIONS = ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceProd", "ReduceL1",
+               "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+
+
+def check(model: Model, device_name: str) -> None:
+    """Raise ``UnsupportedOperatorError`` for the first node OpenVINO would run wrongly."""
+    graph = model.proto.graph
+    types = _value_types(graph)
+    # ONNX writes a size-0 dimension as dim_value 0, which Ember's ports show as dynamic
+    empty = {info.name for info in graph.input if info.type.HasField("tensor_type") and any(
+        dim.HasField("dim_value") and dim.dim_value == 0
+        for dim in info.type.tensor_type.shape.dim)}
+    constants = {t.name for t in graph.initializer} | {
+        output for node in graph.node if node.op_type == "Constant" for output in node.output}
+    for node in _nodes(graph):
+        reason = _refusal(node, types, empty, constants)
+        if reason:
+            raise UnsupportedOperatorError(device_name, node.op_type, node.name or node.output[0],
+                                           node.domain, reason)
+
+
+def _nodes(graph: Any) -> Any:
+    """Every node, those of subgraphs (If, Loop, Scan bodies) included."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.type == 5:  # GRAPH
+                yield from _nodes(attribute.g)
+            elif attribute.type == 10:  # GRAPHS
+                for subgraph in attribute.graphs:
+                    yield from _nodes(subgraph)
+
+
+def _value_types(graph: Any) -> dict[str, int]:
+    types = {t.name: t.data_type for t in graph.initializer}
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        if info.type.HasField("tensor_type"):
+            types[info.name] = info.type.tensor_type.elem_type
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    types[node.output[0]] = attribute.t.data_type
+    return types
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in node.attribute:
+        if attribute.type == 1:
+            values[attribute.name] = attribute.f
+        elif attribute.type == 2:
+            values[attribute.name] = attribute.i
+        elif attribute.type == 3:
+            values[attribute.name] = attribute.s.decode("utf-8", "replace")
+    return values
+
+
+def _refusal(node: Any, types: dict[str, int], empty: set[str], constants: set[str]) -> str:
+    if node.domain not in ("", "ai.onnx"):
+        return ""
+    attributes = _attributes(node)
+    for name in (*node.input, *node.output):
+        if types.get(name) in REFUSED_TYPES:
+            return f"OpenVINO's CPU plugin does not compute {REFUSED_TYPES[types[name]]} as such"
+    for key in ("to", "output_dtype"):
+        if attributes.get(key) in REFUSED_TYPES:
+            return f"OpenVINO's CPU plugin does not compute {REFUSED_TYPES[attributes[key]]}"
+    op = node.op_type
+    if op in REFUSED_OPERATORS:
+        return REFUSED_OPERATORS[op]
+    if op == "Resize":
+        mode = attributes.get("mode", "nearest")
+        if (mode == "cubic" or attributes.get("antialias", 0)
+                or attributes.get("keep_aspect_ratio_policy", "stretch") != "stretch"
+                or (mode == "linear"
+                    and attributes.get("coordinate_transformation_mode") == "align_corners")):
+            return "OpenVINO's Resize differs from ONNX's with these attributes"
+    if op == "RoiAlign" and attributes.get("mode", "avg") == "max":
+        return "OpenVINO's RoiAlign max mode differs from ONNX's"
+    if op == "MaxPool" and attributes.get("ceil_mode", 0):
+        return "OpenVINO's output size with ceil_mode differs from ONNX's"
+    if op in _RECURRENT and attributes.get("layout", 0):
+        return "OpenVINO runs recurrent layers batch-major (layout 1) differently from ONNX"
+    if op == "LSTM" and len(node.input) > 7 and node.input[7]:
+        return "OpenVINO's LSTM differs from ONNX's with peepholes"
+    if op == "Attention" and attributes.get("is_causal", 0):
+        return "OpenVINO's causal Attention differs from ONNX's"
+    if op == "Tile" and len(node.input) > 1 and node.input[1] not in constants:
+        return "OpenVINO's Tile with repeats computed at run time gives wrong values"
+    if op == "QuantizeLinear" and len(node.input) > 1 and node.input[1] not in constants:
+        return ("OpenVINO multiplies by the reciprocal of a scale computed at run time, which "
+                "rounds some values to the other side")
+    if op in _REDUCTIONS and node.input and node.input[0] in empty:
+        return "OpenVINO reduces an empty input to another value than ONNX"
+    return ""

@@ -1,0 +1,202 @@
+"""The OPENVINO device beyond the conformance suite: its precision, its properties as OpenVINO
+resolved them, its payload read back from forged bytes, its lazy import, and the alias that
+moves an unchanged CPU application onto it."""
+
+import random
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import openvino as ov
+import pytest
+
+import ember
+from ember.errors import BlobFormatError, PropertyValueError
+from ember.testing import mlp, ppocr_cls_path, random_inputs
+from ember.testing.models import PPOCR_CLS_INPUT_SHAPE
+from ember_openvino import payload, plugin
+
+CONFIG = dict(plugin.CONFIG_DEFAULTS)
+
+
+@pytest.fixture(scope="module")
+def core():
+    return ember.Core()
+
+
+@pytest.fixture(scope="module")
+def cls(core):
+    """PaddleOCR's classifier compiled once for the module's tests."""
+    return core.compile_model(ppocr_cls_path(), "OPENVINO")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).random(PPOCR_CLS_INPUT_SHAPE, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(cls):
+    return plugin.export_model(compiled_model=cls.device_model, device_name="OPENVINO",
+                               config=CONFIG)
+
+
+def test_f32_by_default_whatever_openvino_would_choose(cls, image):
+    """OpenVINO's own default on a bf16-capable CPU is bf16; Ember's is f32, set explicitly, so
+    the results equal OpenVINO's at an explicit f32 bit for bit."""
+    assert cls.get_property("INFERENCE_PRECISION_HINT") == "f32"
+    native = ov.Core().compile_model(str(ppocr_cls_path()), "CPU",
+                                     {"INFERENCE_PRECISION_HINT": "f32"})
+    assert cls(image)[0].tobytes() == native(image)[0].tobytes()
+
+
+def test_bf16_when_asked(core, cls, image):
+    compiled = core.compile_model(ppocr_cls_path(), "OPENVINO",
+                                  {"INFERENCE_PRECISION_HINT": "bf16"})
+    capable = "BF16" in core.get_property("OPENVINO", "OPTIMIZATION_CAPABILITIES")
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ("bf16" if capable else "f32")
+    np.testing.assert_allclose(compiled(image)[0], cls(image)[0], atol=0.1)  # bf16: ~3 digits
+
+
+def test_streams_and_threads_are_openvinos(core):
+    compiled = core.compile_model(mlp().SerializeToString(), "OPENVINO",
+                                  {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2,
+                                   "INFERENCE_NUM_THREADS": 2})
+    assert compiled.get_property("NUM_STREAMS") == 2
+    assert compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") >= 2
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 2
+    queue = ember.AsyncInferQueue(compiled)
+    inputs = random_inputs(compiled.inputs, batch=3)
+    expected = compiled(inputs)[0]
+    for _ in range(8):
+        queue.start_async(inputs)
+    queue.wait_all()
+    assert np.array_equal(queue[0].get_output_tensor(0).data, expected)
+
+
+@pytest.mark.parametrize("config", [{"INFERENCE_PRECISION_HINT": "i8"}, {"NUM_STREAMS": 0},
+                                    {"INFERENCE_NUM_THREADS": -1}])
+def test_values_openvino_cannot_take_are_refused(core, config):
+    with pytest.raises(PropertyValueError):
+        core.compile_model(mlp().SerializeToString(), "OPENVINO", config)
+
+
+def test_export_import_is_bitwise_identical(core, cls, image):
+    imported = core.import_model(cls.export_model(), "OPENVINO")
+    assert imported(image)[0].tobytes() == cls(image)[0].tobytes()
+
+
+def _import(data):
+    return plugin.import_model(data=data, device_name="OPENVINO", config=CONFIG)
+
+
+def test_forged_payloads_give_a_model_or_a_blob_format_error(exported):
+    """Every byte of a payload read back is untrusted: truncations, flipped bits in the header
+    and the ports, lengths that lie, and garbage behind an intact header."""
+    header = struct.calcsize("<8sIIIQ")
+    ports_end = len(exported) - len(payload.loads(exported).blob)
+    forged = [b"", exported[:5], exported[:header], exported[:ports_end], exported[:-1],
+              b"\0" * 64, payload.MAGIC + b"\xff" * 40]
+    rng = random.Random(0)
+    for _ in range(60):  # bit flips where the framing and the ports are
+        data = bytearray(exported)
+        data[rng.randrange(ports_end)] ^= 1 << rng.randrange(8)
+        forged.append(bytes(data))
+    magic, version, flags, ports, blob = struct.unpack_from("<8sIIIQ", exported)
+    for lie in (0, 1, ports - 1, ports + 1, (1 << 32) - 1):  # the ports' length lies
+        forged.append(struct.pack("<8sIIIQ", magic, version, flags, lie, blob)
+                      + exported[header:])
+    garbage = b"not OpenVINO's blob" * 50  # an intact header around a blob OpenVINO refuses
+    forged.append(struct.pack("<8sIIIQ", magic, version, flags, ports, len(garbage))
+                  + exported[header:ports_end] + garbage)
+    forged.append(exported[:ports_end - 1] + b"[" + exported[ports_end:])  # broken JSON
+    deep = b"[" * 100_000  # JSON nested past Python's recursion limit
+    forged.append(struct.pack("<8sIIIQ", magic, version, flags, len(deep), blob)
+                  + deep + exported[ports_end:])
+    for data in forged:
+        try:
+            model = _import(data)
+        except BlobFormatError:
+            continue
+        assert isinstance(model, ember.DeviceModel)
+
+
+def test_a_payload_spliced_from_two_models_is_refused(core, exported):
+    other = core.compile_model(mlp().SerializeToString(), "OPENVINO")
+    other_payload = plugin.export_model(compiled_model=other.device_model,
+                                        device_name="OPENVINO", config=CONFIG)
+    cls_ports_end = len(exported) - len(payload.loads(exported).blob)
+    mlp_blob = payload.loads(other_payload).blob
+    _, version, flags, ports, _ = struct.unpack_from("<8sIIIQ", exported)
+    header = struct.calcsize("<8sIIIQ")
+    spliced = (struct.pack("<8sIIIQ", payload.MAGIC, version, flags, ports, len(mlp_blob))
+               + exported[header:cls_ports_end] + bytes(mlp_blob))
+    with pytest.raises(BlobFormatError, match="damaged OPENVINO payload"):
+        _import(spliced)
+
+
+def test_encrypted_payloads_hide_openvinos_blob(cls, image):
+    def encrypt(data):
+        return bytes(b ^ 0x5A for b in data)
+
+    compiled = cls.device_model
+    plain = payload.loads(plugin.export_model(compiled_model=compiled, device_name="OPENVINO",
+                                              config=CONFIG)).blob
+    data = payload.dumps(compiled.inputs, compiled.outputs, bytes(plain), encrypt)
+    assert bytes(plain[:4096]) not in data
+    with pytest.raises(BlobFormatError, match="encrypted"):
+        payload.loads(data)
+    assert bytes(payload.loads(data, encrypt).blob) == bytes(plain)
+
+
+def test_creating_a_core_does_not_import_openvino():
+    code = ("import sys, ember; core = ember.Core(); core.available_devices; "
+            "core.get_property('OPENVINO', 'FULL_DEVICE_NAME'); print('openvino' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_an_unchanged_cpu_application_runs_on_openvino_by_configuration(monkeypatch, cls, image):
+    monkeypatch.setenv("EMBER_DEVICE_ALIASES", "CPU=OPENVINO")
+    compiled = ember.Core().compile_model(ppocr_cls_path(), "CPU")
+    assert compiled.get_property("EXECUTION_DEVICES") == ["OPENVINO"]
+    assert compiled(image)[0].tobytes() == cls(image)[0].tobytes()
+
+
+def _graph(nodes, inputs, outputs, initializers=()):
+    from onnx import TensorProto, helper
+
+    values = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs]
+    results = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs]
+    graph = helper.make_graph(nodes, "g", values, results, list(initializers))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]
+                             ).SerializeToString()
+
+
+def test_what_openvino_would_run_wrongly_is_refused_at_compile(core):
+    from onnx import helper
+
+    model = _graph([helper.make_node("Relu", ["x"], ["r"], name="first"),
+                    helper.make_node("Resize", ["r", "", "scales"], ["y"], name="cubic_resize",
+                                     mode="cubic")],
+                   [("x", [1, 1, 4, 4]), ("scales", [4])], [("y", None)])
+    with pytest.raises(ember.errors.UnsupportedOperatorError) as error:
+        core.compile_model(model, "OPENVINO")
+    assert (error.value.op_type, error.value.node_name) == ("Resize", "cubic_resize")
+    assert "OpenVINO" in error.value.reason
+
+
+def test_inputs_openvino_drops_are_matched_by_name(core):
+    """OpenVINO drops an input the graph does not read; the inputs after it move up among
+    OpenVINO's, so ports are matched by name, never by position."""
+    from onnx import helper
+
+    model = _graph([helper.make_node("Sub", ["a", "b"], ["y"], name="sub")],
+                   [("unused", [2]), ("a", [2]), ("b", [2])], [("y", [2])])
+    compiled = core.compile_model(model, "OPENVINO")
+    assert len(compiled.device_model.compiled.inputs) == 2
+    feeds = {"unused": np.full(2, 100, np.float32), "a": np.full(2, 5, np.float32),
+             "b": np.full(2, 2, np.float32)}
+    assert compiled(feeds)[0].tolist() == [3.0, 3.0]
