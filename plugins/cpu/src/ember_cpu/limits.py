@@ -13,6 +13,7 @@ some.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,9 @@ def needs_graph(model: Model) -> bool:
     if not UNEXCHANGEABLE_TYPES.isdisjoint(model._header.port_types.values()):
         return True
     data = model._source_bytes()
-    return any(op in data and (also is None or also in data) for op, also in _MARKERS)
+    # one pass for every operator (a search per operator reads the file eight times)
+    return any(_ALSO_NEEDED.get(op) is None or _ALSO_NEEDED[op] in data
+               for op in {found[2:].decode() for found in _op_markers().findall(data)})
 
 
 def refusal(model: onnx.ModelProto) -> tuple[onnx.NodeProto, str] | None:
@@ -199,7 +202,10 @@ _RULES: dict[str, Rule] = {
 #: What a rule can only refuse when present, beside its operator: an attribute's value or name.
 _ALSO_NEEDED = {"Resize": b"align_corners", "LSTM": b"\x0a\x06layout",
                 "GRU": b"\x0a\x06layout", "RNN": b"\x0a\x06layout"}
-#: Each rule's operator as a NodeProto's op_type field (4) is written (tag 0x22, length, name),
-#: and what else must be there for the rule to refuse a node.
-_MARKERS = tuple((b"\x22" + bytes([len(op)]) + op.encode(), _ALSO_NEEDED.get(op))
-                 for op in _RULES)
+
+
+def _op_markers() -> re.Pattern[bytes]:
+    """Each rule's operator as a NodeProto's op_type field (4) is written: tag 0x22, length,
+    name (re caches the compiled pattern)."""
+    return re.compile(b"|".join(re.escape(b"\x22" + bytes([len(op)]) + op.encode())
+                                for op in _RULES))
