@@ -19,7 +19,8 @@ CORPUS = Path(__file__).parent / "fuzz_corpus"
 #: Inputs per target in `make test` (about 15 s in all); the long run does 100,000 or more.
 INPUTS = int(os.environ.get("EMBER_FUZZ_INPUTS", "250"))
 TARGETS = ("template-payload", "cpu-payload", "container", "signed-entry", "kernel-entry",
-           "bundle", "manifest", "store-json", "onnx-header")
+           "bundle", "manifest", "store-json", "onnx-header",
+           "plugin-index")
 
 
 @pytest.fixture(scope="module")

@@ -264,10 +264,65 @@ def test_num_streams_and_numbers_given_as_strings(core, model_bytes, device):
 def test_inference_precision(core, model_bytes, device):
     compiled = core.compile_model(model_bytes, device, {hints.inference_precision: ov.Type.f32})
     assert compiled.get_property(hints.inference_precision) == ov.Type.f32
+    assert isinstance(compiled.get_property(hints.inference_precision), ov.Type)
     for precision in (ov.Type.bf16, "f16"):
         # none of Ember's engines computes these models in bf16 or f16: a clear error
         with pytest.raises(RuntimeError, match=r"INFERENCE_PRECISION_HINT.*(bf16|f16)"):
             core.compile_model(model_bytes, device, {"INFERENCE_PRECISION_HINT": precision})
+
+
+def test_getters_return_openvinos_types_and_setters_take_both(device):
+    core = ov.Core()
+    precision = core.get_property(device, hints.inference_precision)
+    assert isinstance(precision, ov.Type) and precision == ov.Type.f32
+    mode = core.get_property(device, hints.performance_mode)
+    assert mode is hints.PerformanceMode.LATENCY and mode == "LATENCY"  # still the string too
+    assert core.get_property(device, hints.execution_mode) is hints.ExecutionMode.PERFORMANCE
+    core.set_property(device, {hints.execution_mode: "ACCURACY",
+                               hints.performance_mode: hints.PerformanceMode.THROUGHPUT})
+    assert core.get_property(device, "EXECUTION_MODE_HINT") is hints.ExecutionMode.ACCURACY
+    assert core.get_property(device, "PERFORMANCE_HINT") is hints.PerformanceMode.THROUGHPUT
+    core.set_property({props.cache_mode(): props.CacheMode.OPTIMIZE_SIZE})
+    assert core.get_property(props.cache_mode()) is props.CacheMode.OPTIMIZE_SIZE
+    with pytest.raises(RuntimeError, match="EXECUTION_MODE_HINT"):
+        core.set_property(device, {"EXECUTION_MODE_HINT": "FASTEST"})
+
+
+def test_get_version_and_the_older_spellings(core):
+    assert isinstance(ov.get_version(), str) and ov.get_version() == ov.__version__
+    assert core.get_available_devices() == core.available_devices
+
+
+def test_export_model_into_a_stream(core, model_bytes):
+    import io
+
+    compiled = core.compile_model(model_bytes, "CPU")
+    stream = io.BytesIO()
+    assert compiled.export_model(stream) is None  # OpenVINO's overload writes, returns nothing
+    assert len(stream.getvalue()) == len(compiled.export_model())
+    stream.seek(0)
+    imported = core.import_model(stream, "CPU")
+    np.testing.assert_array_equal(imported(batch())[0], compiled(batch())[0])
+
+
+def test_element_types_as_benchmark_code_uses_them(core, model_bytes):
+    from ember.utils.types import get_dtype, get_element_type  # openvino.utils.types
+
+    model = core.read_model(model_bytes)
+    model.reshape({"x": [2, 16]})
+    request = core.compile_model(model, "CPU").create_infer_request()
+    for port in request.model_inputs:
+        tensor = request.get_tensor(port)
+        dtype = get_dtype(tensor.element_type)
+        assert tensor.get_size() == 32 and tensor.element_type.get_size() == dtype.itemsize
+        tensor.data[:] = np.random.default_rng(0).uniform(0, 1, list(tensor.shape)).astype(dtype)
+    request.infer()
+    assert request.get_output_tensor().data.shape == (2, 10)
+    assert get_element_type(np.uint8) == ov.Type.u8 and get_element_type(float) == ov.Type.f32
+    assert ov.Type.f16.is_real() and ov.Type.f16.real and ov.Type.f16.get_bitwidth() == 16
+    assert ov.Type.u8.is_integral() and not ov.Type.u8.is_signed() and ov.Type.i8.signed
+    assert ov.Type.f32.to_string() == "f32" and ov.Type.dynamic.is_dynamic()
+    assert ov.PartialShape([1, -1]).to_string() == "[1,?]"
 
 
 def test_get_versions(core, device):

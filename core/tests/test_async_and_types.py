@@ -152,6 +152,7 @@ def test_types_dimensions_and_shapes():
     ("NUM_STREAMS", "AUTO", -1, -1),
     ("NUM_STREAMS", "3", -1, 3),
     ("PERFORMANCE_HINT", "throughput", "LATENCY", "THROUGHPUT"),
+    ("EXECUTION_MODE_HINT", "accuracy", "PERFORMANCE", "ACCURACY"),
     ("INFERENCE_PRECISION_HINT", ember.Type.bf16, "f32", "bf16"),
     ("INFERENCE_PRECISION_HINT", "BF16", "f32", "bf16"),
     ("GRAPH_OPTIMIZATION_LEVEL", "ALL", "EXTENDED", "ALL"),
@@ -161,7 +162,8 @@ def test_property_values_in_openvino_spellings(key, value, default, expected):
 
 
 @pytest.mark.parametrize(("key", "value"), [
-    ("PERFORMANCE_HINT", "FASTEST"), ("NUM_STREAMS", "many"), ("NUM_STREAMS", -3),
+    ("PERFORMANCE_HINT", "FASTEST"), ("EXECUTION_MODE_HINT", "FAST"), ("NUM_STREAMS", "many"),
+    ("NUM_STREAMS", -3),
     ("INFERENCE_PRECISION_HINT", "f33"), ("PERFORMANCE_HINT_NUM_REQUESTS", True),
 ])
 def test_bad_hint_values_are_refused(key, value):

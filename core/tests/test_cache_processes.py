@@ -624,7 +624,8 @@ def test_file_size_limit_below_the_blob(tmp_path, medium):
 def test_full_disk(tmp_path, medium):
     cache = tmp_path / "cache"
     cache.mkdir()
-    wrapper = in_mount_namespace(cache, f"mount -t tmpfs -o size={TINY_TMPFS} tmpfs")
+    # mode 0700: a tmpfs is world-writable (1777) by default, which an unsigned cache warns about
+    wrapper = in_mount_namespace(cache, f"mount -t tmpfs -o size={TINY_TMPFS},mode=0700 tmpfs")
     result = run_child(COMPILE_CHILD, {
         "compiles": [[str(medium.path), str(medium.input_path), str(cache)]] * 2,
         "list": str(cache),

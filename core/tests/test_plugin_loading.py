@@ -292,6 +292,51 @@ def test_a_forged_or_foreign_index_is_ignored(tmp_path, forgery):
     assert report["failures"] == []
 
 
+def test_a_distribution_reinstalled_with_a_new_entry_point_is_seen(tmp_path):
+    """Not a plugin at first (no entry_points.txt), the same name and version again with one:
+    the metadata directory's name does not change, its entry points do."""
+    site, home = tmp_path / "site", tmp_path / "home"
+    install(site, "ember-first", "ember_first", ["FIRST"])
+    later = install(site, "ember-later", "ember_later", ["LATER"])
+    (later / "entry_points.txt").unlink()
+    backdate(site, later)
+    assert "LATER" not in probe(DEVICES, site=site, home=home)["devices"]
+    shutil.rmtree(later)  # pip's reinstall: the directory removed, then made again
+    install(site, "ember-later", "ember_later", ["LATER"])
+    backdate(site, later)
+    assert "LATER" in probe(DEVICES, site=site, home=home)["devices"]
+    (later / "entry_points.txt").unlink()  # and in place, the folder's mtime set back
+    backdate(site, later)
+    assert "LATER" not in probe(DEVICES, site=site, home=home)["devices"]
+
+
+def test_the_index_never_fails_a_start(tmp_path):
+    """A metadata directory whose name is not UTF-8, and a deleted working directory with ""
+    on sys.path: both once raised from the index."""
+    site, home = tmp_path / "site", tmp_path / "home"
+    install(site, "ember-first", "ember_first", ["FIRST"])
+    os.mkdir(os.fsencode(site) + b"/caf\xe9-1.0.dist-info")
+    backdate(site)
+    for _ in range(2):  # a scan, then the index
+        assert "FIRST" in probe(DEVICES, site=site, home=home)["devices"]
+    gone = tmp_path / "gone"
+    code = (f"import os, sys; os.mkdir({str(gone)!r}); os.chdir({str(gone)!r}); "
+            f"os.rmdir({str(gone)!r}); "
+            "sys.path.insert(0, '')\n" + textwrap.dedent(DEVICES))
+    for _ in range(2):
+        assert "FIRST" in probe(code, site=site, home=home)["devices"]
+
+
+def test_an_entry_point_with_extras_loads(tmp_path):
+    site, home = tmp_path / "site", tmp_path / "home"
+    info = install(site, "ember-first", "ember_first", ["FIRST"])
+    (info / "entry_points.txt").write_text("[ember.devices]\nFIRST = ember_first [gpu]\n")
+    backdate(info / "entry_points.txt", site)
+    for _ in range(2):  # a scan, then the index
+        report = probe(DEVICES, site=site, home=home)
+        assert "FIRST" in report["devices"], report["failures"]
+
+
 # -- who provides a device kind ------------------------------------------------------------------
 
 COMPILE_CPU = """

@@ -29,11 +29,13 @@ _LAZY = {
     "Model": "ember.model",
     "Port": "ember.model",
     "compile_model": "ember.shortcuts",
+    "get_version": "ember.versions",
     "cached_model_path": "ember.store",
     "clear_model_cache": "ember.store",
     "get_dir": "ember.store",
     "list_cached_models": "ember.store",
-    "save_model": "ember.store",
+    "save_model": "ember.model_io",  # OpenVINO's (model, path) or the store's (name, model)
+    "serialize": "ember.model_io",
     "set_dir": "ember.store",
     "set_model_cache": "ember.store",
     "Tensor": "ember.tensor",
@@ -42,32 +44,53 @@ _LAZY = {
     "Shape": "ember.types",
     "Type": "ember.types",
     "Version": "ember.versions",
+    # OpenVINO's model preparation: layouts, graph nodes, runtime-info values
+    "Layout": "ember.layout",
+    "Node": "ember.graph",
+    "Input": "ember.graph",
+    "Output": "ember.graph",
+    "OVAny": "ember.ovany",
     # pluggy is only needed by plugins, imported when their device is first named
     "hookimpl": "ember.hookspecs",
 }
-_SUBMODULES = ("errors", "properties")
+_SUBMODULES = ("errors", "properties", "preprocess", "layout_helpers", "opset", "opset10",
+               "opset11", "opset12", "opset13", "utils")
 
 if TYPE_CHECKING:
-    from ember import errors, properties
+    from ember import (
+        errors,
+        layout_helpers,
+        opset,
+        opset10,
+        opset11,
+        opset12,
+        opset13,
+        preprocess,
+        properties,
+        utils,
+    )
     from ember.async_queue import AsyncInferQueue
     from ember.compiled_model import CompiledModel, InferRequest, InferResult
     from ember.core import Core
     from ember.device import DeviceModel
+    from ember.graph import Input, Node, Output
     from ember.hookspecs import hookimpl
+    from ember.layout import Layout
     from ember.model import Model, Port
+    from ember.model_io import save_model, serialize
+    from ember.ovany import OVAny
     from ember.shortcuts import compile_model
     from ember.store import (
         cached_model_path,
         clear_model_cache,
         get_dir,
         list_cached_models,
-        save_model,
         set_dir,
         set_model_cache,
     )
     from ember.tensor import Tensor
     from ember.types import Dimension, PartialShape, Shape, Type
-    from ember.versions import Version
+    from ember.versions import Version, get_version
 
 
 def __getattr__(name: str) -> Any:
@@ -93,7 +116,12 @@ __all__ = [
     "Dimension",
     "InferRequest",
     "InferResult",
+    "Input",
+    "Layout",
     "Model",
+    "Node",
+    "OVAny",
+    "Output",
     "PartialShape",
     "Port",
     "Shape",
@@ -106,10 +134,20 @@ __all__ = [
     "compile_model",
     "errors",
     "get_dir",
+    "get_version",
     "hookimpl",
+    "layout_helpers",
     "list_cached_models",
+    "opset",
+    "opset10",
+    "opset11",
+    "opset12",
+    "opset13",
+    "preprocess",
     "properties",
     "save_model",
+    "serialize",
     "set_dir",
     "set_model_cache",
+    "utils",
 ]

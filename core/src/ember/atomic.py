@@ -42,24 +42,44 @@ def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
     blobs and memo files are checksummed or validated on every read, so such a file is detected
     and replaced, never used. Files still queued at exit are flushed then.
 
+    For a file inside a directory others may write to (a cache, the store), use
+    :func:`write_inside`, which follows no link planted there.
+
     :raises OSError: when the directory is read-only, the disk is full, the file size limit is hit,
         ...; the temporary file is removed and ``path`` is left as it was.
     """
-    import tempfile  # here: only a miss writes, and tempfile costs a warm start ~5 ms to import
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    write_inside(directory, (), name, *chunks, create_dirs=False)
 
-    fd, temp_name = tempfile.mkstemp(dir=os.path.dirname(os.fspath(path)), prefix=TEMP_PREFIX)
+
+def write_inside(root: StrPath, parts: tuple[str, ...], name: str,
+                 *chunks: bytes | memoryview, create_dirs: bool = True) -> None:
+    """:func:`write_atomically` to ``root/parts.../name``, the subdirectories made (0700) when
+    missing, none of them nor the file followed when it is a link (see ember.confined).
+
+    :raises OSError: PlantedLinkError for a link on the way; else as write_atomically.
+    """
+    from ember import confined
+
+    root = os.fspath(root)
+    dir_fd = confined.open_dir(root, parts, create=create_dirs)
+    where = os.path.join(root, *parts)
     try:
-        with os.fdopen(fd, "wb", closefd=False) as temp_file:
-            for chunk in chunks:
-                view = memoryview(chunk).cast("B")
-                for start in range(0, view.nbytes, _WRITE_PIECE):
-                    temp_file.write(view[start:start + _WRITE_PIECE])
-        os.replace(temp_name, path)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
+        fd, temp_name = confined.create_temp(dir_fd, TEMP_PREFIX, where=where)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as temp_file:
+                for chunk in chunks:
+                    view = memoryview(chunk).cast("B")
+                    for start in range(0, view.nbytes, _WRITE_PIECE):
+                        temp_file.write(view[start:start + _WRITE_PIECE])
+            confined.replace_at(dir_fd, temp_name, name, where=where)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                confined.unlink_at(dir_fd, temp_name, where=where)
+            raise
+    finally:
+        os.close(dir_fd)
     background.submit(_flush_and_close, fd)
 
 
@@ -121,15 +141,19 @@ def _flush_and_close(fd: int) -> None:
 background = Background()
 
 
-def make_private_dirs(root: StrPath, *subdirectories: StrPath) -> None:
-    """Create ``root`` (its parent must exist) and subdirectories of it, readable only by us.
+def make_private_dirs(root: StrPath, *subdirectories: str) -> None:
+    """Create ``root`` (its parent must exist) and subdirectories of it, readable only by us;
+    a subdirectory that is a link is refused, not followed (ember.confined).
 
     A missing parent is an error rather than created: a typo in CACHE_DIR should be reported,
     not silently become a new directory tree.
 
-    :raises OSError: FileNotFoundError for a missing parent, PermissionError, OSError(EROFS)...
+    :raises OSError: FileNotFoundError for a missing parent, PermissionError, PlantedLinkError...
     """
-    for directory in (root, *subdirectories):
-        if not os.path.isdir(directory):
-            with contextlib.suppress(FileExistsError):  # another process made it just now
-                os.mkdir(directory, mode=0o700)
+    from ember import confined
+
+    root = os.fspath(root)
+    for subdirectory in subdirectories or [""]:
+        relative = os.path.relpath(os.path.join(root, subdirectory), root)
+        parts = () if relative == "." else tuple(relative.split(os.sep))
+        os.close(confined.open_dir(root, parts, create=True))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from typing import Any, BinaryIO, NamedTuple
 
@@ -235,7 +236,7 @@ def unpack(data: bytes | memoryview, *,
     return header, payload
 
 
-def read_file(blob_file: BinaryIO) -> tuple[BlobHeader, bytes]:
+def read_file(blob_file: BinaryIO, size: int | None = None) -> tuple[BlobHeader, bytes]:
     """Read and check an unsigned blob file; return its header and its payload as a ``bytes``
     object of its own.
 
@@ -245,11 +246,18 @@ def read_file(blob_file: BinaryIO) -> tuple[BlobHeader, bytes]:
     The payload's checksum is not checked here (see :func:`check_payload`); as in
     :func:`unpack`, a signed blob's tag is only required to be there.
 
+    ``size`` is the file's size when the caller knows it (``fstat``); the payload length the
+    header claims is compared with what the file holds before anything is allocated for it.
+
     :raises BlobFormatError: as :func:`unpack`.
     """
     prefix = blob_file.read(_PREFIX.size)
-    size = header_size(prefix)
-    header, _ = read_header(prefix + blob_file.read(size + _DIGEST_SIZE))
+    length = header_size(prefix)
+    header, _ = read_header(prefix + blob_file.read(length + _DIGEST_SIZE))
+    left = (_file_size(blob_file) if size is None else size) - blob_file.tell()
+    if header.payload_length > left:
+        raise BlobFormatError(f"payload is {max(left, 0)} bytes, header says "
+                              f"{header.payload_length} (truncated?)")
     payload = blob_file.read(header.payload_length)
     trailer = blob_file.read(TAG_SIZE + 1)  # one more than a tag: an extended file shows
     if (len(payload) != header.payload_length
@@ -257,6 +265,17 @@ def read_file(blob_file: BinaryIO) -> tuple[BlobHeader, bytes]:
         raise BlobFormatError(f"payload is {len(payload) + len(trailer)} bytes, header says "
                               f"{header.payload_length} (truncated?)")
     return header, payload
+
+
+def _file_size(blob_file: BinaryIO) -> int:
+    """The size of an open file (or any seekable stream)."""
+    try:
+        return os.fstat(blob_file.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # io.BytesIO and the like have no descriptor
+        position = blob_file.tell()
+        end = blob_file.seek(0, os.SEEK_END)
+        blob_file.seek(position)
+        return end
 
 
 def check_payload(header: BlobHeader, payload: bytes | memoryview) -> None:

@@ -7,7 +7,7 @@ outputs, which can be read by name, by index or by output port.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ember.errors import InferenceInputError, PluginError, UnknownPropertyError
 from ember.hints import runtime_properties
 from ember.inputs import InputChecks, Inputs, prepare_inputs
 from ember.model import Port, find_port
+from ember.properties.typed import as_returned
 
 if TYPE_CHECKING:
     from ember.infer_request import InferRequest
@@ -184,14 +185,26 @@ class CompiledModel:
 
     # -- exporting and properties ------------------------------------------------------------
 
-    def export_model(self) -> bytes:
-        """The compiled model as an Ember blob, for ``Core.import_model`` on a later start."""
-        return self._exporter(self)
+    @overload
+    def export_model(self) -> bytes: ...
+
+    @overload
+    def export_model(self, model_stream: IO[bytes]) -> None: ...
+
+    def export_model(self, model_stream: IO[bytes] | None = None) -> bytes | None:
+        """The compiled model as an Ember blob, for ``Core.import_model`` on a later start;
+        given a binary stream (OpenVINO's other form), the blob is written into it instead."""
+        data = self._exporter(self)
+        if model_stream is None:
+            return data
+        model_stream.write(data)
+        return None
 
     def get_property(self, key: str) -> Any:
+        """A property's value, in the type OpenVINO returns (see :mod:`ember.properties.typed`)."""
         values = self._properties()
         try:
-            return values[key]
+            return as_returned(key, values[key])
         except KeyError:
             raise UnknownPropertyError(key, "this compiled model", list(values)) from None
 

@@ -76,6 +76,10 @@ class Core:
         """Every device that can compile models on this machine now, by full name."""
         return sorted(self._plugins.device_owners)
 
+    def get_available_devices(self) -> list[str]:
+        """``available_devices``, by OpenVINO's older name."""
+        return self.available_devices
+
     @property
     def loaded_plugins(self) -> list[PluginInfo]:
         """The plugins registered in this Core, with their distributions and versions."""
@@ -149,7 +153,10 @@ class Core:
     # -- properties --------------------------------------------------------------------------
 
     def get_property(self, device_name: str, key: str | None = None) -> Any:
-        """``get_property(device, key)`` for a device; ``get_property(key)`` for the core."""
+        """``get_property(device, key)`` for a device; ``get_property(key)`` for the core; values
+        in the types OpenVINO returns (see :mod:`ember.properties.typed`)."""
+        from ember.properties.typed import as_returned
+
         if key is None:
             return self._core_property(device_name)
         device = self._device(device_name)
@@ -157,18 +164,20 @@ class Core:
         if key in metrics:
             return metrics[key]
         if key in props.CORE_CONFIG_KEYS:
-            return _shown(key, self._settings.core_value(device, key))
+            return as_returned(key, _shown(key, self._settings.core_value(device, key)))
         config = self._settings.device_values(device)
         if key in config:
-            return config[key]
+            return as_returned(key, config[key])
         raise UnknownPropertyError(key, f"device {device.name}",
                                    [*metrics, *config, *props.CORE_CONFIG_KEYS])
 
     def _core_property(self, key: str) -> Any:
+        from ember.properties.typed import as_returned
+
         if key == props.AVAILABLE_DEVICES:  # the only core property that loads every plugin
             return self.available_devices
         if key in props.CORE_CONFIG_KEYS:
-            return _shown(key, self._settings.core_value(None, key))
+            return as_returned(key, _shown(key, self._settings.core_value(None, key)))
         names = [props.AVAILABLE_DEVICES, *props.CORE_CONFIG_KEYS, props.SUPPORTED_PROPERTIES]
         if key == props.SUPPORTED_PROPERTIES:
             return sorted(names)
@@ -194,8 +203,12 @@ class Core:
 
     # -- models ------------------------------------------------------------------------------
 
-    def read_model(self, model: str | os.PathLike[str] | bytes) -> Model:
+    def read_model(self, model: str | os.PathLike[str] | bytes, weights: Any = None,
+                   config: Mapping[str, Any] | None = None) -> Model:
         """Read an ONNX model from a file path or from serialized bytes.
+
+        ``weights`` and ``config`` are OpenVINO's (``read_model(xml, bin)``) and may be given or
+        None: an ONNX file finds its external weights beside itself, so Ember reads neither.
 
         :raises ember.errors.ModelNotFoundError: the file does not exist.
         :raises ember.errors.InvalidModelError: it is not an ONNX model (the message says why).

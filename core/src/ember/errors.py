@@ -72,6 +72,12 @@ class NotSupportedError(EmberError, NotImplementedError):
     """The device cannot do what was asked (for example export a model without EXPORT_IMPORT)."""
 
 
+class OpenVINOModuleError(EmberError, ModuleNotFoundError):
+    """An ``openvino`` module that Ember does not implement, imported by a program run through
+    ``python -m ember.compat.openvino``. Its ``name`` is None, so that ``from openvino import X``
+    reports this message rather than Python's "cannot import name"."""
+
+
 class InferenceInputError(EmberError, ValueError):
     """The inputs given to an inference do not fit the model: name, count, shape or dtype."""
 
@@ -97,9 +103,25 @@ class BlobFormatError(EmberError, ValueError):
     """Bytes that are not an Ember blob, or one that is damaged or made for another target."""
 
 
+class PreprocessError(EmberError, ValueError):
+    """A preprocessing step that cannot apply where it was put (OpenVINO raises RuntimeError)."""
+
+
+class RuntimeInfoError(EmberError, LookupError):
+    """A runtime-info path that leads nowhere (``Model.get_rt_info``)."""
+
+
 class CacheWarning(UserWarning):
     """The model cache could not be used for one compile (damaged entry, read-only or full
     directory, ...). The compile went on without it: nothing failed."""
+
+
+class PlantedLinkError(EmberError, OSError):
+    """A symbolic link (or a FIFO, a device...) where Ember expects its own directory or file
+    inside a cache or store directory: not followed, nothing outside is touched."""
+
+    def __str__(self) -> str:  # OSError would print its errno form otherwise
+        return str(self.args[0])
 
 
 class PluginError(EmberError):

@@ -3,9 +3,10 @@
 Three things, each done here once:
 
 - the hint keys (``PERFORMANCE_HINT``, ``NUM_STREAMS``, ``PERFORMANCE_HINT_NUM_REQUESTS``,
-  ``INFERENCE_PRECISION_HINT``) are writable on every device: a plugin that does not declare one
-  gets it with OpenVINO's default (:func:`with_generic_defaults`), so code written for OpenVINO
-  compiles unchanged on any device; a plugin that declares one acts on it;
+  ``INFERENCE_PRECISION_HINT``, ``EXECUTION_MODE_HINT``) are writable on every device: a plugin
+  that does not declare one gets it with OpenVINO's default (:func:`with_generic_defaults`), so
+  code written for OpenVINO compiles unchanged on any device; a plugin that declares one acts on
+  it;
 - property values are taken in the forms OpenVINO accepts (:func:`normalize`): numbers as
   strings (``"2"``), ``"YES"``/``"NO"`` for booleans, ``ov.Type`` and enum members, and
   ``"AUTO"`` for ``NUM_STREAMS``; hint values are checked here;
@@ -30,6 +31,7 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     props.PERFORMANCE_HINT_NUM_REQUESTS: 0,
     props.NUM_STREAMS: -1,
     props.INFERENCE_PRECISION_HINT: "f32",
+    props.EXECUTION_MODE_HINT: "PERFORMANCE",
 }
 _TRUE = ("YES", "TRUE", "ON", "1")
 _FALSE = ("NO", "FALSE", "OFF", "0")
@@ -62,6 +64,13 @@ def normalize_value(key: str, value: Any, default: Any = None) -> Any:
         if value not in props.PERFORMANCE_MODES:
             raise PropertyValueError(
                 f"PERFORMANCE_HINT must be one of {', '.join(props.PERFORMANCE_MODES)}, "
+                f"not {value!r}")
+        return value
+    if key == props.EXECUTION_MODE_HINT:
+        value = str(value).upper()
+        if value not in props.EXECUTION_MODES:
+            raise PropertyValueError(
+                f"EXECUTION_MODE_HINT must be one of {', '.join(props.EXECUTION_MODES)}, "
                 f"not {value!r}")
         return value
     if key == props.NUM_STREAMS:

@@ -13,6 +13,7 @@ import numpy as np
 from ember import checksum
 from ember.errors import InferenceInputError, InvalidModelError, ModelNotFoundError
 from ember.log import get_logger
+from ember.model_api import ModelApi, built_proto, is_graph
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -163,11 +164,12 @@ class Port:
         return cls(name, tuple(shape), numeric_dtype(dtype), index)
 
 
-class Model:
+class Model(ModelApi):
     """An ONNX model, read but not compiled: its source and the edits made to it since.
 
-    Create it with ``Core.read_model`` (or :func:`read_model`). The contract that the model's
-    other modules (reshape, preprocessing, built graphs) build on:
+    Create it with ``Core.read_model`` (or :func:`read_model`), or build one with
+    :mod:`ember.opset` as OpenVINO's ``Model(results, parameters, name)``. The contract that
+    the model's other modules (reshape, preprocessing, built graphs) build on:
 
     - ``source`` is the resolved path of the file (a str) or the serialised bytes, and ``edits``
       the tuple of :class:`ember.model_edits.Edit` recorded since, in order.
@@ -186,12 +188,24 @@ class Model:
     - A model built in memory has its serialised bytes as ``source`` (:meth:`from_proto`).
     """
 
-    def __init__(self, source: str | bytes, edits: tuple[Edit, ...] = ()) -> None:
+    def __init__(self, source: str | bytes | None = None, edits: tuple[Edit, ...] = (),
+                 name: str | None = None, *, results: Any = None, parameters: Any = None
+                 ) -> None:
+        built = None
+        if results is not None:  # OpenVINO's keywords: Model(results=..., parameters=...)
+            source, edits = results, parameters or ()
+        if source is None:
+            raise TypeError("Model needs a source (a path or bytes) or results and parameters")
+        if is_graph(source):  # OpenVINO's Model(results, parameters, name): see model_api
+            built, self._graph = built_proto(source, edits, name)  # type: ignore[arg-type]
+            source, edits = built.SerializeToString(), ()
         self.source = source
         self.edits: tuple[Edit, ...] = tuple(edits)
         self._proto: onnx.ModelProto | None = None
         self._built_digest = ""  # of the serialised proto as parse and edits built it
         self._ports: tuple[list[Port], list[Port]] | None = None
+        if built is not None:
+            self._proto, self._built_digest = built, checksum.hexdigest(self.source)
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto) -> Model:

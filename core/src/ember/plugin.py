@@ -12,22 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ember.cache.kernel_cache import KernelCache
-    from ember.cache.key import CacheKey
-    from ember.device import DeviceDescription, DeviceModel, split_device_name
-    from ember.errors import (
-        BackendCompileError,
-        BlobFormatError,
-        EmberError,
-        InferenceInputError,
-        InvalidModelError,
-        NotSupportedError,
-        PluginError,
-        PropertyValueError,
-        UnsupportedOperatorError,
-    )
-    from ember.hookspecs import CONTRACT_VERSION, hookimpl
-    from ember.model import DeferredModel, Dim, Model, Port, numeric_dtype
+    pass
 
 _LAZY = {
     "CONTRACT_VERSION": "ember.hookspecs",

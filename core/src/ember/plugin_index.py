@@ -7,17 +7,21 @@ The answer only changes when the environment does, so it is kept in a small inde
     <ember.get_dir()>/.plugins/<environment id>.json
 
 The index is valid while its *fingerprint* matches: Ember's version, the metadata directories
-(``*.dist-info``, ``*.egg-info``) in every directory on ``sys.path``, and each plugin's
-``entry_points.txt``. Installing, upgrading or removing a distribution adds, renames or removes a
-metadata directory, so the next start rebuilds the index. Checking costs a stat per ``sys.path``
-entry: only a directory whose modification time changed (a script's folder where the application
-writes its logs, say) is listed again to compare its metadata names. A directory modified within
-:data:`RACY_SECONDS` of the scan is not trusted (git's racy-file rule): the scan's result is used
-but not written.
+(``*.dist-info``, ``*.egg-info``) in every directory on ``sys.path``, and every distribution's
+``entry_points.txt`` (not only the plugins': a distribution reinstalled at the same version with a
+new entry point keeps its directory's name, and one may gain the file in place). Installing,
+upgrading or removing a distribution adds, renames or removes a metadata directory or changes that
+file, so the next start rebuilds the index. Checking costs a stat per ``sys.path`` entry and per
+distribution: only a directory whose modification time changed (a script's folder where the
+application writes its logs, say) is listed again to compare its metadata names. A directory
+modified within :data:`RACY_SECONDS` of the scan is not trusted (git's racy-file rule): the scan's
+result is used but not written.
 
 The index says which modules to import, so it is only read when it belongs to this user and
 nobody else can write it (like ``~/.ssh``); anything unexpected in it means "scan again". It is
-JSON, parsed and validated, never evaluated. ``EMBER_PLUGIN_INDEX=0`` switches it off.
+JSON, parsed and validated, never evaluated. ``EMBER_PLUGIN_INDEX=0`` switches it off. Whatever
+the index, the file system or ``sys.path`` hold (names that are not UTF-8, a deleted working
+directory), finding plugins never fails because of the index: it falls back to a scan.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ INDEX_VERSION = 1
 #: A directory modified this recently may change again within its timestamp's granularity.
 RACY_SECONDS = 2.0
 _MAX_INDEX_BYTES = 1 << 20
-# "package.module" or "package.module:object.attribute", as entry points are written.
-_VALUE = re.compile(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?")
+# "package.module" or "package.module:object.attribute", optionally with extras ("[extra]"), as
+# the entry-point specification writes them (importlib.metadata.EntryPoint's pattern).
+_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?(\[[\w.,\s-]*\]\s*)?")
 _FIELDS = {"name": str, "value": str, "distribution": (str, type(None)),
            "version": (str, type(None)), "metadata_dir": (str, type(None)),
            "problem": (str, type(None)), "notes": list}  # notes: a JSON array, a tuple once read
@@ -66,14 +71,17 @@ class EntryPointRecord(NamedTuple):
 
     @property
     def module(self) -> str:
-        return self.value.partition(":")[0]
+        match = _VALUE.fullmatch(self.value)
+        return match["module"] if match else self.value.partition(":")[0].strip()
 
     def load(self) -> object:
-        """Import the entry point's module and return the object it names."""
+        """Import the entry point's module and return the object it names (extras, such as
+        ``module:object [extra]``, name optional dependencies: they are not imported)."""
         import importlib
 
-        module, _, attributes = self.value.partition(":")
-        loaded: object = importlib.import_module(module)
+        match = _VALUE.fullmatch(self.value)
+        attributes = (match["attr"] or "") if match else self.value.partition(":")[2]
+        loaded: object = importlib.import_module(self.module)
         for attribute in filter(None, attributes.split(".")):
             loaded = getattr(loaded, attribute)
         return loaded
@@ -83,12 +91,19 @@ def find_entry_points(group: str) -> list[EntryPointRecord]:
     """The group's entry points, from the index when it is still valid, else from a scan."""
     if os.environ.get(INDEX_ENV, "1") in ("0", "off", "false", "no"):
         return _scan(group)
-    path = _index_path(group)
-    records = _read_index(path, group)
+    try:
+        path = _index_path(group)
+        records = _read_index(path, group)
+    except Exception as exc:  # the index only saves time: never a reason to find no plugins
+        log.debug("plugin index not used: %s", exc)
+        return _scan(group)
     if records is not None:
         return records
     records = _scan(group)
-    _write_index(path, group, records)
+    try:
+        _write_index(path, group, records)
+    except Exception as exc:
+        log.debug("plugin index not written: %s", exc)
     return records
 
 
@@ -109,10 +124,17 @@ def _fingerprint(records: list[EntryPointRecord]) -> list[list[Any]]:
     distribution added or removed is seen) and for each plugin's entry_points.txt (edited in
     place; ``names`` is None)."""
     fingerprint = [[place, _mtime_ns(place), _metadata_names(place)] for place in _search_path()]
-    for record in records:
+    seen = set()
+    for place in _search_path():
+        for name in sorted(_metadata_dirs(place)):
+            entry_points = os.path.join(place, name, "entry_points.txt")
+            seen.add(entry_points)
+            fingerprint.append([entry_points, _mtime_ns(entry_points), None])
+    for record in records:  # a plugin found somewhere else (a .pth file's directory, say)
         if record.metadata_dir:
             place = os.path.join(record.metadata_dir, "entry_points.txt")
-            fingerprint.append([place, _mtime_ns(place), None])
+            if place not in seen:
+                fingerprint.append([place, _mtime_ns(place), None])
     return fingerprint
 
 
@@ -120,8 +142,10 @@ def _still_valid(fingerprint: Any) -> bool:
     """Whether a stored fingerprint still holds, without listing unchanged directories."""
     if not isinstance(fingerprint, list):
         return False
-    places = [entry[0] for entry in fingerprint if isinstance(entry, list) and len(entry) == 3]
-    if len(places) != len(fingerprint) or places[:len(sys.path)] != _search_path():
+    places = [entry[0] for entry in fingerprint  # os.stat takes an int as a descriptor
+              if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)]
+    search = _search_path()
+    if len(places) != len(fingerprint) or places[:len(search)] != search:
         return False
     for place, mtime, names in fingerprint:
         if _mtime_ns(place) != mtime and (names is None or _metadata_names(place) != names):
@@ -129,24 +153,38 @@ def _still_valid(fingerprint: Any) -> bool:
     return True
 
 
-def _metadata_names(place: str) -> str | None:
+def _metadata_dirs(place: str) -> list[str]:
     try:
-        names = sorted(entry for entry in os.listdir(place)
-                       if entry.endswith((".dist-info", ".egg-info")))
-    except OSError:
+        return [entry for entry in os.listdir(place)
+                if entry.endswith((".dist-info", ".egg-info"))]
+    except (OSError, ValueError):
+        return []
+
+
+def _metadata_names(place: str) -> str | None:
+    if not os.path.isdir(place):
         return None
-    return checksum.hexdigest("\0".join(names).encode())
+    names = sorted(os.fsencode(name) for name in _metadata_dirs(place))  # any bytes a name has
+    return checksum.hexdigest(b"\0".join(names))
 
 
 def _search_path() -> list[str]:
-    """``sys.path`` with ``""`` (the working directory, for ``python -c``) spelled out."""
-    return [entry or os.getcwd() for entry in sys.path]
+    """``sys.path`` with ``""`` (the working directory, for ``python -c``) spelled out; a
+    working directory that was deleted stays ``""`` (nothing can be imported from it)."""
+    return [entry or _working_directory() for entry in sys.path if isinstance(entry, str)]
+
+
+def _working_directory() -> str:
+    try:
+        return os.getcwd()
+    except OSError:
+        return ""
 
 
 def _mtime_ns(place: str) -> int | None:
     try:
-        return os.stat(place).st_mtime_ns
-    except OSError:
+        return os.stat(place).st_mtime_ns if place else None
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte
         return None
 
 
@@ -186,12 +224,12 @@ def _write_index(path: str, group: str, records: list[EntryPointRecord]) -> None
         return  # a directory that just changed may change again unseen: scan next time too
     document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
                 "fingerprint": fingerprint, "entry_points": [r._asdict() for r in records]}
-    from ember.atomic import make_private_dirs, write_atomically
+    from ember.atomic import write_inside
 
     # The index only saves time: an unwritable directory costs the next start a scan, no more.
     with contextlib.suppress(OSError):
-        make_private_dirs(os.path.dirname(os.path.dirname(path)), os.path.dirname(path))
-        write_atomically(path, json.dumps(document).encode())
+        write_inside(os.path.dirname(os.path.dirname(path)), (INDEX_DIR,),
+                     os.path.basename(path), json.dumps(document).encode())
 
 
 # -- the scan ------------------------------------------------------------------------------------

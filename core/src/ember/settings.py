@@ -94,7 +94,23 @@ class Settings:
                       self.global_config):
             if key in level:
                 return level[key]
+        if key == props.CACHE_SIGNING_KEY:
+            return environment_signing_key()
         return os.environ.get(ENVIRONMENT[key]) or None
+
+
+def environment_signing_key() -> str | None:
+    """``$EMBER_CACHE_SIGNING_KEY``, or None when unset.
+
+    :raises PropertyValueError: when it is set but empty: an empty key would sign nothing, and
+        a cache meant to be signed would silently accept anyone's entries.
+    """
+    name = ENVIRONMENT[props.CACHE_SIGNING_KEY]
+    value = os.environ.get(name)
+    if value is not None and not value:
+        raise PropertyValueError(f"{name} is set but empty: an empty signing key signs nothing; "
+                                 f"set it to a secret, or unset it")
+    return value
 
 
 def check_writable(device: DeviceDescription, keys: Mapping[str, Any], where: str,
@@ -119,6 +135,9 @@ def _check_core_value(key: str, value: Any) -> None:
         raise PropertyValueError(f"CACHE_REMOTE must be a redis:// URL, not {value!r}")
     if key == props.CACHE_SIGNING_KEY and not isinstance(value, str | bytes):
         raise PropertyValueError("CACHE_SIGNING_KEY must be str or bytes")
+    if key == props.CACHE_SIGNING_KEY and not value:
+        raise PropertyValueError("CACHE_SIGNING_KEY is empty: an empty signing key signs "
+                                 "nothing; set it to a secret, or leave it unset")
     if key == props.CACHE_MAX_SIZE and value is not None and parse_size(value) is None:
         raise PropertyValueError(f"CACHE_MAX_SIZE must be a number of bytes, not {value!r}")
 

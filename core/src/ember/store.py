@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ember import safe_json
-from ember.atomic import write_atomically
+from ember.atomic import write_inside
 from ember.errors import BlobFormatError, EmberError, InvalidModelError, ModelNotFoundError
 from ember.model import Model, read_model
 
@@ -63,6 +63,7 @@ LOCATIONS_FILE = ".locations.json"
 _LOCATIONS_LOCK = ".locations.lock"
 _LOCATIONS_VERSION = 1
 _LOCATIONS_MAX = 16 << 20
+_LOCK_TIMEOUT = 60.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 #: Names that would collide with the store's own directories.
 RESERVED_NAMES = frozenset({COMPILED_DIR})
@@ -216,15 +217,18 @@ def _read_locations(directory: Path) -> dict[str, str]:
 
     :raises EmberError: (a StoreFileError) naming the file, for one that is not such JSON.
     """
+    from ember import confined
+
     path = directory / LOCATIONS_FILE
     try:
-        with path.open("rb") as locations_file:
+        with open(confined.open_file(str(directory), (), LOCATIONS_FILE, os.O_RDONLY),
+                  "rb") as locations_file:
             data = locations_file.read(_LOCATIONS_MAX + 1)
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise StoreFileError(f"cannot read the model locations in {path}: {exc.strerror}"
-                             ) from exc
+        raise StoreFileError(f"cannot read the model locations in {path}: "
+                             f"{exc.strerror or exc}") from exc
     try:
         document = safe_json.loads(data, what=str(path), max_size=_LOCATIONS_MAX, max_depth=3)
     except BlobFormatError as exc:
@@ -239,18 +243,21 @@ def _read_locations(directory: Path) -> dict[str, str]:
 
 def _update_locations(change: Callable[[dict[str, str]], object], *, create: bool) -> None:
     """Read, change and atomically rewrite ``.locations.json`` under a cross-process lock."""
-    import filelock
+    from ember import confined
 
     directory = get_dir()
     if not create and not (directory / LOCATIONS_FILE).exists():
         return
     directory.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(directory / _LOCATIONS_LOCK):
+    with confined.file_lock(str(directory), (), _LOCATIONS_LOCK, timeout=_LOCK_TIMEOUT) as held:
+        if not held:
+            raise StoreFileError(f"{directory / _LOCATIONS_LOCK} stayed locked for "
+                                 f"{_LOCK_TIMEOUT:.0f} s by another process")
         locations = _read_locations(directory)
         change(locations)
         document = {"version": _LOCATIONS_VERSION, "locations": dict(sorted(locations.items()))}
-        write_atomically(directory / LOCATIONS_FILE,
-                         (json.dumps(document, indent=2) + "\n").encode())
+        write_inside(directory, (), LOCATIONS_FILE,
+                     (json.dumps(document, indent=2) + "\n").encode())
 
 
 # -- looking models up ---------------------------------------------------------------------------
@@ -331,8 +338,9 @@ def save_model(name: str, model: Model | onnx.ModelProto | bytes | str | os.Path
     """
     target = stored_model_path(name)
     data = _model_bytes(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, data)
+    target.parent.parent.mkdir(parents=True, exist_ok=True)
+    # <name>/ may be a link planted by whoever else can write the store: not followed
+    write_inside(target.parent.parent, (target.parent.name,), MODEL_FILE, data)
     return target
 
 

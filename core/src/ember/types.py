@@ -76,13 +76,52 @@ class Type:
             raise NotSupportedError(f"element type {self._name} has no numpy dtype")
         return np.dtype(numpy)
 
+    # OpenVINO's spellings: is_real() and friends are methods, real and friends properties.
     @property
-    def is_real(self) -> bool:
+    def real(self) -> bool:
         return self._name in ("f64", "f32", "f16", "bf16")
+
+    def is_real(self) -> bool:
+        return self.real
+
+    @property
+    def integral(self) -> bool:
+        return self._name != "dynamic" and not self.real
+
+    def is_integral(self) -> bool:
+        return self.integral
+
+    @property
+    def signed(self) -> bool:
+        return self.real or self._name.startswith("i")
+
+    def is_signed(self) -> bool:
+        return self.signed
 
     @property
     def bitwidth(self) -> int:
         return 16 if self._name == "bf16" else 8 * self.to_dtype().itemsize
+
+    def get_bitwidth(self) -> int:
+        return self.bitwidth
+
+    @property
+    def size(self) -> int:
+        """Bytes per element."""
+        return (self.bitwidth + 7) // 8
+
+    def get_size(self) -> int:
+        return self.size
+
+    def is_static(self) -> bool:
+        return self._name != "dynamic"
+
+    def is_dynamic(self) -> bool:
+        return self._name == "dynamic"
+
+    def to_string(self) -> str:
+        """The short name, as OpenVINO's ``to_string()`` gives it: ``"f32"``."""
+        return self._name
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Type):
@@ -173,6 +212,9 @@ class Dimension:
     def max_length(self) -> int:
         return self._max
 
+    def to_string(self) -> str:
+        return str(self)
+
     def as_dim(self) -> int | str | None:
         """Ember's form: the size, the symbolic name, or None."""
         return self._min if self.is_static else self.name
@@ -257,6 +299,12 @@ class PartialShape:
 
     def get_min_shape(self) -> Shape:
         return Shape([d.get_min_length() for d in self._dims])
+
+    def get_dimension(self, index: int) -> Dimension:
+        return self._dims[index]
+
+    def to_string(self) -> str:
+        return str(self)
 
     def as_dims(self) -> tuple[int | str | None, ...]:
         """Ember's form of the shape (what a Port holds)."""

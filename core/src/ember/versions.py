@@ -1,4 +1,5 @@
-"""``Version``: what ``Core.get_versions`` maps each device to, shaped like OpenVINO's."""
+"""``Version``: what ``Core.get_versions`` maps each device to, shaped like OpenVINO's; and
+``get_version()``, Ember's own."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ class Version(str):
     @property
     def patch(self) -> int:
         return self._part(2)
+
+
+def get_version() -> str:
+    """Ember's version as a string, as OpenVINO's ``get_version()`` gives OpenVINO's."""
+    from ember._version import __version__
+
+    return __version__

@@ -5,6 +5,7 @@ entry, a tar, a manifest, the store's files) and a forger that changes them as a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -148,6 +149,7 @@ def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:
     found.append(_manifest_target(fx, redis_url))
     found.append(_store_json_target(fx))
     found.append(_onnx_header_target(fx))
+    found.append(_plugin_index_target(fx))
     return found
 
 
@@ -160,10 +162,17 @@ def _container_target(fx: Fixtures) -> Target:
     (listing / "blobs").mkdir(parents=True)
 
     def check(data: bytes) -> str:
-        header, _payload = blob.unpack(data)
-        # what the listings and a miss's explanation do with a header
+        from ember.cache.key import CacheKey
+
+        # a file read with the sizes its header claims compared to what the file holds, from a
+        # stream and from the cache directory (an unsigned entry under its file's key)
+        with contextlib.suppress(EmberError):
+            blob.read_file(io.BytesIO(data))
         entry = listing / "blobs" / (("0" * 64) + ".blob")
         entry.write_bytes(data)
+        ModelCache(listing).read(CacheKey({}, "0" * 64))
+        header, _payload = blob.unpack(data)
+        # what the listings and a miss's explanation do with a header
         ModelCache(listing).entries()
         from ember.cache.key import explain_difference
 
@@ -199,8 +208,15 @@ def _signed_entry_target(fx: Fixtures) -> Target:
 
     def check(data: bytes) -> str:
         path = cache.blob_path(fx.entry_key)
-        path.write_bytes(data)
         try:
+            # the same bytes followed by a hole: read in bounded pieces first, and refused (a
+            # file with holes is never what was signed)
+            with open(path, "wb") as entry:
+                entry.write(data)
+                entry.truncate(len(data) + (1 << 20) + (64 << 10))  # just past the slack
+            if cache.read(key, signer=fx.signer)[0] is not None:
+                return "wrong"
+            path.write_bytes(data)
             header, _payload = cache.read(key, signer=fx.signer)
         finally:
             path.write_bytes(fx.entry)
@@ -279,6 +295,19 @@ def _bundle_target(fx: Fixtures) -> Target:
                 info.size = len(member)
                 tar.addfile(info, io.BytesIO(member))
             return out.getvalue()
+        if choice < 0.6:  # extended headers (GNU long names, pax) claiming any size
+            kind = rng.choice((tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+                               tarfile.XHDTYPE, tarfile.XGLTYPE))
+            info = tarfile.TarInfo("././@LongLink")
+            info.type, info.size = kind, rng.choice((0, 100, 1 << 20, 3 << 20, 1 << 40,
+                                                     (1 << 63) - 1, rng.randrange(1 << 16)))
+            body = bytes(rng.randrange(256) for _ in range(rng.randrange(1024)))
+            data = info.tobuf(format=tarfile.GNU_FORMAT) + body + b"\0" * (-len(body) % 512)
+            return data + seed
+        if choice < 0.7:  # the same, compressed (a decompression bomb is refused unread)
+            import gzip
+
+            return gzip.compress(forge.mutate_bytes(rng, seed), compresslevel=1)
         return forge.mutate_bytes(rng, seed)  # the tar's own headers (sizes, types, names)
 
     def check(data: bytes) -> str:
@@ -439,3 +468,36 @@ def _reference(proto: Any) -> tuple[Any, ...]:
     opsets = {entry.domain: entry.version for entry in proto.opset_import}
     metadata = {entry.key: entry.value for entry in proto.metadata_props}
     return inputs, outputs, opsets, metadata, proto.graph.name or "model"
+
+
+def _plugin_index_target(fx: Fixtures) -> Target:
+    """The plugin index (``<store>/.plugins/*.json``): any bytes give records or a scan, never
+    an exception (``_read_index`` says None, and finding the plugins then scans)."""
+    import os
+
+    from ember import plugin_index
+
+    group = "ember.devices"
+    records = plugin_index._scan(group)
+    index = fx.work / "plugin-index.json"
+    document = {"version": plugin_index.INDEX_VERSION, "ember": plugin_index.__version__,
+                "group": group, "fingerprint": plugin_index._fingerprint(records),
+                "entry_points": [r._asdict() for r in records]}
+    seed = json.dumps(document).encode()
+
+    def forge_index(rng: random.Random) -> bytes:
+        if rng.random() < 0.8:
+            return forge.mutate_json(rng, json.loads(seed))
+        return forge.mutate_bytes(rng, seed)
+
+    def check(data: bytes) -> str:
+        index.write_bytes(data)
+        os.chmod(index, 0o600)
+        found = plugin_index._read_index(str(index), group)
+        if found is None:
+            raise EmberError("refused")
+        for record in found:  # what a start does with a record, short of importing it
+            _ = record.module
+        return "accepted"
+
+    return Target("plugin-index", forge_index, check)

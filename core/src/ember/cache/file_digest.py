@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO
 
 from ember import checksum, safe_json
-from ember.atomic import make_private_dirs, write_atomically
+from ember.atomic import write_inside
 from ember.errors import BlobFormatError
 
 if TYPE_CHECKING:
@@ -96,8 +96,9 @@ class FileDigests:
                 memo["mac"] = _memo_tag(signer, memo_path, memo)
             # Remembering is an optimisation; the cache reports directory problems when it writes.
             with contextlib.suppress(OSError):
-                make_private_dirs(self.cache_root, self._directory)
-                write_atomically(memo_path, json.dumps(memo).encode())
+                parts = tuple(os.path.relpath(self._directory, self.cache_root).split(os.sep))
+                write_inside(self.cache_root, parts, os.path.basename(memo_path),
+                             json.dumps(memo).encode())
         return digest
 
     @staticmethod

@@ -3,7 +3,9 @@
 Configured by one URL, ``CACHE_REMOTE=redis://host:6379/0?prefix=ember&ttl=86400&timeout=0.5``
 (query options: ``prefix`` namespace, ``ttl`` seconds, ``timeout`` seconds per operation,
 ``read_only=1`` for hosts that must not write, ``wait`` seconds to wait for another host's
-compile, ``unsigned=1`` to waive signing), and a signing key, ``CACHE_SIGNING_KEY``.
+compile, ``max_entry`` the largest entry fetched, ``500M`` or bytes, ``unsigned=1`` to waive
+signing), and a signing key, ``CACHE_SIGNING_KEY``. The URL's password and the key are never
+shown: not in reprs, warnings or logs (see :func:`redact`).
 
 Layout in Redis, for an entry ``K`` (the model cache key)::
 
@@ -18,7 +20,9 @@ manifest repeats the tag in hex. An entry whose MAC does not verify is never imp
 can write to the Redis server can therefore waste compute (delete or corrupt entries), never run
 code or change results: nothing is unpickled, evaluated, or trusted before its signature and
 checksums are verified, and every field of a manifest is type- and range-checked first (sizes and
-chunk counts bounded), so no value written to any key makes a start fail.
+chunk counts bounded, a size above ``max_entry`` refused), so no value written to any key makes a
+start fail. The buffer an entry is received into is mapped, not filled: a manifest claiming more
+than its chunks hold costs the pages that arrived, not the size it claims.
 
 The remote never makes a start fail or hang: every operation has a timeout, and after one failure
 the tier is skipped by this process for ``DOWN_SECONDS``.
@@ -35,7 +39,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -50,6 +54,8 @@ _MANIFEST_VERSION = 2
 #: Bounds on what a manifest may claim, so that a forged one costs bounded memory and commands:
 #: at most MAX_BLOB_SIZE / MIN_CHUNK_SIZE = 65,536 chunks.
 MAX_BLOB_SIZE = 4 << 30
+#: Default of the ``max_entry`` option: the largest entry a host fetches.
+DEFAULT_MAX_ENTRY = 2 << 30
 MIN_CHUNK_SIZE = 64 << 10
 MAX_CHUNK_SIZE = 512 << 20  # Redis's own limit on a string value
 _MANIFEST_MAX = 4096
@@ -65,24 +71,41 @@ _down_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class RemoteSettings:
-    url: str  # without the query options
+    url: str = field(repr=False)  # without the query options; holds the password, if any
     prefix: str = "ember"
     ttl: int | None = None
     timeout: float = 0.5
     wait: float = 120.0
     read_only: bool = False
-    signing_key: bytes | None = None
+    signing_key: bytes | None = field(default=None, repr=False)
+    max_entry: int = DEFAULT_MAX_ENTRY
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in
+                          ("prefix", "ttl", "timeout", "wait", "read_only", "max_entry"))
+        key = "<set>" if self.signing_key else None
+        return f"RemoteSettings(url={redact(self.url)!r}, {shown}, signing_key={key})"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password replaced, for messages."""
+        return redact(self.url)
 
     @classmethod
     def parse(cls, value: str, signing_key: str | bytes | None) -> RemoteSettings:
         parts = urlsplit(str(value))
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise PropertyValueError(f"CACHE_REMOTE must be a redis:// URL, not {value!r}")
+            raise PropertyValueError(
+                f"CACHE_REMOTE must be a redis:// URL, not {redact(str(value))!r}")
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(options) - {"prefix", "ttl", "timeout", "wait", "read_only", "unsigned"}
+        unknown = set(options) - {"prefix", "ttl", "timeout", "wait", "read_only", "unsigned",
+                                  "max_entry"}
         if unknown:
             raise PropertyValueError(f"unknown CACHE_REMOTE options {sorted(unknown)}")
         key = signing_key.encode() if isinstance(signing_key, str) else signing_key
+        if key is not None and not key:
+            raise PropertyValueError("CACHE_SIGNING_KEY is empty: an empty key signs nothing; "
+                                     "set a secret, or unset it")
         if not key and options.get("unsigned") != "1":
             raise PropertyValueError(
                 "a remote cache needs CACHE_SIGNING_KEY (or EMBER_CACHE_SIGNING_KEY), so that "
@@ -97,9 +120,44 @@ class RemoteSettings:
                 wait=float(options.get("wait", 120.0)),
                 read_only=options.get("read_only") == "1",
                 signing_key=key or None,
+                max_entry=_size_option(options.get("max_entry")),
             )
         except ValueError as exc:
             raise PropertyValueError(f"bad CACHE_REMOTE option: {exc}") from exc
+
+
+def _size_option(value: str | None) -> int:
+    from ember.settings import parse_size
+
+    if value is None:
+        return DEFAULT_MAX_ENTRY
+    size = parse_size(value)
+    if size is None or not 0 < size <= MAX_BLOB_SIZE:
+        raise ValueError(f"max_entry must be a size up to {MAX_BLOB_SIZE} bytes, not {value!r}")
+    return size
+
+
+def redact(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (the user name stays)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, path = rest.partition("/")
+    credentials, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{path}"
+
+
+def _without_secrets(text: str, settings: RemoteSettings) -> str:
+    """An exception's text with the URL's password (and the key) taken out, whatever quoted it."""
+    password = urlsplit(settings.url).password
+    for secret in filter(None, (password, settings.signing_key)):
+        shown = secret.decode(errors="replace") if isinstance(secret, bytes) else secret
+        if len(shown) >= 3:
+            text = text.replace(shown, "***")
+    return text.replace(settings.url, settings.shown_url)
 
 
 class RemoteTier:
@@ -132,8 +190,9 @@ class RemoteTier:
     def _failed(self, action: str, exc: BaseException) -> str:
         with _down_lock:
             _down_until[self.settings.url] = time.monotonic() + DOWN_SECONDS
-        return (f"the remote cache {self.settings.url} failed while {action} "
-                f"({type(exc).__name__}: {exc}); using the local cache only for "
+        reason = _without_secrets(f"{type(exc).__name__}: {exc}", self.settings)
+        return (f"the remote cache {self.settings.shown_url} failed while {action} "
+                f"({reason}); using the local cache only for "
                 f"{DOWN_SECONDS:.0f} s")
 
     # -- reading -----------------------------------------------------------------------------
@@ -151,6 +210,9 @@ class RemoteTier:
             if manifest is None:
                 return None, None
             fields = _manifest_fields(manifest, signed=self.signer is not None)
+            if fields["size"] > self.settings.max_entry:
+                raise BlobFormatError(f"its manifest claims {fields['size']} bytes, more than "
+                                      f"max_entry ({self.settings.max_entry})")
             data = self._fetch(key, fields)
             if data is None:
                 return None, f"remote entry {key[:12]} refused: its chunk set is incomplete"
@@ -159,13 +221,15 @@ class RemoteTier:
             return None, f"remote entry {key[:12]} refused: {exc}"
         except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
             if _is_data_error(exc):  # a key of another type, an error reply: not a down server
-                return None, f"remote entry {key[:12]} refused: {exc}"
+                reason = _without_secrets(str(exc), self.settings)
+                return None, f"remote entry {key[:12]} refused: {reason}"
             return None, self._failed("reading", exc)
         return data, None
 
     def _fetch(self, key: str, fields: dict[str, Any]) -> memoryview | None:
-        """The entry's bytes, received into one buffer allocated once (zeroed pages from the
-        OS, which cost nothing until written: a manifest lying about the size costs no memory)
+        """The entry's bytes, received into one buffer allocated once (an anonymous mapping:
+        pages from the OS cost nothing until written, so a manifest lying about the size costs
+        no memory; a bytearray would be zero-filled, every page of the claimed size touched)
         straight from the socket (redis_bulk), with the MAC computed by a worker thread over
         each piece once it has landed (BLAKE3 releases the GIL). The plugin reads this buffer in
         place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
@@ -175,10 +239,12 @@ class RemoteTier:
         until the previous piece was hashed, cost a 12.6 MB hit 2-4 ms more (measured on two
         cores; the MAC then ends ~2 ms after the last byte instead of ~0.2 ms).
         """
+        import mmap
+
         from ember.cache.redis_bulk import get_into
 
         size = fields["size"]
-        view = memoryview(bytearray(size))
+        view = memoryview(mmap.mmap(-1, size))
         covered = size - signing.TAG_SIZE if self.signer is not None else 0
         mac = self.signer.hasher(key) if self.signer is not None else None
         names = [self._name("chunk", key, fields["upload"], str(i))

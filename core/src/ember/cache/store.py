@@ -10,7 +10,10 @@ Layout of a cache directory (all names are Ember's; other tools' files are left 
 Blobs are read whole into memory, never memory-mapped: a file truncated by another process
 then gives a checksum error, not a SIGBUS. Nothing read here is unpickled or evaluated, and every
 byte read back is untrusted: blobs go through ember.blob's total parser (and, with a signing key,
-ember.signing's MAC), event lines through ember.safe_json.
+ember.signing's MAC), event lines through ember.safe_json. What a header claims is compared with
+the file's size before anything is allocated, and a file with holes (a sparse file claims a size
+it does not hold on disk) is verified in bounded pieces before it is read whole. Every file here
+is opened through ember.confined: a link planted in the directory is refused, never followed.
 
 Without a signing key a cache directory is as trustworthy as whoever can write to it: the
 checksums catch damage, not forgery. With one (``CACHE_SIGNING_KEY``), every entry written is
@@ -27,13 +30,14 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ember import blob, safe_json
-from ember.atomic import TEMP_PREFIX, make_private_dirs, write_atomically
+from ember import blob, confined, safe_json
+from ember.atomic import TEMP_PREFIX, write_inside
 from ember.cache.file_digest import RACY_SECONDS, FileDigests, Identity, identity
 from ember.cache.key import CacheKey, explain_difference
-from ember.errors import BlobFormatError, CacheWarning
+from ember.cache.shared_dir import check_in_pieces, has_holes, warn_if_shared
+from ember.errors import BlobFormatError, CacheWarning, PlantedLinkError
 from ember.log import get_logger
 
 if TYPE_CHECKING:
@@ -123,33 +127,39 @@ class ModelCache:
         Nothing is warned here: the caller reports one warning per compile.
         """
         path = self._blob_file(key.digest, suffix)
+        if signer is None:
+            warn_if_shared(self._root)
         try:
-            with open(path, "rb") as blob_file:
+            fd = confined.open_file(self._root, ("blobs",), key.digest + suffix, os.O_RDONLY)
+            with open(fd, "rb") as blob_file:
+                size = os.fstat(fd).st_size
+                if has_holes(os.fstat(fd)):  # claims more than the disk holds: check first
+                    check_in_pieces(blob_file, size, key.digest, signer)
                 if signer is None:  # the common path: ember.signing is not imported
-                    header, payload = blob.read_file(blob_file)
+                    header, payload = blob.read_file(blob_file, size)
                 else:  # a signed cache checks the entry's MAC at every read
                     from ember.signing import open_blob
 
-                    header, payload = open_blob(blob_file.read(), key.digest, signer)
+                    header, payload = open_blob(blob_file.read(size + 1), key.digest, signer)
                 # After the read: a write that changed what was read has changed ctime by now.
-                stat = os.fstat(blob_file.fileno())
-            if signer is None:
-                if self._verified.get(path) != identity(stat):
-                    blob.check_payload(header, payload)
-                if header.key != key.digest:
-                    raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
-                                          "not its file name")
-        except FileNotFoundError:
+                stat = os.fstat(fd)
+                if signer is None:
+                    if self._verified.get(path) != identity(stat):
+                        blob.check_payload(header, payload)
+                    if header.key != key.digest:
+                        raise BlobFormatError(f"entry holds key {header.key[:12]}..., "
+                                              "not its file name")
+                if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
+                    with contextlib.suppress(OSError):
+                        os.utime(fd)  # last use, for least-recently-used eviction (this inode)
+                        stat = os.fstat(fd)
+        except (FileNotFoundError, PlantedLinkError):  # a link was warned about, once
             return None, None
         except OSError as exc:
             return None, f"cache entry {path} cannot be read ({exc.strerror or exc})"
         except BlobFormatError as exc:
             self.record("damaged", key.digest)
             return None, f"cache entry {os.path.basename(path)} is damaged ({exc})"
-        if time.time() - stat.st_mtime > LAST_USE_RESOLUTION:
-            with contextlib.suppress(OSError):
-                os.utime(path)  # last use, for least-recently-used eviction
-                stat = os.stat(path)
         # Entries are replaced by rename (a new inode), never rewritten in place; a write in
         # place changes ctime, which nobody can set back. So an entry whose identity has not
         # changed since this process verified it need not be hashed again (git's racy rule
@@ -197,8 +207,9 @@ class ModelCache:
     def _publish(self, key: CacheKey, suffix: str,
                  *chunks: bytes | bytearray | memoryview) -> str | None:
         try:
-            make_private_dirs(self._root, self._blobs)
-            write_atomically(self._blob_file(key.digest, suffix), *chunks)
+            write_inside(self._root, ("blobs",), key.digest + suffix, *chunks)
+        except PlantedLinkError:
+            return None  # warned about once, by ember.confined; not a failure to repeat
         except OSError as exc:
             return f"the model cache {self._root} cannot be written ({exc.strerror or exc})"
         self.record("write", key.digest, bytes=sum(memoryview(c).nbytes for c in chunks))
@@ -218,23 +229,20 @@ class ModelCache:
         if not thread_lock.acquire(timeout=max(timeout, 0)):
             yield False
             return
-        import filelock  # here, not at the top: a warm start never locks
-
         try:
+            file_lock = confined.file_lock(self._root, ("locks",), f"{key}.lock",
+                                           max(deadline - time.monotonic(), 0))
             try:
-                make_private_dirs(self._root, self._locks)
-                file_lock = filelock.FileLock(os.path.join(self._locks, f"{key}.lock"))
-                file_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
-            except filelock.Timeout:
-                yield False
-                return
+                locked = file_lock.__enter__()
             except OSError:
-                yield True  # a read-only directory: nothing to coordinate, nothing will be written
+                # a read-only directory (nothing to coordinate, nothing will be written), or a
+                # planted link (refused with a warning; writes will be refused too)
+                yield True
                 return
             try:
-                yield True
+                yield locked
             finally:
-                file_lock.release()
+                file_lock.__exit__(None, None, None)
         finally:
             thread_lock.release()
 
@@ -258,7 +266,8 @@ class ModelCache:
 
     def _append(self, line: str) -> None:
         try:
-            fd = os.open(self._events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = confined.open_file(self._root, (), "events.log",
+                                    os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError:
             return  # no directory yet, or read-only: statistics are best effort
         try:
@@ -302,21 +311,22 @@ class ModelCache:
         Events appended by other processes while the log is rewritten may be lost: these are
         statistics, and losing a few is better than making every start take a lock.
         """
-        import filelock  # only after a write, never on a warm start
-
         try:
-            if os.stat(self._events).st_size < _EVENTS_COMPACT_BYTES:
+            if os.lstat(self._events).st_size < _EVENTS_COMPACT_BYTES:
                 return
-            with filelock.FileLock(os.path.join(self._locks, "events.lock"), timeout=0):
-                summary = {"event": "summary", **self._counters()}
-                write_atomically(self._events, (json.dumps(summary) + "\n").encode())
-        except (OSError, filelock.Timeout):
+            with confined.file_lock(self._root, ("locks",), "events.lock", 0) as locked:
+                if locked:
+                    summary = {"event": "summary", **self._counters()}
+                    write_inside(self._root, (), "events.log",
+                                 (json.dumps(summary) + "\n").encode())
+        except OSError:
             pass
 
     def _read_events(self) -> Iterator[dict[str, Any]]:
         """The log's events; a malformed line (anyone may append one) is skipped."""
         try:
-            with open(self._events, "rb") as log_file:
+            with open(confined.open_file(self._root, (), "events.log", os.O_RDONLY),
+                      "rb") as log_file:
                 data = log_file.read(_EVENTS_MAX_READ)
         except OSError:
             return
@@ -330,6 +340,8 @@ class ModelCache:
     # -- listing and maintenance -------------------------------------------------------------
 
     def _blob_files(self) -> list[Path]:
+        if confined.is_link(self._root, "blobs"):
+            return []  # another directory's files are not ours to list, verify or remove
         try:
             return [p for p in self.blobs.iterdir()
                     if p.suffix in _SUFFIXES and not p.name.startswith(TEMP_PREFIX)]
@@ -367,7 +379,8 @@ class ModelCache:
         problems = []
         for path in self._blob_files():
             try:
-                open_blob(path.read_bytes(), path.stem, signer)
+                with _open_entry(path) as entry_file:
+                    open_blob(entry_file.read(), path.stem, signer)
             except (OSError, BlobFormatError) as exc:
                 problems.append((path, str(exc)))
         return problems
@@ -424,10 +437,18 @@ def flush_deferred_events() -> None:
 atexit.register(flush_deferred_events)
 
 
+def _open_entry(path: Path) -> BinaryIO:
+    """An entry of a listing, opened as ember.confined opens files: a FIFO or a link planted
+    among the entries is refused (OSError), never read (a FIFO would block a listing forever)."""
+    blobs = path.parent
+    return open(confined.open_file(str(blobs.parent), (blobs.name,), path.name, os.O_RDONLY),
+                "rb")
+
+
 def _read_header(path: Path) -> blob.BlobHeader | None:
     """A blob file's header (for listings), or None when it is not a readable blob."""
     try:
-        with path.open("rb") as blob_file:
+        with _open_entry(path) as blob_file:
             return blob.read_file_header(blob_file)
     except (OSError, BlobFormatError):
         return None

@@ -56,17 +56,27 @@ def _console(stream: Any, *, stderr: bool) -> Console:
     return Console(stderr=stderr, width=width, highlight=False)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print on any terminal: a lone surrogate (an undecodable byte of a file
+    name, or one a blob header holds) and control characters (an escape sequence planted in a
+    model name) are shown as Python escapes, so that no name can fail or take over the output."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def say(message: str, *, style: str | None = None) -> None:
     """One line of output, never read as rich markup (paths and shapes hold brackets)."""
-    stdout().print(Text(message, style=style or ""), soft_wrap=True)
+    stdout().print(Text(printable(message), style=style or ""), soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    stderr().print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    stderr().print(Text(f"warning: {printable(message)}", style="yellow"), soft_wrap=True)
 
 
 def print_error(message: str) -> None:
-    stderr().print(Text(f"error: {message}", style="bold red"), soft_wrap=True)
+    stderr().print(Text(f"error: {printable(message)}", style="bold red"), soft_wrap=True)
 
 
 def echo_json(data: Any) -> None:
@@ -74,7 +84,8 @@ def echo_json(data: Any) -> None:
 
 
 def table(*columns: str, title: str | None = None) -> Table:
-    result = Table(title=title, title_justify="left", header_style="bold")
+    result = Table(title=None if title is None else printable(title), title_justify="left",
+                   header_style="bold")
     for column in columns:
         numeric = column.endswith(("ms", "size", "MB", "count"))
         result.add_column(column, justify="right" if numeric else "left", overflow="fold")
@@ -82,7 +93,7 @@ def table(*columns: str, title: str | None = None) -> Table:
 
 
 def row(target: Table, *cells: Any) -> None:
-    target.add_row(*(Text("" if c is None else str(c)) for c in cells))
+    target.add_row(*(Text("" if c is None else printable(str(c))) for c in cells))
 
 
 def show(renderable: Any) -> None:

@@ -9,6 +9,13 @@ header's checksum, and, with a signing key, the whole entry against its keyed MA
 for the key its name gives. Only when every member passed are they renamed into place: a bundle
 is imported whole or not at all. Nothing is extracted by tarfile, unpickled or evaluated.
 
+tarfile itself only ever reads through :class:`_CappedStream`: the bundle is decompressed here
+(gzip, bzip2, xz or none), no single read may ask for more than a member's piece or a blob
+header (so a GNU long-name or pax header claiming a terabyte is refused before anything is
+allocated for it), and the bytes decompressed in all are bounded by ``max_size`` plus the tar
+headers' share. The staged files are created, and renamed into place, relative to a descriptor
+of ``blobs/`` opened without following links (ember.confined).
+
 With a signing key, export writes only entries that verify under it (each member then carries its
 own tag: a bundle of signed entries is a signed bundle), and import refuses a bundle with an
 unsigned or wrongly signed member unless told to trust it (``trust_unsigned``; those entries are
@@ -26,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ember import blob, checksum
-from ember.atomic import TEMP_PREFIX, make_private_dirs
+from ember import blob, checksum, confined
+from ember.atomic import TEMP_PREFIX
 from ember.cache import ModelCache
 from ember.errors import BlobFormatError, EmberError
 
@@ -41,6 +48,12 @@ DEFAULT_MAX_SIZE = 16 << 30
 #: Members beyond this many are refused (a tar of millions of empty members is not a cache).
 MAX_MEMBERS = 100_000
 _STREAM_CHUNK = 1 << 20
+#: The largest single read tarfile may make: a member's piece, or a blob's header and checksum.
+#: Extended headers (pax, GNU long names) longer than this are refused unread.
+MAX_READ = blob.MAX_HEADER_SIZE + _STREAM_CHUNK
+#: Tar's own bytes per member (its header, padding) counted towards the bound on what a bundle
+#: may decompress to, beyond its members' bytes (and the end-of-archive record).
+_TAR_OVERHEAD = 2 << 10
 
 
 class BundleError(EmberError, ValueError):
@@ -59,7 +72,9 @@ def _intact(path: Path, signer: Signer | None = None) -> bytes | None:
     from ember.signing import open_blob
 
     try:
-        data = path.read_bytes()
+        with open(confined.open_file(str(path.parent.parent), (path.parent.name,), path.name,
+                                     os.O_RDONLY), "rb") as entry:
+            data = entry.read()
         open_blob(data, path.name.removesuffix(".blob"), signer)
     except (OSError, BlobFormatError):
         return None
@@ -72,6 +87,8 @@ def export_bundle(cache_dir: Path, target: Path, signer: Signer | None = None
     given one) into the tar file ``target`` (gzip-compressed when it ends in ``.tar.gz`` or
     ``.tgz``), atomically. Returns (entries, bytes, skipped)."""
     cache = ModelCache(cache_dir)
+    if confined.is_link(str(cache.root), "blobs"):
+        raise BundleError(f"{cache.blobs} is a symbolic link: not exporting what it points to")
     names = sorted(p.name for p in cache.blobs.iterdir()) if cache.blobs.is_dir() else []
     blobs = [cache.blobs / name for name in names if MEMBER_NAME.fullmatch(name)]
     if not blobs:
@@ -128,22 +145,101 @@ def import_bundle(cache_dir: Path, source: Path, *, signer: Signer | None = None
         the limits; nothing is placed then.
     """
     cache = ModelCache(cache_dir)
-    staged: list[tuple[str, Path]] = []
+    staged: list[tuple[str, str]] = []
     report = ImportReport()
+    blobs_fd = -1
     try:
-        with tarfile.open(source, "r:*") as tar:
-            _Importer(source, cache, signer, trust_unsigned, max_size, staged, report).run(tar)
+        blobs_fd = confined.open_dir(str(cache.root), ("blobs",), create=True)
+        with _CappedStream.open(source, max_size) as stream, \
+                tarfile.open(fileobj=stream, mode="r:") as tar:
+            _Importer(source, cache, signer, trust_unsigned, max_size, staged, report,
+                      blobs_fd).run(tar)
         for temp, final in staged:
-            os.replace(temp, final)
+            confined.replace_at(blobs_fd, temp, final, where=str(cache.blobs))
         staged.clear()
-    except (tarfile.TarError, EOFError, OSError, UnicodeError) as error:
+    except _TooLarge as error:
+        raise BundleError(f"refusing {source}: {error}; nothing was imported") from None
+    except (tarfile.TarError, EOFError, OSError, UnicodeError, ValueError) as error:
+        if isinstance(error, BundleError):
+            raise
         raise BundleError(f"{source} is not a readable cache bundle (a tar of <key>.blob "
                           f"files): {error}") from error
     finally:
         for temp, _final in staged:
             with contextlib.suppress(OSError):
-                os.unlink(temp)
+                confined.unlink_at(blobs_fd, temp, where=str(cache.blobs))
+        if blobs_fd >= 0:
+            os.close(blobs_fd)
     return report
+
+
+class _TooLarge(Exception):
+    """A read tarfile asked for, or a total, beyond the bounds (see _CappedStream)."""
+
+
+class _CappedStream:
+    """The decompressed bytes of a bundle for tarfile, read in bounded pieces.
+
+    A single ``read`` larger than MAX_READ (tarfile reads a pax or GNU long-name header whole,
+    with the size the header claims) and a total beyond ``max_size`` plus tar's overhead per
+    member raise :class:`_TooLarge` instead of allocating. Seeking forward reads and drops.
+    """
+
+    def __init__(self, raw: IO[bytes], max_size: int) -> None:
+        self._raw = raw
+        self._limit = max_size + _TAR_OVERHEAD * (MAX_MEMBERS + 2)
+        self._position = 0
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, source: Path, max_size: int):  # type: ignore[no-untyped-def]
+        """The decompressing reader of ``source`` (by its first bytes), capped."""
+        with open(source, "rb") as file:
+            magic = file.read(6)
+            file.seek(0)
+            if magic.startswith(b"\x1f\x8b"):
+                import gzip
+
+                raw: IO[bytes] = gzip.GzipFile(fileobj=file, mode="rb")
+            elif magic.startswith(b"BZh"):
+                import bz2
+
+                raw = bz2.BZ2File(file, "rb")
+            elif magic.startswith(b"\xfd7zXZ"):
+                import lzma
+
+                raw = lzma.LZMAFile(file, "rb")  # noqa: SIM115 (closed by the with below)
+            else:
+                raw = file
+            with raw:
+                yield cls(raw, max_size)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > MAX_READ:
+            raise _TooLarge(f"it holds a tar header or extended header of {size} bytes or more "
+                            f"(at most {MAX_READ} is read)")
+        self._take(size)
+        data = self._raw.read(size)
+        self._position += len(data)
+        return data
+
+    def _take(self, size: int) -> None:
+        if self._position + size > self._limit:
+            raise _TooLarge(f"it decompresses to more than {self._limit} bytes (--max-size)")
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        target = offset if whence == 0 else self._position + offset
+        if whence not in (0, 1) or target < self._position:
+            if target == self._position:
+                return target
+            raise OSError("a bundle is read forwards only")
+        while self._position < target:
+            if not self.read(min(target - self._position, _STREAM_CHUNK)):
+                break
+        return self._position
 
 
 @dataclass
@@ -153,8 +249,9 @@ class _Importer:
     signer: Signer | None
     trust_unsigned: bool
     max_size: int
-    staged: list[tuple[str, Path]]
+    staged: list[tuple[str, str]]
     report: ImportReport
+    blobs_fd: int
 
     def refuse(self, reason: str) -> BundleError:
         return BundleError(f"refusing {self.source}: {reason}; nothing was imported")
@@ -200,15 +297,14 @@ class _Importer:
         if header.key != key:
             raise self.refuse(f"{member.name} holds the entry of key "
                               f"{header.key[:16] or '(none)'}..., not its file name")
-        final = self.cache.blobs / member.name
-        if _intact(final, self.signer) is not None:
+        where = str(self.cache.blobs)
+        if self.present(member.name):
             self.report.present.append(header)
             return
         mac = self.signer.hasher(key, expected - blob.TAG_SIZE) if self.signer else None
         payload_hash = checksum.hasher(header.payload_length)
-        make_private_dirs(self.cache.root, self.cache.blobs)
-        fd, temp_name = tempfile.mkstemp(dir=self.cache.blobs, prefix=TEMP_PREFIX)
-        self.staged.append((temp_name, final))
+        fd, temp_name = confined.create_temp(self.blobs_fd, TEMP_PREFIX, where=where)
+        self.staged.append((temp_name, member.name))
         with os.fdopen(fd, "wb") as out:
             out.write(head)
             if mac is not None:
@@ -237,22 +333,42 @@ class _Importer:
             if not self.trust_unsigned:
                 raise self.refuse(f"{member.name} {problem}, and a signing key is set "
                                   "(--trust-unsigned imports it anyway, signed with this key)")
-            self.sign_staged(Path(temp_name), key, header)
-        with open(temp_name, "rb+") as staged:
-            os.fsync(staged.fileno())
+            self.sign_staged(temp_name, key, header)
+        staged_fd = confined.open_at(self.blobs_fd, temp_name, os.O_RDWR, where=where)
+        try:
+            os.fsync(staged_fd)
+        finally:
+            os.close(staged_fd)
         self.report.added.append(header)
 
-    def sign_staged(self, path: Path, key: str, header: blob.BlobHeader) -> None:
+    def present(self, name: str) -> bool:
+        """Whether ``blobs/<name>`` is already an intact entry (signed, with a signer)."""
+        from ember.signing import open_blob
+
+        try:
+            fd = confined.open_at(self.blobs_fd, name, os.O_RDONLY)
+        except OSError:
+            return False
+        with open(fd, "rb") as existing:
+            try:
+                open_blob(existing.read(), name.removesuffix(".blob"), self.signer)
+            except (OSError, BlobFormatError):
+                return False
+        return True
+
+    def sign_staged(self, name: str, key: str, header: blob.BlobHeader) -> None:
         """Sign a staged entry the user vouched for (``trust_unsigned``) with this key."""
         assert self.signer is not None
-        data = path.read_bytes()
-        end = len(data) - (blob.TAG_SIZE if blob.is_signed(data) else 0)
-        payload = memoryview(data)[end - header.payload_length:end]
-        chunks = ModelCache.encode(_Key(key, header.key_parts), _fields(header), payload,
-                                   self.signer)
-        with path.open("wb") as out:
+        with open(confined.open_at(self.blobs_fd, name, os.O_RDWR), "r+b") as staged:
+            data = staged.read()
+            end = len(data) - (blob.TAG_SIZE if blob.is_signed(data) else 0)
+            payload = memoryview(data)[end - header.payload_length:end]
+            chunks = ModelCache.encode(_Key(key, header.key_parts), _fields(header), payload,
+                                       self.signer)
+            staged.seek(0)
+            staged.truncate()
             for chunk in chunks:
-                out.write(chunk)
+                staged.write(chunk)
 
     def read_header(self, member: tarfile.TarInfo,
                     stream: IO[bytes]) -> tuple[bytes, blob.BlobHeader]:

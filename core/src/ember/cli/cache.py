@@ -7,7 +7,6 @@ environment variable, never an argument: arguments are visible to every user of 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -30,13 +29,17 @@ from ember.cli._common import (
     table,
 )
 from ember.cli.bundle import DEFAULT_MAX_SIZE, export_bundle, import_bundle
-from ember.settings import ENVIRONMENT
+from ember.errors import PropertyValueError
+from ember.settings import environment_signing_key
 from ember.signing import Signer, signer
 
 
 def _signer() -> Signer | None:
-    """The signer of ``$EMBER_CACHE_SIGNING_KEY``, or None."""
-    return signer(os.environ.get(ENVIRONMENT["CACHE_SIGNING_KEY"]) or None)
+    """The signer of ``$EMBER_CACHE_SIGNING_KEY``, or None; set but empty is an error."""
+    try:
+        return signer(environment_signing_key())
+    except PropertyValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @click.group()

@@ -71,6 +71,10 @@ PERFORMANCE_HINT_NUM_REQUESTS = "PERFORMANCE_HINT_NUM_REQUESTS"
 #: Parallel streams of inference; -1 (``"AUTO"``) derives them from PERFORMANCE_HINT.
 NUM_STREAMS = "NUM_STREAMS"
 INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+#: "PERFORMANCE" or "ACCURACY" (OpenVINO's ExecutionMode); Ember's engines compute at
+#: INFERENCE_PRECISION_HINT either way.
+EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
+EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
 INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
 
 # Keys of the AUTO device (ember.auto).
@@ -109,12 +113,15 @@ _HELPERS = {
     "inference_num_threads": INFERENCE_NUM_THREADS,
 }
 _SUBMODULES = ("device", "hint", "intel_auto", "streams")
+#: OpenVINO's enums of this module, made when first used (``props.CacheMode.OPTIMIZE_SIZE``).
+_ENUMS = {"CacheMode": "ember.properties._property"}
 
 if TYPE_CHECKING:
     from ember.properties import device as device
     from ember.properties import hint as hint
     from ember.properties import intel_auto as intel_auto
     from ember.properties import streams as streams
+    from ember.properties._property import CacheMode as CacheMode
     from ember.properties._property import Property
 
     cache_dir: Property
@@ -132,6 +139,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return import_module(f"ember.properties.{name}")
+    if name in _ENUMS:
+        return getattr(import_module(_ENUMS[name]), name)
     if name not in _HELPERS:
         raise AttributeError(f"module 'ember.properties' has no attribute {name!r}")
     from ember.properties._property import Property
@@ -141,4 +150,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_HELPERS, *_SUBMODULES})
+    return sorted({*globals(), *_HELPERS, *_SUBMODULES, *_ENUMS})

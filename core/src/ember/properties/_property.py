@@ -26,3 +26,10 @@ class StrEnum(str, enum.Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+class CacheMode(StrEnum):
+    """OpenVINO's ``openvino.properties.CacheMode``: what ``CACHE_MODE`` takes and returns."""
+
+    OPTIMIZE_SPEED = "OPTIMIZE_SPEED"
+    OPTIMIZE_SIZE = "OPTIMIZE_SIZE"

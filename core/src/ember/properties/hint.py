@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ember.properties import (
+    EXECUTION_MODE_HINT,
     INFERENCE_PRECISION_HINT,
     PERFORMANCE_HINT,
     PERFORMANCE_HINT_NUM_REQUESTS,
@@ -24,3 +25,4 @@ class ExecutionMode(StrEnum):
 performance_mode = Property(PERFORMANCE_HINT)
 inference_precision = Property(INFERENCE_PRECISION_HINT)
 num_requests = Property(PERFORMANCE_HINT_NUM_REQUESTS)
+execution_mode = Property(EXECUTION_MODE_HINT)

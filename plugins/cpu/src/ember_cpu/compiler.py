@@ -121,7 +121,11 @@ def load(ort_bytes: bytes, config: Mapping[str, Any]) -> Any:
     options = session_options(config, level="DISABLE")  # optimised already
     options.add_session_config_entry("session.load_model_format", "ORT")
     options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-    return ort.InferenceSession(ort_bytes, options, providers=["CPUExecutionProvider"])
+    # No fallback: onnxruntime would retry the same CPU provider after printing an "EP Error"
+    # banner to stdout, which belongs to the application; the error itself reaches the core,
+    # which reports the entry as damaged (a warning and the log) and compiles instead.
+    return ort.InferenceSession(ort_bytes, options, providers=["CPUExecutionProvider"],
+                                enable_fallback=0)
 
 
 def check_ports(session: Any, inputs: list[Port], outputs: list[Port]) -> None:

@@ -1,0 +1,4 @@
+"""``ember.opset12``: OpenVINO's ``opset12`` names; one implementation, :mod:`ember.opset`."""
+
+from ember.opset import *  # noqa: F403
+from ember.opset import __all__  # noqa: F401

@@ -1,0 +1,4 @@
+"""``ember.opset13``: OpenVINO's ``opset13`` names; one implementation, :mod:`ember.opset`."""
+
+from ember.opset import *  # noqa: F403
+from ember.opset import __all__  # noqa: F401

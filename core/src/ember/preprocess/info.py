@@ -1,0 +1,275 @@
+"""The builder objects of ``PrePostProcessor``: what the tensor is, the steps, what the model
+wants. They only collect; :mod:`ember.preprocess.chain` turns them into graph nodes on build."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ember.layout import Layout
+
+if TYPE_CHECKING:
+    from ember.model import Model
+
+
+class ColorFormat(enum.Enum):
+    UNDEFINED = 0
+    NV12_SINGLE_PLANE = 1
+    NV12_TWO_PLANES = 2
+    I420_SINGLE_PLANE = 3
+    I420_THREE_PLANES = 4
+    RGB = 5
+    BGR = 6
+    GRAY = 7
+    RGBX = 8
+    BGRX = 9
+
+
+class ResizeAlgorithm(enum.Enum):
+    RESIZE_LINEAR = 0
+    RESIZE_CUBIC = 1
+    RESIZE_NEAREST = 2
+    RESIZE_BILINEAR_PILLOW = 3
+    RESIZE_BICUBIC_PILLOW = 4
+
+
+class _TensorInfo:
+    def __init__(self) -> None:
+        self.element_type: Any = None
+        self.layout: Layout | None = None
+
+    def set_element_type(self, type: Any) -> Any:
+        from ember.types import Type
+
+        self.element_type = Type(type)
+        return self
+
+    def set_layout(self, layout: Layout | str) -> Any:
+        self.layout = Layout(layout)
+        return self
+
+
+class InputTensorInfo(_TensorInfo):
+    """What the application will feed: element type, layout, shape, colour format."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shape: tuple[Any, ...] | None = None
+        self.color_format = ColorFormat.UNDEFINED
+        self.spatial: tuple[Any, Any] | None = None  # (height, width); None each when dynamic
+
+    def set_shape(self, shape: Any) -> InputTensorInfo:
+        from ember.types import PartialShape
+
+        self.shape = (shape if isinstance(shape, PartialShape) else PartialShape(shape)).as_dims()
+        return self
+
+    def set_color_format(self, format: ColorFormat, sub_names: Sequence[str] = ()
+                         ) -> InputTensorInfo:
+        from ember.errors import NotSupportedError
+
+        if format not in (ColorFormat.RGB, ColorFormat.BGR, ColorFormat.UNDEFINED):
+            raise NotSupportedError(f"colour format {format.name}: Ember converts RGB and BGR")
+        self.color_format = format
+        return self
+
+    def set_spatial_dynamic_shape(self) -> InputTensorInfo:
+        self.spatial = (None, None)
+        return self
+
+    def set_spatial_static_shape(self, height: int, width: int) -> InputTensorInfo:
+        self.spatial = (int(height), int(width))
+        return self
+
+    def set_memory_type(self, memory_type: str) -> InputTensorInfo:
+        return self  # host memory is the only kind Ember's tensors have
+
+    def set_from(self, runtime_tensor: Any) -> InputTensorInfo:
+        import numpy as np
+
+        data = runtime_tensor.data if hasattr(runtime_tensor, "data") and not isinstance(
+            runtime_tensor, np.ndarray) else np.asarray(runtime_tensor)
+        self.set_shape(list(data.shape))
+        return self.set_element_type(data.dtype)
+
+
+class OutputTensorInfo(_TensorInfo):
+    """What the application wants back: element type and layout."""
+
+
+class _ModelInfo:
+    def __init__(self) -> None:
+        self.layout: Layout | None = None
+
+    def set_layout(self, layout: Layout | str) -> Any:
+        self.layout = Layout(layout)
+        return self
+
+
+class InputModelInfo(_ModelInfo):
+    """The layout the model's input has (ONNX files do not say)."""
+
+
+class OutputModelInfo(_ModelInfo):
+    """The layout the model's output has."""
+
+
+#: A step: its name and arguments (JSON-able), or ("custom", function).
+Step = tuple[str, Any]
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    def _add(self, name: str, *args: Any) -> Any:
+        self.steps.append((name, args))
+        return self
+
+    def convert_element_type(self, type: Any = None) -> Any:
+        from ember.types import Type
+
+        return self._add("convert_element_type", None if type is None else Type(type))
+
+    def convert_layout(self, dst_layout: Layout | str | Sequence[int] | None = None) -> Any:
+        if dst_layout is None or isinstance(dst_layout, Layout | str):
+            return self._add("convert_layout", None if dst_layout is None else Layout(dst_layout))
+        return self._add("convert_layout", [int(i) for i in dst_layout])
+
+    def custom(self, function: Callable[[Any], Any]) -> Any:
+        return self._add("custom", function)
+
+
+class PreProcessSteps(_Steps):
+    """The steps applied to the tensor, in order, before the model sees it."""
+
+    def mean(self, value: float | Sequence[float]) -> PreProcessSteps:
+        return self._add("mean", _floats(value))
+
+    def scale(self, value: float | Sequence[float]) -> PreProcessSteps:
+        return self._add("scale", _floats(value))
+
+    def resize(self, alg: ResizeAlgorithm, dst_height: int | None = None,
+               dst_width: int | None = None) -> PreProcessSteps:
+        return self._add("resize", alg, dst_height, dst_width)
+
+    def convert_color(self, dst_format: ColorFormat) -> PreProcessSteps:
+        return self._add("convert_color", dst_format)
+
+    def reverse_channels(self) -> PreProcessSteps:
+        return self._add("reverse_channels")
+
+    def crop(self, begin: Sequence[int], end: Sequence[int]) -> PreProcessSteps:
+        return self._add("crop", [int(b) for b in begin], [int(e) for e in end])
+
+
+class PostProcessSteps(_Steps):
+    """The steps applied to the model's output, in order, before the application gets it."""
+
+
+def _floats(value: float | Sequence[float]) -> list[float]:
+    if isinstance(value, int | float):
+        return [float(value)]
+    return [float(v) for v in value]
+
+
+class InputInfo:
+    """One model input's preprocessing: ``tensor()``, ``preprocess()``, ``model()``."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self._tensor = InputTensorInfo()
+        self._steps = PreProcessSteps()
+        self._model = InputModelInfo()
+
+    def tensor(self) -> InputTensorInfo:
+        return self._tensor
+
+    def preprocess(self) -> PreProcessSteps:
+        return self._steps
+
+    def model(self) -> InputModelInfo:
+        return self._model
+
+    def get_tensor(self) -> InputTensorInfo:
+        return self._tensor
+
+    def get_preprocess(self) -> PreProcessSteps:
+        return self._steps
+
+    def get_model(self) -> InputModelInfo:
+        return self._model
+
+
+class OutputInfo:
+    """One model output's postprocessing: ``model()``, ``postprocess()``, ``tensor()``."""
+
+    def __init__(self, port: Any) -> None:
+        self.port = port
+        self._tensor = OutputTensorInfo()
+        self._steps = PostProcessSteps()
+        self._model = OutputModelInfo()
+
+    def tensor(self) -> OutputTensorInfo:
+        return self._tensor
+
+    def postprocess(self) -> PostProcessSteps:
+        return self._steps
+
+    def model(self) -> OutputModelInfo:
+        return self._model
+
+    def get_tensor(self) -> OutputTensorInfo:
+        return self._tensor
+
+    def get_postprocess(self) -> PostProcessSteps:
+        return self._steps
+
+    def get_model(self) -> OutputModelInfo:
+        return self._model
+
+
+class PrePostProcessor:
+    """Preprocessing of a model's inputs and postprocessing of its outputs (OpenVINO's
+    ``openvino.preprocess.PrePostProcessor``); ``build()`` edits the model and returns it."""
+
+    def __init__(self, model: Model) -> None:
+        self.model_ = model
+        self._inputs: dict[str, InputInfo] = {}
+        self._outputs: dict[str, OutputInfo] = {}
+
+    def input(self, key: str | int | Any = None) -> InputInfo:
+        from ember.model import find_port
+
+        port = find_port(list(self.model_.inputs), _key(key), "input")
+        return self._inputs.setdefault(port.name, InputInfo(port))
+
+    def output(self, key: str | int | Any = None) -> OutputInfo:
+        from ember.model import find_port
+
+        port = find_port(list(self.model_.outputs), _key(key), "output")
+        return self._outputs.setdefault(port.name, OutputInfo(port))
+
+    def build(self) -> Model:
+        """Record the steps on the model (one edit) and return it, with its new ports."""
+        from ember.preprocess.edit import build
+
+        return build(self.model_, list(self._inputs.values()), list(self._outputs.values()))
+
+    def __str__(self) -> str:
+        lines = []
+        for info in self._inputs.values():
+            lines.append(f"Input {info.port.name!r}: " + ", ".join(
+                name for name, _ in info._steps.steps))
+        for out in self._outputs.values():
+            lines.append(f"Output {out.port.name!r}: " + ", ".join(
+                name for name, _ in out._steps.steps))
+        return "\n".join(lines)
+
+
+def _key(key: Any) -> Any:
+    if key is None or isinstance(key, str | int):
+        return key
+    get_name = getattr(key, "get_any_name", None)
+    return get_name() if get_name is not None else key

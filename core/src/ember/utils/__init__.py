@@ -1,0 +1,1 @@
+"""``ember.utils``: OpenVINO's ``openvino.utils`` helpers that model preparation uses."""
