@@ -126,10 +126,18 @@ def test_the_graph_is_parsed_only_for_a_model_a_rule_may_be_about(tmp_path):
     core = ember.Core()
     assert not needs_graph(core.read_model(ppocr_cls_path()))
     assert not needs_graph(core.read_model(mlp().SerializeToString()))
-    for op in _RULES:
-        node = helper.make_node(op, ["x"], ["y"], name="n")
+    def one_node(op, **attributes):
+        node = helper.make_node(op, ["x"], ["y"], name="n", **attributes)
         graph = helper.make_graph([node], "g", [_value("x", F, [1])], [_value("y", F, [1])])
-        assert needs_graph(core.read_model(helper.make_model(graph).SerializeToString())), op
+        return core.read_model(helper.make_model(graph).SerializeToString())
+
+    about = {"Resize": {"coordinate_transformation_mode": "align_corners"},
+             "LSTM": {"layout": 1}, "GRU": {"layout": 1}, "RNN": {"layout": 1}}
+    for op in _RULES:
+        assert needs_graph(one_node(op, **about.get(op, {}))), op
+    # what such a rule is about is absent: nearest Resize (PP-OCR det's), batch-second layers
+    assert not needs_graph(one_node("Resize", mode="nearest"))
+    assert not needs_graph(one_node("LSTM", hidden_size=2))
     bf16 = mlp()
     bf16.graph.output[0].type.tensor_type.elem_type = TensorProto.BFLOAT16
     assert needs_graph(core.read_model(bf16.SerializeToString()))

@@ -13,6 +13,7 @@ some.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -34,16 +35,20 @@ def needs_graph(model: Model) -> bool:
     parses it): a port of a type that cannot be exchanged, or an operator a rule is about.
 
     An operator is looked for as its ``op_type`` field is written in the file (tag, length,
-    name): a model without those bytes has no such node; a model with them, by coincidence in
-    its weights or not, is parsed and checked. A model with edits or a parsed graph is checked
-    on its graph, which compiling it needs anyway.
+    name), together with what its rule is about when that is an attribute (``align_corners``
+    for Resize, ``layout`` for the recurrent layers): a model without those bytes has no node a
+    rule refuses; a model with them, by coincidence in its weights or not, is parsed and
+    checked. A model with edits or a parsed graph is checked on its graph, which compiling it
+    needs anyway.
     """
     if model.is_parsed or model.edits:
         return True
     if not UNEXCHANGEABLE_TYPES.isdisjoint(model._header.port_types.values()):
         return True
     data = model._source_bytes()
-    return any(marker in data for marker in _OP_MARKERS)
+    # one pass for every operator (a search per operator reads the file eight times)
+    return any(_ALSO_NEEDED.get(op) is None or _ALSO_NEEDED[op] in data
+               for op in {found[2:].decode() for found in _op_markers().findall(data)})
 
 
 def refusal(model: onnx.ModelProto) -> tuple[onnx.NodeProto, str] | None:
@@ -194,5 +199,13 @@ _RULES: dict[str, Rule] = {
     "RNN": _recurrent,
 }
 
-#: Each rule's operator as a NodeProto's op_type field (4) is written: tag 0x22, length, name.
-_OP_MARKERS = tuple(b"\x22" + bytes([len(op)]) + op.encode() for op in _RULES)
+#: What a rule can only refuse when present, beside its operator: an attribute's value or name.
+_ALSO_NEEDED = {"Resize": b"align_corners", "LSTM": b"\x0a\x06layout",
+                "GRU": b"\x0a\x06layout", "RNN": b"\x0a\x06layout"}
+
+
+def _op_markers() -> re.Pattern[bytes]:
+    """Each rule's operator as a NodeProto's op_type field (4) is written: tag 0x22, length,
+    name (re caches the compiled pattern)."""
+    return re.compile(b"|".join(re.escape(b"\x22" + bytes([len(op)]) + op.encode())
+                                for op in _RULES))
