@@ -1,9 +1,33 @@
 """The API a device plugin may use: the one module a plugin imports besides ``ember``'s
 application API (``ember.Core``, ``ember.properties``, ...).
 
-Everything named in ``__all__`` is promised for :data:`CONTRACT_VERSION`; every other module of
-``ember`` is internal and may change in any release. Names resolve on first use (PEP 562), so a
-plugin importing this module pays only for what it touches.
+Everything named in ``__all__`` is promised for :data:`CONTRACT_VERSION`: removing a name or
+changing what it means raises the contract version; every other module of ``ember`` is internal
+and may change in any release (a test keeps the first-party plugins to this module). Names
+resolve on first use (PEP 562), so a plugin importing this module pays only for what it touches,
+and a warm start that never touches the kernel cache or the ONNX helpers never imports them.
+
+What is promised, by purpose:
+
+- the contract: :data:`CONTRACT_VERSION`, :data:`hookimpl`, :class:`DeviceModel` (what
+  ``compile`` returns), :class:`DeviceDescription`, :func:`split_device_name`;
+- the model a hook receives: :class:`Model`, :class:`DeferredModel`, :class:`Port` (with its JSON
+  form: ``Port.to_json()`` gives ``{"name", "shape", "dtype"}`` and ``Port.from_json(entry,
+  index)`` reads one back, raising ``ValueError`` for anything malformed, so a payload can store
+  its ports as JSON), :class:`Dim`, :func:`numeric_dtype`;
+- a payload format: :func:`write_frame` / :func:`read_frame` (named sections with bounds checked
+  once, in the core), :data:`safe_json` (bounded JSON reading of a section), :func:`hexdigest`
+  (the content hash Ember uses everywhere);
+- the kernel cache handed to ``compile``: :class:`KernelCache` and its key :class:`CacheKey`;
+- ONNX helpers: :func:`window_geometry`, :func:`pooled_sizes` (pooling and convolution windows),
+  :func:`batchnorm_into_conv`, :func:`reference_outputs` (onnx's reference evaluator with
+  Ember's fixes, for constant folding on the host);
+- the errors a plugin raises: :class:`BackendCompileError` when the backend fails on a model
+  Ember read as valid (the core wraps any other exception from ``compile`` in it, naming the
+  plugin and the device), :class:`UnsupportedOperatorError`, :class:`InvalidModelError`,
+  :class:`BlobFormatError` for a payload that does not read back, :class:`InferenceInputError`,
+  :class:`PropertyValueError`, :class:`NotSupportedError`, :class:`UnknownDeviceError`,
+  :class:`PluginError`, and their base :class:`EmberError`.
 """
 
 from __future__ import annotations
@@ -12,23 +36,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ember.cache.kernel_cache import KernelCache
-    from ember.cache.key import CacheKey
-    from ember.device import DeviceDescription, DeviceModel, split_device_name
-    from ember.errors import (
-        BackendCompileError,
-        BlobFormatError,
-        EmberError,
-        InferenceInputError,
-        InvalidModelError,
-        NotSupportedError,
-        PluginError,
-        PropertyValueError,
-        UnsupportedOperatorError,
-    )
-    from ember.hookspecs import CONTRACT_VERSION, hookimpl
-    from ember.model import DeferredModel, Dim, Model, Port, numeric_dtype
+    pass
 
+# name -> the internal module that defines it (a module named by itself is the module)
 _LAZY = {
     "CONTRACT_VERSION": "ember.hookspecs",
     "hookimpl": "ember.hookspecs",
@@ -40,8 +50,17 @@ _LAZY = {
     "Port": "ember.model",
     "Dim": "ember.model",
     "numeric_dtype": "ember.model",
+    "Frame": "ember.framing",
+    "read_frame": "ember.framing",
+    "write_frame": "ember.framing",
+    "safe_json": "ember.safe_json",
+    "hexdigest": "ember.checksum",
     "KernelCache": "ember.cache.kernel_cache",
     "CacheKey": "ember.cache.key",
+    "window_geometry": "ember.windows",
+    "pooled_sizes": "ember.windows",
+    "batchnorm_into_conv": "ember.fold",
+    "reference_outputs": "ember.onnx_reference",
     "EmberError": "ember.errors",
     "BackendCompileError": "ember.errors",
     "BlobFormatError": "ember.errors",
@@ -50,16 +69,18 @@ _LAZY = {
     "NotSupportedError": "ember.errors",
     "PluginError": "ember.errors",
     "PropertyValueError": "ember.errors",
+    "UnknownDeviceError": "ember.errors",
     "UnsupportedOperatorError": "ember.errors",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    module_name = _LAZY.get(name)
+    if module_name is None:
         raise AttributeError(f"module 'ember.plugin' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
+    module = import_module(module_name)
+    value = module if module_name.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value  # the next access is a plain lookup
     return value
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ember.errors import UnsupportedOperatorError
+from ember.plugin import UnsupportedOperatorError
 from ember_gpu import dtypes, host_ops
 from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
 from ember_gpu.ir import DeviceNode, Value

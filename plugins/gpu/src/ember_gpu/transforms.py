@@ -7,7 +7,7 @@ Fusion of elementwise chains (``fusion.py``) is the other transformation the opt
 
 from __future__ import annotations
 
-from ember.fold import batchnorm_into_conv
+from ember.plugin import batchnorm_into_conv
 from ember_gpu.ir import DeviceNode, Value
 from ember_gpu.lowering import DeviceGraph
 

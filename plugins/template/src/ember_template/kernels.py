@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ember.windows import pooled_sizes, window_geometry
+from ember.plugin import pooled_sizes, window_geometry
 
 # ONNX's TensorProto.DataType numbers, for Cast. Written out rather than imported from onnx: a warm
 # start imports this module to run a cached plan, and importing onnx would cost it ~45 ms.
