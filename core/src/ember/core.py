@@ -114,11 +114,14 @@ class Core:
         """What to do about a device name that matched nothing, as precisely as we can tell."""
         base, index = split_device_name(device_name)
         if base != base.upper() and self._plugins.resolve(device_name.upper()):
-            return f"device names are upper case: {device_name.upper()!r}"
+            return f"did you mean {device_name.upper()!r}? device names are upper case"
         same_kind = [n for n in self.available_devices if split_device_name(n)[0] == base]
         if same_kind:
             return f"there is no {base} with index {index}; {base} devices: {', '.join(same_kind)}"
         hints = []
+        closest = _closest(device_name, self.available_devices)
+        if closest:
+            hints.append(f"did you mean {closest!r}?")
         distribution = KNOWN_DISTRIBUTIONS.get(base.upper())
         if distribution:
             installed = {i.distribution for i in self._plugins.infos.values()}
@@ -424,3 +427,12 @@ def _shown(key: str, value: Any) -> Any:
     if key == props.CACHE_SIGNING_KEY:
         return "<set>" if value else ""
     return value or ""
+
+
+def _closest(device_name: str, available: list[str]) -> str | None:
+    """The available device name nearest to a mistyped one (case aside), if any is near."""
+    import difflib  # only on this error path
+
+    by_upper = {name.upper(): name for name in available}
+    found = difflib.get_close_matches(device_name.upper(), list(by_upper), n=1, cutoff=0.7)
+    return by_upper[found[0]] if found else None

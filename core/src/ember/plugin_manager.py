@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ember.device import split_device_name
-from ember.errors import DeviceConflictError, PluginError
+from ember.errors import BackendCompileError, DeviceConflictError, EmberError, PluginError
 from ember.log import get_logger
 from ember.plugin_index import EntryPointRecord, find_entry_points
 
@@ -330,7 +330,16 @@ class Plugins:
 
     def compile(self, device_name: str, *, model: Model, config: Mapping[str, Any],
                 cache: KernelCache | None) -> DeviceModel | None:
-        return self._dispatch("compile", device_name, model=model, config=config, cache=cache)
+        """The plugin's ``compile``; anything it raises that is not one of Ember's errors (its
+        backend's ValueError, a bug) becomes a BackendCompileError naming the plugin and the
+        device, with the original chained, so that the user sees who failed without --debug."""
+        try:
+            return self._dispatch("compile", device_name, model=model, config=config, cache=cache)
+        except EmberError:
+            raise
+        except Exception as exc:
+            raise BackendCompileError(device_name, f"{type(exc).__name__}: {exc}",
+                                      plugin=str(self.owner(device_name))) from exc
 
     def export_model(self, device_name: str, *, compiled_model: DeviceModel,
                      config: Mapping[str, Any], weightless: bool) -> bytes | None:
