@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
-# silero-vad's ONNX files, real models of the conformance matrix: only the data is used, so none
-# of its dependencies (torch) are installed. PaddleOCR's models are fetched as files
-# (python -m ember.testing.model_files), whatever the Python.
+# silero-vad's package, for the benchmarks that read its ONNX files from it: only the data is used,
+# so none of its dependencies (torch) are installed. The conformance zoo's real models (PaddleOCR's
+# and Silero VAD's) are fetched as files (python -m ember.testing.model_files), whatever the Python.
 MODEL_WHEELS := silero-vad==6.2.3
 # ember-devtools (tools/): the fuzzer and the node-test baseline report, for this repository only.
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e tools
