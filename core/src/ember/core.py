@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any
 
 from ember import blob
 from ember import properties as props
@@ -23,13 +23,14 @@ from ember.errors import (
 )
 from ember.plugin_manager import DISABLE_ENV, PluginFailure, PluginInfo, Plugins, load_plugins
 from ember.settings import Settings, parse_size
-from ember.store_paths import resolve_model_name
+from ember.store_paths import is_model_name
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.core_api import ModelSource
     from ember.model import Model
     from ember.signing import Signer
     from ember.versions import Version
@@ -41,7 +42,6 @@ KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "TEMPLATE": "embe
 #: Device names tried, in order, when compile_model is given none.
 DEFAULT_DEVICE_ORDER = ("CPU", "GPU", "TEMPLATE")
 
-ModelSource = Union["Model", str, os.PathLike[str], bytes]
 
 
 class Core:
@@ -436,3 +436,13 @@ def _closest(device_name: str, available: list[str]) -> str | None:
     by_upper = {name.upper(): name for name in available}
     found = difflib.get_close_matches(device_name.upper(), list(by_upper), n=1, cutoff=0.7)
     return by_upper[found[0]] if found else None
+
+
+def resolve_model_name(source: Any) -> Any:
+    """:func:`ember.store.resolve_model_name`, importing the store only for a stored model's name:
+    a start from a path or bytes never imports it (nor pathlib with it)."""
+    if not is_model_name(source):
+        return source
+    from ember.store import resolve_model_name as resolve
+
+    return resolve(source)

@@ -8,25 +8,28 @@ input now fixes (``batch`` -> 1) is fixed in the output declarations too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ember.errors import InferenceInputError
 from ember.types import PartialShape
 
-if TYPE_CHECKING:
-    from ember.model import Model
+
+class Reshapable(Protocol):
+    """What reshaping uses of an :class:`ember.Model` (typed here, so that this module, which
+    ``Model.reshape`` imports, does not import ``ember.model`` back)."""
+
+    @property
+    def proto(self) -> Any: ...
+
+    def input(self, key: Any = None) -> Any: ...
 
 
-def reshape_model(model: Model, shapes: Any) -> None:
+def reshape_model(model: Reshapable, shapes: Any) -> None:
     """Write ``shapes`` (see ``Model.reshape``) into ``model.proto`` in place."""
-    from ember.model import Port, find_port
-
     if isinstance(shapes, Mapping):
-        wanted = {find_port(model.inputs, key if not isinstance(key, Port) else key.name,
-                            "input").name: _partial(value)
-                  for key, value in shapes.items()}
+        wanted = {model.input(key).name: _partial(value) for key, value in shapes.items()}
     else:
-        wanted = {find_port(model.inputs, None, "input").name: _partial(shapes)}
+        wanted = {model.input().name: _partial(shapes)}
     fixed: dict[str, int] = {}  # symbolic names the new shapes pin
     graph = model.proto.graph
     for value_info in graph.input:
