@@ -19,17 +19,23 @@ GPU_RUNTIME := pocl-binary-distribution==3.0
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint install clean redis-server node-tests node-baseline bench
+.PHONY: demo test lint typecheck install clean redis-server node-tests node-baseline bench
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
 
 test: $(STAMP) redis-server node-tests
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
+
+# mypy --strict over every distribution (settings and the recorded typing debt: pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 install: $(STAMP)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from ember.errors import BlobFormatError
 
@@ -63,7 +63,8 @@ def write_frame(kind: bytes, version: int, sections: Sequence[Bytes | Sequence[B
             padding = -offset % alignment
             parts.append(bytes(padding))
             offset += padding
-        pieces = list(section) if isinstance(section, list | tuple) else [section]
+        pieces = (cast("list[Bytes]", list(section)) if isinstance(section, list | tuple)
+                  else [cast("Bytes", section)])
         size = sum(memoryview(piece).nbytes for piece in pieces)
         parts += pieces
         table.append(_ENTRY.pack(offset, size))

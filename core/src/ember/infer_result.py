@@ -50,7 +50,7 @@ class InferResult(Mapping[str, np.ndarray]):
         result._arrays = arrays
         return result
 
-    def __getitem__(self, key: str | int | Port) -> np.ndarray:  # type: ignore[override]
+    def __getitem__(self, key: str | int | Port) -> np.ndarray:
         if isinstance(key, Port):
             key = key.name
         if isinstance(key, int):

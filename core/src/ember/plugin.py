@@ -36,7 +36,39 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    pass
+    # 'name as name': an explicit re-export, which strict type checkers require
+    # (without it they fall back to __getattr__ and see Any).
+    from ember import safe_json as safe_json
+    from ember.cache.kernel_cache import KernelCache as KernelCache
+    from ember.cache.key import CacheKey as CacheKey
+    from ember.checksum import hexdigest as hexdigest
+    from ember.device import DeviceDescription as DeviceDescription
+    from ember.device import DeviceModel as DeviceModel
+    from ember.device import split_device_name as split_device_name
+    from ember.errors import BackendCompileError as BackendCompileError
+    from ember.errors import BlobFormatError as BlobFormatError
+    from ember.errors import EmberError as EmberError
+    from ember.errors import InferenceInputError as InferenceInputError
+    from ember.errors import InvalidModelError as InvalidModelError
+    from ember.errors import NotSupportedError as NotSupportedError
+    from ember.errors import PluginError as PluginError
+    from ember.errors import PropertyValueError as PropertyValueError
+    from ember.errors import UnknownDeviceError as UnknownDeviceError
+    from ember.errors import UnsupportedOperatorError as UnsupportedOperatorError
+    from ember.fold import batchnorm_into_conv as batchnorm_into_conv
+    from ember.framing import Frame as Frame
+    from ember.framing import read_frame as read_frame
+    from ember.framing import write_frame as write_frame
+    from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from ember.hookspecs import hookimpl as hookimpl
+    from ember.model import DeferredModel as DeferredModel
+    from ember.model import Dim as Dim
+    from ember.model import Model as Model
+    from ember.model import Port as Port
+    from ember.model import numeric_dtype as numeric_dtype
+    from ember.onnx_reference import reference_outputs as reference_outputs
+    from ember.windows import pooled_sizes as pooled_sizes
+    from ember.windows import window_geometry as window_geometry
 
 # name -> the internal module that defines it (a module named by itself is the module)
 _LAZY = {
