@@ -413,9 +413,7 @@ def _describe(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = f"{type(exc).__name__}: {' '.join(lines)}" if lines else type(exc).__name__
     # The innermost frame in the plugin's own code (a SyntaxError names its line itself).
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_NOT_THE_PLUGINS)
-              and f"{os.sep}pluggy{os.sep}" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _in_plugin(f.filename)]
     if frames and not isinstance(exc, SyntaxError):
         text += f" ({frames[-1].filename}, line {frames[-1].lineno})"
     return text
@@ -423,3 +421,15 @@ def _describe(exc: BaseException) -> str:
 
 # Frames of the machinery that loads and calls plugins, not of the plugin itself.
 _NOT_THE_PLUGINS = ("<frozen ", os.path.dirname(__file__), os.path.dirname(os.__file__))
+# Installed packages: under the standard library's directory when installed without a virtual
+# environment, yet a plugin's own.
+_INSTALLED = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+def _in_plugin(filename: str) -> bool:
+    """Whether a frame's file is a plugin's, not Ember's, pluggy's or the standard library's."""
+    if f"{os.sep}pluggy{os.sep}" in filename:
+        return False
+    return (not filename.startswith(_NOT_THE_PLUGINS)
+            or (any(part in filename for part in _INSTALLED)
+                and not filename.startswith(os.path.dirname(__file__))))
