@@ -6,9 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ember-installed
-# silero-vad's ONNX files, real models of the conformance matrix: only the data is used, so none
-# of its dependencies (torch) are installed. PaddleOCR's models are fetched as files
-# (python -m ember.testing.model_files), whatever the Python.
+# silero-vad's package, for the benchmarks that read its ONNX files from it: only the data is used,
+# so none of its dependencies (torch) are installed. The conformance zoo's real models (PaddleOCR's
+# and Silero VAD's) are fetched as files (python -m ember.testing.model_files), whatever the Python.
 MODEL_WHEELS := silero-vad==6.2.3
 # ember-devtools (tools/): the fuzzer and the node-test baseline report, for this repository only.
 DISTRIBUTIONS := -e core -e plugins/template -e plugins/cpu -e plugins/gpu -e plugins/openvino -e tools
@@ -19,17 +19,23 @@ GPU_RUNTIME := pocl-binary-distribution==3.0
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint install clean redis-server node-tests node-baseline bench
+.PHONY: demo test lint typecheck install clean redis-server node-tests node-baseline bench
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
 
 test: $(STAMP) redis-server node-tests
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
+
+# mypy --strict over every distribution (settings and the recorded typing debt: pyproject.toml)
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 install: $(STAMP)
 

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from ember import blob, checksum, safe_json
 from ember.errors import BlobFormatError
-from ember_devtools import forge, fuzz
+from ember.framing import read_frame, write_frame
+from ember.testing import forge
+from ember_devtools import fuzz
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 #: Inputs per target in `make test` (about 15 s in all); the long run does 100,000 or more.
@@ -87,3 +89,30 @@ def test_any_value_in_any_header_field_gives_a_header_or_a_blob_format_error(fie
     assert isinstance(header.device, str) and isinstance(header.key_parts, dict)
     if not field.startswith("payload_"):
         assert blob.unpack(data)[1].tobytes() == b"payload"
+
+
+FRAME_KIND = b"EMTEST\0\0"
+
+
+@settings(max_examples=300, deadline=None)
+@given(sections=st.lists(st.binary(max_size=40), min_size=1, max_size=4),
+       flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=3),
+       cut=st.integers(min_value=0, max_value=400))
+def test_the_plugin_framing_is_total_and_its_sections_stay_in_bounds(sections, flips, cut):
+    """Any frame, damaged anywhere or cut short, reads back as sections inside it that do not
+    overlap, or is one BlobFormatError (ember.framing, which every first-party payload uses)."""
+    data = bytearray(write_frame(FRAME_KIND, 1, sections, flags=1, alignment=16))
+    frame = read_frame(bytes(data), FRAME_KIND, 1, sections=len(sections), known_flags=1)
+    assert [bytes(s) for s in frame.sections] == sections
+    for position, value in flips:
+        data[position % len(data)] = value
+    forged = bytes(data[:len(data) - cut % (len(data) + 1)])
+    try:
+        frame = read_frame(forged, FRAME_KIND, 1, sections=len(sections), known_flags=1,
+                           max_sizes=[40] * len(sections))
+    except BlobFormatError:
+        return
+    end = 0
+    for offset, section in zip(frame.offsets, frame.sections, strict=True):
+        assert offset >= end and offset + section.nbytes <= len(forged) - 28
+        end = offset + section.nbytes

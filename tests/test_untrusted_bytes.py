@@ -34,9 +34,8 @@ from ember.errors import (
 )
 from ember.signing import Signer
 from ember.store import StoreFileError, _read_locations
-from ember.testing import ppocr_cls_path
+from ember.testing import forge, ppocr_cls_path
 from ember.testing.models import dense_stack, mlp
-from ember_devtools import forge
 
 KEY = "the-signing-key"
 

@@ -7,6 +7,7 @@ import pytest
 
 import ember
 from ember.errors import (
+    BackendCompileError,
     BlobFormatError,
     InferenceInputError,
     InvalidModelError,
@@ -15,6 +16,7 @@ from ember.errors import (
     PropertyValueError,
     UnknownDeviceError,
     UnknownPropertyError,
+    UnsupportedOperatorError,
 )
 from ember.testing import mlp
 from ember.testing.toy import ToyPlugin, identity_model_bytes
@@ -89,12 +91,47 @@ def test_plugins_do_not_see_core_keys(core, toy):
     assert "CACHE_DIR" not in toy.compiled_configs[-1]
 
 
+class BrokenBackend(ToyPlugin):
+    """A plugin whose backend fails on a valid model, raising what its library raises."""
+
+    @ember.hookimpl
+    def compile(self, model, device_name, config):
+        if not self._mine(device_name):
+            return None
+        if config.get("TOY_LEVEL") == 2:
+            raise UnsupportedOperatorError(device_name, "Add", "n0")  # Ember's own: unchanged
+        raise ValueError("the backend's graph optimiser gave up")
+
+
+def test_a_backend_failure_names_the_plugin_and_the_device():
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(BrokenBackend("BROKEN", 1), "broken")
+    with pytest.raises(BackendCompileError) as info:
+        core.compile_model(identity_model_bytes(), "BROKEN")
+    assert str(info.value) == ("BROKEN.0 (broken) could not compile the model: ValueError: the "
+                               "backend's graph optimiser gave up")
+    assert isinstance(info.value.__cause__, ValueError) and info.value.device == "BROKEN.0"
+    with pytest.raises(UnsupportedOperatorError):
+        core.compile_model(identity_model_bytes(), "BROKEN", {"TOY_LEVEL": 2})
+
+
+def test_a_mistyped_device_name_gets_the_closest_one():
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(ToyPlugin("OV", 1), "ov")
+    core.register_plugin(ToyPlugin("TEMPLATE", 1), "template")
+    with pytest.raises(UnknownDeviceError, match=r"did you mean 'OV'\?"):
+        core.compile_model(identity_model_bytes(), "ov")
+    with pytest.raises(UnknownDeviceError, match=r"did you mean 'TEMPLATE\.0'\?"):
+        core.compile_model(identity_model_bytes(), "TEMPALTE")
+
+
 def test_unknown_device_names_what_is_installed_and_what_to_install(monkeypatch):
     core = ember.Core()
     with pytest.raises(UnknownDeviceError) as info:
         core.compile_model(identity_model_bytes(), "NPU")
     assert "TEMPLATE" in str(info.value) and "no installed plugin provides it" in str(info.value)
-    with pytest.raises(UnknownDeviceError, match="upper case: 'TEMPLATE'"):
+    with pytest.raises(UnknownDeviceError,
+                       match=r"did you mean 'TEMPLATE'\? device names are upper case"):
         core.get_property("template", "FULL_DEVICE_NAME")
     with pytest.raises(UnknownDeviceError, match="no TEMPLATE with index 3"):
         core.get_property("TEMPLATE.3", "FULL_DEVICE_NAME")

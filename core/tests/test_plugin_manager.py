@@ -148,3 +148,23 @@ def test_a_plugin_explains_why_its_device_is_absent(core):
     core.register_plugin(Raising(), "raising")
     with pytest.raises(UnknownDeviceError, match="no NPU driver found; install npu-runtime"):
         core.get_property("NPU", "FULL_DEVICE_NAME")
+
+
+def test_an_import_error_names_the_plugins_file_wherever_it_is_installed():
+    """A plugin installed without a virtual environment lives under the standard library's
+    directory (``.../lib/python3.X/site-packages``): its frames are still the plugin's."""
+    import os
+
+    from ember import plugin_manager
+
+    stdlib = os.path.dirname(os.__file__)
+    site = os.path.join(stdlib, "site-packages", "ember_acme", "plugin.py")
+    assert plugin_manager._in_plugin(site)
+    assert not plugin_manager._in_plugin(os.path.join(stdlib, "importlib", "__init__.py"))
+    assert not plugin_manager._in_plugin(plugin_manager.__file__)
+    assert not plugin_manager._in_plugin("<frozen importlib._bootstrap>")
+    code = compile("x = 1\nraise ImportError('no backend')\n", site, "exec")
+    try:
+        exec(code, {})
+    except ImportError as exc:
+        assert plugin_manager._describe(exc).endswith(f"({site}, line 2)")

@@ -37,7 +37,8 @@ from ember.errors import EmberError, NotSupportedError, UnknownDeviceError, Unkn
 from ember.log import get_logger
 
 if TYPE_CHECKING:
-    from ember.core import Core, ModelSource
+    from ember.core_api import CoreAPI as Core
+    from ember.core_api import ModelSource
 
 log = get_logger("ember.auto")
 

@@ -22,9 +22,11 @@ def hasher(size_hint: int = 0) -> blake3.blake3:
 
 
 def digest(data: bytes | bytearray | memoryview) -> bytes:
+    """The BLAKE3 digest of ``data`` (32 bytes)."""
     threads = blake3.blake3.AUTO if memoryview(data).nbytes >= _THREADED_FROM else 1
     return blake3.blake3(data, max_threads=threads).digest()
 
 
 def hexdigest(data: bytes | bytearray | memoryview) -> str:
+    """The BLAKE3 digest of ``data`` as 64 lowercase hex digits: Ember's content hash."""
     return digest(data).hex()

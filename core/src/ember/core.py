@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any
 
 from ember import blob
 from ember import properties as props
@@ -31,13 +31,14 @@ from ember.plugin_manager import (
     load_plugins,
 )
 from ember.settings import Settings, parse_size
-from ember.store_paths import resolve_model_name
+from ember.store_paths import is_model_name
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.core_api import ModelSource
     from ember.model import Model
     from ember.signing import Signer
     from ember.versions import Version
@@ -50,7 +51,6 @@ KNOWN_DISTRIBUTIONS = {"CPU": "ember-cpu", "GPU": "ember-gpu", "OPENVINO": "embe
 #: Device names tried, in order, when compile_model is given none.
 DEFAULT_DEVICE_ORDER = ("CPU", "GPU", "TEMPLATE")
 
-ModelSource = Union["Model", str, os.PathLike[str], bytes]
 
 
 class Core:
@@ -136,11 +136,14 @@ class Core:
         """What to do about a device name that matched nothing, as precisely as we can tell."""
         base, index = split_device_name(device_name)
         if base != base.upper() and self._plugins.resolve(device_name.upper()):
-            return f"device names are upper case: {device_name.upper()!r}"
+            return f"did you mean {device_name.upper()!r}? device names are upper case"
         same_kind = [n for n in self.available_devices if split_device_name(n)[0] == base]
         if same_kind:
             return f"there is no {base} with index {index}; {base} devices: {', '.join(same_kind)}"
         hints = []
+        closest = _closest(device_name, self.available_devices)
+        if closest:
+            hints.append(f"did you mean {closest!r}?")
         distribution = KNOWN_DISTRIBUTIONS.get(base.upper())
         if distribution:
             installed = {i.distribution for i in self._plugins.infos.values()}
@@ -477,3 +480,22 @@ def _shown(key: str, value: Any) -> Any:
     if key == props.CACHE_SIGNING_KEY:
         return "<set>" if value else ""
     return value or ""
+
+
+def _closest(device_name: str, available: list[str]) -> str | None:
+    """The available device name nearest to a mistyped one (case aside), if any is near."""
+    import difflib  # only on this error path
+
+    by_upper = {name.upper(): name for name in available}
+    found = difflib.get_close_matches(device_name.upper(), list(by_upper), n=1, cutoff=0.7)
+    return by_upper[found[0]] if found else None
+
+
+def resolve_model_name(source: Any) -> Any:
+    """:func:`ember.store.resolve_model_name`, importing the store only for a stored model's name:
+    a start from a path or bytes never imports it (nor pathlib with it)."""
+    if not is_model_name(source):
+        return source
+    from ember.store import resolve_model_name as resolve
+
+    return resolve(source)

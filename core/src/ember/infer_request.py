@@ -26,7 +26,9 @@ from ember.tensor import Tensor
 if TYPE_CHECKING:
     import queue
 
-    from ember.compiled_model import CompiledModel, InferResult, Inputs
+    from ember.infer_result import InferResult
+    from ember.infer_result import InferTarget as CompiledModel
+    from ember.inputs import Inputs
 
 log = get_logger("ember")
 

@@ -1,9 +1,33 @@
 """The API a device plugin may use: the one module a plugin imports besides ``ember``'s
 application API (``ember.Core``, ``ember.properties``, ...).
 
-Everything named in ``__all__`` is promised for :data:`CONTRACT_VERSION`; every other module of
-``ember`` is internal and may change in any release. Names resolve on first use (PEP 562), so a
-plugin importing this module pays only for what it touches.
+Everything named in ``__all__`` is promised for :data:`CONTRACT_VERSION`: removing a name or
+changing what it means raises the contract version; every other module of ``ember`` is internal
+and may change in any release (a test keeps the first-party plugins to this module). Names
+resolve on first use (PEP 562), so a plugin importing this module pays only for what it touches,
+and a warm start that never touches the kernel cache or the ONNX helpers never imports them.
+
+What is promised, by purpose:
+
+- the contract: :data:`CONTRACT_VERSION`, :data:`hookimpl`, :class:`DeviceModel` (what
+  ``compile`` returns), :class:`DeviceDescription`, :func:`split_device_name`;
+- the model a hook receives: :class:`Model`, :class:`DeferredModel`, :class:`Port` (with its JSON
+  form: ``Port.to_json()`` gives ``{"name", "shape", "dtype"}`` and ``Port.from_json(entry,
+  index)`` reads one back, raising ``ValueError`` for anything malformed, so a payload can store
+  its ports as JSON), :class:`Dim`, :func:`numeric_dtype`;
+- a payload format: :func:`write_frame` / :func:`read_frame` (named sections with bounds checked
+  once, in the core), :data:`safe_json` (bounded JSON reading of a section), :func:`hexdigest`
+  (the content hash Ember uses everywhere);
+- the kernel cache handed to ``compile``: :class:`KernelCache` and its key :class:`CacheKey`;
+- ONNX helpers: :func:`window_geometry`, :func:`pooled_sizes` (pooling and convolution windows),
+  :func:`batchnorm_into_conv`, :func:`reference_outputs` (onnx's reference evaluator with
+  Ember's fixes, for constant folding on the host);
+- the errors a plugin raises: :class:`BackendCompileError` when the backend fails on a model
+  Ember read as valid (the core wraps any other exception from ``compile`` in it, naming the
+  plugin and the device), :class:`UnsupportedOperatorError`, :class:`InvalidModelError`,
+  :class:`BlobFormatError` for a payload that does not read back, :class:`InferenceInputError`,
+  :class:`PropertyValueError`, :class:`NotSupportedError`, :class:`UnknownDeviceError`,
+  :class:`PluginError`, and their base :class:`EmberError`.
 """
 
 from __future__ import annotations
@@ -12,8 +36,41 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    pass
+    # 'name as name': an explicit re-export, which strict type checkers require
+    # (without it they fall back to __getattr__ and see Any).
+    from ember import safe_json as safe_json
+    from ember.cache.kernel_cache import KernelCache as KernelCache
+    from ember.cache.key import CacheKey as CacheKey
+    from ember.checksum import hexdigest as hexdigest
+    from ember.device import DeviceDescription as DeviceDescription
+    from ember.device import DeviceModel as DeviceModel
+    from ember.device import split_device_name as split_device_name
+    from ember.errors import BackendCompileError as BackendCompileError
+    from ember.errors import BlobFormatError as BlobFormatError
+    from ember.errors import EmberError as EmberError
+    from ember.errors import InferenceInputError as InferenceInputError
+    from ember.errors import InvalidModelError as InvalidModelError
+    from ember.errors import NotSupportedError as NotSupportedError
+    from ember.errors import PluginError as PluginError
+    from ember.errors import PropertyValueError as PropertyValueError
+    from ember.errors import UnknownDeviceError as UnknownDeviceError
+    from ember.errors import UnsupportedOperatorError as UnsupportedOperatorError
+    from ember.fold import batchnorm_into_conv as batchnorm_into_conv
+    from ember.framing import Frame as Frame
+    from ember.framing import read_frame as read_frame
+    from ember.framing import write_frame as write_frame
+    from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from ember.hookspecs import hookimpl as hookimpl
+    from ember.model import DeferredModel as DeferredModel
+    from ember.model import Dim as Dim
+    from ember.model import Model as Model
+    from ember.model import Port as Port
+    from ember.model import numeric_dtype as numeric_dtype
+    from ember.onnx_reference import reference_outputs as reference_outputs
+    from ember.windows import pooled_sizes as pooled_sizes
+    from ember.windows import window_geometry as window_geometry
 
+# name -> the internal module that defines it (a module named by itself is the module)
 _LAZY = {
     "CONTRACT_VERSION": "ember.hookspecs",
     "hookimpl": "ember.hookspecs",
@@ -25,8 +82,17 @@ _LAZY = {
     "Port": "ember.model",
     "Dim": "ember.model",
     "numeric_dtype": "ember.model",
+    "Frame": "ember.framing",
+    "read_frame": "ember.framing",
+    "write_frame": "ember.framing",
+    "safe_json": "ember.safe_json",
+    "hexdigest": "ember.checksum",
     "KernelCache": "ember.cache.kernel_cache",
     "CacheKey": "ember.cache.key",
+    "window_geometry": "ember.windows",
+    "pooled_sizes": "ember.windows",
+    "batchnorm_into_conv": "ember.fold",
+    "reference_outputs": "ember.onnx_reference",
     "EmberError": "ember.errors",
     "BackendCompileError": "ember.errors",
     "BlobFormatError": "ember.errors",
@@ -35,16 +101,18 @@ _LAZY = {
     "NotSupportedError": "ember.errors",
     "PluginError": "ember.errors",
     "PropertyValueError": "ember.errors",
+    "UnknownDeviceError": "ember.errors",
     "UnsupportedOperatorError": "ember.errors",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    module_name = _LAZY.get(name)
+    if module_name is None:
         raise AttributeError(f"module 'ember.plugin' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
+    module = import_module(module_name)
+    value = module if module_name.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value  # the next access is a plain lookup
     return value
 
 

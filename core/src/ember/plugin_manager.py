@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ember.device import split_device_name
-from ember.errors import DeviceConflictError, PluginError
+from ember.errors import BackendCompileError, DeviceConflictError, EmberError, PluginError
 from ember.log import get_logger
 from ember.plugin_index import EntryPointRecord, find_entry_points
 
@@ -355,7 +355,16 @@ class Plugins:
 
     def compile(self, device_name: str, *, model: Model, config: Mapping[str, Any],
                 cache: KernelCache | None) -> DeviceModel | None:
-        return self._dispatch("compile", device_name, model=model, config=config, cache=cache)
+        """The plugin's ``compile``; anything it raises that is not one of Ember's errors (its
+        backend's ValueError, a bug) becomes a BackendCompileError naming the plugin and the
+        device, with the original chained, so that the user sees who failed without --debug."""
+        try:
+            return self._dispatch("compile", device_name, model=model, config=config, cache=cache)
+        except EmberError:
+            raise
+        except Exception as exc:
+            raise BackendCompileError(device_name, f"{type(exc).__name__}: {exc}",
+                                      plugin=str(self.owner(device_name))) from exc
 
     def export_model(self, device_name: str, *, compiled_model: DeviceModel,
                      config: Mapping[str, Any], weightless: bool) -> bytes | None:
@@ -434,9 +443,7 @@ def _describe(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     text = f"{type(exc).__name__}: {' '.join(lines)}" if lines else type(exc).__name__
     # The innermost frame in the plugin's own code (a SyntaxError names its line itself).
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_NOT_THE_PLUGINS)
-              and f"{os.sep}pluggy{os.sep}" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _in_plugin(f.filename)]
     if frames and not isinstance(exc, SyntaxError):
         text += f" ({frames[-1].filename}, line {frames[-1].lineno})"
     return text
@@ -444,3 +451,15 @@ def _describe(exc: BaseException) -> str:
 
 # Frames of the machinery that loads and calls plugins, not of the plugin itself.
 _NOT_THE_PLUGINS = ("<frozen ", os.path.dirname(__file__), os.path.dirname(os.__file__))
+# Installed packages: under the standard library's directory when installed without a virtual
+# environment, yet a plugin's own.
+_INSTALLED = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+def _in_plugin(filename: str) -> bool:
+    """Whether a frame's file is a plugin's, not Ember's, pluggy's or the standard library's."""
+    if f"{os.sep}pluggy{os.sep}" in filename:
+        return False
+    return (not filename.startswith(_NOT_THE_PLUGINS)
+            or (any(part in filename for part in _INSTALLED)
+                and not filename.startswith(os.path.dirname(__file__))))

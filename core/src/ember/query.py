@@ -17,7 +17,8 @@ from ember.errors import UnsupportedOperatorError
 from ember.model import Model
 
 if TYPE_CHECKING:
-    from ember.core import Core, ModelSource
+    from ember.core_api import CoreAPI as Core
+    from ember.core_api import ModelSource
 
 
 def query_model(core: Core, model: ModelSource, device_name: str,

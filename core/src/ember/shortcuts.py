@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ember.compiled_model import CompiledModel
-    from ember.core import ModelSource
+    from ember.core_api import ModelSource
 
 
 def compile_model(model: ModelSource, device_name: str = "AUTO",

@@ -46,7 +46,6 @@ from ember.store_paths import (  # noqa: F401 (re-exported)
     MODEL_FILE,
     XDG_ENV,
     is_model_name,
-    resolve_model_name,
     set_store_dir,
     store_dir,
 )
@@ -292,6 +291,21 @@ def find_model(name: str) -> Path:
     :raises ModelNameError: for an invalid name.
     """
     return _find(name, looked=[])
+
+
+def resolve_model_name(source: Any) -> Any:
+    """Turn a stored model's name into the path of its file; return anything else unchanged.
+
+    ``Core.read_model`` and ``Core.compile_model`` call this on what they are given. A string that
+    is an existing path, contains a path separator or ends in ``.onnx`` is a path and is returned
+    as it is, as are bytes, ``Model`` objects and ``os.PathLike`` objects.
+
+    :raises StoredModelNotFoundError: (a ``ModelNotFoundError``) naming every place looked at.
+    :raises ModelNameError: for a string that is neither a path nor a valid name.
+    """
+    if not is_model_name(source):
+        return source
+    return str(find_stored_model(source))
 
 
 def find_stored_model(name: str) -> Path:

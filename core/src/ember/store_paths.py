@@ -49,20 +49,3 @@ def is_model_name(source: Any) -> bool:
         return False
     separators = {"/", os.sep, os.altsep} - {None}
     return not any(sep in source for sep in separators) and not source.lower().endswith(".onnx")
-
-
-def resolve_model_name(source: Any) -> Any:
-    """Turn a stored model's name into the path of its file; return anything else unchanged.
-
-    ``Core.read_model`` and ``Core.compile_model`` call this on what they are given. A string that
-    is an existing path, contains a path separator or ends in ``.onnx`` is a path and is returned
-    as it is, as are bytes, ``Model`` objects and ``os.PathLike`` objects.
-
-    :raises StoredModelNotFoundError: (a ``ModelNotFoundError``) naming every place looked at.
-    :raises ModelNameError: for a string that is neither a path nor a valid name.
-    """
-    if not is_model_name(source):
-        return source
-    from ember.store import find_stored_model  # a name: the store's full API
-
-    return str(find_stored_model(source))

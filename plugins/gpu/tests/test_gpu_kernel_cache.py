@@ -113,8 +113,9 @@ def test_processes_starting_together_build_once(tmp_path):
         "create:cache_miss", "create:from_cache_blob"]
 
 
-#: What each kind of entry's payload starts with: the model's ports, a plan, a program binary.
-MAGIC = {"model": b"EMBERMODL", "plan": b"EMBERPLAN", "program": b"EMBERCL"}
+#: What each kind of entry's payload holds (a frame's kind, or a magic prefix): the model's
+#: ports, a plan, a program binary.
+MAGIC = {"model": b"EMGMODL\0", "plan": b"EMGPLAN\0", "program": b"EMBERCL"}
 
 
 def entry_of(cache_dir, kind):

@@ -4,13 +4,11 @@ object or raise BlobFormatError (no OpenCL here: plans are plain data)."""
 from __future__ import annotations
 
 import json
-import struct
 
 import numpy as np
 import pytest
 
-from ember.errors import BlobFormatError
-from ember.model import Port
+from ember.plugin import BlobFormatError, Port, read_frame, write_frame
 from ember_gpu.memory import Region
 from ember_gpu.plan import Launch, OutputSlot, Plan
 from ember_gpu.plan_codec import (
@@ -78,7 +76,7 @@ def test_every_truncation_and_many_flips_are_refused_or_valid():
         _decodes_or_refuses(bytes(flipped))
     for _ in range(200):
         _decodes_or_refuses(rng.bytes(int(rng.integers(0, 300))))
-    for junk in [b"", b"EMBERPLAN\x01", b"EMBERPLAN\x01\xff\xff\xff\xff", b"EMBERMODL\x01"]:
+    for junk in [b"", b"EMGPLAN\0", data[-28:], encode_model_info("m", (), (), frozenset())[-28:]]:
         with pytest.raises(BlobFormatError):
             decode_model_info(junk)
         with pytest.raises(BlobFormatError):
@@ -87,12 +85,10 @@ def test_every_truncation_and_many_flips_are_refused_or_valid():
 
 def _with_header(change) -> bytes:
     """The sample plan with its JSON header edited (the sections kept)."""
-    data = encode_plan(sample_plan())
-    (length,) = struct.unpack_from("<I", data, 10)
-    header = json.loads(data[14:14 + length])
+    frame = read_frame(encode_plan(sample_plan()), b"EMGPLAN\0", 2, sections=4)
+    header = json.loads(bytes(frame.sections[0]))
     change(header)
-    text = json.dumps(header).encode()
-    return data[:10] + struct.pack("<I", len(text)) + text + data[14 + length:]
+    return write_frame(b"EMGPLAN\0", 2, [json.dumps(header).encode(), *frame.sections[1:]])
 
 
 @pytest.mark.parametrize("change", [
@@ -109,7 +105,6 @@ def _with_header(change) -> bytes:
     lambda h: h["outputs"][0].update(shape=[2, 4]),  # not what its region holds
     lambda h: h["outputs"][0].update(shape=[1 << 31] * 32),
     lambda h: h["outputs"][1].update(shape=[3]),  # more known bytes than stored
-    lambda h: h.update(source=h["source"] + 1),
     lambda h: h.update(name=["not", "a", "name"]),
     lambda h: h.update(launches={"k0": 1}),
     lambda h: h.update(outputs=[[1] * 1000] * 2),
@@ -122,6 +117,6 @@ def test_inconsistent_headers_are_refused(change):
 def test_deeply_nested_json_is_refused():
     text = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(BlobFormatError):
-        decode_plan(b"EMBERPLAN\x01" + struct.pack("<I", len(text)) + text, INPUT_NBYTES, PORTS)
+        decode_plan(write_frame(b"EMGPLAN\0", 2, [text, b"", b"", b""]), INPUT_NBYTES, PORTS)
     with pytest.raises(BlobFormatError):
-        decode_model_info(b"EMBERMODL\x01" + struct.pack("<I", len(text)) + text)
+        decode_model_info(write_frame(b"EMGMODL\0", 2, [text]))

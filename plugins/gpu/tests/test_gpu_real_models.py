@@ -14,9 +14,8 @@ from onnx import TensorProto, helper
 
 import ember
 from ember.testing import reference_outputs
-from ember.testing.zoo import package_file, zoo_model
-
-SILERO = "silero_vad"
+from ember.testing.model_files import FETCH_COMMAND, model_file
+from ember.testing.zoo import zoo_model
 
 
 def onnxruntime_outputs(model: Path | bytes, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -36,8 +35,8 @@ def assert_matches(got: tuple[np.ndarray, ...], want: list[np.ndarray], rtol: fl
 
 
 def silero_file(name: str) -> Path:
-    path = package_file(SILERO, f"data/{name}")
-    assert path is not None, f"silero-vad is not installed (make install puts {name} there)"
+    path = model_file(name)
+    assert path is not None, f"{name} is absent: {FETCH_COMMAND} (make install runs it) adds it"
     return path
 
 

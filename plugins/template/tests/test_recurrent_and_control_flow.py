@@ -6,7 +6,6 @@ sequence lengths, layout 1, and subgraphs reading outer values, nested, exported
 """
 
 import json
-import struct
 
 import numpy as np
 import onnx
@@ -14,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import ember
-from ember.errors import BlobFormatError
+from ember.plugin import BlobFormatError, write_frame
 from ember.testing.reference import onnxruntime_outputs
 from ember_template import plan_format
 
@@ -202,8 +201,7 @@ def test_loop_that_runs_zero_times_gives_empty_scans():
 
 def _plan_bytes(document: dict) -> bytes:
     text = json.dumps(document).encode()
-    prefix = struct.pack("<8sIII", plan_format.MAGIC, plan_format.FORMAT_VERSION, 0, len(text))
-    return prefix + text
+    return write_frame(plan_format.KIND, plan_format.FORMAT_VERSION, [text, b""])
 
 
 def test_nested_subgraphs_are_bounded_when_read_back():

@@ -4,7 +4,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import ember
-from ember.errors import BlobFormatError, UnsupportedOperatorError
+from ember.plugin import BlobFormatError, UnsupportedOperatorError, read_frame, write_frame
 from ember.testing import cnn, mlp, ppocr_cls_path
 from ember_template import plan_format
 
@@ -45,16 +45,23 @@ def test_unsupported_operator_names_the_node(core):
         "Det", "determinant", "TEMPLATE")
 
 
+def _shortened_data(payload: bytes) -> bytes:
+    """The same plan with 64 bytes cut from its data section, framing redone."""
+    frame = read_frame(payload, plan_format.KIND, plan_format.FORMAT_VERSION, sections=2)
+    topology, data = (bytes(section) for section in frame.sections)
+    return write_frame(plan_format.KIND, plan_format.FORMAT_VERSION, [topology, data[:-64]])
+
+
 def test_damaged_plan_payload_is_refused():
     plan = ember.Core().compile_model(mlp().SerializeToString(), "TEMPLATE").device_model.plan
     payload = plan_format.dumps(plan)
     assert plan_format.loads(payload).num_slots == plan.num_slots
     with pytest.raises(BlobFormatError, match="magic"):
-        plan_format.loads(b"X" + payload[1:])
+        plan_format.loads(payload[:-1] + b"X")
     with pytest.raises(BlobFormatError):
         plan_format.loads(payload[:40])
-    with pytest.raises(BlobFormatError, match="outside"):
-        plan_format.loads(payload[: len(payload) - 64])
+    with pytest.raises(BlobFormatError, match="outside"):  # a constant past its section's end
+        plan_format.loads(_shortened_data(payload))
 
 
 def test_precision_hint_other_than_f32_is_refused(core):

@@ -1,7 +1,9 @@
 """Tools for developing Ember itself, kept out of the shipped ``ember.testing`` kit.
 
-- :mod:`ember_devtools.forge` and :mod:`ember_devtools.fuzz` (with its targets): the seeded
-  mutation fuzzer over every format Ember reads back (``python -m ember_devtools.fuzz``);
+- :mod:`ember_devtools.fuzz`: the seeded mutation fuzzer over every format Ember reads back
+  (``python -m ember_devtools.fuzz``); its targets and forger live in the core
+  (``ember.testing.fuzz_targets``, ``ember.testing.forge``) since they reach into its parsers,
+  and this distribution imports only ``ember``, ``ember.plugin`` and ``ember.testing``;
 - :mod:`ember_devtools.node_report`: the ONNX node-test baseline of this repository and the table
   in docs/conformance.md.
 

@@ -1,7 +1,7 @@
 """A seeded mutation fuzzer over every format Ember reads back from a disk, a bundle or a server.
 
 Each target builds valid inputs once (real models compiled by the real plugins, a real tar, real
-manifests), then forges inputs from them with :mod:`ember_devtools.forge`, every checksum
+manifests), then forges inputs from them with :mod:`ember.testing.forge`, every checksum
 recomputed (and the signature, for the targets where the forger holds the key), and runs each
 through the reader. An outcome is one of:
 
@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ember.errors import EmberError
-from ember_devtools.fuzz_targets import KEY, Target, targets
+from ember.plugin import EmberError
+from ember.testing.fuzz_targets import KEY, Target, targets
 
 __all__ = ["KEY", "OUTCOMES", "Counts", "Target", "fuzz", "main", "run_one", "save", "targets"]
 
@@ -84,11 +84,11 @@ def run_one(target: Target, data: bytes, corpus: Path | None) -> str:
 
 
 def save(corpus: Path, target: str, data: bytes, why: str) -> Path:
-    from ember import checksum
+    from ember.plugin import hexdigest
 
     folder = corpus / target
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{checksum.hexdigest(data)[:16]}.bin"
+    path = folder / f"{hexdigest(data)[:16]}.bin"
     path.write_bytes(data)
     path.with_suffix(".txt").write_text(why[:500] + "\n")
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from ember._version import __version__
-from ember.cli import benchmark, cache, devices, models, run
+from ember.cli import benchmark, cache, devices, models, plugin_new, run
 from ember.cli import compile as compile_
 from ember.cli._common import configure_logging, describe_error, exit_status, print_error
 
@@ -48,6 +48,7 @@ cli.add_command(run.run)
 cli.add_command(cache.cache)
 cli.add_command(models.models)
 cli.add_command(benchmark.benchmark)
+cli.add_command(plugin_new.plugin)
 
 
 def main() -> None:

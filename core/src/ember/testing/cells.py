@@ -30,6 +30,7 @@ from ember.compiled_model import CompiledModel
 from ember.crypto import aes_gcm_callbacks
 from ember.errors import CacheWarning, EmberError, UnsupportedOperatorError
 from ember.testing.contract import SUPPORTED_OPERATORS, resolve_device
+from ember.testing.diagnosis import precision_note
 from ember.testing.zoo import ZooModel, operator_key, oracle_of
 
 MODES = ("off", "cold", "warm", "encrypted", "weightless")
@@ -140,7 +141,7 @@ class Cell:
                     f"{where} differs from {oracle}: {a[worst]!r} instead of {b[worst]!r} "
                     f"at {tuple(map(int, worst))} (rtol {self.model.rtol}, atol "
                     f"{self.model.atol}; {int((diff > self.model.atol).sum())} of {a.size} "
-                    "values differ)")
+                    "values differ)" + precision_note(compiled, a, b))
         return got
 
     def check_identical(self, got: Sequence[np.ndarray], want: Sequence[np.ndarray],

@@ -231,7 +231,6 @@ _PPOCR = {  # name -> (file, input shape, ops)
                   "Add BatchNormalization Clip Concat Constant Conv ConvTranspose Div "
                   "GlobalAveragePool HardSigmoid Mul Relu Resize Sigmoid"),
 }
-_SILERO_PACKAGE = "silero_vad"
 _SILERO = {  # name -> (file, ops)
     "silero-vad": ("data/silero_vad_op18_ifless.onnx",
                    "Add Concat Conv Equal Gather Gemm If Mul Pad Pow ReduceMean Relu Reshape "
@@ -267,10 +266,10 @@ def model_zoo() -> tuple[ZooModel, ...]:
             zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path), inputs,
                                 origin=_RAPIDOCR, tags=("real",), oracle="onnxruntime"))
     for name, (relative, ops) in _SILERO.items():
-        path = package_file(_SILERO_PACKAGE, relative)
+        path = model_files.model_file(relative.rsplit("/", 1)[-1])
         if path is not None:
             zoo.append(ZooModel(name, _ops(ops), functools.partial(Path, path), _silero_inputs,
-                                origin="silero-vad (pip install --no-deps)", tags=("real",),
+                                origin="silero-vad 6.2.3's wheel", tags=("real",),
                                 oracle="onnxruntime"))
     return tuple(zoo)
 
@@ -280,8 +279,8 @@ def absent_models() -> list[str]:
     present = {m.name for m in model_zoo()}
     absent = [f"{name}: the files of {_RAPIDOCR} are absent; fetch them with "
               f"`{model_files.FETCH_COMMAND}`" for name in _PPOCR if name not in present]
-    absent += [f"{name}: `pip install --no-deps silero-vad==6.2.3` adds it"
-               for name in _SILERO if name not in present]
+    absent += [f"{name}: the files of silero-vad 6.2.3 are absent; fetch them with "
+               f"`{model_files.FETCH_COMMAND}`" for name in _SILERO if name not in present]
     return absent
 
 

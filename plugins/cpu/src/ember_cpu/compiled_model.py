@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import InferenceInputError
-from ember.model import Port
+from ember.plugin import InferenceInputError, Port
 
 
 class CpuCompiledModel:

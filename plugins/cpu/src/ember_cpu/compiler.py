@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import (
+from ember.plugin import (
     BlobFormatError,
     InvalidModelError,
+    Model,
+    Port,
     PropertyValueError,
     UnsupportedOperatorError,
 )
-from ember.model import Model, Port
 from ember_cpu import streams
 from ember_cpu.runtime import onnxruntime
 

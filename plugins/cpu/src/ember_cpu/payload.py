@@ -1,41 +1,35 @@
-"""CPU's export format: the model's optimised graph in onnxruntime's ORT format, then its ports.
+"""CPU's export format: the model's optimised graph in onnxruntime's ORT format, then its ports,
+in the plugin framing of ``ember.plugin`` (``write_frame``/``read_frame``), which checks the
+sections' bounds.
 
-Layout (format 2)::
+Sections (format 3): 0, the ORT-format bytes; 1, the ports (JSON, ``Port.to_json`` form).
 
-    body | flags (uint32 LE) | version (uint32 LE) | b"EMCPU\\0\\0\\0"
-    body = ORT-format bytes | ports (JSON, P bytes) | P (uint32 LE)
+The ORT bytes are section 0, which the framing puts at the payload's first byte, so that a payload
+read into a ``bytes`` object of its own (as the model cache reads it) is handed to onnxruntime
+whole: it builds the session from those very bytes, in place, and reads its flatbuffer from the
+start, paying no attention to what follows it. Nothing is copied between the disk and the session.
 
-The ORT bytes come first and everything else follows them, so that a payload read into a
-``bytes`` object of its own (as the model cache reads it) is handed to onnxruntime whole: it builds
-the session from those very bytes, in place, and reads its flatbuffer from the start, paying no
-attention to what follows it. Nothing is copied between the disk and the session.
-
-With encryption callbacks (flag 1) the body is stored encrypted: an ORT flatbuffer keeps node
-names, operator types and weights interleaved, so the topology cannot be hidden without the
-weights. AES-GCM decrypts at well over 1 GB/s, a small cost next to building the session; the
-decrypted body, ORT bytes first too, is handed to onnxruntime whole.
+With encryption callbacks (flag 1) both sections are stored encrypted: an ORT flatbuffer keeps
+node names, operator types and weights interleaved, so the topology cannot be hidden without the
+weights. AES-GCM decrypts at well over 1 GB/s, a small cost next to building the session.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ember import safe_json
-from ember.errors import BlobFormatError
-from ember.model import Port
+from ember.plugin import BlobFormatError, Port, read_frame, safe_json, write_frame
 
-MAGIC = b"EMCPU\0\0\0"
-FORMAT_VERSION = 2
-_TRAILER = struct.Struct("<II8s")  # flags, version, magic
-_LENGTH = struct.Struct("<I")
+KIND = b"EMCPU\0\0\0"
+FORMAT_VERSION = 3
 _ENCRYPTED = 1
 _KNOWN_FLAGS = _ENCRYPTED
 #: The ports' JSON is refused beyond this size (a model with ten thousand ports fits).
 _MAX_PORTS_SIZE = 16 << 20
 _MAX_PORTS = 65536
+_WHAT = "CPU payload"
 
 
 class SavedModel(NamedTuple):
@@ -56,11 +50,10 @@ def dumps(inputs: list[Port], outputs: list[Port], ort_bytes: bytes | memoryview
           encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
     ports = json.dumps({"inputs": [p.to_json() for p in inputs],
                         "outputs": [p.to_json() for p in outputs]}).encode()
-    body = b"".join([ort_bytes, ports, _LENGTH.pack(len(ports))])
-    flags = 0
-    if encrypt is not None:
-        body, flags = bytes(encrypt(body)), _ENCRYPTED
-    return body + _TRAILER.pack(flags, FORMAT_VERSION, MAGIC)
+    if encrypt is None:
+        return write_frame(KIND, FORMAT_VERSION, [ort_bytes, ports])
+    return write_frame(KIND, FORMAT_VERSION, [bytes(encrypt(bytes(ort_bytes))),
+                                              bytes(encrypt(ports))], flags=_ENCRYPTED)
 
 
 def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = None
@@ -72,45 +65,37 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
     ORT bytes are checked by onnxruntime when loaded, and the ports against the session then
     (``ember_cpu.compiler.check_ports``).
     """
-    view = memoryview(data).cast("B")
-    if view.nbytes < _TRAILER.size:
-        raise BlobFormatError("CPU payload is too short")
-    flags, version, magic = _TRAILER.unpack_from(view, view.nbytes - _TRAILER.size)
-    if magic != MAGIC:
-        raise BlobFormatError("not a CPU payload (wrong magic bytes)")
-    if version != FORMAT_VERSION:
-        raise BlobFormatError(f"CPU payload format {version}; this plugin reads {FORMAT_VERSION}")
-    if flags & ~_KNOWN_FLAGS:
-        raise BlobFormatError(f"CPU payload has unknown flags {flags:#x}")
-    body = view[:view.nbytes - _TRAILER.size]
+    frame = read_frame(data, KIND, FORMAT_VERSION, sections=2, known_flags=_KNOWN_FLAGS,
+                       what=_WHAT)
+    graph, ports = frame.sections
+    # onnxruntime's binding takes bytes: the payload itself when the graph starts it (always,
+    # for a payload this plugin wrote), else one copy
     whole: bytes | None = data if isinstance(data, bytes) else None
-    if flags & _ENCRYPTED:
+    if frame.flags & _ENCRYPTED:
         if decrypt is None:
             raise BlobFormatError("the CPU payload is encrypted and no callbacks were given")
-        try:
-            whole = bytes(decrypt(bytes(body)))
-        except BlobFormatError:
-            raise
-        except Exception as exc:  # the user's callback: any failure means "not our key"
-            raise BlobFormatError(f"the CPU payload does not decrypt: {exc}") from exc
-        body = memoryview(whole)
-    if body.nbytes < _LENGTH.size:
-        raise BlobFormatError("damaged CPU payload: no ports")
-    (size,) = _LENGTH.unpack_from(body, body.nbytes - _LENGTH.size)
-    if _LENGTH.size + size > body.nbytes:
-        raise BlobFormatError(f"damaged CPU payload: ports of {size} bytes in a body of "
-                              f"{body.nbytes}")
-    ports_start = body.nbytes - _LENGTH.size - size
-    document = safe_json.obj(
-        safe_json.loads(body[ports_start:body.nbytes - _LENGTH.size], what="CPU payload's ports",
-                        max_size=_MAX_PORTS_SIZE, max_depth=4), "CPU payload's ports")
+        whole = _decrypt(decrypt, graph)
+        graph, ports = memoryview(whole), memoryview(_decrypt(decrypt, ports))
+    document = safe_json.obj(safe_json.loads(ports, what="CPU payload's ports",
+                                             max_size=_MAX_PORTS_SIZE, max_depth=4),
+                             "CPU payload's ports")
     try:
         inputs, outputs = (_ports(document.get(kind)) for kind in ("inputs", "outputs"))
     except ValueError as exc:
         raise BlobFormatError(f"damaged CPU payload: {exc}") from exc
-    graph = body[:ports_start]
-    # onnxruntime's binding takes bytes: a view into something else costs one copy
     return SavedModel(inputs, outputs, graph, whole if whole is not None else bytes(graph))
+
+
+def _decrypt(decrypt: Callable[[bytes], bytes], section: memoryview) -> bytes:
+    try:
+        plain = decrypt(bytes(section))
+    except BlobFormatError:
+        raise
+    except Exception as exc:  # the user's callback: any failure means "not our key"
+        raise BlobFormatError(f"the CPU payload does not decrypt: {exc}") from exc
+    if not isinstance(plain, bytes | bytearray | memoryview):
+        raise BlobFormatError("the CPU payload's decrypt callback returned no bytes")
+    return bytes(plain)
 
 
 def _ports(entries: object) -> list[Port]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ember import hookimpl
 from ember import properties as props
-from ember.errors import BlobFormatError
-from ember.model import Model
+from ember.plugin import BlobFormatError, Model, hookimpl
 from ember_cpu import compiler, device_info, payload, streams
 from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME

@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ember.errors import PropertyValueError
+from ember.plugin import PropertyValueError
 
 HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 _NAMED = {"AUTO": -1, "NUMA": -2}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ember.errors import UnsupportedOperatorError
+from ember.plugin import UnsupportedOperatorError
 from ember_gpu import dtypes
 from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
 

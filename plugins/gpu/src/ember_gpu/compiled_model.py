@@ -29,9 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ember import checksum
-from ember.errors import InvalidModelError
-from ember.model import Model, Port
+from ember.plugin import InvalidModelError, Model, Port, hexdigest
 from ember_gpu import opencl
 from ember_gpu.build_info import UNKNOWN, code_identity, ember_git_commit
 from ember_gpu.executable import Executable
@@ -49,8 +47,7 @@ from ember_gpu.plan_codec import (
 )
 
 if TYPE_CHECKING:
-    from ember.cache import KernelCache
-    from ember.cache.key import CacheKey
+    from ember.plugin import CacheKey, KernelCache
     from ember_gpu.graph import Graph
 
 MAX_SPECIALISATIONS = 8
@@ -175,7 +172,7 @@ class GpuCompiledModel:
         entry = self._store.key({
             "kind": "gpu-plan", "model": self._model_key.digest, "shapes": key[0],
             "dtypes": [np.dtype(a.dtype).str for a in inputs],
-            "values": checksum.hexdigest(values) if key[1] else ""})
+            "values": hexdigest(values) if key[1] else ""})
         sizes = [np.dtype(a.dtype).itemsize * int(np.prod(a.shape)) for a in inputs]
         return self._store.get_or_build(
             entry, build, lambda payload: decode_plan(payload, sizes, self.outputs),

@@ -13,10 +13,17 @@ from collections.abc import Sequence
 from ember_gpu import dtypes
 from ember_gpu.codegen import HELPERS, KernelWriter
 from ember_gpu.fusion import Group
-from ember_gpu.ir import DeviceNode, Value
+from ember_gpu.ir import Value
 from ember_gpu.lowering import DeviceGraph
 from ember_gpu.memory import ConstantArena, Region, Workspace
-from ember_gpu.ops.base import ANCHOR, ELEMENTWISE, AnchorOp, ElementwiseOp, StandaloneOp
+from ember_gpu.ops.base import (
+    ANCHOR,
+    ELEMENTWISE,
+    AnchorOp,
+    DeviceNode,
+    ElementwiseOp,
+    StandaloneOp,
+)
 from ember_gpu.ops.elementwise import operand_values
 from ember_gpu.plan import FP64, PRELUDE, Launch, OutputSlot, Plan
 

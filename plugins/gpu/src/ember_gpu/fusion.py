@@ -10,8 +10,8 @@ only the last value is written to memory. Without fusion every node is its own g
 
 from __future__ import annotations
 
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import ALIAS, ANCHOR, ELEMENTWISE
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import ALIAS, ANCHOR, ELEMENTWISE, DeviceNode
 
 #: A bound on the nodes per kernel, so that one pathological chain does not build one huge kernel.
 MAX_GROUP = 48

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import InvalidModelError, UnsupportedOperatorError
-from ember.model import Model, Port
+from ember.plugin import InvalidModelError, Model, Port, UnsupportedOperatorError
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 

@@ -205,7 +205,7 @@ def evaluate(node: Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
 def _evaluate_with_reference(node: Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
     from onnx import helper, numpy_helper
 
-    from ember.onnx_reference import reference_outputs
+    from ember.plugin import reference_outputs
 
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     feeds = {n: x for n, x in zip(names, inputs, strict=True) if x is not None}

@@ -1,21 +1,15 @@
-"""The specialised graph: values with concrete shapes, and the device nodes between them.
+"""The specialised graph's values, with concrete shapes.
 
 A :class:`Value` is known on the host (``host`` holds it: a weight, a folded shape) or computed on
-the device. A :class:`DeviceNode` is one ONNX node that runs on the device, with its operator's
-definition and the parameters that definition derived from the node and its inputs' shapes.
+the device. The device nodes between values are :class:`ember_gpu.ops.base.DeviceNode`, beside
+the operator definitions they hold and that take them.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from ember_gpu.graph import Node
-
-if TYPE_CHECKING:
-    from ember_gpu.ops.base import OpDef
 
 
 class Value:
@@ -55,20 +49,3 @@ class Value:
     @classmethod
     def known(cls, name: str, array: np.ndarray) -> Value:
         return cls(name, array.shape, array.dtype, host=array)
-
-
-class DeviceNode:
-    __slots__ = ("extra", "inputs", "node", "op", "outputs", "params")
-
-    def __init__(self, node: Node, op: OpDef, inputs: list[Value | None],
-                 outputs: list[Value], params: Any = None) -> None:
-        self.node = node
-        self.op = op
-        self.inputs = inputs
-        self.outputs = outputs
-        self.params = params
-        self.extra: dict[str, Any] = {}
-
-    @property
-    def label(self) -> str:
-        return f"{self.node.op_type} {self.node.name!r}"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ember_gpu.persistent_cache import Kernel, KernelDescriptor, create_kernel, lookup_kernel
 
 if TYPE_CHECKING:
-    from ember.cache import KernelCache
+    from ember.plugin import KernelCache
 
 
 def obtain_kernel(descriptor: KernelDescriptor, store: KernelCache | None,

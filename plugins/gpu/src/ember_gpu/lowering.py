@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ember.errors import UnsupportedOperatorError
+from ember.plugin import UnsupportedOperatorError
 from ember_gpu import dtypes, host_ops
 from ember_gpu.graph import SHAPE_ONLY, Graph, Node, Subgraph
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import ALIAS, ELEMENTWISE, Refused
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import ALIAS, ELEMENTWISE, DeviceNode, Refused
 from ember_gpu.ops.elementwise import Elementwise
 from ember_gpu.ops.registry import DEVICE_OPS
 from ember_gpu.recurrent import RECURRENT, expand_recurrent

@@ -42,7 +42,7 @@ from typing import Any
 
 import blake3
 
-from ember.errors import EmberError, NotSupportedError, UnknownDeviceError
+from ember.plugin import EmberError, NotSupportedError, UnknownDeviceError
 from ember_gpu import opencl, primitive_cache, verbose
 from ember_gpu.build_info import build_identity
 from ember_gpu.opencl import OpenCLDevice

@@ -6,48 +6,41 @@ the ONNX model and lowering it again. The bytes come from a file, so they are un
 raises :class:`ember.errors.BlobFormatError` (the caller then rebuilds and replaces the entry);
 sizes, counts and offsets are bounded before anything is allocated.
 
-Layout of a plan (format :data:`PLAN_FORMAT`), all integers little-endian::
+A plan (format :data:`PLAN_FORMAT`) is four sections in the plugin framing of ``ember.plugin``
+(``write_frame``/``read_frame``, which checks their bounds): the header, the OpenCL C source
+(UTF-8), the constant arena, and the known outputs' bytes, back to back. The header is a JSON
+object:
 
-    b"EMBERPLAN" + one byte, the format
-    uint32   J, the length of the header
-    J bytes  the header: a UTF-8 JSON object
-               "name":      str, the plan's name (for messages)
-               "launches":  [[kernel name, global size], ...] in launch order
-               "workspace": int, bytes of the workspace arena
-               "inputs":    [null | [offset, nbytes], ...], one per model input, in order
-               "outputs":   [{"shape": [int...], "dtype": numpy type string,
-                              "at": [offset, nbytes] | null}, ...], one per model output;
-                              "at" null: the output is known here, its bytes are in "host"
-               "source":    int, bytes of OpenCL C source
-               "constants": int, bytes of the constant arena
-               "host":      int, bytes of the known outputs, back to back
-    then the source (UTF-8), the constant arena, the known outputs' bytes, and nothing else.
+    "name":      str, the plan's name (for messages)
+    "launches":  [[kernel name, global size], ...] in launch order
+    "workspace": int, bytes of the workspace arena
+    "inputs":    [null | [offset, nbytes], ...], one per model input, in order
+    "outputs":   [{"shape": [int...], "dtype": numpy type string,
+                   "at": [offset, nbytes] | null}, ...], one per model output;
+                   "at" null: the output is known here, its bytes are in the last section
 
-A model entry (what ``compile`` needs before any shape is known) is the same magic with
-``b"EMBERMODL"``, then the length and a JSON header: ``"name"``, ``"inputs"`` and ``"outputs"``
-(``Port.to_json`` form) and ``"shape_inputs"`` (input names).
+A model entry (what ``compile`` needs before any shape is known) is one section, a JSON header:
+``"name"``, ``"inputs"`` and ``"outputs"`` (``Port.to_json`` form) and ``"shape_inputs"`` (input
+names).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import struct
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ember.errors import BlobFormatError
-from ember.model import Port
+from ember.plugin import BlobFormatError, Port, read_frame, safe_json, write_frame
 from ember_gpu import dtypes
 from ember_gpu.memory import Region
 from ember_gpu.plan import Launch, OutputSlot, Plan
 
-PLAN_FORMAT = 1
-_PLAN_MAGIC = b"EMBERPLAN" + bytes([PLAN_FORMAT])
-_MODEL_MAGIC = b"EMBERMODL" + bytes([PLAN_FORMAT])
-_LENGTH = struct.Struct("<I")
+PLAN_FORMAT = 2
+_PLAN_KIND = b"EMGPLAN\0"
+_MODEL_KIND = b"EMGMODL\0"
 
 #: Bounds checked before use (far above any real model, far below what would exhaust memory).
 MAX_HEADER = 64 << 20
@@ -72,9 +65,9 @@ def _fail(what: str) -> BlobFormatError:
 # -- encoding ------------------------------------------------------------------------------------
 
 
-def _frame(magic: bytes, header: dict[str, Any], *sections: bytes) -> bytes:
+def _frame(kind: bytes, header: dict[str, Any], *sections: bytes) -> bytes:
     text = json.dumps(header, separators=(",", ":")).encode()
-    return b"".join([magic, _LENGTH.pack(len(text)), text, *sections])
+    return write_frame(kind, PLAN_FORMAT, [text, *sections], alignment=8)
 
 
 def encode_plan(plan: Plan) -> bytes:
@@ -90,14 +83,13 @@ def encode_plan(plan: Plan) -> bytes:
                      "at": None if slot.region is None else [slot.region.offset,
                                                              slot.region.nbytes]}
                     for slot in plan.outputs],
-        "source": len(source), "constants": len(plan.constants), "host": len(host),
     }
-    return _frame(_PLAN_MAGIC, header, source, plan.constants, host)
+    return _frame(_PLAN_KIND, header, source, plan.constants, host)
 
 
 def encode_model_info(name: str, inputs: Sequence[Port], outputs: Sequence[Port],
                       shape_inputs: frozenset[str]) -> bytes:
-    return _frame(_MODEL_MAGIC, {"name": name, "inputs": [p.to_json() for p in inputs],
+    return _frame(_MODEL_KIND, {"name": name, "inputs": [p.to_json() for p in inputs],
                                  "outputs": [p.to_json() for p in outputs],
                                  "shape_inputs": sorted(shape_inputs)})
 
@@ -105,21 +97,14 @@ def encode_model_info(name: str, inputs: Sequence[Port], outputs: Sequence[Port]
 # -- decoding: every value is checked before it is used -----------------------------------------
 
 
-def _header(data: bytes | memoryview, magic: bytes) -> tuple[dict[str, Any], int]:
-    view = memoryview(data)
-    if view.nbytes < len(magic) + _LENGTH.size or bytes(view[:len(magic)]) != magic:
-        raise _fail("wrong magic or format")
-    (length,) = _LENGTH.unpack_from(view, len(magic))
-    start = len(magic) + _LENGTH.size
-    if length > MAX_HEADER or start + length > view.nbytes:
-        raise _fail("header length out of bounds")
-    try:
-        header = json.loads(bytes(view[start:start + length]))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise _fail(f"header is not JSON ({type(exc).__name__})") from None
+def _header(data: bytes | memoryview, kind: bytes, sections: int
+            ) -> tuple[dict[str, Any], tuple[memoryview, ...]]:
+    frame = read_frame(data, kind, PLAN_FORMAT, sections=sections, what="ember-gpu plan entry")
+    header = safe_json.loads(frame.sections[0], what="an ember-gpu plan entry's header",
+                             max_size=MAX_HEADER, max_depth=8)
     if not isinstance(header, dict):
         raise _fail("header is not an object")
-    return header, start + length
+    return header, frame.sections
 
 
 def _int(value: Any, low: int, high: int, what: str) -> int:
@@ -172,12 +157,8 @@ def decode_plan(data: bytes | memoryview, input_nbytes: Sequence[int],
                 output_ports: Sequence[Port]) -> Plan:
     """The plan in ``data``, for a specialisation with inputs of these sizes (bytes) and these
     output ports; raises BlobFormatError for anything else."""
-    header, at = _header(data, _PLAN_MAGIC)
-    view = memoryview(data)
+    header, (_, source_bytes, constants, host) = _header(data, _PLAN_KIND, 4)
     workspace = _int(header.get("workspace"), 0, MAX_WORKSPACE, "workspace")
-    sizes = [_int(header.get(k), 0, view.nbytes, k) for k in ("source", "constants", "host")]
-    if at + sum(sizes) != view.nbytes:
-        raise _fail("sections do not add up to the entry's length")
     launches = []
     for entry in _list(header.get("launches"), "launches", MAX_LAUNCHES):
         pair = _list(entry, "a launch", 2)
@@ -196,9 +177,6 @@ def decode_plan(data: bytes | memoryview, input_nbytes: Sequence[int],
     outputs_json = _list(header.get("outputs"), "outputs", MAX_PORTS)
     if len(outputs_json) != len(output_ports):
         raise _fail(f"{len(outputs_json)} outputs for a model with {len(output_ports)}")
-    source_end = at + sizes[0]
-    constants_end = source_end + sizes[1]
-    host = view[constants_end:]
     host_used = 0
     outputs = []
     for index, entry in enumerate(outputs_json):
@@ -221,11 +199,11 @@ def decode_plan(data: bytes | memoryview, input_nbytes: Sequence[int],
     if host_used != host.nbytes:
         raise _fail("known outputs do not fill their section")
     try:
-        source = str(view[at:source_end], "utf-8")
+        source = str(source_bytes, "utf-8")
     except UnicodeDecodeError:
         raise _fail("the source is not UTF-8") from None
     name = _str(header.get("name"), "name")
-    return Plan(name, source, tuple(launches), bytes(view[source_end:constants_end]), workspace,
+    return Plan(name, source, tuple(launches), bytes(constants), workspace,
                 tuple(regions), tuple(outputs))
 
 
@@ -260,9 +238,7 @@ def _ports(value: Any, what: str) -> tuple[Port, ...]:
 
 
 def decode_model_info(data: bytes | memoryview) -> ModelInfo:
-    header, at = _header(data, _MODEL_MAGIC)
-    if at != memoryview(data).nbytes:
-        raise _fail("bytes after the header")
+    header, _ = _header(data, _MODEL_KIND, 1)
     inputs = _ports(header.get("inputs"), "input")
     names = {p.name for p in inputs}
     shape_inputs = frozenset(_str(n, "a shape input") for n in

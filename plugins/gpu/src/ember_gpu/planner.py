@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ember.model import Model
+from ember.plugin import Model
 from ember_gpu.admission import check_runnable
 from ember_gpu.emit import Emitter
 from ember_gpu.fusion import group_nodes

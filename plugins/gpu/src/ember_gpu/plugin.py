@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ember import hookimpl
 from ember import properties as props
-from ember.errors import PropertyValueError
-from ember.model import Model
+from ember.plugin import Model, PropertyValueError, hookimpl
 from ember_gpu import opencl
 
 if TYPE_CHECKING:
-    from ember.cache import KernelCache
+    from ember.plugin import KernelCache
     from ember_gpu.compiled_model import GpuCompiledModel
 
 #: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import UnsupportedOperatorError
+from ember.plugin import UnsupportedOperatorError
 from ember_gpu.graph import Node
 from ember_gpu.ir import Value
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ember.model import Port
+from ember.plugin import Port
 from ember_template.plan import Plan
 
 

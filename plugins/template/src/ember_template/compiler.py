@@ -19,9 +19,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ember.errors import InvalidModelError, UnsupportedOperatorError
-from ember.fold import batchnorm_into_conv
-from ember.model import Model, Port
+from ember.plugin import (
+    InvalidModelError,
+    Model,
+    Port,
+    UnsupportedOperatorError,
+    batchnorm_into_conv,
+)
 from ember_template.control_flow import SUBGRAPH_OPERATORS
 from ember_template.kernels import CAST_TARGETS, KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, register
+from ember_template.kernel_registry import Attrs, Inputs, register
 
 #: Operators whose attributes hold subgraphs: never constant-folded, lowered by the compiler.
 SUBGRAPH_OPERATORS = frozenset({"If", "Loop", "Scan"})

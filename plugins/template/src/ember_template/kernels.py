@@ -16,89 +16,36 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ember.windows import pooled_sizes, window_geometry
+from ember.plugin import pooled_sizes, window_geometry
 
-# ONNX's TensorProto.DataType numbers, for Cast. Written out rather than imported from onnx: a warm
-# start imports this module to run a cached plan, and importing onnx would cost it ~45 ms.
-_ONNX_DTYPES: dict[int, np.dtype] = {
-    number: np.dtype(name) for number, name in {
-        1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-        9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    }.items()
-}
-#: The ONNX data types Cast can produce here (others are refused when a model is compiled).
-CAST_TARGETS = frozenset(_ONNX_DTYPES)
-_ONNX_DTYPE_NAMES = {"FLOAT": 1, "UINT8": 2, "INT8": 3, "UINT16": 4, "INT16": 5, "INT32": 6,
-                     "INT64": 7, "BOOL": 9, "FLOAT16": 10, "DOUBLE": 11, "UINT32": 12,
-                     "UINT64": 13}
-
-Inputs = Sequence["np.ndarray | None"]
-Attrs = Mapping[str, Any]
-Kernel = Callable[[Inputs, Attrs, int], list[np.ndarray]]
-
-KERNELS: dict[str, Kernel] = {}
-
-
-def register(*op_types: str) -> Callable[[Kernel], Kernel]:
-    """Register a kernel under one or more op types."""
-
-    def decorate(fn: Kernel) -> Kernel:
-        @functools.wraps(fn)
-        def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-            # Numpy ufuncs turn 0-d arrays into numpy scalars; callers always get ndarrays.
-            return [np.asarray(out) for out in fn(inputs, attrs, opset)]
-
-        KERNELS.update(dict.fromkeys(op_types, kernel))
-        return kernel
-
-    return decorate
-
-
-# --- helpers ---------------------------------------------------------------------------------
-def _opt(inputs: Inputs, index: int) -> np.ndarray | None:
-    return inputs[index] if len(inputs) > index else None
-
-
-def _ints(values: Any) -> list[int]:
-    return [int(v) for v in np.asarray(values).reshape(-1)]
-
-
-def _str(attrs: Attrs, name: str, default: str) -> str:
-    value = attrs.get(name, default)
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _axes(inputs: Inputs, attrs: Attrs, opset: int, since: int) -> list[int] | None:
-    """Axes that moved from the ``axes`` attribute to input 1 at opset ``since``."""
-    axes = _opt(inputs, 1) if opset >= since else attrs.get("axes")
-    return None if axes is None else _ints(axes)
-
-
-def _scalar(value: float, dtype: np.dtype) -> np.generic:
-    # Explicitly typed constants: float32 math must never be promoted to float64.
-    return np.dtype(dtype).type(value)
+# What the rest of the plugin reads from here, once this module has imported every kernel module
+# (at its end) and so filled the registry.
+from ember_template.kernel_registry import (  # noqa: F401
+    CAST_TARGETS,
+    KERNELS,
+    ONNX_DTYPE_NAMES,
+    ONNX_DTYPES,
+    Attrs,
+    Inputs,
+    axes_of,
+    elementwise_kernel,
+    int_list,
+    optional_input,
+    reduce_kernel,
+    register,
+    stable_sigmoid,
+    str_attr,
+    typed_scalar,
+)
 
 
 # --- elementwise, activations, matmul -------------------------------------------------------
-def _elementwise(fn: Callable[..., Any], dtype_of: int | None = 0) -> Kernel:
-    """Kernel applying fn to all inputs, cast to input `dtype_of`'s dtype (None: bool).
-
-    The cast matters for mixed-dtype ops such as Pow with an int or float64 exponent.
-    """
-
-    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        dtype = np.bool_ if dtype_of is None else inputs[dtype_of].dtype
-        return [np.asarray(fn(*inputs)).astype(dtype, copy=False)]
-
-    return kernel
-
-
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if not np.issubdtype(a.dtype, np.integer):
         return np.divide(a, b)
@@ -108,22 +55,16 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return q + ((q < 0) & (q * b != a))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))  # never overflows; pick the matching formula for each sign
-    one = _scalar(1, x.dtype)
-    return np.where(x >= 0, one / (one + e), e / (one + e))
-
-
 def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    y = x * _scalar(alpha, x.dtype) + _scalar(beta, x.dtype)
-    return np.clip(y, _scalar(0, x.dtype), _scalar(1, x.dtype))
+    y = x * typed_scalar(alpha, x.dtype) + typed_scalar(beta, x.dtype)
+    return np.clip(y, typed_scalar(0, x.dtype), typed_scalar(1, x.dtype))
 
 
 _ELEMENTWISE: dict[str, Callable[..., Any]] = {
     "Identity": lambda x: x,
     "Dropout": lambda x, *_: x,  # identity at inference; the optional mask is not produced
-    "Relu": lambda x: np.maximum(x, _scalar(0, x.dtype)),
-    "Sigmoid": _sigmoid,
+    "Relu": lambda x: np.maximum(x, typed_scalar(0, x.dtype)),
+    "Sigmoid": stable_sigmoid,
     "HardSwish": lambda x: x * _hard_sigmoid(x, 1 / 6, 0.5),
     "Tanh": np.tanh,
     "Sqrt": np.sqrt,
@@ -141,21 +82,21 @@ _ELEMENTWISE: dict[str, Callable[..., Any]] = {
     "Div": _div,
     "Pow": np.power,
     "MatMul": np.matmul,
-    "Tile": lambda x, repeats: np.tile(x, _ints(repeats)),
+    "Tile": lambda x, repeats: np.tile(x, int_list(repeats)),
     "Min": lambda *xs: functools.reduce(np.minimum, xs),
     "Max": lambda *xs: functools.reduce(np.maximum, xs),
 }
 for _op, _fn in _ELEMENTWISE.items():
-    register(_op)(_elementwise(_fn))
+    register(_op)(elementwise_kernel(_fn))
 for _op, _fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater}.items():
-    register(_op)(_elementwise(_fn, dtype_of=None))
-register("Where")(_elementwise(np.where, dtype_of=1))
+    register(_op)(elementwise_kernel(_fn, dtype_of=None))
+register("Where")(elementwise_kernel(np.where, dtype_of=1))
 
 
 @register("LeakyRelu")
 def leaky_relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    return [np.where(x >= 0, x, x * _scalar(attrs.get("alpha", 0.01), x.dtype))]
+    return [np.where(x >= 0, x, x * typed_scalar(attrs.get("alpha", 0.01), x.dtype))]
 
 
 @register("HardSigmoid")
@@ -185,7 +126,7 @@ def clip(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     if opset < 11:
         low, high = attrs.get("min"), attrs.get("max")
     else:
-        low, high = _opt(inputs, 1), _opt(inputs, 2)
+        low, high = optional_input(inputs, 1), optional_input(inputs, 2)
     if low is not None:
         x = np.maximum(x, np.asarray(low, dtype=x.dtype))
     if high is not None:
@@ -195,13 +136,13 @@ def clip(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 @register("Gemm")
 def gemm(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    a, b, c = inputs[0], inputs[1], _opt(inputs, 2)
+    a, b, c = inputs[0], inputs[1], optional_input(inputs, 2)
     a = a.T if attrs.get("transA", 0) else a
     b = b.T if attrs.get("transB", 0) else b
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-    y = a @ b if alpha == 1.0 else (a @ b) * _scalar(alpha, a.dtype)
+    y = a @ b if alpha == 1.0 else (a @ b) * typed_scalar(alpha, a.dtype)
     if c is not None:
-        y = y + (c if beta == 1.0 else c * _scalar(beta, c.dtype))
+        y = y + (c if beta == 1.0 else c * typed_scalar(beta, c.dtype))
     return [y]
 
 
@@ -209,7 +150,7 @@ def gemm(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("Reshape")
 def reshape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    shape = _ints(inputs[1]) if _opt(inputs, 1) is not None else list(attrs["shape"])
+    shape = int_list(inputs[1]) if optional_input(inputs, 1) is not None else list(attrs["shape"])
     if not attrs.get("allowzero", 0):
         shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]  # 0 copies the dim
     return [x.reshape(shape)]
@@ -231,14 +172,14 @@ def transpose(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 @register("Squeeze")
 def squeeze(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    axes = _axes(inputs, attrs, opset, since=13)
+    axes = axes_of(inputs, attrs, opset, since=13)
     return [np.squeeze(inputs[0], axis=None if axes is None else tuple(axes))]
 
 
 @register("Unsqueeze")
 def unsqueeze(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     # expand_dims resolves negative axes against the output rank, as ONNX does.
-    return [np.expand_dims(inputs[0], tuple(_axes(inputs, attrs, opset, since=13) or ()))]
+    return [np.expand_dims(inputs[0], tuple(axes_of(inputs, attrs, opset, since=13) or ()))]
 
 
 @register("Concat")
@@ -250,14 +191,14 @@ def concat(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def split(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
     axis = attrs.get("axis", 0) % x.ndim
-    sizes = _opt(inputs, 1) if opset >= 13 else attrs.get("split")
+    sizes = optional_input(inputs, 1) if opset >= 13 else attrs.get("split")
     if sizes is None or len(sizes) == 0:
         # Without `split` ONNX splits into len(node.output) parts; a kernel cannot see the node,
         # so the executor must pass that count as `num_outputs` (an attribute since opset 18).
         parts, dim = attrs["num_outputs"], x.shape[axis]
         chunk = -(-dim // parts)  # ceil: the last part may be smaller (opset 18)
         sizes = [max(min(chunk, dim - i * chunk), 0) for i in range(parts)]
-    return np.split(x, np.cumsum(_ints(sizes))[:-1], axis=axis)
+    return np.split(x, np.cumsum(int_list(sizes))[:-1], axis=axis)
 
 
 def _slice_bounds(start: int, end: int, step: int, dim: int) -> slice:
@@ -277,10 +218,10 @@ def slice_(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     if opset < 10:
         starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
     else:
-        starts, ends = _ints(inputs[1]), _ints(inputs[2])
-        axes, steps = _opt(inputs, 3), _opt(inputs, 4)
-    axes = range(len(starts)) if axes is None else _ints(axes)
-    steps = [1] * len(starts) if steps is None else _ints(steps)
+        starts, ends = int_list(inputs[1]), int_list(inputs[2])
+        axes, steps = optional_input(inputs, 3), optional_input(inputs, 4)
+    axes = range(len(starts)) if axes is None else int_list(axes)
+    steps = [1] * len(starts) if steps is None else int_list(steps)
     index = [slice(None)] * x.ndim
     for axis, start, end, step in zip(axes, starts, ends, steps, strict=True):
         index[axis] = _slice_bounds(int(start), int(end), step, x.shape[axis])
@@ -296,21 +237,21 @@ def gather(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("Expand")
 def expand(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    shape = np.broadcast_shapes(x.shape, tuple(_ints(inputs[1])))  # broadcasts both ways
+    shape = np.broadcast_shapes(x.shape, tuple(int_list(inputs[1])))  # broadcasts both ways
     return [np.array(np.broadcast_to(x, shape))]  # copy: no zero-stride views downstream
 
 
 @register("Pad")
 def pad(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    mode = _str(attrs, "mode", "constant")
+    mode = str_attr(attrs, "mode", "constant")
     if opset < 11:
         pads = list(attrs.get("pads", attrs.get("paddings")))  # Pad-1 called them paddings
         value, axes = attrs.get("value", 0), None
     else:
-        pads, cval, axes = _ints(inputs[1]), _opt(inputs, 2), _opt(inputs, 3)
+        pads, cval, axes = int_list(inputs[1]), optional_input(inputs, 2), optional_input(inputs, 3)
         value = cval.reshape(-1)[0] if cval is not None and cval.size else 0
-    axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in _ints(axes)]
+    axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in int_list(axes)]
     widths = [(0, 0)] * x.ndim
     for i, axis in enumerate(axes):
         widths[axis] = (pads[i], pads[i + len(axes)])
@@ -318,7 +259,7 @@ def pad(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = x[tuple(slice(max(-b, 0), e if e < 0 else None) for b, e in widths)]
     widths = [(max(b, 0), max(e, 0)) for b, e in widths]
     if mode == "constant":
-        return [np.pad(x, widths, mode="constant", constant_values=_scalar(value, x.dtype))]
+        return [np.pad(x, widths, mode="constant", constant_values=typed_scalar(value, x.dtype))]
     return [np.pad(x, widths, mode=mode)]  # "reflect", "edge" and "wrap" match numpy's names
 
 
@@ -344,7 +285,7 @@ def constant(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def constant_of_shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     value = attrs.get("value")
     value = np.zeros(1, np.float32) if value is None else np.asarray(value)
-    return [np.full(_ints(inputs[0]), value.reshape(-1)[0], dtype=value.dtype)]
+    return [np.full(int_list(inputs[0]), value.reshape(-1)[0], dtype=value.dtype)]
 
 
 @register("Range")
@@ -364,27 +305,13 @@ def shape(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def cast(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     to = attrs["to"]
     if isinstance(to, (str, bytes)):  # Cast-1 named the type ("FLOAT")
-        to = _ONNX_DTYPE_NAMES[to.decode() if isinstance(to, bytes) else to]
-    if to not in _ONNX_DTYPES:
+        to = ONNX_DTYPE_NAMES[to.decode() if isinstance(to, bytes) else to]
+    if to not in ONNX_DTYPES:
         raise NotImplementedError(f"Cast to ONNX data type {to} is not supported")
-    return [inputs[0].astype(_ONNX_DTYPES[to])]
+    return [inputs[0].astype(ONNX_DTYPES[to])]
 
 
 # --- reductions ------------------------------------------------------------------------------
-def _reduce(fn: Callable[..., Any], since: int) -> Kernel:
-    """Reduce* kernel; `since` is the opset where `axes` became an input."""
-
-    def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-        x, axes = inputs[0], _axes(inputs, attrs, opset, since)
-        if not axes and attrs.get("noop_with_empty_axes", 0):
-            return [x]
-        keepdims = bool(attrs.get("keepdims", 1))
-        y = fn(x, axis=tuple(axes) if axes else None, keepdims=keepdims)  # no axes: all of them
-        return [np.asarray(y).astype(x.dtype, copy=False)]  # np.mean of ints gives float64
-
-    return kernel
-
-
 def _extreme(fn: Callable[..., Any], pick: str) -> Callable[..., Any]:
     """np.max / np.min that give ONNX's answer over an empty set: the type's lowest (highest)."""
 
@@ -401,10 +328,10 @@ def _extreme(fn: Callable[..., Any], pick: str) -> Callable[..., Any]:
     return reduce
 
 
-register("ReduceMean")(_reduce(np.mean, since=18))
-register("ReduceMax")(_reduce(_extreme(np.max, "max"), since=18))
-register("ReduceMin")(_reduce(_extreme(np.min, "min"), since=18))
-register("ReduceSum")(_reduce(np.sum, since=13))
+register("ReduceMean")(reduce_kernel(np.mean, since=18))
+register("ReduceMax")(reduce_kernel(_extreme(np.max, "max"), since=18))
+register("ReduceMin")(reduce_kernel(_extreme(np.min, "min"), since=18))
+register("ReduceSum")(reduce_kernel(np.sum, since=13))
 
 
 # --- convolution and pooling -----------------------------------------------------------------
@@ -421,7 +348,7 @@ def _windows(
 
 @register("Conv")
 def conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
+    x, w, bias = inputs[0], inputs[1], optional_input(inputs, 2)
     nd, group, kernel = x.ndim - 2, attrs.get("group", 1), w.shape[2:]
     strides, dilations, pads = window_geometry(attrs, x.shape[2:], kernel)
     if any(b or e for b, e in pads):
@@ -479,7 +406,7 @@ def batch_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
     x = inputs[0]
     shape = (-1,) + (1,) * (x.ndim - 2)  # per-channel parameters broadcast over (C, *spatial)
     scale, bias, mean, var = (t.astype(x.dtype, copy=False).reshape(shape) for t in inputs[1:5])
-    eps = _scalar(attrs.get("epsilon", 1e-5), x.dtype)
+    eps = typed_scalar(attrs.get("epsilon", 1e-5), x.dtype)
     return [scale * (x - mean) / np.sqrt(var + eps) + bias]
 
 

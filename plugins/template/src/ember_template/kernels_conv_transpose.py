@@ -13,12 +13,12 @@ import math
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, _str, register
+from ember_template.kernel_registry import Attrs, Inputs, optional_input, register, str_attr
 
 
 @register("ConvTranspose")
 def conv_transpose(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, w, bias = inputs[0], inputs[1], _opt(inputs, 2)
+    x, w, bias = inputs[0], inputs[1], optional_input(inputs, 2)
     nd, group = x.ndim - 2, attrs.get("group", 1)
     kernel = list(w.shape[2:])
     strides = list(attrs.get("strides") or [1] * nd)
@@ -60,7 +60,7 @@ def _padding(attrs: Attrs, in_shape: list[int], kernel: list[int], strides: list
              dilations: list[int], extra: list[int]) -> tuple[list[int], list[int]]:
     """The begin pad and the output size of each spatial axis, as ONNX defines them."""
     nd = len(in_shape)
-    auto_pad = _str(attrs, "auto_pad", "NOTSET")
+    auto_pad = str_attr(attrs, "auto_pad", "NOTSET")
     spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     natural = [s * (i - 1) + o + span
                for s, i, o, span in zip(strides, in_shape, extra, spans, strict=True)]

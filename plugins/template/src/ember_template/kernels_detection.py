@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, register
+from ember_template.kernel_registry import Attrs, Inputs, optional_input, register
 
 
 def _scalar_input(value: np.ndarray | None) -> float | None:
@@ -46,9 +46,9 @@ def _suppresses(kept: np.ndarray, box: np.ndarray, threshold: float) -> bool:
 @register("NonMaxSuppression")
 def non_max_suppression(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     boxes, scores = inputs[0].astype(np.float64), inputs[1]
-    limit = _scalar_input(_opt(inputs, 2))
-    iou_threshold = _scalar_input(_opt(inputs, 3)) or 0.0
-    score_threshold = _scalar_input(_opt(inputs, 4))
+    limit = _scalar_input(optional_input(inputs, 2))
+    iou_threshold = _scalar_input(optional_input(inputs, 3)) or 0.0
+    score_threshold = _scalar_input(optional_input(inputs, 4))
     most = 0 if limit is None else max(int(limit), 0)
     center_point = bool(attrs.get("center_point_box", 0))
     selected = []

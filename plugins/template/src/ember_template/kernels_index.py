@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import _ONNX_DTYPES, Attrs, Inputs, _opt, _str, register
+from ember_template.kernel_registry import (
+    ONNX_DTYPES,
+    Attrs,
+    Inputs,
+    optional_input,
+    register,
+    str_attr,
+)
 
 
 def _arg(pick: str) -> None:
@@ -88,7 +95,7 @@ _REDUCTIONS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.m
 def scatter_nd(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, indices, updates = inputs[0], inputs[1].astype(np.int64), inputs[2]
     y = x.copy()
-    reduction = _str(attrs, "reduction", "none")
+    reduction = str_attr(attrs, "reduction", "none")
     depth = indices.shape[-1]
     points = indices.reshape(-1, depth)
     values = updates.reshape(-1, *x.shape[depth:])
@@ -104,7 +111,7 @@ def scatter_elements(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarra
     axis = attrs.get("axis", 0) % x.ndim
     indices = np.where(indices < 0, indices + x.shape[axis], indices)
     y = x.copy()
-    reduction = _str(attrs, "reduction", "none")
+    reduction = str_attr(attrs, "reduction", "none")
     for position in np.ndindex(*indices.shape):  # in order: later updates win, as ONNX says
         target = list(position)
         target[axis] = indices[position]
@@ -137,7 +144,8 @@ def non_zero(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("Trilu")
 def trilu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    k = int(np.asarray(_opt(inputs, 1)).reshape(-1)[0]) if _opt(inputs, 1) is not None else 0
+    given = optional_input(inputs, 1)
+    k = int(np.asarray(given).reshape(-1)[0]) if given is not None else 0
     return [np.triu(x, k) if attrs.get("upper", 1) else np.tril(x, k)]
 
 
@@ -145,7 +153,7 @@ def trilu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def depth_to_space(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, b = inputs[0], attrs["blocksize"]
     n, c, h, w = x.shape
-    if _str(attrs, "mode", "DCR") == "DCR":
+    if str_attr(attrs, "mode", "DCR") == "DCR":
         y = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
     else:
         y = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
@@ -168,7 +176,7 @@ def size(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("EyeLike")
 def eye_like(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    dtype = _ONNX_DTYPES[attrs["dtype"]] if "dtype" in attrs else x.dtype
+    dtype = ONNX_DTYPES[attrs["dtype"]] if "dtype" in attrs else x.dtype
     return [np.eye(x.shape[0], x.shape[1], k=attrs.get("k", 0), dtype=dtype)]
 
 
@@ -181,7 +189,7 @@ def compress(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 @register("Einsum")
 def einsum(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    equation = _str(attrs, "equation", "").replace(" ", "")
+    equation = str_attr(attrs, "equation", "").replace(" ", "")
     operands = [x for x in inputs if x is not None]
     return [np.asarray(np.einsum(equation, *operands)).astype(operands[0].dtype, copy=False)]
 

@@ -13,18 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from ember_template.kernels import (
+from ember_template.kernel_registry import (
     Attrs,
     Inputs,
-    _elementwise,
-    _scalar,
-    _sigmoid,
+    elementwise_kernel,
     register,
+    stable_sigmoid,
+    typed_scalar,
 )
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(x, _scalar(0, x.dtype))
+    return np.logaddexp(x, typed_scalar(0, x.dtype))
 
 
 _MATH: dict[str, Callable[..., Any]] = {
@@ -38,16 +38,16 @@ _MATH: dict[str, Callable[..., Any]] = {
     "Sinh": np.sinh, "Cosh": np.cosh,
     "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh,
     "Softplus": _softplus,
-    "Softsign": lambda x: x / (_scalar(1, x.dtype) + np.abs(x)),
+    "Softsign": lambda x: x / (typed_scalar(1, x.dtype) + np.abs(x)),
     "Mish": lambda x: x * np.tanh(_softplus(x)),
     "Sum": lambda *xs: functools.reduce(np.add, xs),
-    "Mean": lambda *xs: functools.reduce(np.add, xs) / _scalar(len(xs), xs[0].dtype),
+    "Mean": lambda *xs: functools.reduce(np.add, xs) / typed_scalar(len(xs), xs[0].dtype),
     "PRelu": lambda x, slope: np.where(x < 0, x * slope, x),
     "BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor,
     "BitwiseNot": np.bitwise_not,
 }
 for _op, _fn in _MATH.items():
-    register(_op)(_elementwise(_fn))
+    register(_op)(elementwise_kernel(_fn))
 
 _PREDICATES: dict[str, Callable[..., Any]] = {
     "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor,
@@ -55,7 +55,7 @@ _PREDICATES: dict[str, Callable[..., Any]] = {
     "IsNaN": np.isnan,
 }
 for _op, _fn in _PREDICATES.items():
-    register(_op)(_elementwise(_fn, dtype_of=None))
+    register(_op)(elementwise_kernel(_fn, dtype_of=None))
 
 
 @register("IsInf")
@@ -67,29 +67,30 @@ def is_inf(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 
 @register("Elu")
 def elu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, alpha = inputs[0], _scalar(attrs.get("alpha", 1.0), inputs[0].dtype)
-    return [np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, _scalar(0, x.dtype))))]
+    x, alpha = inputs[0], typed_scalar(attrs.get("alpha", 1.0), inputs[0].dtype)
+    return [np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, typed_scalar(0, x.dtype))))]
 
 
 @register("Celu")
 def celu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, alpha = inputs[0], _scalar(attrs.get("alpha", 1.0), inputs[0].dtype)
-    zero = _scalar(0, x.dtype)
+    x, alpha = inputs[0], typed_scalar(attrs.get("alpha", 1.0), inputs[0].dtype)
+    zero = typed_scalar(0, x.dtype)
     return [np.maximum(x, zero) + np.minimum(zero, alpha * np.expm1(np.minimum(x, zero) / alpha))]
 
 
 @register("Selu")
 def selu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    alpha = _scalar(attrs.get("alpha", 1.67326319217681884765625), x.dtype)
-    gamma = _scalar(attrs.get("gamma", 1.05070102214813232421875), x.dtype)
-    return [gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, _scalar(0, x.dtype))))]
+    alpha = typed_scalar(attrs.get("alpha", 1.67326319217681884765625), x.dtype)
+    gamma = typed_scalar(attrs.get("gamma", 1.05070102214813232421875), x.dtype)
+    return [gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, typed_scalar(0, x.dtype))))]
 
 
 @register("ThresholdedRelu")
 def thresholded_relu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    return [np.where(x > _scalar(attrs.get("alpha", 1.0), x.dtype), x, _scalar(0, x.dtype))]
+    alpha = typed_scalar(attrs.get("alpha", 1.0), x.dtype)
+    return [np.where(x > alpha, x, typed_scalar(0, x.dtype))]
 
 
 @register("Shrink")
@@ -113,7 +114,7 @@ def gelu(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("Swish")
 def swish(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x = inputs[0]
-    return [x * _sigmoid(x * _scalar(attrs.get("alpha", 1.0), x.dtype))]
+    return [x * stable_sigmoid(x * typed_scalar(attrs.get("alpha", 1.0), x.dtype))]
 
 
 @register("Mod")
@@ -149,5 +150,5 @@ def hardmax(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     axis = attrs.get("axis", -1) % x.ndim
     first = np.expand_dims(np.argmax(x, axis=axis), axis)  # the first maximum wins
     y = np.zeros_like(x)
-    np.put_along_axis(y, first, _scalar(1, x.dtype), axis=axis)
+    np.put_along_axis(y, first, typed_scalar(1, x.dtype), axis=axis)
     return [y]

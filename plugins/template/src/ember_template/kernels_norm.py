@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, _reduce, _scalar, register
+from ember_template.kernel_registry import (
+    Attrs,
+    Inputs,
+    optional_input,
+    reduce_kernel,
+    register,
+    typed_scalar,
+)
 
 
 @register("LayerNormalization")
 def layer_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, scale, bias = inputs[0], inputs[1], _opt(inputs, 2)
+    x, scale, bias = inputs[0], inputs[1], optional_input(inputs, 2)
     axis = attrs.get("axis", -1) % x.ndim
     axes = tuple(range(axis, x.ndim))
     # In float32 at least, as ONNX's stash_type=1 asks; back to the input's type at the end.
     work = x.astype(np.float32) if x.dtype.itemsize < 4 else x
     mean = work.mean(axis=axes, keepdims=True)
     variance = ((work - mean) ** 2).mean(axis=axes, keepdims=True)
-    inverse = 1 / np.sqrt(variance + _scalar(attrs.get("epsilon", 1e-5), work.dtype))
+    inverse = 1 / np.sqrt(variance + typed_scalar(attrs.get("epsilon", 1e-5), work.dtype))
     y = (work - mean) * inverse * scale
     if bias is not None:
         y = y + bias
@@ -33,7 +40,7 @@ def instance_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.
     shape = (-1,) + (1,) * (x.ndim - 2)
     mean = x.mean(axis=axes, keepdims=True)
     variance = x.var(axis=axes, keepdims=True)
-    eps = _scalar(attrs.get("epsilon", 1e-5), x.dtype)
+    eps = typed_scalar(attrs.get("epsilon", 1e-5), x.dtype)
     return [(x - mean) / np.sqrt(variance + eps) * scale.reshape(shape) + bias.reshape(shape)]
 
 
@@ -45,7 +52,7 @@ def group_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.nda
     grouped = x.reshape(n, groups, -1)
     mean = grouped.mean(axis=-1, keepdims=True)
     variance = grouped.var(axis=-1, keepdims=True)
-    eps = _scalar(attrs.get("epsilon", 1e-5), x.dtype)
+    eps = typed_scalar(attrs.get("epsilon", 1e-5), x.dtype)
     y = ((grouped - mean) / np.sqrt(variance + eps)).reshape(x.shape)
     # Opset 18 had one scale per group, opset 21 one per channel.
     if scale.shape[0] != c:
@@ -69,7 +76,7 @@ def mean_variance_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> lis
     axes = tuple(attrs.get("axes", (0, 2, 3)))
     mean = x.mean(axis=axes, keepdims=True)
     deviation = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
-    return [((x - mean) / (deviation + _scalar(1e-9, x.dtype))).astype(x.dtype)]
+    return [((x - mean) / (deviation + typed_scalar(1e-9, x.dtype))).astype(x.dtype)]
 
 
 def _log_sum_exp(x: np.ndarray, axis: object, keepdims: bool) -> np.ndarray:
@@ -81,13 +88,13 @@ def _log_sum_exp(x: np.ndarray, axis: object, keepdims: bool) -> np.ndarray:
     return total if keepdims else np.squeeze(total, axis=axis)
 
 
-register("ReduceProd")(_reduce(np.prod, since=18))
-register("ReduceL1")(_reduce(lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis,
+register("ReduceProd")(reduce_kernel(np.prod, since=18))
+register("ReduceL1")(reduce_kernel(lambda x, axis, keepdims: np.sum(np.abs(x), axis=axis,
                                                               keepdims=keepdims), since=18))
-register("ReduceL2")(_reduce(lambda x, axis, keepdims: np.sqrt(np.sum(
+register("ReduceL2")(reduce_kernel(lambda x, axis, keepdims: np.sqrt(np.sum(
     x.astype(np.float64) * x, axis=axis, keepdims=keepdims)), since=18))
-register("ReduceSumSquare")(_reduce(lambda x, axis, keepdims: np.sum(x * x, axis=axis,
+register("ReduceSumSquare")(reduce_kernel(lambda x, axis, keepdims: np.sum(x * x, axis=axis,
                                                                      keepdims=keepdims), since=18))
-register("ReduceLogSum")(_reduce(lambda x, axis, keepdims: np.log(np.sum(
+register("ReduceLogSum")(reduce_kernel(lambda x, axis, keepdims: np.log(np.sum(
     x, axis=axis, keepdims=keepdims)), since=18))
-register("ReduceLogSumExp")(_reduce(_log_sum_exp, since=18))
+register("ReduceLogSumExp")(reduce_kernel(_log_sum_exp, since=18))

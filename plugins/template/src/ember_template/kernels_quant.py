@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import _ONNX_DTYPES, KERNELS, Attrs, Inputs, _opt, register
+from ember_template.kernel_registry import (
+    KERNELS,
+    ONNX_DTYPES,
+    Attrs,
+    Inputs,
+    optional_input,
+    register,
+)
 
 
 def _per_axis(value: np.ndarray, shape: tuple[int, ...], axis: int, block: int) -> np.ndarray:
@@ -30,12 +37,12 @@ def _saturate(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 @register("QuantizeLinear")
 def quantize_linear(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, scale, zero_point = inputs[0], inputs[1], _opt(inputs, 2)
+    x, scale, zero_point = inputs[0], inputs[1], optional_input(inputs, 2)
     axis, block = attrs.get("axis", 1) % max(x.ndim, 1), attrs.get("block_size", 0)
     if zero_point is not None:
         dtype = zero_point.dtype
     elif attrs.get("output_dtype"):
-        dtype = _ONNX_DTYPES[attrs["output_dtype"]]
+        dtype = ONNX_DTYPES[attrs["output_dtype"]]
     else:
         dtype = np.dtype(np.uint8)
     scaled = np.rint(x / _per_axis(scale, x.shape, axis, block)).astype(np.int64)
@@ -46,12 +53,12 @@ def quantize_linear(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray
 
 @register("DequantizeLinear")
 def dequantize_linear(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, scale, zero_point = inputs[0], inputs[1], _opt(inputs, 2)
+    x, scale, zero_point = inputs[0], inputs[1], optional_input(inputs, 2)
     axis, block = attrs.get("axis", 1) % max(x.ndim, 1), attrs.get("block_size", 0)
     values = x.astype(np.int64)
     if zero_point is not None:
         values = values - _per_axis(zero_point, x.shape, axis, block)
-    dtype = _ONNX_DTYPES[attrs["output_dtype"]] if attrs.get("output_dtype") else scale.dtype
+    dtype = ONNX_DTYPES[attrs["output_dtype"]] if attrs.get("output_dtype") else scale.dtype
     return [(values * _per_axis(scale, x.shape, axis, block)).astype(dtype)]
 
 
@@ -68,7 +75,7 @@ def dynamic_quantize_linear(inputs: Inputs, attrs: Attrs, opset: int) -> list[np
 @register("MatMulInteger")
 def matmul_integer(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     a, b = inputs[0].astype(np.int32), inputs[1].astype(np.int32)
-    a_zero, b_zero = _opt(inputs, 2), _opt(inputs, 3)
+    a_zero, b_zero = optional_input(inputs, 2), optional_input(inputs, 3)
     if a_zero is not None:  # one value, or one per row of a
         a = a - (a_zero.reshape(-1, 1) if a_zero.size > 1 else a_zero.reshape(()))
     if b_zero is not None:  # one value, or one per column of b
@@ -88,7 +95,8 @@ def _conv_integer(x: np.ndarray, x_zero: np.ndarray | None, w: np.ndarray,
 
 @register("ConvInteger")
 def conv_integer(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    return [_conv_integer(inputs[0], _opt(inputs, 2), inputs[1], _opt(inputs, 3), attrs, opset)]
+    return [_conv_integer(inputs[0], optional_input(inputs, 2), inputs[1],
+                          optional_input(inputs, 3), attrs, opset)]
 
 
 def _requantize(accumulated: np.ndarray, factor: np.ndarray,
@@ -109,7 +117,7 @@ def qlinear_matmul(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]
 @register("QLinearConv")
 def qlinear_conv(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero = inputs[:8]
-    bias = _opt(inputs, 8)
+    bias = optional_input(inputs, 8)
     accumulated = _conv_integer(x, x_zero, w, w_zero, attrs, opset)
     if bias is not None:
         accumulated = accumulated + bias.reshape(-1, *[1] * (x.ndim - 2))

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, _sigmoid, _str, register
+from ember_template.kernel_registry import (
+    Attrs,
+    Inputs,
+    optional_input,
+    register,
+    stable_sigmoid,
+    str_attr,
+)
 
 Activation = Callable[[np.ndarray], np.ndarray]
 
@@ -26,7 +33,7 @@ _ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray, float, float], np.ndarray],
                               float | None, float | None]] = {
     "relu": (lambda x, a, b: np.maximum(x, 0), None, None),
     "tanh": (lambda x, a, b: np.tanh(x), None, None),
-    "sigmoid": (lambda x, a, b: _sigmoid(x), None, None),
+    "sigmoid": (lambda x, a, b: stable_sigmoid(x), None, None),
     "affine": (lambda x, a, b: a * x + b, 1.0, 0.0),
     "leakyrelu": (lambda x, a, b: np.where(x >= 0, x, a * x), 0.01, None),
     "thresholdedrelu": (lambda x, a, b: np.where(x > a, x, 0), 1.0, None),
@@ -68,16 +75,16 @@ def _recurrent(op_type: str) -> Callable[[Inputs, Attrs, int], list[np.ndarray]]
 
     def kernel(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
         x, w, r = inputs[0], inputs[1], inputs[2]
-        bias, lengths = _opt(inputs, 3), _opt(inputs, 4)
-        initial = [_opt(inputs, 5 + i) for i in range(states)]
-        peepholes = _opt(inputs, 7) if op_type == "LSTM" else None
+        bias, lengths = optional_input(inputs, 3), optional_input(inputs, 4)
+        initial = [optional_input(inputs, 5 + i) for i in range(states)]
+        peepholes = optional_input(inputs, 7) if op_type == "LSTM" else None
         layout = attrs.get("layout", 0)
         if layout:
             x = x.swapaxes(0, 1)
             initial = [None if s is None else s.swapaxes(0, 1) for s in initial]
         steps, batch, _ = x.shape
         hidden = r.shape[-1]
-        direction = _str(attrs, "direction", "forward")
+        direction = str_attr(attrs, "direction", "forward")
         directions = w.shape[0]
         functions = activations(attrs, op_type, directions)
         lengths = (np.full(batch, steps, np.int64) if lengths is None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, _str, register
+from ember_template.kernel_registry import Attrs, Inputs, optional_input, register, str_attr
 
 #: ONNX's defaults for Resize-11 and later; Resize-10 and Upsample behave like ``asymmetric``
 #: with ``floor`` for nearest neighbours.
@@ -32,7 +32,7 @@ def resize(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     if opset < 11:
         roi, scales, sizes = None, inputs[1], None
     else:
-        roi, scales, sizes = _opt(inputs, 1), _opt(inputs, 2), _opt(inputs, 3)
+        roi, scales, sizes = (optional_input(inputs, i) for i in (1, 2, 3))
     return [_resize(x, roi, scales, sizes, attrs, opset)]
 
 
@@ -45,12 +45,12 @@ def upsample(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 def _resize(x: np.ndarray, roi: np.ndarray | None, scales: np.ndarray | None,
             sizes: np.ndarray | None, attrs: Attrs, opset: int) -> np.ndarray:
     defaults = _MODERN_DEFAULTS if opset >= 11 else _LEGACY_DEFAULTS
-    transform = _str(attrs, "coordinate_transformation_mode",
+    transform = str_attr(attrs, "coordinate_transformation_mode",
                      defaults["coordinate_transformation_mode"])
-    mode = _str(attrs, "mode", "nearest")
+    mode = str_attr(attrs, "mode", "nearest")
     rank = x.ndim
     axes = [a % rank for a in attrs.get("axes", range(rank))]
-    policy = _str(attrs, "keep_aspect_ratio_policy", "stretch")
+    policy = str_attr(attrs, "keep_aspect_ratio_policy", "stretch")
 
     # Per axis of x: the scale factor and the output size (axes left out keep theirs).
     factors, out_sizes = [1.0] * rank, list(x.shape)
@@ -175,7 +175,7 @@ def _cast_back(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def _coefficients(mode: str, attrs: Attrs, default_nearest: str) -> Coefficients:
     antialias = bool(attrs.get("antialias", 0))
     if mode == "nearest":
-        return _nearest(_str(attrs, "nearest_mode", default_nearest))
+        return _nearest(str_attr(attrs, "nearest_mode", default_nearest))
     if mode == "linear":
         return _linear_antialias if antialias else _linear
     if mode == "cubic":

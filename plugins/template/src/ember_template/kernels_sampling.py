@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _str, register
+from ember_template.kernel_registry import Attrs, Inputs, register, str_attr
 
 _MODES = {"bilinear": "linear", "bicubic": "cubic"}  # opset 16's names
 
@@ -20,9 +20,9 @@ _MODES = {"bilinear": "linear", "bicubic": "cubic"}  # opset 16's names
 @register("GridSample")
 def grid_sample(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, grid = inputs[0], inputs[1]
-    mode = _str(attrs, "mode", "linear" if opset >= 20 else "bilinear")
+    mode = str_attr(attrs, "mode", "linear" if opset >= 20 else "bilinear")
     mode = _MODES.get(mode, mode)
-    padding = _str(attrs, "padding_mode", "zeros")
+    padding = str_attr(attrs, "padding_mode", "zeros")
     corners = bool(attrs.get("align_corners", 0))
     sizes = x.shape[2:]
     nd = len(sizes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, register
+from ember_template.kernel_registry import Attrs, Inputs, optional_input, register
 
 
 def _complex(x: np.ndarray) -> np.ndarray:
@@ -24,9 +24,9 @@ def _pairs(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 @register("DFT")
 def dft(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, length = inputs[0], _opt(inputs, 1)
+    x, length = inputs[0], optional_input(inputs, 1)
     if opset >= 20:
-        given = _opt(inputs, 2)
+        given = optional_input(inputs, 2)
         axis = int(np.asarray(given).reshape(-1)[0]) if given is not None else -2
     else:
         axis = attrs.get("axis", 1)
@@ -50,7 +50,7 @@ def dft(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
 @register("STFT")
 def stft(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
     x, step = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
-    window, length = _opt(inputs, 2), _opt(inputs, 3)
+    window, length = optional_input(inputs, 2), optional_input(inputs, 3)
     if length is not None:
         frame = int(np.asarray(length).reshape(-1)[0])
     else:

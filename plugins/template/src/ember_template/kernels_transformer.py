@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ember_template.kernels import Attrs, Inputs, _opt, _scalar, register
+from ember_template.kernel_registry import Attrs, Inputs, optional_input, register, typed_scalar
 
 
 @register("RMSNormalization")
@@ -14,13 +14,13 @@ def rms_normalization(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarr
     axis = attrs.get("axis", -1) % x.ndim
     work = x.astype(np.float32) if x.dtype.itemsize < 4 else x  # stash_type 1: float32
     mean_square = np.mean(work * work, axis=tuple(range(axis, x.ndim)), keepdims=True)
-    rms = np.sqrt(mean_square + _scalar(attrs.get("epsilon", 1e-5), work.dtype))
+    rms = np.sqrt(mean_square + typed_scalar(attrs.get("epsilon", 1e-5), work.dtype))
     return [(work / rms * scale).astype(x.dtype)]
 
 
 @register("RotaryEmbedding")
 def rotary_embedding(inputs: Inputs, attrs: Attrs, opset: int) -> list[np.ndarray]:
-    x, cos, sin, positions = inputs[0], inputs[1], inputs[2], _opt(inputs, 3)
+    x, cos, sin, positions = inputs[0], inputs[1], inputs[2], optional_input(inputs, 3)
     # Work on (batch, sequence, heads, head_size): 4-D inputs come as (batch, heads, seq, size),
     # 3-D ones as (batch, seq, heads * size).
     if x.ndim == 4:

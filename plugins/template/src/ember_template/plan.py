@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.errors import InferenceInputError
-from ember.model import Port
+from ember.plugin import InferenceInputError, Port
 from ember_template.kernels import KERNELS
 
 #: Marks an omitted optional input of a step.

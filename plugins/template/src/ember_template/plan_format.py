@@ -1,16 +1,15 @@
 """TEMPLATE's export format: a plan as JSON plus raw constant bytes; no pickle anywhere.
 
-Layout::
-
-    b"EMTPLAN\\0" | version (uint32 LE) | flags (uint32 LE) | topology length T (uint32 LE)
-    | topology (T bytes) | padding | data
+Two sections in the plugin framing of ``ember.plugin`` (``write_frame``/``read_frame``, which
+checks their bounds): 0, the topology (JSON); 1, the data (the constants' bytes).
 
 The topology is JSON: the steps, ports and, for each constant, its dtype, shape and offset in the
 data section; the steps of If, Loop and Scan hold their subgraphs' plans, nested the same way
-(without ports; constants in the same data section). Offsets are 64-byte aligned so that import
-views the weights in place with ``numpy.frombuffer`` instead of copying them. With encryption
-callbacks (flag 1) the topology is stored encrypted and the weights stay plain: they say nothing
-about the graph without it, and decrypting megabytes of weights would slow every start. The
+(without ports; constants in the same data section). Offsets are 64-byte aligned (and so is the
+data section) so that import views the weights in place with ``numpy.frombuffer`` instead of
+copying them. With encryption callbacks (flag 1) the topology is stored encrypted and the
+weights stay plain: they say nothing about the graph without it, and decrypting megabytes of
+weights would slow every start. The
 core's container around this payload carries the checksum (and, with a signing key, the MAC);
 this format guards its own structure.
 
@@ -29,30 +28,35 @@ import base64
 import binascii
 import json
 import math
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ember import checksum, safe_json
-from ember.errors import BlobFormatError
-from ember.model import Port, numeric_dtype
+from ember.plugin import (
+    BlobFormatError,
+    Port,
+    hexdigest,
+    numeric_dtype,
+    read_frame,
+    safe_json,
+    write_frame,
+)
 from ember_template.kernels import KERNELS
 from ember_template.plan import NO_SLOT, Plan, Step
 
-MAGIC = b"EMTPLAN\0"
-#: 2: steps of If, Loop and Scan carry their subgraphs' plans ({"plan": {...}} attributes).
-FORMAT_VERSION = 2
+KIND = b"EMTPLAN\0"
+#: 3: in the core's framing (2: steps of If, Loop and Scan carry their subgraphs' plans).
+FORMAT_VERSION = 3
 #: Subgraphs nest at most this deep in a plan read back (a damaged or hostile plan cannot recurse
 #: without bound).
 MAX_SUBGRAPH_DEPTH = 16
-_PREFIX = struct.Struct("<8sIII")
 _ENCRYPTED = 1
 _ALIGNMENT = 64
 _KNOWN_FLAGS = _ENCRYPTED
 #: Bounds on an imported topology (a model with a million nodes is not one TEMPLATE runs).
 _MAX_TOPOLOGY = 256 << 20
+_MAX_DATA = 1 << 40
 # JSON nesting: a plan's own levels, and five more for each subgraph nested in it (a step list,
 # a step, its attributes, {"plan": ...}, the plan), so that MAX_SUBGRAPH_DEPTH is what refuses.
 _MAX_DEPTH = 16 + 5 * (MAX_SUBGRAPH_DEPTH + 4)
@@ -76,8 +80,8 @@ def dumps(plan: Plan, encrypt: Callable[[bytes], bytes] | None = None, *,
     flags = 0
     if encrypt is not None:
         text, flags = bytes(encrypt(text)), _ENCRYPTED
-    padding = b"\0" * (-(_PREFIX.size + len(text)) % _ALIGNMENT)
-    return b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, flags, len(text)), text, padding, *chunks])
+    return write_frame(KIND, FORMAT_VERSION, [text, chunks], flags=flags,
+                       alignment=_ALIGNMENT)
 
 
 def _graph_json(plan: Plan, chunks: list[bytes | memoryview], weightless: bool) -> dict[str, Any]:
@@ -91,7 +95,7 @@ def _graph_json(plan: Plan, chunks: list[bytes | memoryview], weightless: bool) 
             name, transform = plan.weight_names[slot]
             constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
                               "initializer": name, "transform": transform,
-                              "checksum": checksum.hexdigest(data)})
+                              "checksum": hexdigest(data)})
             continue
         constants.append({"slot": slot, "dtype": array.dtype.str, "shape": list(array.shape),
                           "offset": offset, "nbytes": data.nbytes})
@@ -125,26 +129,16 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
     :raises BlobFormatError: for a damaged plan, an encrypted one without ``decrypt``, or one that
         ``decrypt`` cannot read (other callbacks).
     """
-    view = memoryview(data).cast("B")
-    if view.nbytes < _PREFIX.size:
-        raise BlobFormatError("TEMPLATE payload is too short")
-    magic, version, flags, text_size = _PREFIX.unpack_from(view)
-    if magic != MAGIC:
-        raise BlobFormatError("not a TEMPLATE plan (wrong magic bytes)")
-    if version != FORMAT_VERSION:
-        raise BlobFormatError(f"TEMPLATE plan format {version}; this plugin reads {FORMAT_VERSION}")
-    if flags & ~_KNOWN_FLAGS:
-        raise BlobFormatError(f"TEMPLATE plan has unknown flags {flags:#x}")
-    text_end = _PREFIX.size + text_size
-    if text_end > view.nbytes:
-        raise BlobFormatError(f"TEMPLATE plan's topology ({text_size} bytes) runs past its end")
-    data_start = text_end + (-text_end % _ALIGNMENT)
-    text = bytes(view[_PREFIX.size:text_end])
+    frame = read_frame(data, KIND, FORMAT_VERSION, sections=2, known_flags=_KNOWN_FLAGS,
+                       max_sizes=(_MAX_TOPOLOGY, _MAX_DATA), what="TEMPLATE plan")
+    flags = frame.flags
+    text: bytes | bytearray | memoryview = frame.sections[0]
+    data_section = frame.sections[1]
     if flags & _ENCRYPTED:
         if decrypt is None:
             raise BlobFormatError("the TEMPLATE plan is encrypted and no callbacks were given")
         try:
-            text = decrypt(text)
+            text = decrypt(bytes(text))
         except BlobFormatError:
             raise
         except Exception as exc:  # the user's callback: any failure means "not our key"
@@ -155,7 +149,7 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
                                max_depth=_MAX_DEPTH)
     try:
         plan = _plan(safe_json.obj(document, "TEMPLATE plan topology"),
-                     view[min(data_start, view.nbytes):], weights)
+                     data_section, weights)
     except BlobFormatError:
         raise
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
@@ -308,7 +302,7 @@ def _weight(entry: dict[str, Any], dtype: np.dtype, shape: tuple[int, ...],
         raise BlobFormatError(f"the model file has no initializer {name!r}") from exc
     array = np.asarray(array.T if entry.get("transform") == "T" else array, order="C")
     if (array.dtype != dtype or array.shape != shape
-            or checksum.hexdigest(memoryview(array).cast("B")) != entry["checksum"]):
+            or hexdigest(memoryview(array).cast("B")) != entry["checksum"]):
         raise BlobFormatError(f"initializer {name!r} in the model file is not the one compiled")
     return array
 

@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ember import hookimpl
 from ember import properties as props
-from ember.errors import PropertyValueError
-from ember.model import Model
+from ember.plugin import Model, PropertyValueError, hookimpl
 
 if TYPE_CHECKING:
     from ember_template.compiled_model import TemplateCompiledModel

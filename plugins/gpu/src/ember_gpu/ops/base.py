@@ -19,13 +19,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
+from ember_gpu.ir import Value
 
 if TYPE_CHECKING:
     from ember_gpu.codegen import KernelWriter
 
 Shape = tuple[int, ...]
 ELEMENTWISE, ANCHOR, STANDALONE, ALIAS = "elementwise", "anchor", "standalone", "alias"
+
+
+class DeviceNode:
+    """One ONNX node that runs on the device, with its operator's definition and the
+    parameters that definition derived from the node and its inputs' shapes."""
+
+    __slots__ = ("extra", "inputs", "node", "op", "outputs", "params")
+
+    def __init__(self, node: Node, op: OpDef, inputs: list[Value | None],
+                 outputs: list[Value], params: Any = None) -> None:
+        self.node = node
+        self.op = op
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+        self.extra: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return f"{self.node.op_type} {self.node.name!r}"
 
 
 class Refused(ValueError):

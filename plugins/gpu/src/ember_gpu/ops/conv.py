@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from ember_gpu import dtypes
 from ember_gpu.codegen import KernelWriter, strides
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import AnchorOp, Inferred, input_at
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import AnchorOp, DeviceNode, Inferred, input_at
 from ember_gpu.ops.window import Window, always_inside, conv_window
 
 

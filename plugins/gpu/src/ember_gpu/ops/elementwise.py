@@ -15,8 +15,15 @@ import numpy as np
 from ember_gpu import dtypes
 from ember_gpu.codegen import HELPERS, KernelWriter
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import ElementwiseOp, Inferred, Shape, broadcast_shapes, input_at
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import (
+    DeviceNode,
+    ElementwiseOp,
+    Inferred,
+    Shape,
+    broadcast_shapes,
+    input_at,
+)
 
 Expression = Callable[[DeviceNode, Sequence[str], KernelWriter], str]
 

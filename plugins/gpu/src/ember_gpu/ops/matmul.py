@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from ember_gpu import dtypes
 from ember_gpu.codegen import KernelWriter, linear, strides
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import AnchorOp, Inferred, Shape, broadcast_shapes, input_at
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import AnchorOp, DeviceNode, Inferred, Shape, broadcast_shapes, input_at
 
 
 class MatMulParams:

@@ -16,8 +16,16 @@ import numpy as np
 from ember_gpu import dtypes, host_ops
 from ember_gpu.codegen import KernelWriter, linear
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import AliasOp, AnchorOp, Inferred, StandaloneOp, input_at, int_list
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import (
+    AliasOp,
+    AnchorOp,
+    DeviceNode,
+    Inferred,
+    StandaloneOp,
+    input_at,
+    int_list,
+)
 
 
 class Transpose(AnchorOp):

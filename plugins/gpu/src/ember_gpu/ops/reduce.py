@@ -14,8 +14,8 @@ from typing import Any
 from ember_gpu import dtypes
 from ember_gpu.codegen import KernelWriter, strides
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import AnchorOp, Inferred, StandaloneOp, input_at, int_list
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import AnchorOp, DeviceNode, Inferred, StandaloneOp, input_at, int_list
 
 _MAX_SINCE = 18  # the opset where ReduceMax/Min/Mean's axes became an input
 _AXES_SINCE = {"ReduceSum": 13, "ReduceMean": _MAX_SINCE, "ReduceMax": _MAX_SINCE,

@@ -21,8 +21,8 @@ import numpy as np
 from ember_gpu import dtypes
 from ember_gpu.codegen import KernelWriter, linear
 from ember_gpu.graph import Node
-from ember_gpu.ir import DeviceNode, Value
-from ember_gpu.ops.base import AnchorOp, Inferred, Refused, input_at
+from ember_gpu.ir import Value
+from ember_gpu.ops.base import AnchorOp, DeviceNode, Inferred, Refused, input_at
 
 Coefficients = Callable[[float, float], np.ndarray]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ember.windows import pooled_sizes, window_geometry
+from ember.plugin import pooled_sizes, window_geometry
 
 
 class Window:

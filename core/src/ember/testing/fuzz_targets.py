@@ -1,7 +1,8 @@
-"""The fuzz targets of ember_devtools.fuzz: one per format Ember reads back, each with valid inputs
+"""The fuzz targets of ember_devtools.fuzz (kept in the core, beside what they read, since they
+reach into its internal parsers): one per format Ember reads back, each with valid inputs
 made once by the real parts (models compiled by the real plugins, a signed cache entry, a kernel
 entry, a tar, a manifest, the store's files) and a forger that changes them as an attacker would
-(ember_devtools.forge), checksums recomputed."""
+(ember.testing.forge), checksums recomputed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import EmberError
-from ember_devtools import forge
+from ember.testing import forge
 
 KEY = "fuzz-signing-key"
 
@@ -111,21 +112,16 @@ def _mutate_payload_json(rng: random.Random, payload: bytes) -> bytes:
     """Change the JSON inside a TEMPLATE plan or a CPU payload, keeping its framing valid."""
     import struct
 
-    if payload.startswith(b"EMTPLAN\0"):
-        _magic, version, flags, size = struct.unpack_from("<8sIII", payload)
-        document = json.loads(payload[20:20 + size])
-        text = forge.mutate_json(rng, document)
-        data_start = 20 + size + (-(20 + size) % 64)
-        padding = b"\0" * (-(20 + len(text)) % 64)
-        return (struct.pack("<8sIII", b"EMTPLAN\0", version, flags, len(text)) + text
-                + padding + payload[data_start:])
-    # CPU: ORT bytes | ports JSON | its length | a 16-byte trailer (ember_cpu.payload)
-    body, trailer = payload[:-16], payload[-16:]
-    (size,) = struct.unpack_from("<I", body, len(body) - 4)
-    ports_start = len(body) - 4 - size
-    document = json.loads(body[ports_start:len(body) - 4])
-    text = forge.mutate_json(rng, document)
-    return body[:ports_start] + text + struct.pack("<I", len(text)) + trailer
+    from ember.framing import read_frame, write_frame
+
+    # the frame's trailer: kind (8 bytes), version, flags, section count, magic (ember.framing)
+    kind = payload[-28:-20]
+    version, flags, count = struct.unpack_from("<III", payload, len(payload) - 20)
+    sections = [bytes(s) for s in read_frame(payload, kind, version, sections=count,
+                                             known_flags=flags).sections]
+    index = 0 if kind == b"EMTPLAN\0" else 1  # TEMPLATE: its topology; CPU: its ports
+    sections[index] = forge.mutate_json(rng, json.loads(sections[index]))
+    return write_frame(kind, version, sections, flags=flags)
 
 
 def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:

@@ -1,0 +1,36 @@
+"""The part of :class:`ember.Core` that the modules driving a Core for it use (AUTO's compile,
+``query_model``), as a Protocol, and the kinds of model source a Core accepts.
+
+``ember.core`` imports those modules when asked; they import this module instead of ``ember.core``,
+so that no import runs in a circle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+if TYPE_CHECKING:
+    from ember.compiled_model import CompiledModel
+    from ember.model import Model
+    from ember.versions import Version
+
+#: What ``read_model`` and ``compile_model`` take: a Model, a path, or the model's bytes.
+ModelSource = Union["Model", str, os.PathLike[str], bytes]
+
+
+class CoreAPI(Protocol):
+    """The methods of :class:`ember.Core` that AUTO and ``query_model`` call."""
+
+    @property
+    def available_devices(self) -> list[str]: ...
+
+    def get_versions(self, device_name: str) -> dict[str, Version]: ...
+
+    def get_property(self, device_name: str, key: str | None = None) -> Any: ...
+
+    def read_model(self, model: str | os.PathLike[str] | bytes) -> Model: ...
+
+    def compile_model(self, model: ModelSource, device_name: str | None = None,
+                      config: Mapping[str, Any] | None = None) -> CompiledModel: ...
