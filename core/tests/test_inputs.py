@@ -8,7 +8,7 @@ from ember import Tensor
 from ember.compiled_model import InferResult, OutputNames
 from ember.errors import InferenceInputError
 from ember.inputs import InputChecks, prepare_inputs
-from ember.model import Port
+from ember.port import Port
 
 PORTS = [Port("audio", (1, None), np.dtype(np.float32), 0),  # a dynamic dimension
          Port("rate", (), np.dtype(np.int64), 1),  # a scalar

@@ -27,7 +27,7 @@ _LAZY = {
     "Core": "ember.core",
     "DeviceModel": "ember.device",
     "Model": "ember.model",
-    "Port": "ember.model",
+    "Port": "ember.port",
     "compile_model": "ember.shortcuts",
     "get_version": "ember.versions",
     "cached_model_path": "ember.store",
@@ -76,9 +76,10 @@ if TYPE_CHECKING:
     from ember.graph import Input, Node, Output
     from ember.hookspecs import hookimpl
     from ember.layout import Layout
-    from ember.model import Model, Port
+    from ember.model import Model
     from ember.model_io import save_model, serialize
     from ember.ovany import OVAny
+    from ember.port import Port
     from ember.shortcuts import compile_model
     from ember.store import (
         cached_model_path,

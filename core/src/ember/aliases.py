@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ember.errors import DeviceAliasError
-from ember.plugin_manager import ALIAS_ENV
+
+# The variable's name is the plugin manager's (it reads the variable on every start, this module
+# only when aliases are set): the functions are told it, for their messages.
 
 
-def parse_aliases(text: str) -> dict[str, str]:
-    """``"CPU=OPENVINO, GPU=OPENVINO"`` -> ``{"CPU": "OPENVINO", "GPU": "OPENVINO"}``.
+def parse_aliases(text: str, source: str) -> dict[str, str]:
+    """``"CPU=OPENVINO, GPU=OPENVINO"`` -> ``{"CPU": "OPENVINO", "GPU": "OPENVINO"}``; ``source``
+    names where the text came from (the environment variable), for the errors.
 
     :raises DeviceAliasError: an entry that is not ``NAME=TARGET``, or a name given twice.
     """
@@ -31,18 +34,19 @@ def parse_aliases(text: str) -> dict[str, str]:
             continue
         name, sep, target = (part.strip().upper() for part in item.partition("="))
         if not sep or not name or not target:
-            raise DeviceAliasError(name or item.strip(), f"{ALIAS_ENV} entries are "
+            raise DeviceAliasError(name or item.strip(), f"{source} entries are "
                                    f"NAME=TARGET pairs, not {item.strip()!r}")
         if name in aliases and aliases[name] != target:
-            raise DeviceAliasError(name, f"{ALIAS_ENV} serves {name!r} with both "
+            raise DeviceAliasError(name, f"{source} serves {name!r} with both "
                                    f"{aliases[name]!r} and {target!r}")
         aliases[name] = target
     return aliases
 
 
-def alias_chain(aliases: Mapping[str, str], device_name: str) -> list[str]:
+def alias_chain(aliases: Mapping[str, str], device_name: str, source: str) -> list[str]:
     """The names ``device_name`` is served through, itself first and the serving name last
-    (``["CPU", "OPENVINO"]``; ``["GPU.0"]`` when it is no alias).
+    (``["CPU", "OPENVINO"]``; ``["GPU.0"]`` when it is no alias); ``source`` names where the
+    aliases came from, for the error.
 
     :raises DeviceAliasError: the aliases form a cycle.
     """
@@ -50,6 +54,6 @@ def alias_chain(aliases: Mapping[str, str], device_name: str) -> list[str]:
     while (target := aliases.get(chain[-1])) is not None:
         if target in chain:
             cycle = " -> ".join([*chain[chain.index(target):], target])
-            raise DeviceAliasError(device_name, f"{ALIAS_ENV} has a cycle: {cycle}")
+            raise DeviceAliasError(device_name, f"{source} has a cycle: {cycle}")
         chain.append(target)
     return chain

@@ -17,7 +17,7 @@ from ember.errors import InferenceInputError, PluginError, UnknownPropertyError
 from ember.hints import runtime_properties
 from ember.infer_result import InferResult, OutputNames
 from ember.inputs import InputChecks, Inputs, prepare_inputs
-from ember.model import Port, find_port
+from ember.port import Port, find_port
 from ember.properties.typed import as_returned
 
 if TYPE_CHECKING:

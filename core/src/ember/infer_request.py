@@ -20,7 +20,7 @@ import numpy as np
 
 from ember.errors import InferenceInputError, RequestBusyError
 from ember.log import get_logger
-from ember.model import Port, find_port
+from ember.port import Port, find_port
 from ember.tensor import Tensor
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 
 from ember.errors import InferenceInputError
-from ember.model import Port
+from ember.port import Port
 from ember.tensor import Tensor, as_array
 
 #: What an inference accepts: one array, a list in input order, or a dict keyed by input name,

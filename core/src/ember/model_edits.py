@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import onnx
 
-    from ember.model import Port
+    from ember.port import Port
 
 
 class Edit:

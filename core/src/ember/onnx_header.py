@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ember.errors import InvalidModelError
+from ember.port import Dim, Port
 from ember.protobuf_wire import LENGTH, VARINT, fields
 
 if TYPE_CHECKING:
-    from ember.model import Dim, Port
     from ember.protobuf_wire import FileBytes
 
 #: ONNX element types (TensorProto.DataType) that numpy holds natively. The others (bfloat16,
@@ -81,8 +81,6 @@ def read_header(data: bytes | FileBytes, source: str) -> OnnxHeader:
         raise InvalidModelError(source, "it has no ONNX graph (not a protobuf ModelProto)")
     if not outputs:
         raise InvalidModelError(source, "its graph declares no outputs")
-    from ember.model import Port
-
     header.inputs = [Port(name, dims, element_dtype(kind, source), index) for index, (
         name, kind, dims) in enumerate(v for v in inputs if v[0] not in initializers)]
     header.outputs = [Port(name, dims, element_dtype(kind, source), index)

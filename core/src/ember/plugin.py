@@ -62,11 +62,11 @@ if TYPE_CHECKING:
     from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
     from ember.hookspecs import hookimpl as hookimpl
     from ember.model import DeferredModel as DeferredModel
-    from ember.model import Dim as Dim
     from ember.model import Model as Model
-    from ember.model import Port as Port
-    from ember.model import numeric_dtype as numeric_dtype
     from ember.onnx_reference import reference_outputs as reference_outputs
+    from ember.port import Dim as Dim
+    from ember.port import Port as Port
+    from ember.port import numeric_dtype as numeric_dtype
     from ember.windows import pooled_sizes as pooled_sizes
     from ember.windows import window_geometry as window_geometry
 
@@ -79,9 +79,9 @@ _LAZY = {
     "split_device_name": "ember.device",
     "Model": "ember.model",
     "DeferredModel": "ember.model",
-    "Port": "ember.model",
-    "Dim": "ember.model",
-    "numeric_dtype": "ember.model",
+    "Port": "ember.port",
+    "Dim": "ember.port",
+    "numeric_dtype": "ember.port",
     "Frame": "ember.framing",
     "read_frame": "ember.framing",
     "write_frame": "ember.framing",

@@ -280,7 +280,7 @@ class Plugins:
             return device_name
         from ember.aliases import alias_chain
 
-        return alias_chain(self.aliases, device_name)[-1]
+        return alias_chain(self.aliases, device_name, ALIAS_ENV)[-1]
 
     def _list_devices(self) -> None:
         """Ask each registered plugin that has not been asked yet for its devices."""
@@ -417,7 +417,8 @@ def load_plugins(*, group: str = ENTRY_POINT_GROUP, disabled: str | None = None,
     if aliases.strip():
         from ember.aliases import parse_aliases
 
-        return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")), parse_aliases(aliases))
+        return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")),
+                       parse_aliases(aliases, ALIAS_ENV))
     return Plugins(find, _choices(os.environ.get(CHOICE_ENV, "")))
 
 

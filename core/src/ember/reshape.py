@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ember.errors import InferenceInputError
-from ember.model import Dim, Port, find_port
 from ember.model_edits import Edit
+from ember.port import Dim, Port, find_port
 from ember.types import PartialShape
 
 if TYPE_CHECKING:

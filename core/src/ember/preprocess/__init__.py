@@ -23,10 +23,10 @@ from ember.preprocess.info import (
     OutputModelInfo,
     OutputTensorInfo,
     PostProcessSteps,
-    PrePostProcessor,
     PreProcessSteps,
     ResizeAlgorithm,
 )
+from ember.preprocess.processor import PrePostProcessor
 
 __all__ = [
     "ColorFormat", "InputInfo", "InputModelInfo", "InputTensorInfo", "OutputInfo",

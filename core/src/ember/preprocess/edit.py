@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ember.graph import Node, Output
 from ember.graph_recipe import describe
 from ember.model_edits import Edit
+from ember.port import Port
 
 if TYPE_CHECKING:
     import onnx
 
-    from ember.model import Model, Port
+    from ember.model import Model
     from ember.preprocess.info import InputInfo, OutputInfo
 
 #: Suffix of the internal names the original inputs and outputs get inside the edited graph.
@@ -43,8 +44,6 @@ class PreprocessEdit(Edit):
         }
 
     def ports(self, inputs: list[Port], outputs: list[Port]) -> tuple[list[Port], list[Port]]:
-        from ember.model import Port
-
         new_in = {name: param.out[0] for name, param, _ in self.inputs}
         new_out = {name: value.node.out[value.index] for name, _, value in self.outputs}
 
