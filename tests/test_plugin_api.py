@@ -29,6 +29,7 @@ PROMISED = {
         "Frame", "read_frame", "write_frame", "safe_json", "hexdigest",
         "KernelCache", "CacheKey",
         "window_geometry", "pooled_sizes", "batchnorm_into_conv", "reference_outputs",
+        "import_installed",
         "EmberError", "BackendCompileError", "BlobFormatError", "InferenceInputError",
         "InvalidModelError", "NotSupportedError", "PluginError", "PropertyValueError",
         "UnknownDeviceError", "UnsupportedOperatorError",

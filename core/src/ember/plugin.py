@@ -22,6 +22,9 @@ What is promised, by purpose:
 - ONNX helpers: :func:`window_geometry`, :func:`pooled_sizes` (pooling and convolution windows),
   :func:`batchnorm_into_conv`, :func:`reference_outputs` (onnx's reference evaluator with
   Ember's fixes, for constant folding on the host);
+- another engine a device drives: :func:`import_installed` (the installed ``openvino`` package
+  itself, also inside ``python -m ember.compat.openvino``, where the program's ``openvino`` is
+  Ember's own API);
 - the errors a plugin raises: :class:`BackendCompileError` when the backend fails on a model
   Ember read as valid (the core wraps any other exception from ``compile`` in it, naming the
   plugin and the device), :class:`UnsupportedOperatorError`, :class:`InvalidModelError`,
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from ember.cache.kernel_cache import KernelCache as KernelCache
     from ember.cache.key import CacheKey as CacheKey
     from ember.checksum import hexdigest as hexdigest
+    from ember.compat.openvino.finder import import_installed as import_installed
     from ember.device import DeviceDescription as DeviceDescription
     from ember.device import DeviceModel as DeviceModel
     from ember.device import split_device_name as split_device_name
@@ -93,6 +97,7 @@ _LAZY = {
     "pooled_sizes": "ember.windows",
     "batchnorm_into_conv": "ember.fold",
     "reference_outputs": "ember.onnx_reference",
+    "import_installed": "ember.compat.openvino.finder",
     "EmberError": "ember.errors",
     "BackendCompileError": "ember.errors",
     "BlobFormatError": "ember.errors",

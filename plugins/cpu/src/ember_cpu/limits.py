@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import onnx
 
-    from ember.model import Model
+    from ember.plugin import Model
 
 #: Element types the onnxruntime Python API cannot exchange with numpy (bfloat16, the float8s,
 #: the 4- and 2-bit integers, float8e8m0; float4e2m1 it can): inputs of these types cannot be

@@ -17,7 +17,7 @@ from typing import Any
 def openvino() -> ModuleType:
     """The installed OpenVINO package, also inside ``python -m ember.compat.openvino``, where the
     program's ``openvino`` is Ember's own API and this device still needs the real engine."""
-    from ember.compat.openvino import import_installed
+    from ember.plugin import import_installed
 
     return import_installed()
 
