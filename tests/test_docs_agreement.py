@@ -64,11 +64,11 @@ def test_core_readme_names_real_modules_and_true_limitations():
     limitations = text.split("## Limitations", 1)[1]
     core = ember.Core()
     claimed = re.search(r"`ENCRYPTION` \(`CACHE_ENCRYPTION_CALLBACKS`\) is implemented by "
-                        r"`(\w+)` and `(\w+)`", limitations)
+                        r"((?:`\w+`(?:,\s+|\s+and\s+)?)+)", limitations)
     assert claimed, "core/README.md no longer says which devices implement ENCRYPTION"
     with_encryption = {name for name in core.available_devices if props.ENCRYPTION in
                        core.get_property(name, props.OPTIMIZATION_CAPABILITIES)}
-    assert with_encryption == set(claimed.groups())
+    assert with_encryption == set(re.findall(r"`(\w+)`", claimed.group(1)))
     from ember.device import AUTO, NOT_OFFERED
 
     offered = re.search(r"`(\w+)` is the only virtual device \(there is no `(\w+)`, `(\w+)` or "
