@@ -1,4 +1,4 @@
-"""The four distributions as pip-installable wheels: each builds, declares what it needs, and once
+"""The distributions as pip-installable wheels: each builds, declares what it needs, and once
 installed (wheels, not the source tree) into a fresh virtual environment, passes the conformance
 suite through ``pytest --ember-device``. The environment is built once per session and shared with
 tests/test_template_copy.py."""
@@ -38,11 +38,11 @@ def wheel_files(wheel):
 
 def test_each_distribution_builds_a_wheel_that_declares_what_it_needs(environment):
     wheels = {wheel_files(w)[1]["Name"]: w for w in environment.wheels}
-    assert sorted(wheels) == ["ember", "ember-cpu", "ember-gpu", "ember-template"]
+    assert sorted(wheels) == ["ember", "ember-cpu", "ember-gpu", "ember-openvino", "ember-template"]
     names, _, entry_points = wheel_files(wheels["ember"])
     assert {"ember/py.typed", "ember/testing/device_suite.py", "ember/hookspecs.py"} <= set(names)
     assert "[pytest11]" in entry_points and "ember.testing.pytest_plugin" in entry_points
-    for name in ("ember-cpu", "ember-gpu", "ember-template"):
+    for name in ("ember-cpu", "ember-gpu", "ember-openvino", "ember-template"):
         names, metadata, entry_points = wheel_files(wheels[name])
         module = name.replace("-", "_")
         assert f"{module}/plugin.py" in names

@@ -2,6 +2,7 @@
 resolved them, its payload read back from forged bytes, its lazy import, and the alias that
 moves an unchanged CPU application onto it."""
 
+import json
 import random
 import struct
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 import ember
 from ember.errors import BlobFormatError, PropertyValueError
+from ember.plugin import read_frame, write_frame
 from ember.testing import mlp, ppocr_cls_path, random_inputs
 from ember.testing.models import PPOCR_CLS_INPUT_SHAPE
 from ember_openvino import payload, plugin
@@ -91,29 +93,50 @@ def _import(data):
     return plugin.import_model(data=data, device_name="OPENVINO", config=CONFIG)
 
 
+_TRAILER = struct.Struct("<8sIII8s")  # the plugin framing's trailer: kind, version, flags, n
+_ENTRY = struct.Struct("<QQ")  # a section's offset and length
+
+
+def _sections(data):
+    """(ports' bytes, OpenVINO's blob, where the section table starts) of a payload."""
+    frame = read_frame(data, payload.KIND, payload.FORMAT_VERSION, sections=2,
+                       known_flags=1)
+    return bytes(frame.sections[0]), bytes(frame.sections[1]), (
+        len(data) - _TRAILER.size - 2 * _ENTRY.size)
+
+
 def test_forged_payloads_give_a_model_or_a_blob_format_error(exported):
-    """Every byte of a payload read back is untrusted: truncations, flipped bits in the header
-    and the ports, lengths that lie, and garbage behind an intact header."""
-    header = struct.calcsize("<8sIIIQ")
-    ports_end = len(exported) - len(payload.loads(exported).blob)
-    forged = [b"", exported[:5], exported[:header], exported[:ports_end], exported[:-1],
-              b"\0" * 64, payload.MAGIC + b"\xff" * 40]
+    """Every byte of a payload read back is untrusted: truncations, flipped bits in the frame
+    and the ports, section lengths that lie, and garbage in an intact frame."""
+    ports, blob, table = _sections(exported)
+    kind, version = payload.KIND, payload.FORMAT_VERSION
+    forged = [b"", exported[:5], exported[:len(ports)], exported[:-1], exported[1:],
+              b"\0" * 64, kind + b"\xff" * 40, exported[:table]]
     rng = random.Random(0)
-    for _ in range(60):  # bit flips where the framing and the ports are
+    framing = [*range(len(ports)), *range(table, len(exported))]
+    for _ in range(60):  # bit flips where the ports and the framing are
         data = bytearray(exported)
-        data[rng.randrange(ports_end)] ^= 1 << rng.randrange(8)
+        data[rng.choice(framing)] ^= 1 << rng.randrange(8)
         forged.append(bytes(data))
-    magic, version, flags, ports, blob = struct.unpack_from("<8sIIIQ", exported)
-    for lie in (0, 1, ports - 1, ports + 1, (1 << 32) - 1):  # the ports' length lies
-        forged.append(struct.pack("<8sIIIQ", magic, version, flags, lie, blob)
-                      + exported[header:])
-    garbage = b"not OpenVINO's blob" * 50  # an intact header around a blob OpenVINO refuses
-    forged.append(struct.pack("<8sIIIQ", magic, version, flags, ports, len(garbage))
-                  + exported[header:ports_end] + garbage)
-    forged.append(exported[:ports_end - 1] + b"[" + exported[ports_end:])  # broken JSON
-    deep = b"[" * 100_000  # JSON nested past Python's recursion limit
-    forged.append(struct.pack("<8sIIIQ", magic, version, flags, len(deep), blob)
-                  + deep + exported[ports_end:])
+    for index in range(2):  # a section's offset or length lies
+        offset, length = _ENTRY.unpack_from(exported, table + index * _ENTRY.size)
+        for lie in ((offset, length - 1), (offset, length + 1), (offset + 1, length),
+                    (offset, (1 << 64) - 1), ((1 << 63), length)):
+            data = bytearray(exported)
+            _ENTRY.pack_into(data, table + index * _ENTRY.size, *lie)
+            forged.append(bytes(data))
+    # an intact frame around a blob OpenVINO refuses, broken ports, JSON nested past Python's
+    # recursion limit, no ports, one port twice
+    forged.append(write_frame(kind, version, [ports, b"not OpenVINO's blob" * 50]))
+    forged.append(write_frame(kind, version, [ports[:-1] + b"[", blob]))
+    forged.append(write_frame(kind, version, [b"[" * 100_000, blob]))
+    forged.append(write_frame(kind, version, [b"{}", blob]))
+    forged.append(write_frame(kind, version, [b"", b""]))
+    twice = json.loads(ports)
+    twice["inputs"] = twice["inputs"] * 2
+    forged.append(write_frame(kind, version, [json.dumps(twice).encode(), blob]))
+    forged.append(write_frame(kind, version, [ports, blob], flags=2))  # an unknown flag
+    forged.append(write_frame(kind, version + 1, [ports, blob]))
     for data in forged:
         try:
             model = _import(data)
@@ -126,12 +149,9 @@ def test_a_payload_spliced_from_two_models_is_refused(core, exported):
     other = core.compile_model(mlp().SerializeToString(), "OPENVINO")
     other_payload = plugin.export_model(compiled_model=other.device_model,
                                         device_name="OPENVINO", config=CONFIG)
-    cls_ports_end = len(exported) - len(payload.loads(exported).blob)
-    mlp_blob = payload.loads(other_payload).blob
-    _, version, flags, ports, _ = struct.unpack_from("<8sIIIQ", exported)
-    header = struct.calcsize("<8sIIIQ")
-    spliced = (struct.pack("<8sIIIQ", payload.MAGIC, version, flags, ports, len(mlp_blob))
-               + exported[header:cls_ports_end] + bytes(mlp_blob))
+    cls_ports, _, _ = _sections(exported)
+    _, mlp_blob, _ = _sections(other_payload)
+    spliced = write_frame(payload.KIND, payload.FORMAT_VERSION, [cls_ports, mlp_blob])
     with pytest.raises(BlobFormatError, match="damaged OPENVINO payload"):
         _import(spliced)
 

@@ -118,7 +118,8 @@ def wheel_environment(workdir: str, sources: tuple[str, ...], extra: tuple[str, 
 
 
 #: The distributions of an Ember checkout, as directories relative to its root.
-CHECKOUT_DISTRIBUTIONS = ("core", "plugins/template", "plugins/cpu", "plugins/gpu")
+CHECKOUT_DISTRIBUTIONS = ("core", "plugins/template", "plugins/cpu", "plugins/gpu",
+                          "plugins/openvino")
 #: What the checkout's tests add: pytest. The zoo's real models are files that
 #: :mod:`ember.testing.model_files` fetches into the venv.
 CHECKOUT_EXTRA = ("pytest",)
@@ -127,7 +128,7 @@ CHECKOUT_NO_DEPS = ("silero-vad==6.2.3",)
 
 def checkout_environment(checkout: str | os.PathLike[str], workdir: str | os.PathLike[str]
                          ) -> WheelEnvironment:
-    """The wheels of an Ember checkout's four distributions, installed in a fresh venv."""
+    """The wheels of an Ember checkout's distributions, installed in a fresh venv."""
     sources = tuple(str(Path(checkout) / d) for d in CHECKOUT_DISTRIBUTIONS)
     environment = wheel_environment(str(workdir), sources, CHECKOUT_EXTRA, CHECKOUT_NO_DEPS)
     # The zoo's real models, into the venv (pip's cache has the wheel after the first time).
