@@ -18,7 +18,7 @@ from ember.hints import with_generic_defaults
 if TYPE_CHECKING:
     import numpy as np
 
-    from ember.model import Port
+    from ember.port import Port
 
 
 @runtime_checkable

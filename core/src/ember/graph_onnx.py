@@ -355,7 +355,7 @@ def build_model(results: list[Node], parameters: list[Node], name: str) -> onnx.
         inputs.append(value_info(input_name, param.out[0][0], param.out[0][1]))
     opsets = _read_opsets([*results, *parameters])
     e = Emitter(opsets.get("", BUILD_OPSET), "", bound)
-    outputs = []
+    outputs: list[onnx.ValueInfoProto] = []
     for result in results:
         source = result.input_values[0] if result.type_name == "Result" else result.output(0)
         wanted = result.friendly_name if result.type_name == "Result" else "output"

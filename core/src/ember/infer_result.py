@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ember.model import Port
+from ember.port import Port
 
 if TYPE_CHECKING:
     from ember.device import DeviceDescription

@@ -16,6 +16,8 @@ class Layout:
     """A tensor layout, compared by value. ``Layout()`` is the empty (unknown) layout."""
 
     __slots__ = ("_names", "_scalar")
+    _names: tuple[str, ...]
+    _scalar: bool
 
     def __init__(self, layout: str | Layout = "") -> None:
         if isinstance(layout, Layout):

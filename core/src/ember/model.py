@@ -53,27 +53,30 @@ class Model(ModelApi):
                  name: str | None = None, *, results: Any = None, parameters: Any = None
                  ) -> None:
         built = None
+        built_digest = ""  # of the serialised proto as parse and edits built it
         if results is not None:  # OpenVINO's keywords: Model(results=..., parameters=...)
             source, edits = results, parameters or ()
         if source is None:
             raise TypeError("Model needs a source (a path or bytes) or results and parameters")
         if is_graph(source):  # OpenVINO's Model(results, parameters, name): see model_api
             built, self._graph = built_proto(source, edits, name)  # type: ignore[arg-type]
-            source, edits = built.SerializeToString(), ()
+            serialised = built.SerializeToString()
+            source, edits, built_digest = serialised, (), checksum.hexdigest(serialised)
         self.source = source
         self.edits: tuple[Edit, ...] = tuple(edits)
         self._proto: onnx.ModelProto | None = None
-        self._built_digest = ""  # of the serialised proto as parse and edits built it
+        self._built_digest = built_digest
         self._ports: tuple[list[Port], list[Port]] | None = None
         if built is not None:
-            self._proto, self._built_digest = built, checksum.hexdigest(self.source)
+            self._proto = built
 
     @classmethod
     def from_proto(cls, proto: onnx.ModelProto) -> Model:
         """A model of a ModelProto built or changed in memory (serialised once, here)."""
-        model = cls(proto.SerializeToString())
+        serialised = proto.SerializeToString()
+        model = cls(serialised)
         model._header  # noqa: B018 -- refuse a proto that is no model now, as read_model does
-        model._proto, model._built_digest = proto, checksum.hexdigest(model.source)
+        model._proto, model._built_digest = proto, checksum.hexdigest(serialised)
         return model
 
     # -- what the header gives -----------------------------------------------------------------

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import onnx
 
     from ember.graph import Node
+    from ember.model_edits import Edit
+    from ember.port import Port
 
 
 def is_graph(value: Any) -> bool:
@@ -45,6 +47,17 @@ def built_proto(results: Any, parameters: Sequence[Node], name: str | None
 class ModelApi:
     """Mixed into ``ember.Model``."""
 
+    if TYPE_CHECKING:  # what ember.Model provides to these methods
+        edits: tuple[Edit, ...]
+
+        @property
+        def proto(self) -> onnx.ModelProto: ...
+
+        @property
+        def outputs(self) -> list[Port]: ...
+
+        def get_friendly_name(self) -> str: ...
+
     def get_rt_info(self, path: str | Sequence[str] | None = None) -> Any:
         """Runtime info (see :mod:`ember.rt_info`): an ``OVAny``; with no path, every entry."""
         from ember.rt_info import get_rt_info
@@ -69,8 +82,8 @@ class ModelApi:
 
         # the same nodes on every call (until the model changes), so that nodes taken from
         # get_results() and get_parameters() build a new Model together, as on OpenVINO
-        proto = self.proto  # type: ignore[attr-defined]
-        state = (id(proto), len(self.edits), proto.ByteSize())  # type: ignore[attr-defined]
+        proto = self.proto
+        state = (id(proto), len(self.edits), proto.ByteSize())
         cached = self.__dict__.get("_ordered_ops")
         if cached is None or cached[0] != state:
             cached = (state, ordered_ops(proto))
@@ -92,7 +105,7 @@ class ModelApi:
         return self.get_results()[index]
 
     def get_output_size(self) -> int:
-        return len(self.outputs)  # type: ignore[attr-defined]
+        return len(self.outputs)
 
     def get_name(self) -> str:
-        return self.get_friendly_name()  # type: ignore[attr-defined]
+        return self.get_friendly_name()

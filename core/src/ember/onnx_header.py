@@ -129,7 +129,7 @@ def _read_model(data: bytes | FileBytes) -> tuple[OnnxHeader, list[_ValueInfo], 
     return header, inputs, initializers, outputs
 
 
-def _read_graph(data: bytes, start: int, stop: int, header: OnnxHeader,
+def _read_graph(data: bytes | FileBytes, start: int, stop: int, header: OnnxHeader,
                 inputs: list[_ValueInfo], initializers: set[str],
                 outputs: list[_ValueInfo]) -> None:
     for number, wire, value, end in fields(data, start, stop):
@@ -147,8 +147,9 @@ def _read_graph(data: bytes, start: int, stop: int, header: OnnxHeader,
             header.graph_name = _text(data, end - value, end)
 
 
-def _value_info(data: bytes, start: int, stop: int) -> _ValueInfo:
-    name, kind, dims = "", 0, []
+def _value_info(data: bytes | FileBytes, start: int, stop: int) -> _ValueInfo:
+    name, kind = "", 0
+    dims: list[Dim] = []
     for number, wire, value, end in fields(data, start, stop):
         if wire != LENGTH:
             continue
@@ -161,7 +162,7 @@ def _value_info(data: bytes, start: int, stop: int) -> _ValueInfo:
     return name, kind, tuple(dims)
 
 
-def _tensor_type(data: bytes, start: int, stop: int, dims: list[Dim], kind: int) -> int:
+def _tensor_type(data: bytes | FileBytes, start: int, stop: int, dims: list[Dim], kind: int) -> int:
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == VARINT:
             kind = _signed(value)
@@ -172,7 +173,7 @@ def _tensor_type(data: bytes, start: int, stop: int, dims: list[Dim], kind: int)
     return kind
 
 
-def _dimension(data: bytes, start: int, stop: int) -> Dim:
+def _dimension(data: bytes | FileBytes, start: int, stop: int) -> Dim:
     # dim_value and dim_param are a oneof: the last one set wins. A size is known when
     # positive, a name when it is neither empty nor "?" (as onnx's own readers take them).
     dim: Dim = None
@@ -186,7 +187,7 @@ def _dimension(data: bytes, start: int, stop: int) -> Dim:
     return dim
 
 
-def _tensor_name(data: bytes, start: int, stop: int) -> str | None:
+def _tensor_name(data: bytes | FileBytes, start: int, stop: int) -> str | None:
     name = None
     for number, wire, value, end in fields(data, start, stop):
         if number == 8 and wire == LENGTH:
@@ -194,7 +195,7 @@ def _tensor_name(data: bytes, start: int, stop: int) -> str | None:
     return name
 
 
-def _opset(data: bytes, start: int, stop: int) -> tuple[str, int]:
+def _opset(data: bytes | FileBytes, start: int, stop: int) -> tuple[str, int]:
     domain, version = "", 0
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == LENGTH:
@@ -204,7 +205,7 @@ def _opset(data: bytes, start: int, stop: int) -> tuple[str, int]:
     return domain, version
 
 
-def _string_pair(data: bytes, start: int, stop: int) -> tuple[str, str]:
+def _string_pair(data: bytes | FileBytes, start: int, stop: int) -> tuple[str, str]:
     key = text = ""
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == LENGTH:
@@ -214,7 +215,7 @@ def _string_pair(data: bytes, start: int, stop: int) -> tuple[str, str]:
     return key, text
 
 
-def _text(data: bytes, start: int, end: int) -> str:
+def _text(data: bytes | FileBytes, start: int, end: int) -> str:
     return data[start:end].decode()
 
 

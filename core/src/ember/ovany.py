@@ -13,6 +13,7 @@ class OVAny:
     """
 
     __slots__ = ("value",)
+    value: Any
 
     def __init__(self, value: Any = None) -> None:
         self.value = value.value if isinstance(value, OVAny) else value
@@ -61,13 +62,13 @@ class OVAny:
             raise RuntimeError(f"Cannot convert {value!r} to a list of {dtype.__name__}") from exc
 
     def __eq__(self, other: object) -> bool:
-        return self.value == (other.value if isinstance(other, OVAny) else other)
+        return bool(self.value == (other.value if isinstance(other, OVAny) else other))
 
     def __hash__(self) -> int:
         return hash(self.value)
 
     def __str__(self) -> str:
-        return self.astype(str)
+        return str(self.astype(str))
 
     def __repr__(self) -> str:
         return f"<OVAny class holding {self.value!r}>"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import overload
 
 #: Wire types: a varint, 8 bytes, a length-delimited field, 4 bytes (groups, 3 and 4, are
 #: deprecated and never written by ONNX's serialisers: they are refused as malformed).
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
 
-def varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
+def varint(data: bytes | memoryview | FileBytes, position: int) -> tuple[int, int]:
     """The unsigned varint at ``position`` and the position after it."""
     value = shift = 0
     while True:
@@ -83,6 +84,10 @@ class FileBytes:
     def __len__(self) -> int:
         return self._size
 
+    @overload
+    def __getitem__(self, key: int) -> int: ...
+    @overload
+    def __getitem__(self, key: slice) -> bytes: ...
     def __getitem__(self, key: int | slice) -> int | bytes:
         if type(key) is int:
             if not 0 <= key < self._size:

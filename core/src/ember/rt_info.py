@@ -51,7 +51,7 @@ class RtInfoEdit(Edit):
 
 def metadata(model: Any) -> dict[str, str]:
     """The model's metadata properties with its recorded rt_info edits applied."""
-    props = model.metadata  # the file's header: no parse
+    props: dict[str, str] = model.metadata  # the file's header: no parse
     for edit in model.edits:
         if getattr(edit, "kind", None) == RtInfoEdit.kind:
             props[edit.key] = edit.value

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from ember import blob, checksum
 from ember.errors import BlobFormatError, CacheWarning
 from ember.log import get_logger
 
 if TYPE_CHECKING:
+    import io
+
     from ember.signing import Signer
 
 log = get_logger("ember.cache")
@@ -37,7 +39,8 @@ def has_holes(stat: os.stat_result) -> bool:
     return blocks is not None and blocks * 512 + _HOLE_SLACK < stat.st_size
 
 
-def check_in_pieces(blob_file: BinaryIO, size: int, key: str, signer: Signer | None) -> None:
+def check_in_pieces(blob_file: io.BufferedReader, size: int, key: str,
+                    signer: Signer | None) -> None:
     """Check a blob file's payload checksum (with a ``signer``, its MAC) in bounded pieces, so
     that a forged file costs no more memory than a piece; leaves the file at its start.
 

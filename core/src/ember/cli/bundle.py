@@ -39,6 +39,8 @@ from ember.cache import ModelCache
 from ember.errors import BlobFormatError, EmberError
 
 if TYPE_CHECKING:
+    import io
+
     from ember.signing import Signer
 
 MEMBER_NAME = re.compile(r"[0-9a-f]{64}\.blob")
@@ -185,7 +187,7 @@ class _CappedStream:
     member raise :class:`_TooLarge` instead of allocating. Seeking forward reads and drops.
     """
 
-    def __init__(self, raw: IO[bytes], max_size: int) -> None:
+    def __init__(self, raw: io.BufferedIOBase, max_size: int) -> None:
         self._raw = raw
         self._limit = max_size + _TAR_OVERHEAD * (MAX_MEMBERS + 2)
         self._position = 0
@@ -200,7 +202,7 @@ class _CappedStream:
             if magic.startswith(b"\x1f\x8b"):
                 import gzip
 
-                raw: IO[bytes] = gzip.GzipFile(fileobj=file, mode="rb")
+                raw: io.BufferedIOBase = gzip.GzipFile(fileobj=file, mode="rb")
             elif magic.startswith(b"BZh"):
                 import bz2
 

@@ -12,7 +12,8 @@ import numpy as np
 from ember.errors import NotSupportedError
 from ember.graph import Dim, Node, Output
 
-NodeInput = Node | Output | np.ndarray | int | float | Sequence[Any]
+#: What an operator takes as an input: a node (its first output), an output, or a constant's value.
+NodeInput = Node | Output | np.ndarray | np.generic | int | float | Sequence[Any]
 
 
 def _dtype(value: Any) -> np.dtype:
@@ -280,7 +281,8 @@ def concat(nodes: Sequence[NodeInput], axis: int, name: str | None = None) -> No
         first = list(shapes[0] or ())
         a = axis % len(first) if first else 0
         sizes = [s[a] for s in shapes if s is not None]
-        first[a] = builtins.sum(sizes) if all(isinstance(x, int) for x in sizes) else None
+        known = [x for x in sizes if isinstance(x, int)]
+        first[a] = builtins.sum(known) if len(known) == len(sizes) else None
         out_shape = tuple(first)
     return _node("Concat", sources, {"axis": int(axis)}, sources[0].dtype, out_shape, name)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember.layout import Layout
+
+if TYPE_CHECKING:
+    from typing import Self  # 3.11's; only annotations name it, and Ember runs on 3.10
 
 
 class ColorFormat(enum.Enum):
@@ -36,13 +39,13 @@ class _TensorInfo:
         self.element_type: Any = None
         self.layout: Layout | None = None
 
-    def set_element_type(self, type: Any) -> Any:
+    def set_element_type(self, type: Any) -> Self:
         from ember.types import Type
 
         self.element_type = Type(type)
         return self
 
-    def set_layout(self, layout: Layout | str) -> Any:
+    def set_layout(self, layout: Layout | str) -> Self:
         self.layout = Layout(layout)
         return self
 
@@ -99,7 +102,7 @@ class _ModelInfo:
     def __init__(self) -> None:
         self.layout: Layout | None = None
 
-    def set_layout(self, layout: Layout | str) -> Any:
+    def set_layout(self, layout: Layout | str) -> Self:
         self.layout = Layout(layout)
         return self
 
@@ -120,21 +123,21 @@ class _Steps:
     def __init__(self) -> None:
         self.steps: list[Step] = []
 
-    def _add(self, name: str, *args: Any) -> Any:
+    def _add(self, name: str, *args: Any) -> Self:
         self.steps.append((name, args))
         return self
 
-    def convert_element_type(self, type: Any = None) -> Any:
+    def convert_element_type(self, type: Any = None) -> Self:
         from ember.types import Type
 
         return self._add("convert_element_type", None if type is None else Type(type))
 
-    def convert_layout(self, dst_layout: Layout | str | Sequence[int] | None = None) -> Any:
+    def convert_layout(self, dst_layout: Layout | str | Sequence[int] | None = None) -> Self:
         if dst_layout is None or isinstance(dst_layout, Layout | str):
             return self._add("convert_layout", None if dst_layout is None else Layout(dst_layout))
         return self._add("convert_layout", [int(i) for i in dst_layout])
 
-    def custom(self, function: Callable[[Any], Any]) -> Any:
+    def custom(self, function: Callable[[Any], Any]) -> Self:
         return self._add("custom", function)
 
 

@@ -441,7 +441,7 @@ def _reference(proto: Any) -> tuple[Any, ...]:
     reader of its own)."""
     import onnx
 
-    from ember.model import Port
+    from ember.port import Port
 
     def port(value_info: Any, index: int) -> Port:
         tensor_type = value_info.type.tensor_type
@@ -472,11 +472,12 @@ def _plugin_index_target(fx: Fixtures) -> Target:
     import os
 
     from ember import plugin_index
+    from ember._version import __version__
 
     group = "ember.devices"
     records = plugin_index._scan(group)
     index = fx.work / "plugin-index.json"
-    document = {"version": plugin_index.INDEX_VERSION, "ember": plugin_index.__version__,
+    document = {"version": plugin_index.INDEX_VERSION, "ember": __version__,
                 "group": group, "fingerprint": plugin_index._fingerprint(records),
                 "entry_points": [r._asdict() for r in records]}
     seed = json.dumps(document).encode()

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from ember import hookimpl
-from ember.model import Model, Port
+from ember.model import Model
+from ember.port import Port
 
 
 class AddOneModel:
