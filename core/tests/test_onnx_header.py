@@ -23,7 +23,7 @@ from ember.testing.models import cnn, mlp
 
 def reference(proto):
     """Ports, opsets, metadata and name as onnx's parse gives them."""
-    from ember_devtools.fuzz_targets import _reference
+    from ember.testing.fuzz_targets import _reference
 
     return _reference(proto)
 
