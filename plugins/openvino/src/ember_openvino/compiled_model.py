@@ -38,6 +38,9 @@ class OpenVinoCompiledModel:
         # an infer request runs one inference at a time: one per calling thread (the core's
         # infer requests may run on several threads at once)
         self._local = threading.local()
+        #: the OpenVINO blob this model was imported from, exported again as it is: OpenVINO
+        #: (2026.4) writes a blob it cannot import when it exports an imported model
+        self.imported_blob: bytes | memoryview | None = None
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         try:

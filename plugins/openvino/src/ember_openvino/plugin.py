@@ -70,8 +70,10 @@ def export_model(compiled_model: OpenVinoCompiledModel, device_name: str,
     if device_name != DEVICE_NAME:
         return None
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
-    return payload.dumps(compiled_model.inputs, compiled_model.outputs,
-                         compiler.export_blob(compiled_model.compiled),
+    blob = compiled_model.imported_blob
+    if blob is None:
+        blob = compiler.export_blob(compiled_model.compiled)
+    return payload.dumps(compiled_model.inputs, compiled_model.outputs, blob,
                          callbacks.encrypt if callbacks else None)
 
 
@@ -90,4 +92,7 @@ def import_model(data: bytes | memoryview, device_name: str,
                               f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
     # wrap matches the recorded ports with OpenVINO's by name: a payload spliced from two
     # models is refused there
-    return compiler.wrap(compiled, saved.inputs, saved.outputs)
+    model = compiler.wrap(compiled, saved.inputs, saved.outputs)
+    # a view of a bytes payload keeps it alive, uncopied; any other buffer may change later
+    model.imported_blob = saved.blob if isinstance(data, bytes) else bytes(saved.blob)
+    return model
