@@ -41,14 +41,15 @@ _STOP = None  # what a worker's queue receives when its request is gone
 class _Worker:
     """A daemon thread running one request's asynchronous inferences, in order.
 
-    The thread holds only the job queue, and a request only while running its job: when the
-    request is collected, the worker's finalizer posts the stop marker and the thread ends.
+    The thread holds only the job queue, and a request only while a job of it waits or runs:
+    when the request is collected, the worker's finalizer posts the stop marker and the thread
+    ends.
     """
 
     def __init__(self) -> None:
         import queue  # here: only asynchronous requests have a worker
 
-        self.jobs: queue.SimpleQueue[tuple[InferRequest, list[np.ndarray]] | None] = \
+        self.jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None] = \
             queue.SimpleQueue()
         self.thread = threading.Thread(target=_work, args=(self.jobs,), daemon=True,
                                        name="ember-infer-request")
@@ -56,13 +57,13 @@ class _Worker:
         weakref.finalize(self, self.jobs.put, _STOP)
 
 
-def _work(jobs: queue.SimpleQueue[tuple[InferRequest, list[np.ndarray]] | None]) -> None:
+def _work(jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None]) -> None:
     get = jobs.get
     while True:
         job = get()
         if job is _STOP:
             return
-        job[0]._run_async(job[1])
+        job[0](job[1])  # InferRequest._run_async, or AsyncInferQueue._run
         del job  # hold nothing of the request between jobs
 
 
@@ -198,7 +199,7 @@ class InferRequest:
         worker = self._worker
         if worker is None:
             worker = self._worker = _Worker()
-        worker.jobs.put((self, arrays))
+        worker.jobs.put((self._run_async, arrays))
 
     def wait(self) -> None:
         """Wait for the running asynchronous inference; raise what it raised, if anything."""
