@@ -35,6 +35,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench_cpu_start import ENVIRONMENT, INPUTS, MODELS, model_path
@@ -44,7 +45,7 @@ NAMES = {"ppocr-det": "ppocr-det", "ppocr-rec": "ppocr-rec", "ppocr-cls": "ppocr
 WIDTHS = (160, 320, 480, 640, 800, 960, 1280)
 
 CONTENDERS = INPUTS + """
-import importlib.util, os, statistics, tempfile
+import importlib.util, os, statistics
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 import ember
@@ -70,11 +71,11 @@ contenders["Ember CPU, compiled()"] = calls(cpu)
 if "OPENVINO" in core.available_devices:
     ember_ov = core.compile_model(model, "OPENVINO")
     contenders["Ember OPENVINO, compiled()"] = calls(ember_ov)
-with tempfile.TemporaryDirectory() as cache_dir:
-    first = core.compile_model(model, "AUTO", {"CACHE_DIR": cache_dir})
-    first.wait_for_target(600)
-    auto = ember.Core().compile_model(model, "AUTO", {"CACHE_DIR": cache_dir})
-    notes["AUTO"] = auto.get_property("EMBER_AUTO_CHOICE")
+cache_dir = sys.argv[7]  # shared by the run's processes: the varying row's AUTO remembers
+first = core.compile_model(model, "AUTO", {"CACHE_DIR": cache_dir})
+first.wait_for_target(600)
+auto = ember.Core().compile_model(model, "AUTO", {"CACHE_DIR": cache_dir})
+notes["AUTO"] = auto.get_property("EMBER_AUTO_CHOICE")
 import threading
 for thread in threading.enumerate():  # a slow device's abandoned first inference: let it end
     if thread.name == "ember-auto-measure":  # rather than share the cores with the timing
@@ -185,19 +186,21 @@ def model_files(names: list[str]) -> dict[str, tuple[str, str]]:
     return found
 
 
-def steady(files: dict[str, tuple[str, str]], rounds: int, block: int) -> dict[str, dict]:
+def steady(files: dict[str, tuple[str, str]], rounds: int, block: int,
+           cache_dir: str) -> dict[str, dict]:
     results = {}
     for name, (path, spec) in files.items():
-        results[name] = child(CONTENDERS, path, spec, str(rounds), str(block), "0")
+        results[name] = child(CONTENDERS, path, spec, str(rounds), str(block), "0", "[]",
+                              cache_dir)
         print(f"steady state: {name} done", file=sys.stderr)
     return results
 
 
-def varying(files: dict[str, tuple[str, str]], rounds: int) -> dict | None:
+def varying(files: dict[str, tuple[str, str]], rounds: int, cache_dir: str) -> dict | None:
     if "ppocr-rec" not in files:
         return None
     path, spec = files["ppocr-rec"]
-    return child(CONTENDERS, path, spec, str(rounds), "2", "1", json.dumps(WIDTHS))
+    return child(CONTENDERS, path, spec, str(rounds), "2", "1", json.dumps(WIDTHS), cache_dir)
 
 
 def throughput(files: dict[str, tuple[str, str]], rounds: int, seconds: float,
@@ -251,6 +254,7 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
     files = model_files(args.models)
+    cache = tempfile.TemporaryDirectory()
     openvino = have("openvino")
     lines = []
     if not openvino:
@@ -258,12 +262,12 @@ def main() -> int:
     if not have("ember_openvino"):
         lines.append("(ember-openvino is not installed: the Ember OPENVINO column is left out)")
     if "steady" not in args.skip:
-        results = steady(files, args.rounds, args.block)
+        results = steady(files, args.rounds, args.block, cache.name)
         lines += ["", *table(results, f"Steady state, ms: median over {args.rounds} rounds of "
                                       f"a {args.block}-inference block's median."),
                   *goals(results)]
     if "varying" not in args.skip:
-        result = varying(files, args.rounds)
+        result = varying(files, args.rounds, cache.name)
         if result is not None:
             lines += ["", *table({"ppocr-rec, widths " + "-".join(map(str, WIDTHS[::6])): result},
                                  "Recognition at a new width every call, ms per call (mean "
