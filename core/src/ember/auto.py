@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember import properties as props
-from ember.auto_measure import Measurement, generated_inputs, measure
+from ember.auto_measure import DYNAMIC_SIZES, Measurement, generated_inputs, measure
 from ember.auto_memory import Choice, ChoiceMemory
 from ember.compiled_model import CompiledModel
 from ember.device import AUTO, DeviceDescription, is_virtual, split_device_name
@@ -146,8 +146,8 @@ def _measure_now(core: Core, model: ModelSource, candidates: list[str],
     if not compiled:
         raise NotSupportedError("AUTO: no candidate device compiled the model: "
                                 + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    winner, reason = _choose(compiled, generated_inputs(next(iter(compiled.values())).inputs),
-                             failures, memory)
+    winner, reason = _choose(compiled, _generated(next(iter(compiled.values()))), failures,
+                             memory)
     return AutoCompiledModel(compiled[winner], candidates, config, reason)
 
 
@@ -164,7 +164,11 @@ def _compile_each(core: Core, model: ModelSource, candidates: list[str],
     return compiled, failures
 
 
-def _choose(compiled: Mapping[str, CompiledModel], inputs: list[np.ndarray],
+def _generated(compiled: CompiledModel) -> list[list[np.ndarray]]:
+    return [generated_inputs(compiled.inputs, size) for size in DYNAMIC_SIZES]
+
+
+def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]],
             failures: Mapping[str, str], memory: ChoiceMemory) -> tuple[str, str]:
     """The fastest of ``compiled`` (the first to try first) and why; remembered when timed."""
     found = measure(compiled, inputs)
@@ -379,7 +383,8 @@ class AutoCompiledModel(CompiledModel):
         serving = self.current
         try:
             compiled, failures = _compile_each(core, model, others, configs)
-            inputs = self._switch.last_inputs or generated_inputs(serving.inputs)
+            seen = self._switch.last_inputs
+            inputs = [seen] if seen is not None else _generated(serving)
             winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
                                      failures, memory)
             chosen = compiled.get(winner, serving)

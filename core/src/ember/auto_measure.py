@@ -11,8 +11,9 @@ median is ``SLOWER_FACTOR`` times the best is dropped, and the rounds end after 
 
 The inputs are the application's own when it has already run one (AUTO serves on CPU while it
 measures), else made from the ports: fixed dimensions as they are, a dynamic batch (the first
-axis, or a dimension named like one) 1, other dynamic dimensions ``DYNAMIC_SIZE`` (one size per
-dimension name), uniform floats in [0, 1), zero integers.
+axis, or a dimension named like one) 1, other dynamic dimensions one of ``DYNAMIC_SIZES`` (the
+first that the first candidate runs; one size per dimension name), uniform floats in [0, 1),
+zero integers.
 """
 
 from __future__ import annotations
@@ -29,15 +30,18 @@ if TYPE_CHECKING:
     from ember.compiled_model import CompiledModel
     from ember.model import Port
 
-#: The size of a dynamic dimension that is not a batch, in generated inputs: enough for the
-#: strides and paddings of image and audio models, small enough for a slow device's warm-up.
-DYNAMIC_SIZE = 128
+#: Sizes tried, in turn, for the dynamic dimensions that are not a batch, in generated inputs,
+#: until the first candidate runs them: enough for the strides and paddings of image and audio
+#: models, small enough for a slow device's warm-up (48: a text line's height, which PP-OCR's
+#: recogniser needs and does not declare).
+DYNAMIC_SIZES = (128, 48, 256, 32)
 FIRST_WARM_UP_LIMIT = 20.0
 WARM_UP_FACTOR = 20.0
 SLOWER_FACTOR = 3.0
 ROUNDS = 25
 MIN_ROUNDS = 3
 BUDGET = 0.5
+_REFUSED = "it cannot run the inputs measured with"
 
 
 class Measurement(NamedTuple):
@@ -58,8 +62,9 @@ class Measurement(NamedTuple):
         return "; ".join(part for part in (timed, others) if part)
 
 
-def generated_inputs(ports: Sequence[Port], seed: int = 0) -> list[np.ndarray]:
-    """Inputs for ``ports`` (see the module's docstring)."""
+def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
+                     seed: int = 0) -> list[np.ndarray]:
+    """Inputs for ``ports``, ``size`` for the dynamic dimensions that are not a batch."""
     rng = np.random.default_rng(seed)
     sizes: dict[str, int] = {}
     arrays = []
@@ -73,10 +78,10 @@ def generated_inputs(ports: Sequence[Port], seed: int = 0) -> list[np.ndarray]:
             if named and dim in sizes:
                 shape.append(sizes[dim])
                 continue
-            size = 1 if axis == 0 or (named and "batch" in dim.lower()) else DYNAMIC_SIZE
+            chosen = 1 if axis == 0 or (named and "batch" in dim.lower()) else size
             if named:
-                sizes[dim] = size
-            shape.append(size)
+                sizes[dim] = chosen
+            shape.append(chosen)
         dtype = np.dtype(port.dtype)
         if dtype.kind == "f":
             arrays.append(rng.random(shape).astype(dtype))
@@ -85,15 +90,30 @@ def generated_inputs(ports: Sequence[Port], seed: int = 0) -> list[np.ndarray]:
     return arrays
 
 
-def measure(candidates: Mapping[str, CompiledModel], inputs: list[np.ndarray]) -> Measurement:
-    """Time each candidate on ``inputs`` (see the module's docstring); candidates in the order
-    to try them, the one expected fastest first."""
+def measure(candidates: Mapping[str, CompiledModel],
+            inputs: Sequence[list[np.ndarray]]) -> Measurement:
+    """Time each candidate (see the module's docstring); candidates in the order to try them,
+    the one expected fastest first. ``inputs`` holds the sets of inputs to try, in turn, until
+    the first candidate runs one; the others are timed on that one. If the first candidate runs
+    none, nothing is timed: another device accepting inputs that the first refuses says
+    nothing about the inputs the application will give."""
     seconds: dict[str, list[float]] = {}
     left_out: dict[str, str] = {}
     reference: float | None = None
+    chosen: list[np.ndarray] | None = None
     for name, compiled in candidates.items():
-        limit = FIRST_WARM_UP_LIMIT if reference is None else WARM_UP_FACTOR * reference
-        took = _warm_up(compiled, inputs, limit)
+        if chosen is None:
+            for option in inputs:
+                took = _warm_up(compiled, option, FIRST_WARM_UP_LIMIT)
+                if not isinstance(took, str):
+                    chosen = option
+                    break
+                if not took.startswith(_REFUSED):  # too slow: other sizes will not help
+                    break
+            if chosen is None:
+                return Measurement({}, {name: took for name in candidates})
+        else:
+            took = _warm_up(compiled, chosen, WARM_UP_FACTOR * reference)
         if isinstance(took, str):
             left_out[name] = took
             continue
@@ -104,7 +124,7 @@ def measure(candidates: Mapping[str, CompiledModel], inputs: list[np.ndarray]) -
         for name in list(seconds):
             start = time.perf_counter()
             try:
-                candidates[name]._infer_arrays(inputs)
+                candidates[name]._infer_arrays(chosen)
             except Exception as exc:  # ran once, then failed: not a device to serve on
                 left_out[name] = f"an inference failed: {str(exc)[:200]}"
                 del seconds[name]
@@ -136,7 +156,7 @@ def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float) ->
         try:
             compiled._infer_arrays(inputs)
         except Exception as exc:
-            outcome.append(f"it cannot run the inputs measured with: {str(exc)[:200]}")
+            outcome.append(f"{_REFUSED}: {str(exc)[:200]}")
             return
         outcome.append(time.perf_counter() - start)
 
