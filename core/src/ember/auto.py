@@ -69,7 +69,7 @@ def compile_auto(core: Core, model: ModelSource, device_name: str,
     if kind != AUTO:
         raise NotSupportedError(
             f"{kind} is not available in Ember; use AUTO instead ('AUTO:GPU,CPU' runs on the "
-            "first of the devices listed that compiles, serving on CPU meanwhile)")
+            "fastest of the devices listed, measured, serving on CPU meanwhile)")
     config = {str(k): v for k, v in (config or {}).items()}
     listed = str(config.pop(props.DEVICE_PRIORITIES, "") or listed)
     fallback_allowed = _flag(config.pop(props.ENABLE_STARTUP_FALLBACK, True))
