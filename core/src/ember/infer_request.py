@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ember.errors import InferenceInputError, RequestBusyError
+from ember.infer_result import InferResult
 from ember.log import get_logger
 from ember.model import Port, find_port
-from ember.infer_result import InferResult
 from ember.tensor import Tensor
 
 if TYPE_CHECKING:
