@@ -368,10 +368,15 @@ def test_auto_on_one_device(core, model_bytes, device):
                                rtol=1e-4, atol=1e-5)
 
 
-def test_auto_prefers_the_gpu_and_an_explicit_list_overrides(core, model_bytes):
-    compiled = core.compile_model(model_bytes, "AUTO", {"ENABLE_STARTUP_FALLBACK": False})
+# Ember's AUTO measures by default; PRIORITY is OpenVINO's rule (Ember-only key)
+BY_PRIORITY = {"EMBER_AUTO_SELECTION": "PRIORITY"}
+
+
+def test_auto_by_priority_prefers_the_gpu_and_an_explicit_list_overrides(core, model_bytes):
+    compiled = core.compile_model(model_bytes, "AUTO",
+                                  {"ENABLE_STARTUP_FALLBACK": False, **BY_PRIORITY})
     assert compiled.get_property("EXECUTION_DEVICES") == ["GPU.0"]
-    compiled = core.compile_model(model_bytes, "AUTO:TEMPLATE,CPU")
+    compiled = core.compile_model(model_bytes, "AUTO:TEMPLATE,CPU", BY_PRIORITY)
     assert compiled.wait_for_target(60)  # Ember-only: TEMPLATE compiles while CPU serves
     assert compiled.get_property("EXECUTION_DEVICES") == ["TEMPLATE"]
     listed = core.compile_model(model_bytes, "AUTO:NPU,TEMPLATE")  # an absent device is skipped
@@ -381,8 +386,9 @@ def test_auto_prefers_the_gpu_and_an_explicit_list_overrides(core, model_bytes):
 
 
 def test_auto_serves_on_cpu_while_the_gpu_compiles_then_switches(tmp_path):
-    """A cold GPU cache: PoCL compiles PP-OCR's classifier for seconds, on a background thread,
-    while CPU serves; no inference is lost or reordered by the switch."""
+    """By priority (OpenVINO's rule), with a cold GPU cache: PoCL compiles PP-OCR's classifier
+    for seconds, on a background thread, while CPU serves; no inference is lost or reordered by
+    the switch."""
     cache_dir = str(tmp_path / "cache")
     model_path = ppocr_cls_path()
     core = ov.Core()
@@ -392,7 +398,8 @@ def test_auto_serves_on_cpu_while_the_gpu_compiles_then_switches(tmp_path):
     expected = [core.compile_model(model_path, "CPU")(x)[0] for x in images]
 
     compiled = core.compile_model(model_path, "AUTO:GPU,CPU",
-                                  {"CACHE_DIR": cache_dir, "PERFORMANCE_HINT": "THROUGHPUT"})
+                                  {"CACHE_DIR": cache_dir, "PERFORMANCE_HINT": "THROUGHPUT",
+                                   **BY_PRIORITY})
     assert compiled.get_property("EXECUTION_DEVICES") == ["CPU"]
     assert compiled.get_property("LOADED_FROM_CACHE")  # CPU started from its own entry
 
@@ -419,6 +426,7 @@ def test_auto_serves_on_cpu_while_the_gpu_compiles_then_switches(tmp_path):
         np.testing.assert_allclose(got, expected[i % 8], rtol=1e-4, atol=1e-5)
     assert compiled.wait_for_target(0)  # Ember-only: the background compile is done
 
-    warm = ov.Core().compile_model(model_path, "AUTO:GPU,CPU", {"CACHE_DIR": cache_dir})
+    warm = ov.Core().compile_model(model_path, "AUTO:GPU,CPU",
+                                   {"CACHE_DIR": cache_dir, **BY_PRIORITY})
     assert warm.get_property("EXECUTION_DEVICES") == ["GPU.0"]  # warm: straight to the GPU
     np.testing.assert_allclose(warm(images[0])[0], expected[0], rtol=1e-4, atol=1e-5)

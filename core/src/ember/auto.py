@@ -1,36 +1,45 @@
-"""The AUTO device: compile for the best available device, serving on CPU until it is ready.
+"""The AUTO device: run on the fastest candidate, measured on the model's first compile.
 
-``core.compile_model(model, "AUTO")`` picks the first available of GPU, CPU and TEMPLATE;
-``"AUTO:GPU,CPU"`` (or ``MULTI_DEVICE_PRIORITIES``) gives the order. Everything goes through the
-Core's public methods with concrete device names, so the model cache works as for any compile:
+``core.compile_model(model, "AUTO")`` chooses among the available GPU, CPU and TEMPLATE (and any
+other device installed); ``"AUTO:GPU,CPU"`` (or ``MULTI_DEVICE_PRIORITIES``) names the
+candidates and their order. ``EMBER_AUTO_SELECTION`` says how it chooses:
 
-- when the target is CPU, or CPU is not a candidate, or ``ENABLE_STARTUP_FALLBACK`` is False,
-  AUTO compiles for the target at once (the next candidate if that fails);
-- when ``CACHE_DIR`` holds the target's compile of this model (AUTO leaves a small *ready*
-  entry there after a background compile succeeds), it compiles for the target at once: a warm
-  start;
-- otherwise it compiles for CPU (from CPU's own cache entry when there is one) and returns, and
-  compiles for the target on a background thread. When that is done (and, for a model with
-  dynamic shapes, the target has run the last input CPU saw, so that its kernels for that shape
-  are built) the next inference runs on the target. Each inference runs whole on the device
-  current when it started: none is lost, repeated or reordered by the switch.
+- ``"MEASURE"`` (the default). On the first compile of a model, AUTO compiles it for every
+  candidate that accepts it and times one inference on each (:mod:`ember.auto_measure`: bounded
+  time, on the application's own inputs when it has run one, else on inputs made from the
+  ports), keeps the fastest and remembers it (:mod:`ember.auto_memory`: in ``CACHE_DIR`` when it
+  is set, else for the life of the process). While it measures, CPU serves when it is a
+  candidate and ``ENABLE_STARTUP_FALLBACK`` is not False: the other candidates compile and are
+  timed on a background thread, and the next inference after the choice runs on the winner.
+  Otherwise the measuring happens inside ``compile_model``. A later compile of the same model
+  with the same candidates, plugin versions and settings compiles for the remembered winner at
+  once (the next candidate if that fails), without measuring.
+- ``"PRIORITY"``: OpenVINO's rule, the first candidate in order that compiles. CPU serves while
+  the first candidate compiles in the background; when ``CACHE_DIR`` holds that device's
+  compile of this model (AUTO leaves a small *ready* entry there after a background compile
+  succeeds), it compiles for it at once, a warm start.
 
-``EXECUTION_DEVICES`` names the device serving inferences now. The background compile runs on an
-ordinary (not daemon) thread: a process that ends meanwhile waits for it, rather than tearing a
-driver down under it. ``MULTI`` and ``HETERO`` are not
-offered: asking for them raises ``NotSupportedError`` naming AUTO.
+Each inference runs whole on the device current when it started: none is lost, repeated or
+reordered by a switch. ``EXECUTION_DEVICES`` names the device serving inferences now, and
+``EMBER_AUTO_CHOICE`` says why, in words (``"measured: CPU was the fastest (CPU 1.2 ms, GPU.0
+18 ms)"``, ``"remembered in CACHE_DIR: ..."``). The background work runs on ordinary (not daemon)
+threads: a process that ends meanwhile waits for it, rather than tearing a driver down under it.
+``MULTI`` and ``HETERO`` are not offered: asking for them raises ``NotSupportedError`` naming
+AUTO.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ember import properties as props
+from ember.auto_measure import DYNAMIC_SIZES, Measurement, generated_inputs, measure
+from ember.auto_memory import Choice, ChoiceMemory
 from ember.compiled_model import CompiledModel
 from ember.device import AUTO, DeviceDescription, is_virtual, split_device_name
 from ember.errors import EmberError, NotSupportedError, UnknownDeviceError, UnknownPropertyError
@@ -45,7 +54,8 @@ log = get_logger("ember.auto")
 #: Candidates when none are named: accelerators first, then CPU, then the reference device.
 DEFAULT_ORDER = ("GPU", "CPU", "TEMPLATE")
 #: Keys AUTO itself takes; every other key goes to the candidates that accept it.
-AUTO_KEYS = (props.DEVICE_PRIORITIES, props.ENABLE_STARTUP_FALLBACK)
+AUTO_KEYS = (props.DEVICE_PRIORITIES, props.ENABLE_STARTUP_FALLBACK, props.AUTO_SELECTION)
+MEASURE, PRIORITY = props.AUTO_SELECTION_MODES
 _FALLBACK = "CPU"
 
 _DESCRIPTION = DeviceDescription(
@@ -60,29 +70,125 @@ def compile_auto(core: Core, model: ModelSource, device_name: str,
     if kind != AUTO:
         raise NotSupportedError(
             f"{kind} is not available in Ember; use AUTO instead ('AUTO:GPU,CPU' runs on the "
-            "first of the devices listed that compiles, serving on CPU meanwhile)")
+            "fastest of the devices listed, measured, serving on CPU meanwhile)")
     config = {str(k): v for k, v in (config or {}).items()}
     listed = str(config.pop(props.DEVICE_PRIORITIES, "") or listed)
     fallback_allowed = _flag(config.pop(props.ENABLE_STARTUP_FALLBACK, True))
+    selection = str(config.pop(props.AUTO_SELECTION, MEASURE)).upper()
+    if selection not in props.AUTO_SELECTION_MODES:
+        from ember.errors import PropertyValueError
+
+        raise PropertyValueError(f"{props.AUTO_SELECTION} must be one of "
+                                 f"{', '.join(props.AUTO_SELECTION_MODES)}, not {selection!r}")
     candidates = _candidates(core, listed)
     configs = {name: _config_for(core, name, config) for name in candidates}
     _check_every_key_used(config, configs)
     from ember.store import resolve_model_name
 
     model = resolve_model_name(model)
+    if selection == PRIORITY:
+        return _compile_by_priority(core, model, candidates, configs, config, fallback_allowed)
+    if len(candidates) == 1:
+        return _compile_first(core, model, candidates, configs, config,
+                              "the only candidate")
+    memory = ChoiceMemory(core, model, candidates, config)
+    choice = memory.recall()
+    if choice is not None:
+        log.info("AUTO: %s remembered as the fastest in %s; compiling for it without "
+                 "measuring", choice.device, memory.where)
+        order = [choice.device, *(c for c in candidates if c != choice.device)]
+        return _compile_first(core, model, order, configs, config,
+                              f"remembered in {memory.where}: {_describe(choice)}")
+    fallback = next((c for c in candidates if split_device_name(c)[0] == _FALLBACK), None)
+    if fallback is not None and fallback_allowed:
+        try:
+            first = core.compile_model(model, fallback, configs[fallback])
+        except EmberError as exc:  # CPU cannot serve meanwhile: measure the others now
+            log.warning("AUTO: %s cannot serve while the others are measured (%s)",
+                        fallback, exc)
+        else:
+            others = [c for c in candidates if c != fallback]
+            auto = AutoCompiledModel(first, candidates, config,
+                                     f"measuring: {fallback} serves while "
+                                     f"{', '.join(others)} are compiled and timed")
+            auto._start(auto._measure_others, core, model, others, configs, memory)
+            return auto
+    return _measure_now(core, model, candidates, configs, config, memory)
+
+
+def _compile_by_priority(core: Core, model: ModelSource, candidates: list[str],
+                         configs: Mapping[str, dict], config: Mapping[str, Any],
+                         fallback_allowed: bool) -> AutoCompiledModel:
+    """OpenVINO's AUTO: the first candidate that compiles, with CPU serving meanwhile."""
     target = candidates[0]
+    reason = f"priority: {target} is the first candidate"
     fallback = next((c for c in candidates[1:] if split_device_name(c)[0] == _FALLBACK), None)
     ready = _ReadyMark(core, model, target, configs[target])
     if fallback is None or not fallback_allowed or ready.is_marked():
-        return _compile_first(core, model, candidates, configs, config)
+        return _compile_first(core, model, candidates, configs, config, reason)
     try:
         first = core.compile_model(model, fallback, configs[fallback])
     except EmberError as exc:  # CPU cannot serve it: the target, compiled now, must
         log.warning("AUTO: %s cannot serve while %s compiles (%s)", fallback, target, exc)
-        return _compile_first(core, model, candidates, configs, config)
-    auto = AutoCompiledModel(first, candidates, config)
-    auto._start_target(core, model, target, configs[target], ready)
+        return _compile_first(core, model, candidates, configs, config, reason)
+    auto = AutoCompiledModel(first, candidates, config,
+                             f"priority: {fallback} serves while {target} compiles")
+    auto._start(auto._compile_target, core, model, target, configs[target], ready)
     return auto
+
+
+def _measure_now(core: Core, model: ModelSource, candidates: list[str],
+                 configs: Mapping[str, dict], config: Mapping[str, Any],
+                 memory: ChoiceMemory) -> AutoCompiledModel:
+    """Compile for every candidate and measure them, in ``compile_model`` (no CPU to serve)."""
+    # CPU, timed first, sets the bar: a slow device's first inference is then not waited for
+    order = sorted(candidates, key=lambda c: split_device_name(c)[0] != _FALLBACK)
+    compiled, failures = _compile_each(core, model, order, configs)
+    if not compiled:
+        raise NotSupportedError("AUTO: no candidate device compiled the model: "
+                                + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    winner, reason = _choose(compiled, _generated(next(iter(compiled.values()))), failures,
+                             memory)
+    return AutoCompiledModel(compiled[winner], candidates, config, reason)
+
+
+def _compile_each(core: Core, model: ModelSource, candidates: list[str],
+                  configs: Mapping[str, dict]) -> tuple[dict[str, CompiledModel], dict[str, str]]:
+    compiled: dict[str, CompiledModel] = {}
+    failures: dict[str, str] = {}
+    for name in candidates:
+        try:
+            compiled[name] = core.compile_model(model, name, configs[name])
+        except EmberError as exc:
+            failures[name] = f"it did not compile: {str(exc)[:200]}"
+            log.warning("AUTO: compiling for %s failed (%s); it is not a candidate", name, exc)
+    return compiled, failures
+
+
+def _generated(compiled: CompiledModel) -> list[list[np.ndarray]]:
+    return [generated_inputs(compiled.inputs, size) for size in DYNAMIC_SIZES]
+
+
+def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]],
+            failures: Mapping[str, str], memory: ChoiceMemory) -> tuple[str, str]:
+    """The fastest of ``compiled`` (the first to try first) and why; remembered when timed."""
+    found = measure(compiled, inputs)
+    measured = Measurement(found.seconds, {**failures, **found.left_out})
+    winner = found.fastest
+    if winner is None:  # nothing ran the inputs: the first in order, and measure next time
+        first = next(iter(compiled))
+        log.warning("AUTO: no candidate could be timed (%s); %s serves", measured.describe(),
+                    first)
+        return first, f"not measured: {measured.describe()}; {first} is the first candidate"
+    choice = Choice(winner, measured.seconds, measured.left_out)
+    memory.remember(choice)
+    log.info("AUTO: measured %s; %s serves", measured.describe(), winner)
+    return winner, f"measured: {_describe(choice)}"
+
+
+def _describe(choice: Choice) -> str:
+    return (f"{choice.device} was the fastest "
+            f"({Measurement(choice.seconds, choice.left_out).describe()})")
 
 
 def _flag(value: Any) -> bool:
@@ -138,13 +244,16 @@ def _check_every_key_used(config: Mapping[str, Any], configs: Mapping[str, dict]
 
 
 def _compile_first(core: Core, model: ModelSource, candidates: list[str],
-                   configs: Mapping[str, dict], config: Mapping[str, Any]) -> AutoCompiledModel:
+                   configs: Mapping[str, dict], config: Mapping[str, Any],
+                   reason: str) -> AutoCompiledModel:
     """The first candidate that compiles, as OpenVINO's AUTO falls back on a failed compile."""
     failures = []
-    for name in candidates:
+    for index, name in enumerate(candidates):
         try:
-            return AutoCompiledModel(core.compile_model(model, name, configs[name]),
-                                     candidates, config)
+            compiled = core.compile_model(model, name, configs[name])
+            if index:
+                reason = f"{reason}; {', '.join(candidates[:index])} did not compile"
+            return AutoCompiledModel(compiled, candidates, config, reason)
         except EmberError as exc:
             failures.append(f"{name}: {exc}")
             log.warning("AUTO: compiling for %s failed (%s); trying the next device", name, exc)
@@ -210,17 +319,19 @@ class _Switch:
 
 
 class AutoCompiledModel(CompiledModel):
-    """A model compiled by AUTO: a CompiledModel whose device may change once, CPU to target."""
+    """A model compiled by AUTO: a CompiledModel whose device may change once, from the one that
+    serves first to the one chosen."""
 
     def __init__(self, first: CompiledModel, candidates: list[str],
-                 config: Mapping[str, Any]) -> None:
+                 config: Mapping[str, Any], reason: str) -> None:
         self._switch = _Switch(first)
         self.candidates = list(candidates)
         self.target_error: BaseException | None = None
+        self.reason = reason
         self._target_thread: threading.Thread | None = None
         super().__init__(self._switch, _DESCRIPTION, config, _export_current,
                          loaded_from_cache=False)
-        self._switch.switched.set()  # until a background compile starts
+        self._settle(first, reason)  # until background work starts
 
     @property
     def current(self) -> CompiledModel:
@@ -228,23 +339,28 @@ class AutoCompiledModel(CompiledModel):
         return self._switch.current
 
     def wait_for_target(self, timeout: float | None = None) -> bool:
-        """Wait (seconds) for the background compile; True once the target serves (Ember's
-        addition: OpenVINO has no way to wait for it)."""
-        thread = self._target_thread
-        if thread is not None:
-            thread.join(timeout)
+        """Wait (seconds) for the background work (compiling, measuring); True once the device
+        chosen serves (Ember's addition: OpenVINO has no way to wait for it)."""
+        self._switch.switched.wait(timeout)
         return self._switch.switched.is_set() and self.target_error is None
 
-    def _start_target(self, core: Core, model: ModelSource, target: str,
-                      config: Mapping[str, Any], ready: _ReadyMark) -> None:
+    def _start(self, work: Callable[..., None], *args: Any) -> None:
         self._switch.switched.clear()
-        self._target_thread = threading.Thread(
-            target=self._compile_target, args=(core, model, target, dict(config), ready),
-            name=f"ember-auto-{target}")
+        self.device_model, self._infer_feeds = self._switch, None
+        self._target_thread = threading.Thread(target=work, args=args, name="ember-auto")
         self._target_thread.start()
+
+    def _settle(self, compiled: CompiledModel, reason: str) -> None:
+        """Serve every later inference on ``compiled``, called directly: once settled, an AUTO
+        inference costs what one on that device does."""
+        self.reason = reason
+        self._switch.switch(compiled)
+        self._infer_feeds = compiled._infer_feeds  # read once per call: either is right
+        self.device_model = compiled.device_model
 
     def _compile_target(self, core: Core, model: ModelSource, target: str,
                         config: dict[str, Any], ready: _ReadyMark) -> None:
+        """PRIORITY's background work: compile the first candidate and switch to it."""
         try:
             compiled = core.compile_model(model, target, config)
             warm_up = self._switch.last_inputs
@@ -254,11 +370,41 @@ class AutoCompiledModel(CompiledModel):
             self.target_error = exc
             log.warning("AUTO: compiling for %s failed (%s); inferences stay on %s",
                         target, exc, self.current.device.name)
-            self._switch.switched.set()
+            self._settle(self.current, f"priority: {target} failed to compile ({exc}); "
+                         f"{self.current.device.name} serves")
             return
-        self._switch.switch(compiled)
+        self._settle(compiled, f"priority: {target} is the first candidate")
         log.info("AUTO: %s is ready; inferences now run there", target)
         ready.mark()
+
+    def _measure_others(self, core: Core, model: ModelSource, others: list[str],
+                        configs: Mapping[str, dict], memory: ChoiceMemory) -> None:
+        """MEASURE's background work: compile the other candidates, time them all against the
+        device serving, and settle on the fastest."""
+        serving = self.current
+        try:
+            compiled, failures = _compile_each(core, model, others, configs)
+            seen = self._switch.last_inputs
+            inputs = [seen] if seen is not None else _generated(serving)
+            winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
+                                     failures, memory)
+            chosen = compiled.get(winner, serving)
+        except Exception as exc:  # the device serving keeps serving; the failure is logged
+            self.target_error = exc
+            log.warning("AUTO: measuring failed (%s); inferences stay on %s",
+                        exc, serving.device.name)
+            self._settle(serving, f"not measured ({exc}); {serving.device.name} serves")
+            return
+        if chosen is not serving and self._switch.last_inputs is not None:
+            try:  # the shapes seen since measuring: build them before serving them
+                chosen._infer_arrays(self._switch.last_inputs)
+            except Exception as exc:
+                log.warning("AUTO: %s failed on an input %s ran (%s); %s serves",
+                            winner, serving.device.name, exc, serving.device.name)
+                chosen, reason = serving, f"{reason}; {winner} failed on an input, so " \
+                                          f"{serving.device.name} serves"
+        self._settle(chosen, reason)
+        log.info("AUTO: inferences now run on %s", chosen.device.name)
 
     def _properties(self) -> dict[str, Any]:
         current = self.current
@@ -266,6 +412,7 @@ class AutoCompiledModel(CompiledModel):
         values.update({k: v for k, v in self.config.items() if k not in values})
         values[props.EXECUTION_DEVICES] = [current.device.name]
         values[props.DEVICE_PRIORITIES] = ",".join(self.candidates)
+        values[props.AUTO_CHOICE] = self.reason
         values[props.SUPPORTED_PROPERTIES] = sorted({*values, props.SUPPORTED_PROPERTIES})
         return values
 

@@ -81,9 +81,10 @@ class CompiledModel:
         Ember never copies inputs here, and outputs are fresh arrays)."""
         # _infer_arrays inlined: right after onnxruntime has run, with the CPU's caches cold,
         # each Python frame on this path costs ~1 us, 1 % of silero-vad's inference.
-        if (self._infer_feeds is not None and type(inputs) is dict
+        infer_feeds = self._infer_feeds  # one read: AUTO may swap it between two calls
+        if (infer_feeds is not None and type(inputs) is dict
                 and self.input_checks.are_feeds(inputs)):
-            results = self._infer_feeds(inputs)  # the caller's dict is what the device takes
+            results = infer_feeds(inputs)  # the caller's dict is what the device takes
         else:
             results = self.device_model.infer(
                 self.input_checks.prepare({} if inputs is None else inputs))

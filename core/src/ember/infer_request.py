@@ -6,19 +6,24 @@ once and runs the inference on the request's own worker thread, then calls the c
 inference at a time: starting or changing it while one runs raises ``RequestBusyError``. Devices
 release the GIL while they compute (onnxruntime, OpenCL, numpy's large kernels), so requests
 running at the same time use several cores.
+
+One lock says a request is busy, sync or async: taken without waiting when an inference starts
+(taken already means busy), released when it ends, and what ``wait()`` waits on. Locks are C
+code; an Event (Python code over a Condition) cost more than a small model's whole Python path.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ember.errors import InferenceInputError, RequestBusyError
+from ember.infer_result import InferResult
 from ember.log import get_logger
 from ember.port import Port, find_port
 from ember.tensor import Tensor
@@ -26,7 +31,6 @@ from ember.tensor import Tensor
 if TYPE_CHECKING:
     import queue
 
-    from ember.infer_result import InferResult
     from ember.infer_result import InferTarget as CompiledModel
     from ember.inputs import Inputs
 
@@ -38,26 +42,29 @@ _STOP = None  # what a worker's queue receives when its request is gone
 class _Worker:
     """A daemon thread running one request's asynchronous inferences, in order.
 
-    The thread holds only the job queue, never the request: when the request is collected, the
-    worker's finalizer posts the stop marker and the thread ends.
+    The thread holds only the job queue, and a request only while a job of it waits or runs:
+    when the request is collected, the worker's finalizer posts the stop marker and the thread
+    ends.
     """
 
     def __init__(self) -> None:
         import queue  # here: only asynchronous requests have a worker
 
-        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None] = \
+            queue.SimpleQueue()
         self.thread = threading.Thread(target=_work, args=(self.jobs,), daemon=True,
                                        name="ember-infer-request")
         self.thread.start()
         weakref.finalize(self, self.jobs.put, _STOP)
 
 
-def _work(jobs: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+def _work(jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None]) -> None:
+    get = jobs.get
     while True:
-        job = jobs.get()
+        job = get()
         if job is _STOP:
             return
-        job()
+        job[0](job[1])  # InferRequest._run_async, or AsyncInferQueue._run
         del job  # hold nothing of the request between jobs
 
 
@@ -68,12 +75,8 @@ class InferRequest:
         self.compiled_model = compiled_model
         self._inputs: dict[str, Any] = {}
         self._results: InferResult | None = None
-        self._idle = threading.Event()  # cleared while an asynchronous inference runs
-        self._idle.set()
-        # A synchronous infer() in progress: a flag, not the Event, whose clear() and set() would
-        # cost ~1.3 us of every inference (5 % of ~0.1 ms models') for no waiter's sake.
-        self._in_infer = False
-        self._state_lock = threading.Lock()
+        self._busy = threading.Lock()  # held while an inference runs (see the module's docstring)
+        self._sync = False  # the inference running is infer()'s (for the busy message)
         self._error: BaseException | None = None
         self._callback: Callable[[Any], None] | None = None
         self._callback_userdata: Any = None
@@ -156,16 +159,30 @@ class InferRequest:
     def infer(self, inputs: Inputs | None = None, share_inputs: bool = False,
               share_outputs: bool = False, *, decode_strings: bool = True) -> InferResult:
         """Run one inference now and return its results (inputs given here replace those set)."""
-        arrays = self._prepare(inputs, copy=False)
-        with self._state_lock:
-            self._check_idle()
-            self._in_infer = True
-        self._error = None
+        # CompiledModel.__call__'s path, inlined: each Python frame here costs ~1 % of a small
+        # model's inference.
+        compiled = self.compiled_model
+        given = self._inputs if inputs is None else inputs
+        if not self._busy.acquire(False):
+            self._raise_busy()
+        self._sync = True
         try:
-            self._run(arrays)
+            self._error = None
+            start = perf_counter()
+            infer_feeds = compiled._infer_feeds
+            if (infer_feeds is not None and type(given) is dict
+                    and compiled.input_checks.are_feeds(given)):
+                results = infer_feeds(given)
+            else:
+                results = compiled.device_model.infer(compiled.input_checks.prepare(given))
+            if type(results) is not list or len(results) != compiled._output_count:
+                results = compiled._checked(results)
+            self._latency = perf_counter() - start
+            self._results = result = InferResult.of(compiled.output_names, results)
         finally:
-            self._in_infer = False  # no callback, and no AsyncInferQueue hand-back
-        return self.results
+            self._sync = False
+            self._busy.release()  # no callback, and no AsyncInferQueue hand-back
+        return result
 
     def start_async(self, inputs: Inputs | None = None, userdata: Any = None,
                     share_inputs: bool = False) -> None:
@@ -176,22 +193,27 @@ class InferRequest:
         :raises RequestBusyError: an inference is already running on this request.
         """
         arrays = self._prepare(inputs, copy=not share_inputs)
-        self._begin()
+        if not self._busy.acquire(False):
+            self._raise_busy()
+        self._error = None
         self._userdata = userdata
-        if self._worker is None:
-            self._worker = _Worker()
-        self._worker.jobs.put(lambda: self._run_async(arrays))
+        worker = self._worker
+        if worker is None:
+            worker = self._worker = _Worker()
+        worker.jobs.put((self._run_async, arrays))
 
     def wait(self) -> None:
         """Wait for the running asynchronous inference; raise what it raised, if anything."""
-        self._idle.wait()
+        self._busy.acquire()
+        self._busy.release()
         self._raise_error()
 
     def wait_for(self, timeout: int) -> bool:
         """Wait at most ``timeout`` milliseconds (OpenVINO's unit; -1 waits for ever); True when
         the request is idle. Raises what the inference raised."""
-        done = self._idle.wait(None if timeout < 0 else timeout / 1000)
+        done = self._busy.acquire(timeout=-1 if timeout < 0 else timeout / 1000)
         if done:
+            self._busy.release()
             self._raise_error()
         return done
 
@@ -237,45 +259,44 @@ class InferRequest:
         given = self._inputs if inputs is None else inputs
         arrays = self.compiled_model.input_checks.prepare(given)
         if copy:
-            arrays = [np.array(a, copy=True) for a in arrays]
+            arrays = [a.copy() for a in arrays]
         return arrays
 
     def _check_idle(self) -> None:
-        if not self._idle.is_set():
-            raise RequestBusyError("the infer request is busy: an asynchronous inference runs; "
-                                   "wait() for it first")
-        if self._in_infer:
+        if self._busy.locked():
+            self._raise_busy()
+
+    def _raise_busy(self) -> None:
+        if self._sync:
             raise RequestBusyError("the infer request is busy: infer() runs on another thread")
-
-    def _begin(self) -> None:
-        with self._state_lock:
-            self._check_idle()
-            self._idle.clear()
-        self._error = None
-
-    def _run(self, arrays: list[np.ndarray]) -> None:
-        start = time.perf_counter()
-        self._results = self.compiled_model._infer_arrays(arrays)
-        self._latency = time.perf_counter() - start
+        raise RequestBusyError("the infer request is busy: an asynchronous inference runs; "
+                               "wait() for it first")
 
     def _run_async(self, arrays: list[np.ndarray]) -> None:
+        """One asynchronous inference, on the worker thread, then the callback; the request is
+        idle (and handed back to its AsyncInferQueue) after it."""
+        compiled = self.compiled_model
+        start = perf_counter()
         try:
-            self._run(arrays)
+            results = compiled.device_model.infer(arrays)
+            if type(results) is not list or len(results) != compiled._output_count:
+                results = compiled._checked(results)
+            self._results = InferResult.of(compiled.output_names, results)
         except BaseException as exc:  # handed to wait(): nothing is lost on the worker thread
             self._error = exc
-        self._finish()
-
-    def _finish(self) -> None:
-        if self._callback is not None:
+        self._latency = perf_counter() - start
+        callback = self._callback
+        if callback is not None:
             try:
-                self._callback(self._callback_userdata)
+                callback(self._callback_userdata)
             except Exception as exc:
                 log.exception("an infer request's callback raised")
                 if self._error is None:
                     self._error = exc
-        self._idle.set()
-        if self._on_idle is not None:
-            self._on_idle()
+        self._busy.release()
+        on_idle = self._on_idle
+        if on_idle is not None:
+            on_idle()
 
     def _raise_error(self) -> None:
         error = self._error
@@ -283,5 +304,5 @@ class InferRequest:
             raise error
 
     def __repr__(self) -> str:
-        state = "idle" if self._idle.is_set() and not self._in_infer else "busy"
+        state = "busy" if self._busy.locked() else "idle"
         return f"<InferRequest on {self.compiled_model.device.name}: {state}>"

@@ -100,7 +100,7 @@ def _as_given(values: Sequence[Any], expected: tuple[_Expected, ...], *, tensors
             if not tensors or type(value) is not Tensor:
                 return None
             value = value.data
-        if value.dtype != dtype:
+        if value.dtype is not dtype and value.dtype != dtype:  # the same object, mostly
             return None
         got = value.shape
         if shape is not None:

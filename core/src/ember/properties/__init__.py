@@ -82,6 +82,12 @@ INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
 DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"
 #: Serve the first inferences on CPU while the target compiles (True by default).
 ENABLE_STARTUP_FALLBACK = "ENABLE_STARTUP_FALLBACK"
+#: Ember's: how AUTO chooses, ``"MEASURE"`` (the default: the fastest candidate, timed on the
+#: first compile of a model and remembered) or ``"PRIORITY"`` (OpenVINO's: the first that compiles).
+AUTO_SELECTION = "EMBER_AUTO_SELECTION"
+AUTO_SELECTION_MODES = ("MEASURE", "PRIORITY")
+#: Ember's, read-only on an AUTO compiled model: which device serves and why, in words.
+AUTO_CHOICE = "EMBER_AUTO_CHOICE"
 
 # Read-only properties of the core itself.
 AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
