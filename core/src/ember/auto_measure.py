@@ -28,7 +28,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ember.compiled_model import CompiledModel
-    from ember.model import Port
+    from ember.port import Port
 
 #: Sizes tried, in turn, for the dynamic dimensions that are not a batch, in generated inputs,
 #: until the first candidate runs them: enough for the strides and paddings of image and audio

@@ -32,7 +32,8 @@ from ember.log import get_logger
 if TYPE_CHECKING:
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.key import CacheKey
-    from ember.core import Core, ModelSource
+    from ember.core_api import CoreAPI as Core
+    from ember.core_api import ModelSource
 
 log = get_logger("ember.auto")
 

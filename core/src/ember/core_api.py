@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 if TYPE_CHECKING:
+    from ember.cache.store import ModelCache
     from ember.compiled_model import CompiledModel
+    from ember.device import DeviceDescription
     from ember.model import Model
+    from ember.signing import Signer
     from ember.versions import Version
 
 #: What ``read_model`` and ``compile_model`` take: a Model, a path, or the model's bytes.
@@ -21,7 +24,8 @@ ModelSource = Union["Model", str, os.PathLike[str], bytes]
 
 
 class CoreAPI(Protocol):
-    """The methods of :class:`ember.Core` that AUTO and ``query_model`` call."""
+    """The methods of :class:`ember.Core` that AUTO and ``query_model`` call (the underscored
+    ones are internal to Ember: AUTO's memory keeps its records in the Core's model cache)."""
 
     @property
     def available_devices(self) -> list[str]: ...
@@ -34,3 +38,10 @@ class CoreAPI(Protocol):
 
     def compile_model(self, model: ModelSource, device_name: str | None = None,
                       config: Mapping[str, Any] | None = None) -> CompiledModel: ...
+
+    def _device(self, device_name: str) -> DeviceDescription: ...
+
+    def _model_cache(self, cache_dir: str) -> ModelCache: ...
+
+    def _signer(self, device: DeviceDescription, config: Mapping[str, Any] | None
+                ) -> Signer | None: ...
