@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from ember.log import get_logger
 if TYPE_CHECKING:
     from ember.core_api import CoreAPI as Core
     from ember.core_api import ModelSource
+    from ember.port import Port
 
 log = get_logger("ember.auto")
 
@@ -301,12 +302,12 @@ class _Switch:
 
     def __init__(self, first: CompiledModel) -> None:
         self.current = first
-        self.inputs = first.inputs
-        self.outputs = first.outputs
+        self.inputs: Sequence[Port] = first.inputs
+        self.outputs: Sequence[Port] = first.outputs
         self.switched = threading.Event()
         self.last_inputs: list[np.ndarray] | None = None  # for the target's warm-up
 
-    def infer(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         current = self.current  # one read: the whole inference runs on this device
         if not self.switched.is_set():
             self.last_inputs = [np.array(a, copy=True) for a in inputs]

@@ -74,13 +74,13 @@ def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
             if isinstance(dim, int):
                 shape.append(dim)
                 continue
-            named = isinstance(dim, str) and bool(dim)
-            if named and dim in sizes:
-                shape.append(sizes[dim])
+            named = dim if isinstance(dim, str) and dim else None
+            if named is not None and named in sizes:
+                shape.append(sizes[named])
                 continue
-            chosen = 1 if axis == 0 or (named and "batch" in dim.lower()) else size
-            if named:
-                sizes[dim] = chosen
+            chosen = 1 if axis == 0 or (named is not None and "batch" in named.lower()) else size
+            if named is not None:
+                sizes[named] = chosen
             shape.append(chosen)
         dtype = np.dtype(port.dtype)
         if dtype.kind == "f":
@@ -103,6 +103,7 @@ def measure(candidates: Mapping[str, CompiledModel],
     chosen: list[np.ndarray] | None = None
     for name, compiled in candidates.items():
         if chosen is None:
+            took: float | str = "no inputs to try"
             for option in inputs:
                 took = _warm_up(compiled, option, FIRST_WARM_UP_LIMIT)
                 if not isinstance(took, str):
@@ -111,14 +112,18 @@ def measure(candidates: Mapping[str, CompiledModel],
                 if not took.startswith(_REFUSED):  # too slow: other sizes will not help
                     break
             if chosen is None:
-                return Measurement({}, {name: took for name in candidates})
+                why = took if isinstance(took, str) else "no inputs to try"
+                return Measurement({}, {other: why for other in candidates})
         else:
+            assert reference is not None  # set with chosen, by the first candidate
             took = _warm_up(compiled, chosen, WARM_UP_FACTOR * reference)
         if isinstance(took, str):
             left_out[name] = took
             continue
         reference = took if reference is None else min(reference, took)
         seconds[name] = []
+    if chosen is None:  # no candidates
+        return Measurement({}, left_out)
     deadline = time.perf_counter() + BUDGET
     for round_ in range(ROUNDS):
         for name in list(seconds):

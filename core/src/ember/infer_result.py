@@ -8,7 +8,7 @@ neither imports the other's, so that no import runs in a circle.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from ember.port import Port
 
 if TYPE_CHECKING:
-    from ember.device import DeviceDescription
+    from ember.device import DeviceDescription, DeviceModel
     from ember.inputs import InputChecks
 
 
@@ -86,8 +86,14 @@ class InferTarget(Protocol):
     """What an infer request uses of its :class:`ember.CompiledModel`."""
 
     device: DeviceDescription
+    device_model: DeviceModel
     input_checks: InputChecks
+    output_names: OutputNames
     inputs: list[Port]
     outputs: list[Port]
+    _output_count: int
+    _infer_feeds: Callable[[dict[str, np.ndarray]], Sequence[np.ndarray]] | None
 
     def _infer_arrays(self, arrays: list[np.ndarray]) -> InferResult: ...
+
+    def _checked(self, results: Sequence[np.ndarray]) -> list[np.ndarray]: ...

@@ -21,8 +21,9 @@ from ember.port import Port
 from ember.tensor import Tensor, as_array
 
 #: What an inference accepts: one array, a list in input order, or a dict keyed by input name,
-#: index or Port.
-Inputs = Union[np.ndarray, Sequence[Any], Mapping[Union[str, int, Port], Any]]  # noqa: UP007
+#: index or Port (a mapping's key type is invariant: a dict keyed by names only is its own case).
+Inputs = Union[np.ndarray, Sequence[Any], Mapping[str, Any],  # noqa: UP007
+               Mapping[Union[str, int, Port], Any]]  # noqa: UP007
 
 
 class _Expected(NamedTuple):
