@@ -237,9 +237,10 @@ def test_least_recently_used_entries_are_evicted(tmp_path, model_path):
     size = first.stat().st_size
     compile_cached(cache_dir, model_path, {"DISABLE_TRANSFORMATIONS": True})
     # A hit brings an entry's last use forward when it is older than the resolution of the
-    # clock eviction needs: both entries were last used longer ago than that.
+    # clock eviction needs: both entries were last used longer ago than that, the first one
+    # longest ago, so that only the hit's refresh can save it.
     for entry in blobs(cache_dir):
-        past = entry.stat().st_mtime - LAST_USE_RESOLUTION - 1 - (entry != first)
+        past = entry.stat().st_mtime - LAST_USE_RESOLUTION - 1 - 10 * (entry == first)
         os.utime(entry, (past, past))
     assert compile_cached(cache_dir, model_path).get_property("LOADED_FROM_CACHE")  # used last
     other_model = ember.Core().read_model(model_path)

@@ -167,9 +167,6 @@ class DeviceConformance:
         cell.run()
         if cell.declined is not None:
             note(request.config, _SECTION, f"{device_name}: {model_name}: {cell.declined}")
-        if cell.not_admitted:
-            note(request.config, _SECTION, f"{device_name}: {model_name} ({mode}): compiling was "
-                 "cheaper than exporting, so the cache stored nothing; its cache checks skipped")
         if mode == "off" and cell.worst is not None and "real" in cell.model.tags:
             note(request.config, "ember conformance: real models against their oracle",
                  f"{device_name} {model_name}: worst difference {cell.worst:.1e} of the "
