@@ -16,6 +16,7 @@ import pytest
 import ember
 from ember import blob
 from ember import cache as ember_cache
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.store import LAST_USE_RESOLUTION
 from ember.errors import CacheWarning, PropertyValueError
 from ember.testing import ppocr_cls_path
@@ -27,6 +28,13 @@ OTHER_SETTING = {
     "TEMPLATE": ("DISABLE_TRANSFORMATIONS", False, True),
     "CPU": ("GRAPH_OPTIMIZATION_LEVEL", "ALL", "BASIC"),
 }
+
+
+@pytest.fixture(autouse=True)
+def admit_every_compile(monkeypatch):
+    """What these tests check needs the entries stored, whatever a compile took (admission by
+    timing is tested on its own, below)."""
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
 
 
 @pytest.fixture(params=sorted(OTHER_SETTING))
@@ -102,7 +110,7 @@ def test_device_without_export_import_writes_nothing(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_cheap_compiles_are_not_admitted(tmp_path):
+def test_cheap_compiles_are_not_admitted(tmp_path, monkeypatch):
     class SlowExport(ToyPlugin):
         @ember.hookimpl
         def export_model(self, compiled_model, device_name):
@@ -113,8 +121,33 @@ def test_cheap_compiles_are_not_admitted(tmp_path):
 
     core = ember.Core(load_installed_plugins=False)
     core.register_plugin(SlowExport("SLOW", 1), "slow")
+    monkeypatch.delenv(ADMIT_ALL_ENV)
     core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
     assert not list((tmp_path / "c").glob("blobs/*.blob"))
+    assert ember_cache.stats(tmp_path / "c").not_admitted == 1
+    # unless every compile is to be admitted
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
+    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    assert len(list((tmp_path / "c").glob("blobs/*.blob"))) == 1
+
+
+def test_a_one_time_cost_of_the_first_export_does_not_refuse_admission(tmp_path, monkeypatch):
+    class SlowFirstExport(ToyPlugin):
+        exports = 0
+
+        @ember.hookimpl
+        def export_model(self, compiled_model, device_name):
+            self.exports += 1
+            end = time.thread_time() + (0.05 if self.exports == 1 else 0)  # imports, say
+            while time.thread_time() < end:
+                pass
+            return super().export_model(compiled_model, device_name)
+
+    monkeypatch.delenv(ADMIT_ALL_ENV)
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(SlowFirstExport("SLOW", 1), "slow")
+    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    assert len(list((tmp_path / "c").glob("blobs/*.blob"))) == 1
 
 
 # -- where CACHE_DIR comes from -------------------------------------------------------------------
