@@ -1,0 +1,165 @@
+"""Mutation testing of the modules that decide whether a cached model is the right one, with
+cosmic-ray: ``python -m ember_devtools.mutation [MODULE...]`` (``make mutation``).
+
+For each module, cosmic-ray plants one small change at a time in the file (in the working tree;
+it restores it after each run), runs only that module's fast test files, and records whether a
+test failed (the mutant is *killed*) or not (it *survived*). The report gives the score per
+module and every survivor with its diff: each survivor is either a missing test or an
+*equivalent* mutant (one that cannot change behaviour), and docs/testing.md lists those kept.
+
+Operators: cosmic-ray's own set minus the arithmetic and comparison swaps that no one would
+write by mistake (``+`` into ``<<``, ``<`` into ``is``); what is kept matches mutmut's choice:
+each operator into its natural neighbour (``<`` and ``<=``, ``==`` and ``!=``, ``+`` and ``-``,
+``and`` and ``or``...), numbers, booleans, ``not`` added or removed, ``break``/``continue``,
+exceptions and loops. A line marked ``# pragma: no mutate`` is skipped.
+
+Run it from the repository's root, with no uncommitted change to the module (cosmic-ray writes
+to it), one or two modules at a time on a shared machine. Sessions are kept under
+``.cache/mutation/``: ``--resume`` continues an interrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: module name -> (file, its fast test files). Slow suites (the conformance matrix, the
+#: processes tests) are left out: a mutant is run against these only, first failure stops.
+MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "key": ("core/src/ember/cache/key.py", ("core/tests/test_cache_key.py",)),
+    "blob": ("core/src/ember/blob.py",
+             ("core/tests/test_blob.py", "core/tests/test_bounds.py")),
+    "signing": ("core/src/ember/signing.py",
+                ("core/tests/test_bounds.py", "core/tests/test_cache_integrity.py")),
+    "safe_json": ("core/src/ember/safe_json.py", ("core/tests/test_bounds.py",)),
+    "settings": ("core/src/ember/settings.py",
+                 ("core/tests/test_bounds.py", "core/tests/test_core.py")),
+    "store": ("core/src/ember/cache/store.py",
+              ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py",
+               "core/tests/test_cache.py")),
+    "cached_compile": ("core/src/ember/cache/cached_compile.py",
+                       ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py",
+                        "core/tests/test_cache.py")),
+    "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_loading.py",)),
+    "cpu_payload": ("plugins/cpu/src/ember_cpu/payload.py",
+                    ("plugins/cpu/tests/test_cpu_payload.py",)),
+    "gpu_plan_codec": ("plugins/gpu/src/ember_gpu/plan_codec.py",
+                       ("plugins/gpu/tests/test_gpu_plan_codec.py",)),
+    "template_plan_format": ("plugins/template/src/ember_template/plan_format.py",
+                             ("plugins/template/tests/test_template_device.py",)),
+}
+
+_NATURAL_BINARY = ("Add_Sub", "Sub_Add", "Mul_Div", "Div_Mul", "FloorDiv_Div", "Mod_FloorDiv",
+                   "BitAnd_BitOr", "BitOr_BitAnd", "BitXor_BitOr", "LShift_RShift",
+                   "RShift_LShift", "Pow_Mul")
+_NATURAL_COMPARISON = ("Lt_LtE", "LtE_Lt", "Gt_GtE", "GtE_Gt", "Eq_NotEq", "NotEq_Eq",
+                       "Is_IsNot", "IsNot_Is", "In_NotIn", "NotIn_In")
+_NATURAL_UNARY = ("Delete_Not", "Delete_USub", "USub_UAdd", "Delete_Invert")
+EXCLUDED_OPERATORS = [
+    f"core/ReplaceBinaryOperator_(?!({'|'.join(_NATURAL_BINARY)})$)",
+    f"core/ReplaceComparisonOperator_(?!({'|'.join(_NATURAL_COMPARISON)})$)",
+    f"core/ReplaceUnaryOperator_(?!({'|'.join(_NATURAL_UNARY)})$)",
+]
+
+SESSIONS = Path(".cache/mutation")
+
+
+def config_text(path: str, tests: tuple[str, ...], timeout: float) -> str:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+               "-p", "no:randomly", *tests]
+    excluded = ", ".join(json.dumps(e) for e in EXCLUDED_OPERATORS)
+    return (f'[cosmic-ray]\nmodule-path = "{path}"\ntimeout = {timeout}\n'
+            f"excluded-modules = []\ntest-command = {json.dumps(' '.join(command))}\n\n"
+            f'[cosmic-ray.distributor]\nname = "local"\n\n'
+            f"[cosmic-ray.filters.operators-filter]\nexclude-operators = [{excluded}]\n")
+
+
+def tool(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def run_module(name: str, resume: bool) -> dict[str, Any]:
+    path, tests = MODULES[name]
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    config, session = SESSIONS / f"{name}.toml", SESSIONS / f"{name}.sqlite"
+    start = time.monotonic()
+    baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               *tests], capture_output=True, text=True, check=False)
+    if baseline.returncode != 0:
+        raise SystemExit(f"{name}: its tests fail before any mutation:\n{baseline.stdout}")
+    seconds = time.monotonic() - start
+    config.write_text(config_text(path, tests, timeout=max(60.0, 10 * seconds)))
+    if not (resume and session.exists()):
+        session.unlink(missing_ok=True)
+        subprocess.run([tool("cosmic-ray"), "init", str(config), str(session)], check=True)
+        subprocess.run([tool("cr-filter-operators"), str(session), str(config)], check=True)
+        subprocess.run([tool("cr-filter-pragma"), str(session)], check=True)
+    subprocess.run([tool("cosmic-ray"), "exec", str(config), str(session)], check=True)
+    return summarize(name, session)
+
+
+def summarize(name: str, session: Path) -> dict[str, Any]:
+    dump = subprocess.run([tool("cosmic-ray"), "dump", str(session)], capture_output=True,
+                          text=True, check=True).stdout
+    killed, survivors, pending = 0, [], 0
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        if result is None:
+            pending += 1
+            continue
+        if result["worker_outcome"] == "skipped":
+            continue
+        mutation = item["mutations"][0]
+        if result["test_outcome"] == "survived":
+            survivors.append({"line": mutation["start_pos"][0],
+                              "operator": mutation["operator_name"].removeprefix("core/"),
+                              "function": mutation.get("definition_name"),
+                              "diff": _changed_lines(result.get("diff") or "")})
+        else:  # killed, or incompetent (the mutant does not even import): caught either way
+            killed += 1
+    total = killed + len(survivors)
+    return {"module": name, "file": MODULES[name][0], "mutants": total, "killed": killed,
+            "survived": len(survivors), "pending": pending,
+            "score": round(100 * killed / total, 1) if total else None,
+            "survivors": sorted(survivors, key=lambda s: s["line"])}
+
+
+def _changed_lines(diff: str) -> str:
+    return "\n".join(line for line in diff.splitlines()
+                     if line[:1] in "+-" and not line.startswith(("+++", "---")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE",
+                        help=f"of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--resume", action="store_true", help="continue kept sessions")
+    parser.add_argument("--report", action="store_true",
+                        help="only summarize the kept sessions, run nothing")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.modules) - set(MODULES))
+    if unknown:
+        parser.error(f"unknown modules {unknown}: choose among {', '.join(MODULES)}")
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    results = []
+    for name in args.modules or list(MODULES):
+        session = SESSIONS / f"{name}.sqlite"
+        result = summarize(name, session) if args.report else run_module(name, args.resume)
+        results.append(result)
+        print(f"{name}: {result['killed']} of {result['mutants']} mutants killed "
+              f"({result['score']}%), {result['pending']} not run", flush=True)
+        for survivor in result["survivors"]:
+            print(f"  survived {result['file']}:{survivor['line']} {survivor['operator']} "
+                  f"in {survivor['function']}\n    " + survivor["diff"].replace("\n", "\n    "))
+    (SESSIONS / "report.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
