@@ -26,6 +26,14 @@ def loads(text, **bounds):
 def test_integers_up_to_the_bound_are_read(value):
     assert loads(str(value)) == value
     assert loads(f"[{value}]") == [value]
+    safe_json.check_bounds([value], what="document")  # the walk agrees with the parser
+
+
+def test_the_integer_bound_is_63_bits():
+    assert safe_json.MAX_INT == 2 ** 63 - 1
+    assert loads("9223372036854775807") == 2 ** 63 - 1
+    with pytest.raises(BlobFormatError, match="out of range"):
+        loads("9223372036854775808")
 
 
 @pytest.mark.parametrize("value", [safe_json.MAX_INT + 1, -safe_json.MAX_INT - 1,
@@ -91,6 +99,8 @@ def test_typed_getters_refuse_what_does_not_fit():
     with pytest.raises(BlobFormatError, match="is an array, not an object"):
         safe_json.obj([], "d")
     assert safe_json.short("x" * 100).endswith("...") and len(safe_json.short("x" * 100)) == 40
+    assert safe_json.short("x" * 38) == repr("x" * 38)  # 40 characters: kept whole
+    assert safe_json.short("x" * 39) == repr("x" * 39)[:37] + "..."
     assert safe_json.short("abc") == "'abc'"
 
 

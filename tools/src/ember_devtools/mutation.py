@@ -13,8 +13,10 @@ each operator into its natural neighbour (``<`` and ``<=``, ``==`` and ``!=``, `
 ``and`` and ``or``...), numbers, booleans, ``not`` added or removed, ``break``/``continue``,
 exceptions and loops. A line marked ``# pragma: no mutate`` is skipped.
 
-Run it from the repository's root, with no uncommitted change to the module (cosmic-ray writes
-to it), one or two modules at a time on a shared machine. Sessions are kept under
+Run it from the repository's root, one or two modules at a time on a shared machine. Mutants are
+planted in a copy of the tree (``.cache/mutation/tree``, the files git tracks or would track, as
+they are now), put first on ``PYTHONPATH``: the working tree is never changed, so an interrupted
+run leaves no mutant behind and work can go on meanwhile. Sessions are kept under
 ``.cache/mutation/``: ``--resume`` continues an interrupted one.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -67,7 +70,26 @@ EXCLUDED_OPERATORS = [
     f"core/ReplaceUnaryOperator_(?!({'|'.join(_NATURAL_UNARY)})$)",
 ]
 
-SESSIONS = Path(".cache/mutation")
+SESSIONS = Path(".cache/mutation").absolute()
+TREE = SESSIONS / "tree"
+_SOURCE_DIRS = ("core/src", "plugins/cpu/src", "plugins/gpu/src", "plugins/template/src",
+                "tools/src")
+
+
+def copy_tree() -> dict[str, str]:
+    """Copy the repository's files into TREE; return the environment that imports them."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], capture_output=True, check=True).stdout
+    shutil.rmtree(TREE, ignore_errors=True)
+    for name in filter(None, listed.decode().split("\0")):
+        if name.startswith(".cache/") or not os.path.isfile(name):
+            continue
+        target = TREE / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(name, target)
+    paths = [str(TREE / d) for d in _SOURCE_DIRS]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [*paths, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])}
 
 
 def config_text(path: str, tests: tuple[str, ...], timeout: float) -> str:
@@ -84,23 +106,25 @@ def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def run_module(name: str, resume: bool) -> dict[str, Any]:
+def run_module(name: str, resume: bool, env: dict[str, str]) -> dict[str, Any]:
     path, tests = MODULES[name]
-    SESSIONS.mkdir(parents=True, exist_ok=True)
     config, session = SESSIONS / f"{name}.toml", SESSIONS / f"{name}.sqlite"
     start = time.monotonic()
     baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *tests], capture_output=True, text=True, check=False)
+                               *tests], capture_output=True, text=True, check=False, cwd=TREE,
+                              env=env)
     if baseline.returncode != 0:
         raise SystemExit(f"{name}: its tests fail before any mutation:\n{baseline.stdout}")
     seconds = time.monotonic() - start
     config.write_text(config_text(path, tests, timeout=max(60.0, 10 * seconds)))
     if not (resume and session.exists()):
         session.unlink(missing_ok=True)
-        subprocess.run([tool("cosmic-ray"), "init", str(config), str(session)], check=True)
-        subprocess.run([tool("cr-filter-operators"), str(session), str(config)], check=True)
-        subprocess.run([tool("cr-filter-pragma"), str(session)], check=True)
-    subprocess.run([tool("cosmic-ray"), "exec", str(config), str(session)], check=True)
+        for command in ([tool("cosmic-ray"), "init", str(config), str(session)],
+                        [tool("cr-filter-operators"), str(session), str(config)],
+                        [tool("cr-filter-pragma"), str(session)]):
+            subprocess.run(command, check=True, cwd=TREE, env=env)
+    subprocess.run([tool("cosmic-ray"), "exec", str(config), str(session)], check=True,
+                   cwd=TREE, env=env)
     return summarize(name, session)
 
 
@@ -148,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown modules {unknown}: choose among {', '.join(MODULES)}")
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     results = []
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    env = {} if args.report else copy_tree()
     for name in args.modules or list(MODULES):
         session = SESSIONS / f"{name}.sqlite"
-        result = summarize(name, session) if args.report else run_module(name, args.resume)
+        result = (summarize(name, session) if args.report
+                  else run_module(name, args.resume, env))
         results.append(result)
         print(f"{name}: {result['killed']} of {result['mutants']} mutants killed "
               f"({result['score']}%), {result['pending']} not run", flush=True)
