@@ -57,6 +57,33 @@ def test_depth_is_bounded_at_its_edge(depth):
         loads(objects, max_depth=depth - 1)
 
 
+def test_the_default_bounds_are_the_documented_ones():
+    assert (safe_json.MAX_DEPTH, safe_json.MAX_NODES) == (32, 1 << 20)
+    assert loads("[" * 32 + "]" * 32) is not None
+    with pytest.raises(BlobFormatError, match="nested deeper than 32"):
+        loads("[" * 33 + "]" * 33)
+    values = (1 << 20) - 1  # and the list holding them
+    assert len(safe_json.loads("[" + "0," * (values - 1) + "0]", what="d", max_size=1 << 22)) \
+        == values
+    with pytest.raises(BlobFormatError, match="more than 1048576 values"):
+        safe_json.loads("[" + "0," * values + "0]", what="d", max_size=1 << 22)
+
+
+def test_a_number_out_of_range_is_named_by_its_first_20_characters():
+    digits = "12345678901234567890" + "0" * 400
+    with pytest.raises(BlobFormatError, match=r"integer 12345678901234567890\.\.\. is out"):
+        loads(digits)
+    with pytest.raises(BlobFormatError, match=r"number 12345678901234567890 is out"):
+        loads(digits + ".0")
+
+
+def test_the_walk_refuses_numbers_the_parser_would_have_refused():
+    safe_json.check_bounds([1.5, -2.0, 0.0], what="document")
+    for value in (float("inf"), float("-inf"), float("nan")):
+        with pytest.raises(BlobFormatError, match="number out of range"):
+            safe_json.check_bounds({"a": [value]}, what="document")
+
+
 def test_the_node_count_is_bounded_at_its_edge():
     assert loads("[1,2,3]", max_nodes=4) == [1, 2, 3]  # the list and its three values
     with pytest.raises(BlobFormatError, match="more than 3 values"):

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import ember
+import ember.cache  # used as ember.cache.*: not left to whichever test imported it first
 from ember.testing import mlp, ppocr_cls_path
 from ember.testing.subprocesses import pythonpath
 

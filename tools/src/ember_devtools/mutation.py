@@ -23,6 +23,7 @@ run leaves no mutant behind and work can go on meanwhile. Sessions are kept unde
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -129,9 +130,13 @@ def run_module(name: str, resume: bool, env: dict[str, str]) -> dict[str, Any]:
 
 
 def summarize(name: str, session: Path) -> dict[str, Any]:
+    """Count a session's mutants. Mutants inside an annotation or on the ``*`` that makes the
+    following parameters keyword-only are counted apart, as *unevaluated*: every module here has
+    ``from __future__ import annotations``, so they cannot change behaviour."""
     dump = subprocess.run([tool("cosmic-ray"), "dump", str(session)], capture_output=True,
                           text=True, check=True).stdout
-    killed, survivors, pending = 0, [], 0
+    unevaluated = _unevaluated_spans(Path(MODULES[name][0]))
+    killed, survivors, pending, not_evaluated = 0, [], 0, 0
     for line in dump.splitlines():
         item, result = json.loads(line)
         if result is None:
@@ -140,8 +145,12 @@ def summarize(name: str, session: Path) -> dict[str, Any]:
         if result["worker_outcome"] == "skipped":
             continue
         mutation = item["mutations"][0]
+        position = tuple(mutation["start_pos"])
+        if any(start <= position < end for start, end in unevaluated):
+            not_evaluated += 1
+            continue
         if result["test_outcome"] == "survived":
-            survivors.append({"line": mutation["start_pos"][0],
+            survivors.append({"line": position[0],
                               "operator": mutation["operator_name"].removeprefix("core/"),
                               "function": mutation.get("definition_name"),
                               "diff": _changed_lines(result.get("diff") or "")})
@@ -149,9 +158,36 @@ def summarize(name: str, session: Path) -> dict[str, Any]:
             killed += 1
     total = killed + len(survivors)
     return {"module": name, "file": MODULES[name][0], "mutants": total, "killed": killed,
-            "survived": len(survivors), "pending": pending,
+            "survived": len(survivors), "pending": pending, "unevaluated": not_evaluated,
             "score": round(100 * killed / total, 1) if total else None,
             "survivors": sorted(survivors, key=lambda s: s["line"])}
+
+
+def _unevaluated_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of the annotations and bare ``*`` markers of a module."""
+    tree = ast.parse(path.read_text())
+    lines = path.read_text().splitlines()
+    spans = []
+    for node in ast.walk(tree):
+        annotations = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            annotations.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            if node.returns is not None:
+                annotations.append(node.returns)
+            if node.args.kwonlyargs and node.args.vararg is None:
+                # the bare "*": the first "*" of the signature not part of an expression
+                for number in range(node.lineno, node.body[0].lineno):
+                    text = lines[number - 1]
+                    column = text.find("*,")
+                    if column < 0:
+                        column = text.find("* ") if text.rstrip().endswith("*") else -1
+                    if column >= 0:
+                        spans.append(((number, column), (number, column + 1)))
+                        break
+        spans += [((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+                  for a in annotations]
+    return spans
 
 
 def _changed_lines(diff: str) -> str:
@@ -180,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                   else run_module(name, args.resume, env))
         results.append(result)
         print(f"{name}: {result['killed']} of {result['mutants']} mutants killed "
-              f"({result['score']}%), {result['pending']} not run", flush=True)
+              f"({result['score']}%), {result['pending']} not run, {result['unevaluated']} in "
+              "annotations (not evaluated, not counted)", flush=True)
         for survivor in result["survivors"]:
             print(f"  survived {result['file']}:{survivor['line']} {survivor['operator']} "
                   f"in {survivor['function']}\n    " + survivor["diff"].replace("\n", "\n    "))
