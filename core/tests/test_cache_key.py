@@ -12,6 +12,7 @@ from ember import blob
 from ember.cache import key as cache_key
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.key import entry_key, make_key
+from ember.errors import EmberError
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
 BASE = {
@@ -139,3 +140,52 @@ def test_an_entry_records_what_it_was_made_with(tmp_path):
     assert header.key_parts["architecture"] == "toy-1"
     assert header.key_parts["plugin_version"] == "1.2"
     assert header.key_parts["ember_version"] == ember.__version__
+
+
+# -- explaining a miss, and the values a key holds ------------------------------------------------
+
+
+def test_a_miss_is_explained_by_the_parts_that_differ():
+    wanted = make_key(**BASE).parts
+    found = make_key(**{**BASE, "plugin_version": "0.9",
+                        "properties": {"LEVEL": 2, "MODE": "fast"}}).parts
+    assert cache_key.explain_difference(wanted, found) == (
+        "plugin_version '0.9' cached, '1.0.0' now; property LEVEL 2 cached, 1 now")
+    assert cache_key.explain_difference(wanted, wanted) == "no visible difference"
+    # a header is untrusted: properties that are not an object read as none
+    assert cache_key.explain_difference({"properties": {"A": 1}}, {"properties": [1]}) == (
+        "property A None cached, 1 now")
+    assert cache_key.explain_difference({"x": 1}, {}) == "x None cached, 1 now"
+
+
+def test_property_values_are_kept_as_json_and_anything_else_by_its_repr():
+    class Hint:
+        def __repr__(self):
+            return "<hint>"
+
+    key = make_key(**{**BASE, "properties": {
+        "tuple": (1, "a"), "mapping": {1: (True, None)}, "float": 0.5, "other": Hint()}})
+    assert key.parts["properties"] == {"float": 0.5, "mapping": {"1": [True, None]},
+                                       "other": "<hint>", "tuple": [1, "a"]}
+    assert key.model_digest == BASE["model_digest"]
+
+
+def test_the_identity_of_a_model_from_bytes_a_model_or_a_path(tmp_path):
+    from ember import checksum
+    from ember.cache.file_digest import FileDigests
+
+    data = identity_model_bytes()
+    digests = FileDigests(str(tmp_path), str(tmp_path / "files"))
+    assert cache_key.model_identity(data, digests) == (checksum.hexdigest(data), "model")
+    folder = tmp_path / "store" / "resnet"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(data)
+    (tmp_path / "plain.onnx").write_bytes(data)
+    # a stored model is named after its folder, any other file after itself
+    assert cache_key.model_identity(folder / "model.onnx", digests) == (
+        checksum.hexdigest(data), "resnet")
+    assert cache_key.model_identity(tmp_path / "plain.onnx", digests)[1] == "plain.onnx"
+    model = ember.Core().read_model(data)
+    assert cache_key.model_identity(model, digests)[0] == checksum.hexdigest(model.to_bytes())
+    with pytest.raises(EmberError):
+        cache_key.model_identity(tmp_path / "missing.onnx", digests)
