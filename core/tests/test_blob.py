@@ -77,3 +77,124 @@ def test_huge_declared_header_is_refused_before_reading():
     data = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, 0, 1 << 30) + bytes(64)
     with pytest.raises(BlobFormatError, match="large"):
         blob.unpack(data)
+
+
+# -- headers forged with a valid checksum: every field is type- and range-checked ---------------
+
+
+def forge(document, payload=PAYLOAD, flags=0):
+    """A blob whose header is ``document`` as given (any JSON), with correct checksums."""
+    import json
+
+    from ember import checksum
+
+    text = json.dumps(document).encode()
+    head = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, flags, len(text)) + text
+    return head + checksum.digest(head) + payload
+
+
+def header_of(payload=PAYLOAD, **fields):
+    from ember import checksum
+
+    return {"ember_version": "0.1.0", "plugin": "p", "plugin_version": "1", "device": "D",
+            "device_architecture": "a", "payload_length": len(payload),
+            "payload_checksum": checksum.hexdigest(payload), **fields}
+
+
+def test_a_forged_but_well_formed_header_is_read():
+    header, payload = blob.unpack(forge(header_of(created=5, compile_seconds=2, flags=["x"],
+                                                  key="k" * 256, key_parts={"a": 1})))
+    assert bytes(payload) == PAYLOAD
+    assert header.created == 5.0 and type(header.created) is float
+    assert header.compile_seconds == 2.0 and type(header.compile_seconds) is float
+    assert header.flags == ("x",) and header.key == "k" * 256 and header.key_parts == {"a": 1}
+    minimal, _ = blob.unpack(forge(header_of()))  # the optional fields take their defaults
+    assert (minimal.key, minimal.key_parts, minimal.flags, minimal.model_name, minimal.created,
+            minimal.compile_seconds) == ("", {}, (), "", 0.0, 0.0)
+    zero, _ = blob.unpack(forge(header_of(compile_seconds=0.0, created=-1.5)))
+    assert zero.compile_seconds == 0.0 and zero.created == -1.5
+
+
+BAD_FIELDS = {
+    "unknown field": {"extra": 1},
+    "plugin not a string": {"plugin": 1},
+    "device null": {"device": None},
+    "length a string": {"payload_length": "4"},
+    "length a boolean": {"payload_length": True},
+    "length negative": {"payload_length": -1},
+    "length too large": {"payload_length": blob.MAX_PAYLOAD_LENGTH + 1},
+    "checksum upper case": {"payload_checksum": "A" * 64},
+    "checksum short": {"payload_checksum": "a" * 63},
+    "key too long": {"key": "k" * 257},
+    "key not a string": {"key": 5},
+    "key parts a list": {"key_parts": []},
+    "flags a string": {"flags": "encrypted"},
+    "flag not a string": {"flags": [1]},
+    "model name a number": {"model_name": 3},
+    "created a string": {"created": "now"},
+    "created a boolean": {"created": True},
+    "compile seconds negative": {"compile_seconds": -0.5},
+    "compile seconds a boolean": {"compile_seconds": False},
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_FIELDS))
+def test_a_forged_header_with_a_bad_field_is_refused(bad):
+    with pytest.raises(BlobFormatError, match="blob header"):
+        blob.unpack(forge(header_of(**BAD_FIELDS[bad])))
+
+
+@pytest.mark.parametrize("document", [[], "text", 3, None])
+def test_a_header_that_is_not_an_object_is_refused(document):
+    with pytest.raises(BlobFormatError, match="blob header is"):
+        blob.unpack(forge(document))
+
+
+def test_the_declared_length_must_be_the_payloads():
+    size = len(PAYLOAD)
+    with pytest.raises(BlobFormatError, match=f"payload is {size} bytes, header says {size + 1}"):
+        blob.unpack(forge(header_of(payload_length=size + 1)))
+    with pytest.raises(BlobFormatError, match=f"payload is {size} bytes, header says {size - 1}"):
+        blob.unpack(forge(header_of(payload_length=size - 1)))
+
+
+def test_the_prefix_is_checked_field_by_field():
+    data = blob.pack(FIELDS, PAYLOAD)
+    assert blob.header_size(data[:16]) + 48 == blob.read_header(data)[1]
+    assert not blob.is_signed(data) and not blob.is_signed(data[:15])
+    assert blob.split_tag(data) == (memoryview(data), None)
+    with pytest.raises(BlobFormatError, match="too short"):
+        blob.header_size(data[:15])
+    with pytest.raises(BlobFormatError, match="unknown container flags 0x2"):
+        blob.unpack(forge(header_of(), flags=2))
+    exact = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, 0, blob.MAX_HEADER_SIZE)
+    assert blob.header_size(exact) == blob.MAX_HEADER_SIZE  # the bound itself is allowed
+    with pytest.raises(BlobFormatError, match="truncated inside the header"):
+        blob.read_header(exact + bytes(10))
+
+
+def test_a_signed_blob_carries_its_tag_after_the_payload():
+    prefix, _ = blob.encode(FIELDS, PAYLOAD, signed=True)
+    tag = bytes(range(blob.TAG_SIZE))
+    data = prefix + PAYLOAD + tag
+    assert blob.is_signed(data)
+    covered, found = blob.split_tag(data)
+    assert found == tag and bytes(covered) == prefix + PAYLOAD
+    assert bytes(blob.unpack(data)[1]) == PAYLOAD
+    with pytest.raises(BlobFormatError, match="header says"):
+        blob.unpack(prefix + PAYLOAD)  # the tag missing
+    # too short to hold a tag: nothing is split off
+    assert blob.split_tag(data[:blob.TAG_SIZE + 15])[1] is None
+
+
+def test_the_file_readers_agree_with_unpack():
+    import io
+
+    data = blob.pack({**FIELDS, "model_name": "m"}, PAYLOAD)
+    assert blob.read_file_header(io.BytesIO(data)).model_name == "m"
+    header, payload = blob.read_file(io.BytesIO(data))
+    assert header == blob.unpack(data)[0] and payload == PAYLOAD and type(payload) is bytes
+    blob.check_payload(header, payload)
+    with pytest.raises(BlobFormatError, match="checksum mismatch"):
+        blob.check_payload(header, payload[:-1] + b"\0")
+    assert blob.pack(FIELDS, PAYLOAD) == blob.encode(FIELDS, PAYLOAD)[0] + PAYLOAD
