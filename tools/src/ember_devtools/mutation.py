@@ -46,7 +46,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
                  ("core/tests/test_bounds.py", "core/tests/test_core.py")),
     # the toy plugin's tests: test_cache.py (real models, ~40 s) would make a survivor cost that
     "store": ("core/src/ember/cache/store.py",
-              ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py")),
+              ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
+               "core/tests/test_cache_key.py")),
     "cached_compile": ("core/src/ember/cache/cached_compile.py",
                        ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py")),
     "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_loading.py",)),
