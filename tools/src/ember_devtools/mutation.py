@@ -13,11 +13,11 @@ each operator into its natural neighbour (``<`` and ``<=``, ``==`` and ``!=``, `
 ``and`` and ``or``...), numbers, booleans, ``not`` added or removed, ``break``/``continue``,
 exceptions and loops. A line marked ``# pragma: no mutate`` is skipped.
 
-Run it from the repository's root, one or two modules at a time on a shared machine. Mutants are
-planted in a copy of the tree (``.cache/mutation/tree``, the files git tracks or would track, as
-they are now), put first on ``PYTHONPATH``: the working tree is never changed, so an interrupted
-run leaves no mutant behind and work can go on meanwhile. Sessions are kept under
-``.cache/mutation/``: ``--resume`` continues an interrupted one.
+Run it from the repository's root, one or two modules at a time on a shared machine. Mutants
+are planted in a copy of the tree (``.cache/mutation/tree-<modules>``, the files git tracks or
+would track, as they are now), put first on ``PYTHONPATH``: the working tree is never changed,
+so an interrupted run leaves no mutant behind and work can go on meanwhile. Sessions are kept
+under ``.cache/mutation/``: ``--resume`` continues an interrupted one.
 """
 
 from __future__ import annotations
@@ -72,23 +72,22 @@ EXCLUDED_OPERATORS = [
 ]
 
 SESSIONS = Path(".cache/mutation").absolute()
-TREE = SESSIONS / "tree"
 _SOURCE_DIRS = ("core/src", "plugins/cpu/src", "plugins/gpu/src", "plugins/template/src",
                 "tools/src")
 
 
-def copy_tree() -> dict[str, str]:
-    """Copy the repository's files into TREE; return the environment that imports them."""
+def copy_tree(tree: Path) -> dict[str, str]:
+    """Copy the repository's files into ``tree``; return the environment that imports them."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
                              "--exclude-standard"], capture_output=True, check=True).stdout
-    shutil.rmtree(TREE, ignore_errors=True)
+    shutil.rmtree(tree, ignore_errors=True)
     for name in filter(None, listed.decode().split("\0")):
         if name.startswith(".cache/") or not os.path.isfile(name):
             continue
-        target = TREE / name
+        target = tree / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(name, target)
-    paths = [str(TREE / d) for d in _SOURCE_DIRS]
+    paths = [str(tree / d) for d in _SOURCE_DIRS]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(
         [*paths, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])}
 
@@ -107,12 +106,12 @@ def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def run_module(name: str, resume: bool, env: dict[str, str]) -> dict[str, Any]:
+def run_module(name: str, resume: bool, tree: Path, env: dict[str, str]) -> dict[str, Any]:
     path, tests = MODULES[name]
     config, session = SESSIONS / f"{name}.toml", SESSIONS / f"{name}.sqlite"
     start = time.monotonic()
     baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               *tests], capture_output=True, text=True, check=False, cwd=TREE,
+                               *tests], capture_output=True, text=True, check=False, cwd=tree,
                               env=env)
     if baseline.returncode != 0:
         raise SystemExit(f"{name}: its tests fail before any mutation:\n{baseline.stdout}")
@@ -123,9 +122,9 @@ def run_module(name: str, resume: bool, env: dict[str, str]) -> dict[str, Any]:
         for command in ([tool("cosmic-ray"), "init", str(config), str(session)],
                         [tool("cr-filter-operators"), str(session), str(config)],
                         [tool("cr-filter-pragma"), str(session)]):
-            subprocess.run(command, check=True, cwd=TREE, env=env)
+            subprocess.run(command, check=True, cwd=tree, env=env)
     subprocess.run([tool("cosmic-ray"), "exec", str(config), str(session)], check=True,
-                   cwd=TREE, env=env)
+                   cwd=tree, env=env)
     return summarize(name, session)
 
 
@@ -209,11 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     results = []
     SESSIONS.mkdir(parents=True, exist_ok=True)
-    env = {} if args.report else copy_tree()
-    for name in args.modules or list(MODULES):
+    names = args.modules or list(MODULES)
+    # a copy per run: two runs side by side must not see each other's mutants
+    tree = SESSIONS / ("tree-" + "-".join(names) if args.modules else "tree-all")
+    env = {} if args.report else copy_tree(tree)
+    for name in names:
         session = SESSIONS / f"{name}.sqlite"
         result = (summarize(name, session) if args.report
-                  else run_module(name, args.resume, env))
+                  else run_module(name, args.resume, tree, env))
         results.append(result)
         print(f"{name}: {result['killed']} of {result['mutants']} mutants killed "
               f"({result['score']}%), {result['pending']} not run, {result['unevaluated']} in "
