@@ -156,6 +156,14 @@ def test_a_miss_is_explained_by_the_parts_that_differ():
     assert cache_key.explain_difference({"properties": {"A": 1}}, {"properties": [1]}) == (
         "property A None cached, 1 now")
     assert cache_key.explain_difference({"x": 1}, {}) == "x None cached, 1 now"
+    # parts named after "properties" are compared too
+    assert cache_key.explain_difference({"properties": {}, "zz": 1},
+                                        {"properties": {}, "zz": 2}) == "zz 2 cached, 1 now"
+
+
+def test_an_entry_key_does_not_depend_on_the_order_of_its_parts():
+    assert entry_key({"a": 1, "b": [2]}).digest == entry_key({"b": [2], "a": 1}).digest
+    assert entry_key({"a": 1}).digest != entry_key({"a": 2}).digest
 
 
 def test_property_values_are_kept_as_json_and_anything_else_by_its_repr():
