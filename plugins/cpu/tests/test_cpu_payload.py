@@ -73,3 +73,87 @@ def test_dynamic_dimensions_match_any_size_but_fixed_ones_must_agree(exported):
     assert not isinstance(x.shape[0], int)  # the batch is dynamic in the graph
     named = Port(x.name, (16, x.shape[1]), x.dtype)  # a size where the graph has a name: fine
     ember.Core().import_model(with_ports(exported, [named]), "CPU")
+
+
+# -- the payload's framing, read directly -------------------------------------------------------
+
+
+def framed(body, flags=0, version=payload.FORMAT_VERSION, magic=payload.MAGIC):
+    import struct
+
+    return body + struct.pack("<II8s", flags, version, magic)
+
+
+def test_a_payload_round_trips_without_a_copy(exported):
+    data = bytes(blob.unpack(exported)[1])
+    saved = payload.loads(data)
+    assert saved.session_bytes is data  # the whole payload, handed to onnxruntime in place
+    again = payload.dumps(saved.inputs, saved.outputs, saved.graph)
+    assert again == data
+    assert bytes(payload.loads(memoryview(data)).session_bytes) == bytes(saved.graph)
+
+
+def test_an_encrypted_payload_needs_its_callbacks(exported):
+    data = bytes(blob.unpack(exported)[1])
+    saved = payload.loads(data)
+    flip = bytes(range(256))[::-1]
+
+    def encrypt(body):
+        return bytes(body).translate(flip)
+
+    secret = payload.dumps(saved.inputs, saved.outputs, saved.graph, encrypt)
+    assert saved.graph.tobytes()[:64] not in secret
+    opened = payload.loads(secret, encrypt)  # the translation is its own inverse
+    assert opened.inputs == saved.inputs and bytes(opened.graph) == bytes(saved.graph)
+    with pytest.raises(BlobFormatError, match="no callbacks"):
+        payload.loads(secret)
+
+    def refuse(body):
+        raise ValueError("wrong key")
+
+    with pytest.raises(BlobFormatError, match="does not decrypt: wrong key"):
+        payload.loads(secret, refuse)
+
+    def refuse_as_ember(body):
+        raise BlobFormatError("tag mismatch")
+
+    with pytest.raises(BlobFormatError, match="^tag mismatch$"):
+        payload.loads(secret, refuse_as_ember)
+
+
+PORTS = b'{"inputs": [], "outputs": []}'
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"", "too short"),
+    (bytes(15), "too short"),
+    (framed(b"x", magic=b"EMGPU\0\0\0"), "wrong magic"),
+    (framed(b"x", version=payload.FORMAT_VERSION + 1), "format 3"),
+    (framed(b"x", version=payload.FORMAT_VERSION - 1), "format 1"),
+    (framed(b"x", flags=2), "unknown flags 0x2"),
+    (framed(b"abc"), "no ports"),
+    (framed(PORTS + (len(PORTS) + 1).to_bytes(4, "little")), "ports of 30 bytes in a body of 33"),
+    (framed(b"[]" + (2).to_bytes(4, "little")), "not an object"),
+    (framed(b'{"inputs": {}, "outputs": []}' + (29).to_bytes(4, "little")), "not a list"),
+    (framed(b'[[[[[]]]]]' + (10).to_bytes(4, "little")), "nested"),
+])
+def test_a_damaged_frame_is_refused(data, problem):
+    with pytest.raises(BlobFormatError, match=problem):
+        payload.loads(data)
+
+
+def test_the_smallest_frame_is_read():
+    saved = payload.loads(framed(b"ORT" + PORTS + len(PORTS).to_bytes(4, "little")))
+    assert (saved.inputs, saved.outputs, bytes(saved.graph)) == ([], [], b"ORT")
+    # ports exactly filling the body: no ORT bytes at all
+    assert bytes(payload.loads(framed(PORTS + len(PORTS).to_bytes(4, "little"))).graph) == b""
+
+
+def test_the_number_of_ports_is_bounded():
+    ports = b'{"inputs": [' + b",".join([b"0"] * 65537) + b'], "outputs": []}'
+    with pytest.raises(BlobFormatError, match="not a list"):
+        payload.loads(framed(ports + len(ports).to_bytes(4, "little")))
+    ports = b'{"inputs": [' + b",".join([b"0"] * 65536) + b'], "outputs": []}'
+    with pytest.raises(BlobFormatError) as refused:  # as many as allowed: each port is read
+        payload.loads(framed(ports + len(ports).to_bytes(4, "little")))
+    assert "not a list" not in str(refused.value)
