@@ -117,7 +117,7 @@ def test_an_encrypted_payload_needs_its_callbacks(exported):
     def refuse_as_ember(body):
         raise BlobFormatError("tag mismatch")
 
-    with pytest.raises(BlobFormatError, match="^tag mismatch$"):
+    with pytest.raises(BlobFormatError, match=r"^tag mismatch$"):
         payload.loads(secret, refuse_as_ember)
 
 
