@@ -123,9 +123,24 @@ def run_module(name: str, resume: bool, tree: Path, env: dict[str, str]) -> dict
                         [tool("cr-filter-operators"), str(session), str(config)],
                         [tool("cr-filter-pragma"), str(session)]):
             subprocess.run(command, check=True, cwd=tree, env=env)
+        skip_unevaluated(session, Path(path))
     subprocess.run([tool("cosmic-ray"), "exec", str(config), str(session)], check=True,
                    cwd=tree, env=env)
     return summarize(name, session)
+
+
+def skip_unevaluated(session: Path, path: Path) -> None:
+    """Mark the mutants inside annotations as skipped: they need not run (see summarize)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans = _unevaluated_spans(path)
+    with use_db(str(session), WorkDB.Mode.open) as work_db:
+        for item in list(work_db.pending_work_items):
+            position = tuple(item.mutations[0].start_pos)
+            if any(start <= position < end for start, end in spans):
+                work_db.set_result(item.job_id, WorkResult(
+                    output="in an annotation", worker_outcome=WorkerOutcome.SKIPPED))
 
 
 def summarize(name: str, session: Path) -> dict[str, Any]:
@@ -141,8 +156,8 @@ def summarize(name: str, session: Path) -> dict[str, Any]:
         if result is None:
             pending += 1
             continue
-        if result["worker_outcome"] == "skipped":
-            continue
+        if result["worker_outcome"] == "skipped" and result["output"] != "in an annotation":
+            continue  # an operator left out, or a line marked no mutate
         mutation = item["mutations"][0]
         position = tuple(mutation["start_pos"])
         if any(start <= position < end for start, end in unevaluated):
