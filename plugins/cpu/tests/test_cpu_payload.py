@@ -157,3 +157,14 @@ def test_the_number_of_ports_is_bounded():
     with pytest.raises(BlobFormatError) as refused:  # as many as allowed: each port is read
         payload.loads(framed(ports + len(ports).to_bytes(4, "little")))
     assert "not a list" not in str(refused.value)
+
+
+def test_the_frame_bounds_are_exact():
+    with pytest.raises(BlobFormatError, match="no ports"):  # a trailer and nothing else
+        payload.loads(framed(b""))
+    limit = 16 << 20  # the ports' JSON, padded to the bound with spaces, then one byte over
+    document = b'{"inputs": 1, "outputs": []}'  # read (at the bound), then refused for its ports
+    for size, problem in ((limit, "the ports are not a list"), (limit + 1, "larger than")):
+        ports = document + b" " * (size - len(document))
+        with pytest.raises(BlobFormatError, match=problem):
+            payload.loads(framed(ports + size.to_bytes(4, "little")))
