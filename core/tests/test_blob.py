@@ -198,3 +198,18 @@ def test_the_file_readers_agree_with_unpack():
     with pytest.raises(BlobFormatError, match="checksum mismatch"):
         blob.check_payload(header, payload[:-1] + b"\0")
     assert blob.pack(FIELDS, PAYLOAD) == blob.encode(FIELDS, PAYLOAD)[0] + PAYLOAD
+
+
+def test_the_size_bounds_are_a_mebibyte_of_header_and_a_tebibyte_of_payload():
+    for size, allowed in ((1 << 20, True), ((1 << 20) + 1, False)):
+        prefix = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, 0, size)
+        if allowed:
+            assert blob.header_size(prefix) == size
+        else:
+            with pytest.raises(BlobFormatError, match="implausibly large"):
+                blob.header_size(prefix)
+    # a header may declare up to 1 TiB of payload (then this one is too short for it)
+    with pytest.raises(BlobFormatError, match=f"header says {1 << 40}"):
+        blob.unpack(forge(header_of(payload_length=1 << 40)))
+    with pytest.raises(BlobFormatError, match="blob header field 'payload_length'"):
+        blob.unpack(forge(header_of(payload_length=(1 << 40) + 1)))
