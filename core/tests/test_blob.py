@@ -213,3 +213,14 @@ def test_the_size_bounds_are_a_mebibyte_of_header_and_a_tebibyte_of_payload():
         blob.unpack(forge(header_of(payload_length=1 << 40)))
     with pytest.raises(BlobFormatError, match="blob header field 'payload_length'"):
         blob.unpack(forge(header_of(payload_length=(1 << 40) + 1)))
+
+
+def test_a_short_signed_blob_says_how_long_its_payload_is():
+    prefix, _ = blob.encode(FIELDS, PAYLOAD, signed=True)
+    tag = bytes(blob.TAG_SIZE)
+    with pytest.raises(BlobFormatError, match=f"payload is {len(PAYLOAD) - 1} bytes"):
+        blob.unpack(prefix + PAYLOAD[:-1] + tag)
+    # the shortest signed input a tag can be split from: a prefix and a tag
+    signed_prefix = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, blob.FLAG_SIGNED, 0)
+    covered, found = blob.split_tag(signed_prefix + tag)
+    assert found == tag and bytes(covered) == signed_prefix
