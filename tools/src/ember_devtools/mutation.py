@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {} if args.report else copy_tree(tree)
     for name in names:
         session = SESSIONS / f"{name}.sqlite"
+        if args.report and not session.exists():
+            print(f"{name}: no session kept (not run yet)")
+            continue
         result = (summarize(name, session) if args.report
                   else run_module(name, args.resume, tree, env))
         results.append(result)
