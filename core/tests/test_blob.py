@@ -224,3 +224,8 @@ def test_a_short_signed_blob_says_how_long_its_payload_is():
     signed_prefix = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, blob.FLAG_SIGNED, 0)
     covered, found = blob.split_tag(signed_prefix + tag)
     assert found == tag and bytes(covered) == signed_prefix
+
+
+def test_a_plain_export_has_no_times():
+    header, _ = blob.unpack(blob.pack(FIELDS, PAYLOAD))
+    assert (header.created, header.compile_seconds, header.model_name) == (0.0, 0.0, "")

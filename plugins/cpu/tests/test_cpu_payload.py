@@ -168,3 +168,8 @@ def test_the_frame_bounds_are_exact():
         ports = document + b" " * (size - len(document))
         with pytest.raises(BlobFormatError, match=problem):
             payload.loads(framed(ports + size.to_bytes(4, "little")))
+
+
+def test_a_body_of_only_a_ports_length_is_read_as_ports():
+    with pytest.raises(BlobFormatError, match="not valid JSON"):  # zero bytes of ports
+        payload.loads(framed((0).to_bytes(4, "little")))
