@@ -115,33 +115,67 @@ def test_a_forged_but_well_formed_header_is_read():
     assert zero.compile_seconds == 0.0 and zero.created == -1.5
 
 
+#: A forged field, and what the error must name. The other fields sit at the edges of what is
+#: allowed (an empty payload, a 256-character key, no compile time, a time long before 1970), so
+#: that a check made stricter by mistake names a field that is not the forged one.
 BAD_FIELDS = {
-    "unknown field": {"extra": 1},
-    "plugin not a string": {"plugin": 1},
-    "device null": {"device": None},
-    "length a string": {"payload_length": "4"},
-    "length a boolean": {"payload_length": True},
-    "length negative": {"payload_length": -1},
-    "length too large": {"payload_length": blob.MAX_PAYLOAD_LENGTH + 1},
-    "checksum upper case": {"payload_checksum": "A" * 64},
-    "checksum short": {"payload_checksum": "a" * 63},
-    "key too long": {"key": "k" * 257},
-    "key not a string": {"key": 5},
-    "key parts a list": {"key_parts": []},
-    "flags a string": {"flags": "encrypted"},
-    "flag not a string": {"flags": [1]},
-    "model name a number": {"model_name": 3},
-    "created a string": {"created": "now"},
-    "created a boolean": {"created": True},
-    "compile seconds negative": {"compile_seconds": -0.5},
-    "compile seconds a boolean": {"compile_seconds": False},
+    "unknown field": ({"extra": 1}, "unknown fields"),
+    "plugin not a string": ({"plugin": 1}, "'plugin'"),
+    "device null": ({"device": None}, "'device'"),
+    "length a string": ({"payload_length": "4"}, "'payload_length'"),
+    "length a boolean": ({"payload_length": True}, "'payload_length'"),
+    "length negative": ({"payload_length": -1}, "'payload_length'"),
+    "length too large": ({"payload_length": blob.MAX_PAYLOAD_LENGTH + 1}, "'payload_length'"),
+    "checksum upper case": ({"payload_checksum": "A" * 64}, "'payload_checksum'"),
+    "checksum short": ({"payload_checksum": "a" * 63}, "'payload_checksum'"),
+    "key too long": ({"key": "k" * 257}, "'key'"),
+    "key not a string": ({"key": 5}, "'key'"),
+    "key parts a list": ({"key_parts": []}, "'key_parts'"),
+    "flags a string": ({"flags": "encrypted"}, "'flags'"),
+    "flag not a string": ({"flags": [1]}, "'flags' holds"),
+    "model name a number": ({"model_name": 3}, "'model_name'"),
+    "created a string": ({"created": "now"}, "'created'"),
+    "created a boolean": ({"created": True}, "'created'"),
+    "compile seconds negative": ({"compile_seconds": -0.5}, "'compile_seconds'"),
+    "compile seconds a boolean": ({"compile_seconds": False}, "'compile_seconds'"),
 }
+EDGES = {"key": "k" * 256, "compile_seconds": 0, "created": -1e300, "flags": [],
+         "key_parts": {}, "model_name": ""}
+
+
+def test_the_edges_themselves_are_allowed():
+    header, payload = blob.unpack(forge(header_of(b"", **EDGES), b""))
+    assert payload.nbytes == 0 and header.key == "k" * 256 and header.created == -1e300
 
 
 @pytest.mark.parametrize("bad", sorted(BAD_FIELDS))
-def test_a_forged_header_with_a_bad_field_is_refused(bad):
-    with pytest.raises(BlobFormatError, match="blob header"):
-        blob.unpack(forge(header_of(**BAD_FIELDS[bad])))
+def test_a_forged_header_with_a_bad_field_is_refused_naming_it(bad):
+    fields, named = BAD_FIELDS[bad]
+    with pytest.raises(BlobFormatError, match=named):
+        blob.unpack(forge(header_of(b"", **{**EDGES, **fields}), b""))
+
+
+def test_unknown_fields_are_named_five_at_most():
+    extra = {f"extra{i}": i for i in range(7)}
+    with pytest.raises(BlobFormatError) as refused:
+        blob.unpack(forge(header_of(**extra)))
+    assert str(refused.value) == ("blob header has unknown fields "
+                                  "['extra0', 'extra1', 'extra2', 'extra3', 'extra4']")
+
+
+def test_a_signed_blob_whose_tag_is_cut_is_refused():
+    prefix, _ = blob.encode(FIELDS, b"", signed=True)
+    with pytest.raises(BlobFormatError, match="payload is 0 bytes, header says 0"):
+        blob.unpack(prefix + bytes(blob.TAG_SIZE - 1))
+    assert blob.unpack(prefix + bytes(blob.TAG_SIZE))[1].nbytes == 0
+
+
+def test_read_file_says_how_many_bytes_follow_the_header():
+    import io
+
+    extended = blob.pack(FIELDS, PAYLOAD) + b"xy"
+    with pytest.raises(BlobFormatError, match=f"payload is {len(PAYLOAD) + 2} bytes"):
+        blob.read_file(io.BytesIO(extended))
 
 
 @pytest.mark.parametrize("document", [[], "text", 3, None])
