@@ -129,12 +129,29 @@ def test_any_exception_from_a_plugins_import_is_one_warning_and_a_compile(tmp_pa
     with pytest.warns(CacheWarning) as caught:
         compiled = compile_toy(core, tmp_path / "c")
     (warning,) = caught
-    assert "could not be imported" in str(warning.message)
+    (entry,) = entries(tmp_path / "c")
+    assert f"cache entry {entry.stem[:12]} for model could not be imported" in str(
+        warning.message)
     assert type(error).__name__ in str(warning.message)
     assert compiled.get_property("LOADED_FROM_CACHE") is False
     assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]
     # (at least: the second look, under the lock, counts it again)
     assert ember_cache.stats(tmp_path / "c").damaged >= 1
+
+
+def test_a_miss_next_to_an_entry_of_the_same_model_says_what_differs(tmp_path, caplog):
+    import logging
+
+    core = toy_core()
+    compile_toy(core, tmp_path / "c")
+    with caplog.at_level(logging.INFO, logger="ember.cache"):
+        compile_toy(core, tmp_path / "c", TOY_LEVEL=2)
+    assert ("cache miss for model on TOY.0: an entry for the same model differs: "
+            "property TOY_LEVEL 1 cached, 2 now") in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ember.cache"):
+        compile_toy(toy_core(), tmp_path / "other")  # nothing to compare with: nothing said
+    assert "cache miss" not in caplog.text
 
 
 # -- the origin of an imported blob ---------------------------------------------------------------

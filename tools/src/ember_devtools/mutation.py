@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+ADMISSION_TESTS = tuple(f"core/tests/test_cache.py::{name}" for name in (
+    "test_cheap_compiles_are_not_admitted",
+    "test_a_one_time_cost_of_the_first_export_does_not_refuse_admission"))
 #: module name -> (file, its fast test files). Slow suites (the conformance matrix, the
 #: processes tests) are left out: a mutant is run against these only, first failure stops.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -50,7 +53,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
               ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
                "core/tests/test_cache_key.py")),
     "cached_compile": ("core/src/ember/cache/cached_compile.py",
-                       ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py")),
+                       ("core/tests/test_cache_integrity.py", "core/tests/test_cache_key.py",
+                        *ADMISSION_TESTS)),
     "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_loading.py",)),
     "cpu_payload": ("plugins/cpu/src/ember_cpu/payload.py",
                     ("plugins/cpu/tests/test_cpu_payload.py",)),
