@@ -185,8 +185,11 @@ def test_a_signed_blob_file_must_end_with_exactly_its_tag():
 def test_open_blob_checks_the_key_the_entry_was_looked_up_by():
     data = blob.pack({**FIELDS, "key": "a" * 64}, PAYLOAD)
     assert open_blob(data, "a" * 64, None)[0].key == "a" * 64
-    with pytest.raises(BlobFormatError, match="not bbbbbbbbbbbb"):
+    with pytest.raises(BlobFormatError) as refused:
         open_blob(data, "b" * 64, None)
+    assert str(refused.value) == "entry holds key aaaaaaaaaaaa..., not bbbbbbbbbbbb..."
+    with pytest.raises(BlobFormatError, match=r"entry holds key \(none\)\.\.\., not"):
+        open_blob(blob.pack(FIELDS, PAYLOAD), "b" * 64, None)
     signer = Signer("secret")
     prefix, _ = blob.encode({**FIELDS, "key": "a" * 64}, PAYLOAD, signed=True)
     # signed for the key it is looked up by, yet holding another key: still refused
