@@ -122,3 +122,42 @@ def test_explain_miss_names_the_entry_of_the_same_model(tmp_path):
     assert cache.explain_miss(other) == "property TOY_LEVEL 1 cached, 2 now"
     unrelated = other._replace(parts={**other.parts, "model": "0" * 64})
     assert cache.explain_miss(unrelated) is None
+
+
+class SlowCompile(ToyPlugin):
+    @ember.hookimpl
+    def compile(self, model, device_name, config):
+        end = time.perf_counter() + 0.05  # a compile worth caching
+        while time.perf_counter() < end:
+            pass
+        return super().compile(model, device_name, config)
+
+
+def test_a_hit_records_the_compile_time_it_saved(tmp_path):
+    def compile_slow():
+        core = ember.Core(load_installed_plugins=False)
+        core.register_plugin(SlowCompile("TOY", 1), "toy")
+        return core.compile_model(identity_model_bytes(), "TOY.0",
+                                  {"CACHE_DIR": str(tmp_path / "c")})
+
+    compile_slow()
+    (entry,) = store.ModelCache(tmp_path / "c").entries()
+    assert 0.05 <= entry.compile_seconds < 5
+    assert compile_slow().get_property("LOADED_FROM_CACHE") is True
+    stats = store.ModelCache(tmp_path / "c").stats()
+    # what the compile took, less what the import took (a toy import is nearly free)
+    assert 0.04 < stats.compile_seconds_saved <= entry.compile_seconds
+
+
+def test_the_garbage_collector_is_left_as_it_was(tmp_path):
+    import gc
+
+    assert gc.isenabled()
+    compile_toy(tmp_path / "c")  # an export is timed with the collector held off
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compile_toy(tmp_path / "d")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
