@@ -110,7 +110,7 @@ def test_device_without_export_import_writes_nothing(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_cheap_compiles_are_not_admitted(tmp_path, monkeypatch):
+def test_cheap_compiles_are_not_admitted(tmp_path, monkeypatch, caplog):
     class SlowExport(ToyPlugin):
         @ember.hookimpl
         def export_model(self, compiled_model, device_name):
@@ -122,8 +122,13 @@ def test_cheap_compiles_are_not_admitted(tmp_path, monkeypatch):
     core = ember.Core(load_installed_plugins=False)
     core.register_plugin(SlowExport("SLOW", 1), "slow")
     monkeypatch.delenv(ADMIT_ALL_ENV)
-    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    with caplog.at_level(logging.INFO, logger="ember.cache"):
+        core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
     assert not list((tmp_path / "c").glob("blobs/*.blob"))
+    # the log says what was measured, in milliseconds: the export's 50 ms of CPU time
+    (line,) = [r.getMessage() for r in caplog.records if "not caching" in r.getMessage()]
+    importing = float(line.split("importing (~")[1].split(" ms)")[0])
+    assert 45 <= importing < 10_000, line
     assert ember_cache.stats(tmp_path / "c").not_admitted == 1
     # unless every compile is to be admitted
     monkeypatch.setenv(ADMIT_ALL_ENV, "1")

@@ -198,3 +198,14 @@ def test_the_size_bound_is_inclusive(tmp_path):
     assert len(entries(tmp_path / "c")) == 2
     assert len(cache.evict(total - 1)) == 1  # one byte over: one entry goes
     assert len(entries(tmp_path / "c")) == 1
+
+
+def test_the_lock_timeout_comes_from_the_environment(monkeypatch):
+    from ember.cache import cached_compile
+
+    monkeypatch.delenv(cached_compile.LOCK_TIMEOUT_ENV, raising=False)
+    assert cached_compile.lock_timeout() == 300.0
+    monkeypatch.setenv(cached_compile.LOCK_TIMEOUT_ENV, "2.5")
+    assert cached_compile.lock_timeout() == 2.5
+    monkeypatch.setenv(cached_compile.LOCK_TIMEOUT_ENV, "soon")
+    assert cached_compile.lock_timeout() == 300.0
