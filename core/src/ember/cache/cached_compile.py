@@ -152,7 +152,7 @@ class _Steps:
         assert not isinstance(payload, str | None)
         return self._import(header, payload, "hit")
 
-    def _import_remote(self, *, wait: bool = True) -> DeviceModel | None:
+    def _import_remote(self, *, wait: bool = False) -> DeviceModel | None:
         if self.remote is None:
             return None
         fetch = self.remote.wait_for if wait else self.remote.get
