@@ -32,5 +32,4 @@ def pythonpath(*first: str | os.PathLike[str]) -> str:
     entries = [os.fspath(path) for path in first]
     entries += tree_under_test()
     entries += [e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e]
-    seen: set[str] = set()
-    return os.pathsep.join(e for e in entries if not (e in seen or seen.add(e)))
+    return os.pathsep.join(dict.fromkeys(entries))  # each once, in order
