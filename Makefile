@@ -19,7 +19,8 @@ GPU_RUNTIME := pocl-binary-distribution==3.0
 # Tests also use onnxruntime directly (as an oracle); keep its telemetry off there too.
 export ORT_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test lint typecheck install clean redis-server node-tests node-baseline bench
+.PHONY: demo test lint typecheck install clean redis-server node-tests node-baseline bench \
+	mutation planted-bugs
 
 demo: $(STAMP)
 	$(BIN)/python docs/examples/demo.py
@@ -76,6 +77,19 @@ bench: $(STAMP) redis-server
 	$(BIN)/python benchmarks/bench_cpu_start.py
 	$(BIN)/python benchmarks/bench_fleet.py
 	$(BIN)/python benchmarks/bench_throughput.py
+
+# Mutation testing (not part of `make test`: tens of minutes per module on two cores), with
+# cosmic-ray, over the modules that decide whether a cached model is the right one, each against
+# its fast test files; MUTATE="blob safe_json" picks modules. See docs/testing.md.
+MUTATE ?=
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet "cosmic-ray>=8.7,<9"
+	nice -n 15 $(BIN)/python -m ember_devtools.mutation $(MUTATE)
+
+# The fixed sample: 20 one-line bugs a review found surviving, each planted against its tests
+# (a few minutes).
+planted-bugs: $(STAMP)
+	$(BIN)/python -m ember_devtools.planted_bugs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

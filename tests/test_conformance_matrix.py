@@ -18,6 +18,7 @@ import pytest
 
 import ember
 from ember.device import split_device_name
+from ember.testing.subprocesses import pythonpath
 from ember.testing.suite import DeviceConformance
 from ember.testing.zoo import model_zoo
 
@@ -137,7 +138,7 @@ def test_a_broken_plugin_fails_with_what_to_fix(tmp_path):
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ember-device", "BROKEN",
          "-q", "-k", "not silero and not ppocr"],
         cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(site)})
+        env={**os.environ, "PYTHONPATH": pythonpath(site)})
     print(f"pytest --ember-device BROKEN: {time.perf_counter() - start:.1f} s")
     output = run.stdout + run.stderr
     assert run.returncode == 1, output
@@ -195,7 +196,7 @@ def test_declining_the_outputs_probe_does_not_pass_the_outputs_check(tmp_path):
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ember-device", "ALIASING",
          "-q", "-k", "outputs_are_the_callers_own"],
         cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(site)})
+        env={**os.environ, "PYTHONPATH": pythonpath(site)})
     output = run.stdout + run.stderr
     assert run.returncode == 1, output
     assert "output 'probabilities' is a view of input 'x': copy it" in output, output[-4000:]

@@ -3,12 +3,15 @@ ENCRYPTION, other keys are a miss (never a crash), devices without it ignore the
 
 import logging
 import shutil
+import warnings
 
 import numpy as np
 import onnx
 import pytest
 
 import ember
+from ember import blob
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.crypto import EncryptionCallbacks, aes_gcm_callbacks
 from ember.errors import CacheWarning, PropertyValueError
 from ember.testing import ppocr_cls_path
@@ -25,6 +28,12 @@ def xor_callbacks(byte: int):
         return (np.frombuffer(data, np.uint8) ^ np.uint8(byte)).tobytes()
     return [codec, codec]
 
+
+
+@pytest.fixture(autouse=True)
+def admit_every_compile(monkeypatch):
+    """The entries these tests read must be stored whatever a compile took."""
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
 
 @pytest.fixture(scope="module")
 def telltales():
@@ -85,14 +94,33 @@ def test_other_callbacks_are_a_miss_recompile_and_overwrite(device, model_path, 
               "none": None}[other]
     if second is None:
         # no callbacks: a different key (not encrypted), so simply a miss with no warning
-        compiled = compile_cached(device, model_path, cache_dir)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            compiled = compile_cached(device, model_path, cache_dir)
         assert compiled.get_property("LOADED_FROM_CACHE") is False
+        assert len(list((cache_dir / "blobs").glob("*.blob"))) == 2  # both entries kept
         return
     with pytest.warns(CacheWarning, match="could not be imported"):
         compiled = compile_cached(device, model_path, cache_dir, second)
     assert compiled.get_property("LOADED_FROM_CACHE") is False
     again = compile_cached(device, model_path, cache_dir, second)  # overwritten with the new key
     assert again.get_property("LOADED_FROM_CACHE") is True
+
+
+@pytest.mark.parametrize("device", ENCRYPTING_DEVICES)
+def test_an_encrypted_compile_never_hits_a_plain_entry(device, model_path, tmp_path):
+    # "encrypted" is part of the key: asking for encryption must not be answered with an entry
+    # that was stored in the clear (nor the other way round, above)
+    cache_dir = tmp_path / "c"
+    compile_cached(device, model_path, cache_dir)
+    (plain,) = (cache_dir / "blobs").glob("*.blob")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        secret = compile_cached(device, model_path, cache_dir, aes_gcm_callbacks(b"k" * 32))
+    assert secret.get_property("LOADED_FROM_CACHE") is False
+    (encrypted,) = set((cache_dir / "blobs").glob("*.blob")) - {plain}
+    assert blob.unpack(encrypted.read_bytes())[0].flags == ("encrypted",)
+    assert blob.unpack(plain.read_bytes())[0].flags == ()
 
 
 @pytest.mark.parametrize("form", ["tuple", "list", "object", "named"])

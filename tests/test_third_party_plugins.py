@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ember.testing.subprocesses import pythonpath
+
 ECHO_PLUGIN = '''
 import numpy as np
 from ember import hookimpl
@@ -77,7 +79,7 @@ def site(tmp_path_factory):
 
 
 def run_in(site: Path, code: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(site)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
     return json.loads(out.stdout)

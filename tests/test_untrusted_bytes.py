@@ -22,6 +22,7 @@ import ember
 from ember import blob
 from ember.atomic import background
 from ember.cache import KernelCache, ModelCache
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.file_digest import RACY_SECONDS
 from ember.cli.bundle import BundleError, export_bundle, import_bundle
 from ember.cli.main import cli as ember_cli
@@ -38,6 +39,15 @@ from ember.testing import forge, ppocr_cls_path
 from ember.testing.models import dense_stack, mlp
 
 KEY = "the-signing-key"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def admit_every_compile():
+    """The entries these tests forge must exist whatever a compile took: admission by timing is
+    not what is tested here (core/tests/test_cache.py tests it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ADMIT_ALL_ENV, "1")
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,25 @@
 """CACHE_MODE=OPTIMIZE_SIZE: blobs without weights, read back from the model file. OpenVINO
 2026.4 misses on every run in this mode for ONNX input; Ember must hit."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 import ember
+from ember import blob
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.errors import BlobFormatError, PropertyValueError
 from ember.testing.models import dense_stack
 
 SIZE = {"CACHE_MODE": "OPTIMIZE_SIZE"}
 
+
+
+@pytest.fixture(autouse=True)
+def admit_every_compile(monkeypatch):
+    """The entries these tests read must be stored whatever a compile took."""
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
 
 @pytest.fixture
 def model_path(tmp_path):
@@ -38,6 +48,24 @@ def test_weightless_blob_hits_and_gives_identical_outputs(model_path, tmp_path):
     assert warm.get_property("LOADED_FROM_CACHE") is True
     assert run(warm).tobytes() == run(full).tobytes()
     assert blob_size(tmp_path / "size") < blob_size(tmp_path / "speed") / 20
+
+
+def test_a_weightless_entry_and_a_complete_one_are_different_entries(model_path, tmp_path):
+    # "weightless" is part of the key: the two forms of one model never stand in for each other
+    cache_dir = tmp_path / "c"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compile_cached(model_path, cache_dir)
+        (full,) = (cache_dir / "blobs").glob("*.blob")
+        small = compile_cached(model_path, cache_dir, **SIZE)
+        assert small.get_property("LOADED_FROM_CACHE") is False
+        (weightless,) = set((cache_dir / "blobs").glob("*.blob")) - {full}
+        assert blob.unpack(weightless.read_bytes())[0].flags == ("weightless",)
+        assert blob.unpack(full.read_bytes())[0].flags == ()
+        for config in ({}, SIZE):
+            warm = compile_cached(model_path, cache_dir, **config)
+            assert warm.get_property("LOADED_FROM_CACHE") is True
+            assert run(warm).tobytes() == run(small).tobytes()
 
 
 def test_a_changed_model_file_is_a_miss(model_path, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import pytest
 import ember
 from ember import blob
 from ember import cache as ember_cache
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.store import LAST_USE_RESOLUTION
 from ember.errors import CacheWarning, PropertyValueError
 from ember.testing import ppocr_cls_path
@@ -27,6 +28,13 @@ OTHER_SETTING = {
     "TEMPLATE": ("DISABLE_TRANSFORMATIONS", False, True),
     "CPU": ("GRAPH_OPTIMIZATION_LEVEL", "ALL", "BASIC"),
 }
+
+
+@pytest.fixture(autouse=True)
+def admit_every_compile(monkeypatch):
+    """What these tests check needs the entries stored, whatever a compile took (admission by
+    timing is tested on its own, below)."""
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
 
 
 @pytest.fixture(params=sorted(OTHER_SETTING))
@@ -102,7 +110,7 @@ def test_device_without_export_import_writes_nothing(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_cheap_compiles_are_not_admitted(tmp_path):
+def test_cheap_compiles_are_not_admitted(tmp_path, monkeypatch, caplog):
     class SlowExport(ToyPlugin):
         @ember.hookimpl
         def export_model(self, compiled_model, device_name):
@@ -113,8 +121,38 @@ def test_cheap_compiles_are_not_admitted(tmp_path):
 
     core = ember.Core(load_installed_plugins=False)
     core.register_plugin(SlowExport("SLOW", 1), "slow")
-    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    monkeypatch.delenv(ADMIT_ALL_ENV)
+    with caplog.at_level(logging.INFO, logger="ember.cache"):
+        core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
     assert not list((tmp_path / "c").glob("blobs/*.blob"))
+    # the log says what was measured, in milliseconds: the export's 50 ms of CPU time
+    (line,) = [r.getMessage() for r in caplog.records if "not caching" in r.getMessage()]
+    importing = float(line.split("importing (~")[1].split(" ms)")[0])
+    assert 45 <= importing < 10_000, line
+    assert ember_cache.stats(tmp_path / "c").not_admitted == 1
+    # unless every compile is to be admitted
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
+    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    assert len(list((tmp_path / "c").glob("blobs/*.blob"))) == 1
+
+
+def test_a_one_time_cost_of_the_first_export_does_not_refuse_admission(tmp_path, monkeypatch):
+    class SlowFirstExport(ToyPlugin):
+        exports = 0
+
+        @ember.hookimpl
+        def export_model(self, compiled_model, device_name):
+            self.exports += 1
+            end = time.thread_time() + (0.05 if self.exports == 1 else 0)  # imports, say
+            while time.thread_time() < end:
+                pass
+            return super().export_model(compiled_model, device_name)
+
+    monkeypatch.delenv(ADMIT_ALL_ENV)
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(SlowFirstExport("SLOW", 1), "slow")
+    core.compile_model(identity_model_bytes(), "SLOW", {"CACHE_DIR": str(tmp_path / "c")})
+    assert len(list((tmp_path / "c").glob("blobs/*.blob"))) == 1
 
 
 # -- where CACHE_DIR comes from -------------------------------------------------------------------
@@ -237,9 +275,10 @@ def test_least_recently_used_entries_are_evicted(tmp_path, model_path):
     size = first.stat().st_size
     compile_cached(cache_dir, model_path, {"DISABLE_TRANSFORMATIONS": True})
     # A hit brings an entry's last use forward when it is older than the resolution of the
-    # clock eviction needs: both entries were last used longer ago than that.
+    # clock eviction needs: both entries were last used longer ago than that, the first one
+    # longest ago, so that only the hit's refresh can save it.
     for entry in blobs(cache_dir):
-        past = entry.stat().st_mtime - LAST_USE_RESOLUTION - 1 - (entry != first)
+        past = entry.stat().st_mtime - LAST_USE_RESOLUTION - 1 - 10 * (entry == first)
         os.utime(entry, (past, past))
     assert compile_cached(cache_dir, model_path).get_property("LOADED_FROM_CACHE")  # used last
     other_model = ember.Core().read_model(model_path)

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 import ember
+import ember.cache  # used as ember.cache.*: not left to whichever test imported it first
 from ember.testing import mlp, ppocr_cls_path
+from ember.testing.subprocesses import pythonpath
 
 EMBER = [sys.executable, "-m", "ember.cli.main"]
 PPOCR_SHAPE = "x=1,3,48,192"
@@ -80,7 +82,7 @@ def cli(home, tmp_path):
                        if k not in ("EMBER_CACHE_DIR", "XDG_CACHE_HOME", "EMBER_DEBUG")}
         environment.update(EMBER_HOME=str(home), **(env or {}))
         if site is not None:
-            environment["PYTHONPATH"] = str(site)
+            environment["PYTHONPATH"] = pythonpath(site)
         result = subprocess.run([*EMBER, *map(str, args)], capture_output=True, text=True,
                                 env=environment, cwd=tmp_path, check=False)
         assert result.returncode == status, (result.stdout, result.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ember.testing import ppocr_cls_path
+from ember.testing.subprocesses import pythonpath
 
 # Modules that must not be imported before a device is named, or for another device's compile.
 HEAVY = ("importlib.metadata", "email", "pluggy", "onnx", "onnxruntime", "pyopencl")
@@ -29,7 +30,7 @@ def probe(code: str, *, env: dict | None = None, site: Path | None = None,
                    if k not in ("EMBER_DISABLE_PLUGINS", "EMBER_DEVICE_PLUGINS",
                                  "EMBER_DEVICE_ALIASES")}
     if site is not None:
-        environment["PYTHONPATH"] = str(site)
+        environment["PYTHONPATH"] = pythonpath(site)
     if home is not None:
         environment["EMBER_HOME"] = str(home)
     environment.update(env or {})
@@ -264,7 +265,8 @@ def test_a_script_folder_that_changes_does_not_cost_a_scan(tmp_path):
 
 
 @pytest.mark.parametrize("forgery", ["garbage", "deep", "wrong types", "other module",
-                                     "writable by others"])
+                                     "writable by others", "other Ember", "other format",
+                                     "other group"])
 def test_a_forged_or_foreign_index_is_ignored(tmp_path, forgery):
     site, home = tmp_path / "site", tmp_path / "home"
     install(site, "ember-first", "ember_first", ["FIRST"])
@@ -278,6 +280,13 @@ def test_a_forged_or_foreign_index_is_ignored(tmp_path, forgery):
         index.write_text("[" * 100_000 + "]" * 100_000)
     elif forgery == "wrong types":
         document["entry_points"][0]["notes"] = {"not": "a list"}
+        index.write_text(json.dumps(document))
+    elif forgery in ("other Ember", "other format", "other group"):
+        # well formed, but written by another Ember (or format, or for another entry-point
+        # group): its records may not mean what this one reads them as
+        field, value = {"other Ember": ("ember", "0.0.1"), "other format": ("version", 999),
+                        "other group": ("group", "ember.other")}[forgery]
+        document[field] = value
         index.write_text(json.dumps(document))
     elif forgery == "other module":
         for entry in document["entry_points"]:

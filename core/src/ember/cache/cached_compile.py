@@ -38,6 +38,9 @@ INFO = 20  # logging.INFO, without importing logging on a hit
 #: How long a process waits for another one compiling the same model before compiling itself.
 LOCK_TIMEOUT_ENV = "EMBER_CACHE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 300.0
+#: Set to 1: store every compile, however cheap (tests that need an entry, and users who would
+#: rather always have one); admission by timing is skipped.
+ADMIT_ALL_ENV = "EMBER_CACHE_ADMIT_ALL"
 
 
 def lock_timeout() -> float:
@@ -208,19 +211,8 @@ class _Steps:
         start = time.perf_counter()
         compiled = self.compile_model()
         compile_seconds = time.perf_counter() - start
-        try:
-            payload, export_seconds = _timed_export(self.export_model, compiled)
-        except Exception as exc:  # the compile succeeded: a failing export must not undo it
-            self.problems.append(f"exporting {self.name} for the cache failed "
-                                 f"({type(exc).__name__}: {exc}); it is not cached")
-            return compiled
-        # Admission: importing costs about what exporting did (the same bytes, the other way).
-        # A compile cheaper than that would only be slowed down by the cache.
-        if compile_seconds < export_seconds:
-            log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
-                     self.name, compile_seconds * 1e3, export_seconds * 1e3)
-            self.cache.record("not_admitted", self.key.digest, compile_seconds=compile_seconds,
-                              export_seconds=export_seconds)
+        payload = self._admitted_export(compiled, compile_seconds)
+        if payload is None:
             return compiled
         fields = {**self.header_fields, "created": time.time(),
                   "compile_seconds": compile_seconds, "key": self.key.digest,
@@ -241,6 +233,36 @@ class _Steps:
             else:
                 self.cache.record("remote_write", self.key.digest, bytes=len(data))
         return compiled
+
+    def _admitted_export(self, compiled: DeviceModel,
+                         compile_seconds: float) -> bytes | memoryview | None:
+        """The payload to store, or None when there is none (the export failed: noted) or the
+        compile is not worth storing."""
+        # Admission: importing costs about what exporting did (the same bytes, the other way).
+        # A compile cheaper than that would only be slowed down by the cache. A process's first
+        # export also pays one-time costs (its modules' imports, first allocations) that no
+        # later import pays, so a refusal is measured a second time before it stands: one-time
+        # costs must not keep small models out of the cache.
+        admit_all = _admit_all()
+        export_seconds = 0.0
+        for _attempt in range(1 if admit_all else 2):
+            try:
+                payload, export_seconds = _timed_export(self.export_model, compiled)
+            except Exception as exc:  # the compile succeeded: a failing export must not undo it
+                self.problems.append(f"exporting {self.name} for the cache failed "
+                                     f"({type(exc).__name__}: {exc}); it is not cached")
+                return None
+            if admit_all or compile_seconds >= export_seconds:
+                return payload
+        log.info("not caching %s: compiling (%.1f ms) is cheaper than importing (~%.1f ms)",
+                 self.name, compile_seconds * 1e3, export_seconds * 1e3)
+        self.cache.record("not_admitted", self.key.digest, compile_seconds=compile_seconds,
+                          export_seconds=export_seconds)
+        return None
+
+
+def _admit_all() -> bool:
+    return os.environ.get(ADMIT_ALL_ENV, "") not in ("", "0")
 
 
 def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],

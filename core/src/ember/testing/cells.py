@@ -8,6 +8,9 @@ checks depends on the capabilities the device reports, never skipped: a device w
 EXPORT_IMPORT must write no blob, one without ENCRYPTION must ignore the callbacks, one without
 WEIGHTLESS_CACHE must store complete blobs in the weightless mode too.
 
+Every compile of a cell admits its result to the cache (``EMBER_CACHE_ADMIT_ALL``): whether a
+cell tests the cache must not depend on how long a compile took, so a missing entry is a failure.
+
 A device that raises :class:`ember.errors.UnsupportedOperatorError` for a model declines the
 cell: that is accepted (and reported) when the error names an operator and a node of the model
 and the device does not claim all of the model's operators.
@@ -15,7 +18,9 @@ and the device does not claim all of the model's operators.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ import onnx
 import ember
 from ember import blob
 from ember import properties as props
+from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.compiled_model import CompiledModel
 from ember.crypto import aes_gcm_callbacks
 from ember.errors import CacheWarning, EmberError, UnsupportedOperatorError
@@ -54,9 +60,6 @@ class Cell:
     #: After a comparison with the oracle: the largest difference over the largest value, per
     #: output, worst of all outputs.
     worst: float | None = None
-    #: Set when the cache did not store a compile because it was cheaper than its export (the
-    #: checks that need a stored entry are then skipped, and the run says so).
-    not_admitted: bool = False
 
     @property
     def label(self) -> str:
@@ -73,7 +76,8 @@ class Cell:
         core = ember.Core()
         model = self.model.load() if source is None else source
         try:
-            return core.compile_model(model, self.device, {**self.config, **extra})
+            with _admitting_every_compile():
+                return core.compile_model(model, self.device, {**self.config, **extra})
         except UnsupportedOperatorError as exc:
             if self.required:
                 raise AssertionError(f"{self.label}: the device must run this model, yet "
@@ -169,13 +173,11 @@ class Cell:
         if compiled is None:
             assert not found, f"{self.label}: a declined model left blobs {found}"
         elif props.EXPORT_IMPORT in self.capabilities():
-            # The cache does not store a compile cheaper than its export (importing would cost
-            # about as much): its statistics say so, and then no blob is right.
-            skipped = not found and ember.cache.stats(cache_dir).not_admitted > 0
-            self.not_admitted = self.not_admitted or skipped
-            assert len(found) == 1 or skipped, (
-                f"{self.label}: an EXPORT_IMPORT device's compile with CACHE_DIR stores one blob; "
-                f"found {[p.name for p in found]}")
+            # Every compile is admitted here (see compile): no entry is a failure, never a
+            # reason to check less.
+            assert len(found) == 1, (
+                f"{self.label}: an EXPORT_IMPORT device's compile with CACHE_DIR (every compile "
+                f"admitted) stores one blob; found {[p.name for p in found]}")
         else:
             assert not found, (
                 f"{self.label}: the device has no EXPORT_IMPORT, yet blobs were written: "
@@ -223,15 +225,9 @@ class Cell:
             self.check_blobs(cache_dir, None)
             return
         cold_outputs = self.check_reference(cold)
-        # Whether the cold compile was stored is decided by timing (a compile cheaper than its
-        # export is not admitted), so it is read now: a second compile of a model that was not
-        # admitted may be stored or not, and is then only checked for its outputs.
-        self.check_blobs(cache_dir, cold)
+        self.check_blobs(cache_dir, cold)  # the entry the warm start needs is there
         warm = self.compile(CACHE_DIR=str(cache_dir))
         assert warm is not None, f"{self.label}: the second compile declined the model"
-        if self.not_admitted:
-            self.check_reference(warm)
-            return
         self.check_blobs(cache_dir, warm)
         if props.EXPORT_IMPORT in self.capabilities():
             self.check_loaded(warm, True)
@@ -248,8 +244,6 @@ class Cell:
         if cold is None:
             return
         cold_outputs = self.check_reference(cold)
-        if self.not_admitted:
-            return
         if props.ENCRYPTION not in self.capabilities():
             for path in found:  # the callbacks are ignored, as OpenVINO ignores them
                 header, _ = blob.unpack(path.read_bytes())
@@ -259,8 +253,6 @@ class Cell:
             return
         plain_dir = self.cache_dir("plain")
         self.check_blobs(plain_dir, self.compile(CACHE_DIR=str(plain_dir)))
-        if self.not_admitted:
-            return
         (plain_blob,) = self.blobs(plain_dir)
         plain = bytes(blob.unpack(plain_blob.read_bytes())[1])
         header, secret_view = blob.unpack(found[0].read_bytes())
@@ -308,9 +300,6 @@ class Cell:
         outputs = self.check_reference(cold)
         warm = self.compile(source=source, CACHE_DIR=str(cache_dir), CACHE_MODE=OPTIMIZE_SIZE)
         assert warm is not None, f"{self.label}: the second compile declined the model"
-        if self.not_admitted:
-            self.check_identical(self.infer(warm), outputs, "a second compile")
-            return
         self.check_loaded(warm, props.EXPORT_IMPORT in self.capabilities())
         self.check_identical(self.infer(warm), outputs, "the warm start")
         weightless = WEIGHTLESS_CACHE in self.capabilities()
@@ -349,3 +338,17 @@ def telltales(model: onnx.ModelProto, shortest: int = 6, most: int = 64) -> list
     names |= {v for n in model.graph.node for v in n.output if v not in ports}
     ops = sorted({n.op_type for n in model.graph.node if len(n.op_type) >= shortest})
     return [*ops, *sorted(t for t in names if len(t) >= shortest)][:most]
+
+
+@contextlib.contextmanager
+def _admitting_every_compile() -> Iterator[None]:
+    """Set EMBER_CACHE_ADMIT_ALL for one compile, restoring what was there."""
+    before = os.environ.get(ADMIT_ALL_ENV)
+    os.environ[ADMIT_ALL_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ADMIT_ALL_ENV]
+        else:
+            os.environ[ADMIT_ALL_ENV] = before

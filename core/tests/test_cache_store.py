@@ -1,0 +1,163 @@
+"""A cache directory's bookkeeping, with the toy plugin (fast): statistics read from an event log
+anyone may have appended to, listings of unreadable entries, last use, pruning and clearing."""
+
+import json
+import os
+import time
+
+import pytest
+
+import ember
+import ember.cache
+from ember.cache import store
+from ember.cache.cached_compile import ADMIT_ALL_ENV
+from ember.testing.toy import ToyPlugin, identity_model_bytes
+
+
+@pytest.fixture(autouse=True)
+def admit_every_compile(monkeypatch):
+    monkeypatch.setenv(ADMIT_ALL_ENV, "1")
+
+
+def compile_toy(cache_dir, **config):
+    core = ember.Core(load_installed_plugins=False)
+    core.register_plugin(ToyPlugin("TOY", 1), "toy")
+    return core.compile_model(identity_model_bytes(), "TOY.0",
+                              {"CACHE_DIR": str(cache_dir), **config})
+
+
+def test_statistics_count_each_event_once(tmp_path):
+    for _ in range(3):
+        compile_toy(tmp_path / "c")
+    stats = store.ModelCache(tmp_path / "c").stats()
+    (entry,) = (tmp_path / "c" / "blobs").glob("*.blob")
+    assert (stats.hits, stats.misses, stats.writes, stats.entries) == (2, 1, 1, 1)
+    assert stats.bytes_written == stats.size == entry.stat().st_size
+    assert stats.bytes_read == 2 * len(b"add-one")  # a hit reads the payload
+    assert (stats.damaged, stats.evictions, stats.not_admitted, stats.remote_hits) == (0,) * 4
+
+
+def test_statistics_survive_a_forged_event_log(tmp_path):
+    cache = store.ModelCache(tmp_path)
+    lines = [
+        {"event": "hit", "key": "k", "bytes": 10, "saved": 1.5},
+        {"event": "remote_hit", "key": "k", "bytes": 5, "saved": 0.5},
+        {"event": "write", "key": "k", "bytes": 7},
+        {"event": "hit", "key": "k", "bytes": -100, "saved": "lots"},  # counted, values not
+        {"event": "hit", "key": "k", "bytes": True},  # a boolean is not a count
+        {"event": 5}, {"event": "unknown"}, ["not", "an", "object"],
+        {"event": "summary", "hits": 4, "misses": 2, "bytes_read": 100, "writes": -3},
+        {"event": "evict", "key": "k"}, {"event": "damaged", "key": "k"},
+        {"event": "not_admitted", "key": "k"}, {"event": "remote_write", "key": "k"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\n{not json\n" + "[" * 50 + "\n"
+    (tmp_path / "events.log").write_text(text)
+    stats = cache.stats()
+    assert stats.hits == 3 + 4 and stats.remote_hits == 1 and stats.misses == 2
+    assert stats.writes == 1 and stats.bytes_written == 7
+    assert stats.bytes_read == 10 + 5 + 100
+    assert stats.compile_seconds_saved == 2.0
+    assert (stats.evictions, stats.damaged, stats.not_admitted, stats.remote_writes) == (1,) * 4
+
+
+def test_an_unreadable_entry_is_listed_and_verified_as_damaged(tmp_path):
+    compile_toy(tmp_path / "c")
+    junk = tmp_path / "c" / "blobs" / ("f" * 64 + ".blob")
+    junk.write_bytes(b"not a blob")
+    (tmp_path / "c" / "blobs" / "notes.txt").write_text("someone else's")
+    cache = store.ModelCache(tmp_path / "c")
+    listed = {e.key: e for e in cache.entries()}
+    assert len(listed) == 2 and listed["f" * 64].model_name == "?"
+    assert listed["f" * 64].size == len(b"not a blob")
+    good = next(e for k, e in listed.items() if k != "f" * 64)
+    assert (good.model_name, good.device, good.plugin) == ("model", "TOY.0", "toy")
+    assert [path for path, _ in cache.verify()] == [junk]
+    cache.prune(1 << 30)  # damaged entries go, intact ones stay
+    assert [e.key for e in cache.entries()] == [good.key]
+
+
+def test_a_hit_brings_last_use_forward_only_past_the_resolution(tmp_path):
+    compile_toy(tmp_path / "c")
+    (entry,) = (tmp_path / "c" / "blobs").glob("*.blob")
+    recent = time.time() - store.LAST_USE_RESOLUTION / 2
+    os.utime(entry, (recent, recent))
+    compile_toy(tmp_path / "c")
+    assert entry.stat().st_mtime == pytest.approx(recent)  # recent enough: not written
+    old = time.time() - store.LAST_USE_RESOLUTION - 5
+    os.utime(entry, (old, old))
+    compile_toy(tmp_path / "c")
+    assert entry.stat().st_mtime > time.time() - 5
+
+
+def test_prune_removes_stale_temporary_files_only(tmp_path):
+    compile_toy(tmp_path / "c")
+    blobs = tmp_path / "c" / "blobs"
+    stale, fresh = blobs / ".tmp-stale", blobs / ".tmp-fresh"
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    old = time.time() - store.STALE_TEMP_SECONDS - 10
+    os.utime(stale, (old, old))
+    store.ModelCache(tmp_path / "c").prune(1 << 30)
+    assert not stale.exists() and fresh.exists()
+    assert len(list(blobs.glob("*.blob"))) == 1
+
+
+def test_clear_removes_ember_files_and_nothing_else(tmp_path):
+    compile_toy(tmp_path / "c")
+    (tmp_path / "c" / "mine.txt").write_text("kept")
+    store.ModelCache(tmp_path / "c").clear()
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mine.txt"]
+    assert store.ModelCache(tmp_path / "c").stats().misses == 0
+
+
+def test_explain_miss_names_the_entry_of_the_same_model(tmp_path):
+    compile_toy(tmp_path / "c")
+    cache = store.ModelCache(tmp_path / "c")
+    (entry,) = cache.entries()
+    header_parts = json.loads(json.dumps(
+        store._read_header(entry.path).key_parts))  # what the entry was made with
+    other = ember.cache.make_key(
+        model_digest=header_parts["model"], device_kind="TOY", architecture="toy-1",
+        plugin="toy", plugin_version="", properties={"TOY_LEVEL": 2})
+    assert cache.explain_miss(other) == "property TOY_LEVEL 1 cached, 2 now"
+    unrelated = other._replace(parts={**other.parts, "model": "0" * 64})
+    assert cache.explain_miss(unrelated) is None
+
+
+class SlowCompile(ToyPlugin):
+    @ember.hookimpl
+    def compile(self, model, device_name, config):
+        end = time.perf_counter() + 0.05  # a compile worth caching
+        while time.perf_counter() < end:
+            pass
+        return super().compile(model, device_name, config)
+
+
+def test_a_hit_records_the_compile_time_it_saved(tmp_path):
+    def compile_slow():
+        core = ember.Core(load_installed_plugins=False)
+        core.register_plugin(SlowCompile("TOY", 1), "toy")
+        return core.compile_model(identity_model_bytes(), "TOY.0",
+                                  {"CACHE_DIR": str(tmp_path / "c")})
+
+    compile_slow()
+    (entry,) = store.ModelCache(tmp_path / "c").entries()
+    assert 0.05 <= entry.compile_seconds < 5
+    assert compile_slow().get_property("LOADED_FROM_CACHE") is True
+    stats = store.ModelCache(tmp_path / "c").stats()
+    # what the compile took, less what the import took (a toy import is nearly free)
+    assert 0.04 < stats.compile_seconds_saved <= entry.compile_seconds
+
+
+def test_the_garbage_collector_is_left_as_it_was(tmp_path):
+    import gc
+
+    assert gc.isenabled()
+    compile_toy(tmp_path / "c")  # an export is timed with the collector held off
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compile_toy(tmp_path / "d")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
