@@ -126,12 +126,17 @@ print(time.time(), flush=True)
 def test_a_process_that_is_done_stops_measuring_and_the_next_start_measures_again(tmp_path):
     # Every device installed is a candidate (GPU.0 on PoCL, TEMPLATE, OPENVINO in CI): compiling
     # them takes far longer than this script, which ends as soon as compile_model returns.
+    import os
     import subprocess
     import sys
     import time
 
+    from ember.testing.subprocesses import pythonpath
+
+    env = {**os.environ, "PYTHONPATH": pythonpath()}
+
     def run() -> tuple[list[str], str, float]:
-        done = subprocess.run([sys.executable, "-c", EXITS_AT_ONCE, str(tmp_path)],
+        done = subprocess.run([sys.executable, "-c", EXITS_AT_ONCE, str(tmp_path)], env=env,
                               capture_output=True, text=True, timeout=300, check=True)
         exited = time.time()
         first, ended_at, last = done.stdout.splitlines()
