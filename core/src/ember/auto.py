@@ -416,12 +416,13 @@ class AutoCompiledModel(CompiledModel):
             winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
                                      failures, memory)
             chosen = compiled.get(winner, serving)
-        except auto_exit.Cancelled:  # quietly, and nothing remembered: the next start measures
-            log.debug("AUTO: the process is ending; measuring stopped")
-            self._settle(serving, f"not measured: the process ended while measuring; "
-                         f"{serving.device.name} serves")
-            return
         except Exception as exc:  # the device serving keeps serving; the failure is logged
+            if isinstance(exc, auto_exit.Cancelled) or auto_exit.ending():
+                # quietly, and nothing remembered: the next start measures again
+                log.debug("AUTO: the process is ending; measuring stopped (%r)", exc)
+                self._settle(serving, f"not measured: the process ended while measuring; "
+                             f"{serving.device.name} serves")
+                return
             self.target_error = exc
             log.warning("AUTO: measuring failed (%s); inferences stay on %s",
                         exc, serving.device.name)
