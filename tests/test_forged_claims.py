@@ -23,8 +23,7 @@ from ember.cache.store import KERNEL_SUFFIX
 from ember.cli.bundle import BundleError, import_bundle
 from ember.errors import CacheWarning
 from ember.signing import signer
-from ember.testing import ppocr_cls_path
-from ember_devtools import forge
+from ember.testing import forge, ppocr_cls_path
 
 GIB = 1 << 30
 #: What a forged input may cost beyond an honest one, in peak resident memory.

@@ -14,8 +14,7 @@ import pytest
 import ember
 from ember.cache.remote import RemoteSettings, RemoteTier, redact
 from ember.errors import CacheWarning, PropertyValueError
-from ember.testing import ppocr_cls_path
-from ember_devtools import forge
+from ember.testing import forge, ppocr_cls_path
 
 PASSWORD = "hunter2-redis-password"
 SECRET = "the-signing-secret-42"
