@@ -108,3 +108,45 @@ def test_priority_selection_and_a_wrong_selection():
     assert by_priority.get_property("EMBER_AUTO_CHOICE").startswith("priority:")
     with pytest.raises(PropertyValueError, match="EMBER_AUTO_SELECTION"):
         ember.Core().compile_model(model, CANDIDATES, {"EMBER_AUTO_SELECTION": "GUESS"})
+
+
+EXITS_AT_ONCE = """
+import atexit, sys, time
+import ember
+from ember.testing import ppocr_cls_path
+
+compiled = ember.Core().compile_model(ppocr_cls_path(), "AUTO", {"CACHE_DIR": sys.argv[1]})
+print(compiled.get_property("EMBER_AUTO_CHOICE"))
+# atexit's hooks run after Python has waited for the non-daemon threads: the work has ended
+atexit.register(lambda: print(compiled.get_property("EMBER_AUTO_CHOICE")))
+print(time.time(), flush=True)
+"""
+
+
+def test_a_process_that_is_done_stops_measuring_and_the_next_start_measures_again(tmp_path):
+    # Every device installed is a candidate (GPU.0 on PoCL, TEMPLATE, OPENVINO in CI): compiling
+    # them takes far longer than this script, which ends as soon as compile_model returns.
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from ember.testing.subprocesses import pythonpath
+
+    env = {**os.environ, "PYTHONPATH": pythonpath()}
+
+    def run() -> tuple[list[str], str, float]:
+        done = subprocess.run([sys.executable, "-c", EXITS_AT_ONCE, str(tmp_path)], env=env,
+                              capture_output=True, text=True, timeout=300, check=True)
+        exited = time.time()
+        first, ended_at, last = done.stdout.splitlines()
+        return [first, last], done.stderr, exited - float(ended_at)
+
+    (started, ended), stderr, tail = run()
+    assert started.startswith("measuring: CPU serves while")
+    assert ended.startswith("not measured: the process ended while measuring"), ended
+    assert stderr == ""  # no warning: the cut is not a candidate failing
+    assert tail < 20  # waits for the one compile running at most (it was every candidate's)
+    (started, ended), stderr, _ = run()
+    assert started.startswith("measuring:"), started  # nothing was remembered: measured again
+    assert ended.startswith("not measured:") and stderr == ""

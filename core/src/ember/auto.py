@@ -22,8 +22,10 @@ candidates and their order. ``EMBER_AUTO_SELECTION`` says how it chooses:
 Each inference runs whole on the device current when it started: none is lost, repeated or
 reordered by a switch. ``EXECUTION_DEVICES`` names the device serving inferences now, and
 ``EMBER_AUTO_CHOICE`` says why, in words (``"measured: CPU was the fastest (CPU 1.2 ms, GPU.0
-18 ms)"``, ``"remembered in CACHE_DIR: ..."``). The background work runs on ordinary (not daemon)
-threads: a process that ends meanwhile waits for it, rather than tearing a driver down under it.
+18 ms)"``, ``"remembered in CACHE_DIR: ..."``). A process that ends while AUTO works in the
+background stops that work (:mod:`ember.auto_exit`): it waits only for the compile or first
+inference running at that moment, prints nothing, and remembers nothing, so a later start
+measures again.
 ``MULTI`` and ``HETERO`` are not offered: asking for them raises ``NotSupportedError`` naming
 AUTO.
 """
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ember import auto_exit
 from ember import properties as props
 from ember.auto_measure import DYNAMIC_SIZES, Measurement, generated_inputs, measure
 from ember.auto_memory import Choice, ChoiceMemory
@@ -144,23 +147,34 @@ def _measure_now(core: Core, model: ModelSource, candidates: list[str],
     """Compile for every candidate and measure them, in ``compile_model`` (no CPU to serve)."""
     # CPU, timed first, sets the bar: a slow device's first inference is then not waited for
     order = sorted(candidates, key=lambda c: split_device_name(c)[0] != _FALLBACK)
-    compiled, failures = _compile_each(core, model, order, configs)
+    compiled, failures = _compile_each(core, model, order, configs, background=False)
     if not compiled:
         raise NotSupportedError("AUTO: no candidate device compiled the model: "
                                 + "; ".join(f"{k}: {v}" for k, v in failures.items()))
-    winner, reason = _choose(compiled, _generated(next(iter(compiled.values()))), failures,
-                             memory)
+    try:
+        winner, reason = _choose(compiled, _generated(next(iter(compiled.values()))),
+                                 failures, memory)
+    except auto_exit.Cancelled:  # compile_model called while the process ends: no result
+        winner = next(iter(compiled))
+        reason = f"not measured: the process is ending; {winner} is the first candidate"
     return AutoCompiledModel(compiled[winner], candidates, config, reason)
 
 
 def _compile_each(core: Core, model: ModelSource, candidates: list[str],
-                  configs: Mapping[str, dict]) -> tuple[dict[str, CompiledModel], dict[str, str]]:
+                  configs: Mapping[str, dict], background: bool = True,
+                  ) -> tuple[dict[str, CompiledModel], dict[str, str]]:
+    """The candidates that compile, and why the others did not; in the background,
+    :class:`ember.auto_exit.Cancelled` once the process begins to end."""
     compiled: dict[str, CompiledModel] = {}
     failures: dict[str, str] = {}
     for name in candidates:
+        if background:
+            auto_exit.check()
         try:
             compiled[name] = core.compile_model(model, name, configs[name])
         except EmberError as exc:
+            if background:  # failed because the interpreter is shutting down: not a failure
+                auto_exit.check()
             failures[name] = f"it did not compile: {str(exc)[:200]}"
             log.warning("AUTO: compiling for %s failed (%s); it is not a candidate", name, exc)
     return compiled, failures
@@ -348,8 +362,11 @@ class AutoCompiledModel(CompiledModel):
     def _start(self, work: Callable[..., None], *args: Any) -> None:
         self._switch.switched.clear()
         self.device_model, self._infer_feeds = self._switch, None
-        self._target_thread = threading.Thread(target=work, args=args, name="ember-auto")
-        self._target_thread.start()
+        try:
+            self._target_thread = auto_exit.start(work, *args, name="ember-auto")
+        except auto_exit.Cancelled:  # compiled while the process ends: no background work
+            self._settle(self.current, f"not measured: the process is ending; "
+                         f"{self.current.device.name} serves")
 
     def _settle(self, compiled: CompiledModel, reason: str) -> None:
         """Serve every later inference on ``compiled``, called directly: once settled, an AUTO
@@ -363,11 +380,21 @@ class AutoCompiledModel(CompiledModel):
                         config: dict[str, Any], ready: _ReadyMark) -> None:
         """PRIORITY's background work: compile the first candidate and switch to it."""
         try:
+            auto_exit.check()
             compiled = core.compile_model(model, target, config)
             warm_up = self._switch.last_inputs
             if warm_up is not None:  # a dynamic model builds per shape: not while serving
+                auto_exit.check()
                 compiled._infer_arrays(warm_up)
+        except auto_exit.Cancelled:
+            self._settle(self.current, f"priority: the process ended before {target} was "
+                         f"ready; {self.current.device.name} serves")
+            return
         except Exception as exc:  # the CPU keeps serving; the failure is kept and logged
+            if auto_exit.ending():  # failed because the interpreter is shutting down
+                self._settle(self.current, f"priority: the process ended before {target} "
+                             f"was ready; {self.current.device.name} serves")
+                return
             self.target_error = exc
             log.warning("AUTO: compiling for %s failed (%s); inferences stay on %s",
                         target, exc, self.current.device.name)
@@ -391,12 +418,19 @@ class AutoCompiledModel(CompiledModel):
                                      failures, memory)
             chosen = compiled.get(winner, serving)
         except Exception as exc:  # the device serving keeps serving; the failure is logged
+            if isinstance(exc, auto_exit.Cancelled) or auto_exit.ending():
+                # quietly, and nothing remembered: the next start measures again
+                log.debug("AUTO: the process is ending; measuring stopped (%r)", exc)
+                self._settle(serving, f"not measured: the process ended while measuring; "
+                             f"{serving.device.name} serves")
+                return
             self.target_error = exc
             log.warning("AUTO: measuring failed (%s); inferences stay on %s",
                         exc, serving.device.name)
             self._settle(serving, f"not measured ({exc}); {serving.device.name} serves")
             return
-        if chosen is not serving and self._switch.last_inputs is not None:
+        if chosen is not serving and self._switch.last_inputs is not None \
+                and not auto_exit.ending():
             try:  # the shapes seen since measuring: build them before serving them
                 chosen._infer_arrays(self._switch.last_inputs)
             except Exception as exc:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ember import auto_exit
+
 if TYPE_CHECKING:
     from ember.compiled_model import CompiledModel
     from ember.port import Port
@@ -41,6 +43,7 @@ SLOWER_FACTOR = 3.0
 ROUNDS = 25
 MIN_ROUNDS = 3
 BUDGET = 0.5
+_POLL = 0.05
 _REFUSED = "it cannot run the inputs measured with"
 
 
@@ -96,7 +99,8 @@ def measure(candidates: Mapping[str, CompiledModel],
     the one expected fastest first. ``inputs`` holds the sets of inputs to try, in turn, until
     the first candidate runs one; the others are timed on that one. If the first candidate runs
     none, nothing is timed: another device accepting inputs that the first refuses says
-    nothing about the inputs the application will give."""
+    nothing about the inputs the application will give. :class:`ember.auto_exit.Cancelled`
+    when the process begins to end meanwhile: no first inference or round starts after that."""
     seconds: dict[str, list[float]] = {}
     left_out: dict[str, str] = {}
     reference: float | None = None
@@ -127,10 +131,12 @@ def measure(candidates: Mapping[str, CompiledModel],
     deadline = time.perf_counter() + BUDGET
     for round_ in range(ROUNDS):
         for name in list(seconds):
+            auto_exit.check()
             start = time.perf_counter()
             try:
                 candidates[name]._infer_arrays(chosen)
             except Exception as exc:  # ran once, then failed: not a device to serve on
+                auto_exit.check()  # or failed because the interpreter is shutting down
                 left_out[name] = f"an inference failed: {str(exc)[:200]}"
                 del seconds[name]
                 continue
@@ -152,8 +158,8 @@ def measure(candidates: Mapping[str, CompiledModel],
 def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float) -> float | str:
     """Seconds one call took, or why there is none: it raised, or it was still running after
     ``limit`` seconds. The call runs on an ordinary (not daemon) thread, which finishes it if
-    it is abandoned: a process ending meanwhile waits, rather than tearing a driver down under
-    it."""
+    it is abandoned: a process ending meanwhile waits for that call (see :mod:`ember.auto_exit`),
+    rather than tearing a driver down under it; the measuring stops there."""
     outcome: list[float | str] = []
 
     def call() -> None:
@@ -165,9 +171,13 @@ def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float) ->
             return
         outcome.append(time.perf_counter() - start)
 
+    auto_exit.check()
     thread = threading.Thread(target=call, name="ember-auto-measure")
     thread.start()
-    thread.join(limit)
+    deadline = time.perf_counter() + limit
+    while thread.is_alive() and (left := deadline - time.perf_counter()) > 0:
+        thread.join(min(left, _POLL))
+        auto_exit.check()  # the process is ending: stop waiting, whatever the call gives
     if not outcome:
         return f"its first inference took more than {limit:.3g} s"
     return outcome[0]

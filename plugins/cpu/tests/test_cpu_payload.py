@@ -79,9 +79,10 @@ def test_dynamic_dimensions_match_any_size_but_fixed_ones_must_agree(exported):
 # -- the payload's framing, read directly -------------------------------------------------------
 
 
-def framed(graph, ports, flags=0, version=payload.FORMAT_VERSION, kind=payload.KIND):
-    """A payload in the plugin framing: the ORT bytes, then the ports."""
-    return write_frame(kind, version, [graph, ports], flags=flags)
+def framed(ort, ports, flags=0, version=payload.FORMAT_VERSION, kind=payload.KIND):
+    """A payload in the plugin framing, built by hand: the framing's own bounds are tested in
+    core; these tests are about what the CPU plugin reads inside it."""
+    return write_frame(kind, version, [ort, ports], flags=flags)
 
 
 def test_a_payload_round_trips_without_a_copy(exported):
@@ -122,53 +123,43 @@ def test_an_encrypted_payload_needs_its_callbacks(exported):
 
 
 PORTS = b'{"inputs": [], "outputs": []}'
-VERSION = payload.FORMAT_VERSION
 
 
 @pytest.mark.parametrize(("data", "problem"), [
     (b"", "too short"),
-    (bytes(15), "too short"),
     (framed(b"x", PORTS, kind=b"EMGPU\0\0\0"), "wrong magic"),
-    (framed(b"x", PORTS, version=VERSION + 1), f"format {VERSION + 1}"),
-    (framed(b"x", PORTS, version=VERSION - 1), f"format {VERSION - 1}"),
+    (framed(b"x", PORTS, version=payload.FORMAT_VERSION + 1), "format 4"),
     (framed(b"x", PORTS, flags=2), "unknown flags 0x2"),
-    (write_frame(payload.KIND, VERSION, [b"abc"]), "1 sections, not 2"),
-    (framed(b"x", PORTS)[:-40], "wrong magic"),
+    (write_frame(payload.KIND, payload.FORMAT_VERSION, [b"x"]), "1 sections, not 2"),
     (framed(b"x", b"[]"), "not an object"),
     (framed(b"x", b'{"inputs": {}, "outputs": []}'), "not a list"),
     (framed(b"x", b"[[[[[]]]]]"), "nested"),
+    (framed(b"x", b""), "not valid JSON"),
 ])
-def test_a_damaged_frame_is_refused(data, problem):
+def test_a_damaged_payload_is_refused(data, problem):
     with pytest.raises(BlobFormatError, match=problem):
         payload.loads(data)
 
 
-def test_the_smallest_frame_is_read():
+def test_the_smallest_payload_is_read():
     saved = payload.loads(framed(b"ORT", PORTS))
     assert (saved.inputs, saved.outputs, bytes(saved.graph)) == ([], [], b"ORT")
-    # no ORT bytes at all: read, and left to onnxruntime to refuse
-    assert bytes(payload.loads(framed(b"", PORTS)).graph) == b""
 
 
 def test_the_number_of_ports_is_bounded():
     ports = b'{"inputs": [' + b",".join([b"0"] * 65537) + b'], "outputs": []}'
     with pytest.raises(BlobFormatError, match="not a list"):
-        payload.loads(framed(b"ORT", ports))
+        payload.loads(framed(b"", ports))
     ports = b'{"inputs": [' + b",".join([b"0"] * 65536) + b'], "outputs": []}'
     with pytest.raises(BlobFormatError) as refused:  # as many as allowed: each port is read
-        payload.loads(framed(b"ORT", ports))
+        payload.loads(framed(b"", ports))
     assert "not a list" not in str(refused.value)
 
 
-def test_the_ports_size_is_bounded_exactly():
+def test_the_size_of_the_ports_is_bounded_exactly():
     limit = 16 << 20  # the ports' JSON, padded to the bound with spaces, then one byte over
     document = b'{"inputs": 1, "outputs": []}'  # read (at the bound), then refused for its ports
     for size, problem in ((limit, "the ports are not a list"), (limit + 1, "larger than")):
         ports = document + b" " * (size - len(document))
         with pytest.raises(BlobFormatError, match=problem):
-            payload.loads(framed(b"ORT", ports))
-
-
-def test_empty_ports_are_not_json():
-    with pytest.raises(BlobFormatError, match="not valid JSON"):
-        payload.loads(framed(b"ORT", b""))
+            payload.loads(framed(b"", ports))
