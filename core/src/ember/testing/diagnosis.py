@@ -22,9 +22,11 @@ def precision_note(compiled: Any, got: np.ndarray, want: np.ndarray) -> str:
     model says it runs in a precision other than f32 (its default, since the suite sets none),
     or the differences are of the size bf16 or f16 rounding gives. Empty otherwise."""
     try:
-        precision = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+        value = compiled.get_property("INFERENCE_PRECISION_HINT")
     except EmberError:
-        precision = ""
+        value = ""
+    # get_property gives OpenVINO's Type ("f32" from get_type_name); a plugin may give a string
+    precision = str(getattr(value, "get_type_name", lambda: value)()).lower()
     if precision not in F32_PRECISIONS:
         return (f" The compiled model runs in {precision} (INFERENCE_PRECISION_HINT), which the "
                 "suite did not ask for: a device's default precision changes results beyond f32 "
