@@ -27,6 +27,8 @@ PROMISED = {
         "CONTRACT_VERSION", "hookimpl", "DeviceModel", "DeviceDescription", "split_device_name",
         "Model", "DeferredModel", "Port", "Dim", "numeric_dtype",
         "Frame", "read_frame", "write_frame", "safe_json", "hexdigest",
+        "decrypt_section", "ports_to_json", "ports_from_json",
+        "host_cpu_brand", "host_instruction_sets",
         "KernelCache", "CacheKey",
         "window_geometry", "pooled_sizes", "batchnorm_into_conv", "reference_outputs",
         "import_installed",

@@ -17,7 +17,13 @@ What is promised, by purpose:
   its ports as JSON), :class:`Dim`, :func:`numeric_dtype`;
 - a payload format: :func:`write_frame` / :func:`read_frame` (named sections with bounds checked
   once, in the core), :data:`safe_json` (bounded JSON reading of a section), :func:`hexdigest`
-  (the content hash Ember uses everywhere);
+  (the content hash Ember uses everywhere), :func:`decrypt_section` (a section through the
+  user's decrypt callback: any failure, or no bytes back, is a ``BlobFormatError`` saying it
+  "does not decrypt"), :func:`ports_to_json` / :func:`ports_from_json` (a ports section: the
+  inputs and outputs as JSON, read back bounded in size, depth and count, duplicate names
+  refused);
+- the host CPU, for a device architecture that depends on it: :func:`host_cpu_brand`,
+  :func:`host_instruction_sets` (which of the given ``/proc/cpuinfo`` flags the CPU has);
 - the kernel cache handed to ``compile``: :class:`KernelCache` and its key :class:`CacheKey`;
 - ONNX helpers: :func:`window_geometry`, :func:`pooled_sizes` (pooling and convolution windows),
   :func:`batchnorm_into_conv`, :func:`reference_outputs` (onnx's reference evaluator with
@@ -64,10 +70,15 @@ if TYPE_CHECKING:
     from ember.framing import read_frame as read_frame
     from ember.framing import write_frame as write_frame
     from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from ember.host_cpu import host_cpu_brand as host_cpu_brand
+    from ember.host_cpu import host_instruction_sets as host_instruction_sets
     from ember.hookspecs import hookimpl as hookimpl
     from ember.model import DeferredModel as DeferredModel
     from ember.model import Model as Model
     from ember.onnx_reference import reference_outputs as reference_outputs
+    from ember.payload_parts import decrypt_section as decrypt_section
+    from ember.payload_parts import ports_from_json as ports_from_json
+    from ember.payload_parts import ports_to_json as ports_to_json
     from ember.port import Dim as Dim
     from ember.port import Port as Port
     from ember.port import numeric_dtype as numeric_dtype
@@ -91,6 +102,11 @@ _LAZY = {
     "write_frame": "ember.framing",
     "safe_json": "ember.safe_json",
     "hexdigest": "ember.checksum",
+    "decrypt_section": "ember.payload_parts",
+    "ports_to_json": "ember.payload_parts",
+    "ports_from_json": "ember.payload_parts",
+    "host_cpu_brand": "ember.host_cpu",
+    "host_instruction_sets": "ember.host_cpu",
     "KernelCache": "ember.cache.kernel_cache",
     "CacheKey": "ember.cache.key",
     "window_geometry": "ember.windows",

@@ -16,19 +16,23 @@ weights. AES-GCM decrypts at well over 1 GB/s, a small cost next to building the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ember.plugin import BlobFormatError, Port, read_frame, safe_json, write_frame
+from ember.plugin import (
+    BlobFormatError,
+    Port,
+    decrypt_section,
+    ports_from_json,
+    ports_to_json,
+    read_frame,
+    write_frame,
+)
 
 KIND = b"EMCPU\0\0\0"
 FORMAT_VERSION = 3
 _ENCRYPTED = 1
 _KNOWN_FLAGS = _ENCRYPTED
-#: The ports' JSON is refused beyond this size (a model with ten thousand ports fits).
-_MAX_PORTS_SIZE = 16 << 20
-_MAX_PORTS = 65536
 _WHAT = "CPU payload"
 
 
@@ -48,8 +52,7 @@ class SavedModel(NamedTuple):
 
 def dumps(inputs: list[Port], outputs: list[Port], ort_bytes: bytes | memoryview,
           encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
-    ports = json.dumps({"inputs": [p.to_json() for p in inputs],
-                        "outputs": [p.to_json() for p in outputs]}).encode()
+    ports = ports_to_json(inputs, outputs)
     if encrypt is None:
         return write_frame(KIND, FORMAT_VERSION, [ort_bytes, ports])
     return write_frame(KIND, FORMAT_VERSION, [bytes(encrypt(bytes(ort_bytes))),
@@ -74,34 +77,8 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
     if frame.flags & _ENCRYPTED:
         if decrypt is None:
             raise BlobFormatError("the CPU payload is encrypted and no callbacks were given")
-        whole = _decrypt(decrypt, graph)
-        graph, ports = memoryview(whole), memoryview(_decrypt(decrypt, ports))
-    document = safe_json.obj(safe_json.loads(ports, what="CPU payload's ports",
-                                             max_size=_MAX_PORTS_SIZE, max_depth=4),
-                             "CPU payload's ports")
-    try:
-        inputs, outputs = (_ports(document.get(kind)) for kind in ("inputs", "outputs"))
-    except ValueError as exc:
-        raise BlobFormatError(f"damaged CPU payload: {exc}") from exc
+        whole = decrypt_section(decrypt, graph, _WHAT)
+        graph, ports = memoryview(whole), memoryview(decrypt_section(decrypt, ports, _WHAT))
+    inputs, outputs = ports_from_json(ports, _WHAT)
     return SavedModel(inputs, outputs, graph, whole if whole is not None else bytes(graph))
 
-
-def _decrypt(decrypt: Callable[[bytes], bytes], section: memoryview) -> bytes:
-    try:
-        plain = decrypt(bytes(section))
-    except BlobFormatError:
-        raise
-    except Exception as exc:  # the user's callback: any failure means "not our key"
-        raise BlobFormatError(f"the CPU payload does not decrypt: {exc}") from exc
-    if not isinstance(plain, bytes | bytearray | memoryview):
-        raise BlobFormatError("the CPU payload's decrypt callback returned no bytes")
-    return bytes(plain)
-
-
-def _ports(entries: object) -> list[Port]:
-    if type(entries) is not list or len(entries) > _MAX_PORTS:
-        raise ValueError("the ports are not a list")
-    ports = [Port.from_json(entry, index) for index, entry in enumerate(entries)]
-    if len({port.name for port in ports}) != len(ports):
-        raise ValueError("two ports have the same name")
-    return ports

@@ -4,7 +4,8 @@ chooses its kernels by (an exported model holds code paths chosen for them)."""
 from __future__ import annotations
 
 import platform
-from functools import cache
+
+from ember.plugin import host_cpu_brand, host_instruction_sets
 
 #: CPU features that change the kernels OpenVINO's CPU plugin picks or the precisions it can run;
 #: a blob made with one set must not be imported with another.
@@ -13,32 +14,12 @@ RELEVANT_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
                   "amx_bf16", "amx_int8", "amx_fp16", "asimd", "sve", "sve2", "i8mm", "bf16")
 
 
-@cache
-def _cpuinfo() -> dict[str, str]:
-    fields: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                key, sep, value = line.partition(":")
-                if not sep:
-                    if fields:
-                        break  # the first processor's block is enough
-                    continue
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def brand() -> str:
-    info = _cpuinfo()
-    return info.get("model name") or platform.processor() or platform.machine()
+    return host_cpu_brand()
 
 
 def instruction_sets() -> list[str]:
-    info = _cpuinfo()
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    return [flag for flag in RELEVANT_FLAGS if flag in flags]
+    return host_instruction_sets(RELEVANT_FLAGS)
 
 
 def architecture(openvino_version: str) -> str:

@@ -17,19 +17,23 @@ anyway).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ember.plugin import BlobFormatError, Port, read_frame, safe_json, write_frame
+from ember.plugin import (
+    BlobFormatError,
+    Port,
+    decrypt_section,
+    ports_from_json,
+    ports_to_json,
+    read_frame,
+    write_frame,
+)
 
 KIND = b"EMOPENV\0"
 FORMAT_VERSION = 2  # 1 had a header of its own; 2 is the plugin framing
 _ENCRYPTED = 1
 _KNOWN_FLAGS = _ENCRYPTED
-#: The ports' JSON is refused beyond this size (a model with ten thousand ports fits).
-MAX_PORTS_SIZE = 16 << 20
-MAX_PORTS = 65536
 _WHAT = "OPENVINO payload"
 
 
@@ -45,8 +49,7 @@ def dumps(inputs: list[Port], outputs: list[Port], blob: bytes | memoryview,
           encrypt: Callable[[bytes], bytes] | None = None) -> bytes:
     """The payload of a compiled model: its ports and OpenVINO's blob (through ``encrypt``
     when given)."""
-    ports = json.dumps({"inputs": [p.to_json() for p in inputs],
-                        "outputs": [p.to_json() for p in outputs]}).encode()
+    ports = ports_to_json(inputs, outputs)
     if encrypt is None:
         return write_frame(KIND, FORMAT_VERSION, [ports, blob])
     return write_frame(KIND, FORMAT_VERSION, [ports, bytes(encrypt(bytes(blob)))],
@@ -60,39 +63,13 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
     frame = read_frame(data, KIND, FORMAT_VERSION, sections=2, known_flags=_KNOWN_FLAGS,
                        what=_WHAT)
     ports, blob = frame.sections
-    document = safe_json.obj(safe_json.loads(ports, what=f"{_WHAT}'s ports",
-                                             max_size=MAX_PORTS_SIZE, max_depth=4),
-                             f"{_WHAT}'s ports")
-    try:
-        inputs, outputs = (_port_list(document.get(kind)) for kind in ("inputs", "outputs"))
-    except ValueError as exc:
-        raise BlobFormatError(f"damaged {_WHAT}: {exc}") from None
+    inputs, outputs = ports_from_json(ports, _WHAT)
     plain: bytes | memoryview = blob
     if frame.flags & _ENCRYPTED:
         if decrypt is None:
             raise BlobFormatError(f"the {_WHAT} is encrypted and no callbacks were given")
-        plain = _decrypt(decrypt, blob)
+        plain = decrypt_section(decrypt, blob, _WHAT)
     if len(plain) == 0:
         raise BlobFormatError(f"damaged {_WHAT}: OpenVINO's blob is empty")
     return SavedModel(inputs, outputs, plain)
 
-
-def _decrypt(decrypt: Callable[[bytes], bytes], section: memoryview) -> bytes:
-    try:
-        plain = decrypt(bytes(section))
-    except BlobFormatError:
-        raise
-    except Exception as exc:  # the user's callback: any failure means "not our key"
-        raise BlobFormatError(f"the {_WHAT} does not decrypt: {exc}") from exc
-    if not isinstance(plain, bytes | bytearray | memoryview):
-        raise BlobFormatError(f"the {_WHAT}'s decrypt callback returned no bytes")
-    return bytes(plain)
-
-
-def _port_list(entries: object) -> list[Port]:
-    if type(entries) is not list or len(entries) > MAX_PORTS:
-        raise ValueError("the ports are not a list")
-    ports = [Port.from_json(entry, index) for index, entry in enumerate(entries)]
-    if len({port.name for port in ports}) != len(ports):
-        raise ValueError("two ports have the same name")
-    return ports

@@ -36,6 +36,7 @@ import numpy as np
 from ember.plugin import (
     BlobFormatError,
     Port,
+    decrypt_section,
     hexdigest,
     numeric_dtype,
     read_frame,
@@ -137,14 +138,7 @@ def loads(data: bytes | memoryview, decrypt: Callable[[bytes], bytes] | None = N
     if flags & _ENCRYPTED:
         if decrypt is None:
             raise BlobFormatError("the TEMPLATE plan is encrypted and no callbacks were given")
-        try:
-            text = decrypt(bytes(text))
-        except BlobFormatError:
-            raise
-        except Exception as exc:  # the user's callback: any failure means "not our key"
-            raise BlobFormatError(f"the TEMPLATE plan does not decrypt: {exc}") from exc
-    if not isinstance(text, bytes | bytearray | memoryview):
-        raise BlobFormatError("the TEMPLATE plan's decrypt callback returned no bytes")
+        text = decrypt_section(decrypt, text, "TEMPLATE plan")
     document = safe_json.loads(text, what="TEMPLATE plan topology", max_size=_MAX_TOPOLOGY,
                                max_depth=_MAX_DEPTH)
     try:
