@@ -70,9 +70,9 @@ if TYPE_CHECKING:
     from ember.framing import read_frame as read_frame
     from ember.framing import write_frame as write_frame
     from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from ember.hookspecs import hookimpl as hookimpl
     from ember.host_cpu import host_cpu_brand as host_cpu_brand
     from ember.host_cpu import host_instruction_sets as host_instruction_sets
-    from ember.hookspecs import hookimpl as hookimpl
     from ember.model import DeferredModel as DeferredModel
     from ember.model import Model as Model
     from ember.onnx_reference import reference_outputs as reference_outputs
