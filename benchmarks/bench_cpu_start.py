@@ -49,6 +49,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import ORT_FORMAT_FLOOR, emit
+
 from ember import blob
 
 # name -> (package, file inside it, {input: (shape, dtype)})
@@ -137,19 +139,7 @@ cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
 infer = lambda: compiled(feeds)
 """ + REPORT
 
-FLOOR = INPUTS + """
-import os
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-import onnxruntime as ort
-data = open(sys.argv[1], "rb").read()
-options = ort.SessionOptions()
-options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-options.add_session_config_entry("session.load_model_format", "ORT")
-options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-options.log_severity_level = 3
-session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-session.run(None, feeds)
-cached = True
+FLOOR = INPUTS + ORT_FORMAT_FLOOR + """
 infer = lambda: session.run(None, feeds)
 """ + REPORT
 
@@ -353,9 +343,7 @@ def main() -> int:
         print(f"measured {name}", file=sys.stderr)
     imports = None if args.steady_only else import_cost(args.runs)
     text = report(results, args.runs, steady_runs, imports)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    emit(text, args.markdown)
     return 0
 
 

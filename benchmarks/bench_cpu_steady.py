@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _common import INTERLEAVED_BLOCKS, emit
 from bench_cpu_start import EMBER_SEEDS, ENVIRONMENT, INPUTS, MODELS, model_path, run
 
 INTERLEAVED = INPUTS + """
@@ -42,21 +43,7 @@ for level in ("EXTENDED", "ALL"):
     options.log_severity_level = 3
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     contenders[f"onnxruntime, {level}"] = lambda session=session: session.run(None, feeds)
-
-def block_median(infer):
-    latencies = []
-    for _ in range(block):
-        start = time.perf_counter()
-        infer()
-        latencies.append(time.perf_counter() - start)
-    return statistics.median(latencies) * 1e3
-
-for infer in contenders.values():
-    block_median(infer)  # warm-up: first runs allocate
-medians = {name: [] for name in contenders}
-for _ in range(rounds):
-    for name, infer in contenders.items():
-        medians[name].append(block_median(infer))
+""" + INTERLEAVED_BLOCKS + """
 print(json.dumps({name: statistics.median(values) for name, values in medians.items()}))
 """
 
@@ -100,9 +87,7 @@ def main() -> int:
         results[name] = measure(name, args.rounds, args.block)
         print(f"measured {name}", file=sys.stderr)
     text = report(results, args.rounds, args.block)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    emit(text, args.markdown)
     return 0
 
 

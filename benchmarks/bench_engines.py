@@ -38,6 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _common import emit
 from bench_cpu_start import ENVIRONMENT, INPUTS, MODELS, model_path
 
 NAMES = {"ppocr-det": "ppocr-det", "ppocr-rec": "ppocr-rec", "ppocr-cls": "ppocr-cls",
@@ -287,9 +288,7 @@ def main() -> int:
             lines.append(f"| {name} | " + " | ".join(f"{medians[w]:.0f}" for w in who)
                          + f" | {medians['ember'] / medians['threads']:.3f}x | {spread} |")
     text = "\n".join(lines)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    emit(text, args.markdown)
     return 0
 
 

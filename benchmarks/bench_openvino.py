@@ -39,6 +39,7 @@ import platform
 import subprocess
 import sys
 
+from _common import INTERLEAVED_BLOCKS
 from bench_cpu_start import ENVIRONMENT, INPUTS, MODELS, model_path
 
 INTERLEAVED = INPUTS + """
@@ -63,22 +64,7 @@ contenders = {
     "Ember CPU": lambda: ember_cpu(feeds),
     "Ember OPENVINO bf16": lambda: ember_bf16(feeds),
 }
-
-def block_median(infer):
-    latencies = []
-    for _ in range(block):
-        start = time.perf_counter()
-        infer()
-        latencies.append(time.perf_counter() - start)
-    return statistics.median(latencies) * 1e3
-
-for infer in contenders.values():
-    block_median(infer)  # warm-up: first runs allocate
-medians = {name: [] for name in contenders}
-for _ in range(rounds):
-    for name, infer in contenders.items():
-        medians[name].append(block_median(infer))
-
+""" + INTERLEAVED_BLOCKS + """
 options = ort.SessionOptions()
 options.log_severity_level = 3
 oracle = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

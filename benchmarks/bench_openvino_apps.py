@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import ORT_FORMAT_FLOOR, emit
 from bench_cpu_start import INPUTS, MODELS, geometric_mean, model_path, ort_bytes_of, run
 
 # The four real models of the goals (silero-vad as OpenVINO reads it).
@@ -70,20 +71,7 @@ request.get_output_tensor(0).data
 cached = bool(compiled.get_property("LOADED_FROM_CACHE"))
 """ + DONE
 
-FLOOR_WARM = INPUTS + """
-import os
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-import onnxruntime as ort
-data = open(sys.argv[1], "rb").read()
-options = ort.SessionOptions()
-options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-options.add_session_config_entry("session.load_model_format", "ORT")
-options.add_session_config_entry("session.use_ort_model_bytes_directly", "1")
-options.log_severity_level = 3
-session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-session.run(None, feeds)
-cached = True
-""" + DONE
+FLOOR_WARM = INPUTS + ORT_FORMAT_FLOOR + DONE
 
 FLOOR_COLD = INPUTS + """
 import os
@@ -256,9 +244,7 @@ def main() -> int:
         print(f"measured {name}: {json.dumps(results[name])}", file=sys.stderr)
     pipeline = None if args.no_pipeline else measure_pipeline(args.runs)
     text = report(results, pipeline, args.runs)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text + "\n")
+    emit(text, args.markdown)
     return 0
 
 
