@@ -264,6 +264,19 @@ def test_a_script_folder_that_changes_does_not_cost_a_scan(tmp_path):
     assert "FIRST" in report["devices"] and not report["scanned"]
 
 
+def test_a_script_folder_that_keeps_changing_still_gets_an_index(tmp_path):
+    site, home = tmp_path / "site", tmp_path / "home"
+    install(site, "ember-first", "ember_first", ["FIRST"])
+    (site / "application.log").write_text("a log line\n")  # changed just now: within the
+    probe(DEVICES, site=site, home=home)                    # racy window when the index is made
+    (site / "application.log").write_text("another line\n")
+    report = probe(DEVICES, site=site, home=home)
+    assert "FIRST" in report["devices"] and not report["scanned"]
+    install(site, "ember-second", "ember_second", ["SECOND"])  # and a plugin added is still seen
+    report = probe(DEVICES, site=site, home=home)
+    assert {"FIRST", "SECOND"} <= set(report["devices"]) and report["scanned"]
+
+
 @pytest.mark.parametrize("forgery", ["garbage", "deep", "wrong types", "other module",
                                      "writable by others", "other Ember", "other format",
                                      "other group"])

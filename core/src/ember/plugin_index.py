@@ -219,9 +219,18 @@ def _record(entry: Any) -> EntryPointRecord:
 
 def _write_index(path: str, group: str, records: list[EntryPointRecord]) -> None:
     fingerprint = _fingerprint(records)
-    newest = max((mtime for _, mtime, _ in fingerprint if mtime is not None), default=0)
-    if time.time() - newest / 1e9 < RACY_SECONDS:
-        return  # a directory that just changed may change again unseen: scan next time too
+    racy = time.time_ns() - int(RACY_SECONDS * 1e9)
+    for entry in fingerprint:
+        # A directory that just changed may change again within the same mtime unseen: store no
+        # mtime for it, so that every read compares its metadata names (one listdir). Skipping
+        # the write instead would cost every start a scan while the directory keeps changing (a
+        # script's folder that also holds its logs or outputs, /tmp for `python -c`).
+        if entry[2] is not None and entry[1] is not None and entry[1] > racy:
+            entry[1] = None
+    newest = max((mtime for _, mtime, names in fingerprint if names is None and mtime is not None),
+                 default=0)
+    if newest > racy:
+        return  # an entry_points.txt that just changed may change again unseen: scan next time
     document = {"version": INDEX_VERSION, "ember": __version__, "group": group,
                 "fingerprint": fingerprint, "entry_points": [r._asdict() for r in records]}
     from ember.atomic import write_inside
