@@ -11,6 +11,7 @@ import ember
 import ember.cache
 from ember.cache import store
 from ember.cache.cached_compile import ADMIT_ALL_ENV
+from ember.errors import CacheWarning
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
 
@@ -161,3 +162,82 @@ def test_the_garbage_collector_is_left_as_it_was(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def three_entries_by_age(cache_dir):
+    """Three entries of one model (TOY_LEVEL 1, 2, 3), last used in that order: paths, oldest
+    first."""
+    paths = []
+    for age, level in zip((300, 200, 100), (1, 2, 3), strict=True):
+        compile_toy(cache_dir, TOY_LEVEL=level)
+        (path,) = set((cache_dir / "blobs").glob("*.blob")) - set(paths)
+        when = time.time() - age
+        os.utime(path, (when, when))
+        paths.append(path)
+    return paths
+
+
+def test_eviction_removes_the_least_recently_used_until_the_bound_holds(tmp_path):
+    oldest, middle, newest = three_entries_by_age(tmp_path / "c")
+    cache = store.ModelCache(tmp_path / "c")
+    assert [e.path for e in cache.entries()] == [oldest, middle, newest]
+    sizes = {p: p.stat().st_size for p in (oldest, middle, newest)}
+    removed = cache.evict(sizes[newest] + sizes[middle])
+    assert [e.path for e in removed] == [oldest] and not oldest.exists()
+    removed = cache.evict(sizes[newest])
+    assert [e.path for e in removed] == [middle] and newest.exists()
+    assert cache.evict(0) and not list((tmp_path / "c" / "blobs").glob("*.blob"))
+    stats = cache.stats()
+    assert (stats.evictions, stats.entries, stats.size) == (3, 0, 0)
+
+
+def test_a_hit_makes_an_entry_the_last_to_be_evicted(tmp_path):
+    oldest, middle, newest = three_entries_by_age(tmp_path / "c")
+    compile_toy(tmp_path / "c", TOY_LEVEL=1)  # a hit on the oldest: now the most recent
+    cache = store.ModelCache(tmp_path / "c")
+    assert [e.path for e in cache.entries()] == [middle, newest, oldest]
+    # two to remove: the loop goes on past the first
+    assert [e.path for e in cache.evict(oldest.stat().st_size)] == [middle, newest]
+    assert oldest.exists()
+
+
+def test_a_large_event_log_is_folded_into_one_summary(tmp_path, monkeypatch):
+    compile_toy(tmp_path / "c")
+    compile_toy(tmp_path / "c")
+    events = tmp_path / "c" / "events.log"
+    store.flush_deferred_events()
+    before = store.ModelCache(tmp_path / "c").stats()
+    padding = json.dumps({"event": "padding", "key": "k", "text": "x" * 1000}) + "\n"
+    with events.open("a") as log_file:
+        log_file.write(padding * ((1 << 20) // len(padding)))  # just under the bound
+    store.ModelCache(tmp_path / "c").compact_events()
+    assert events.stat().st_size >= 1 << 19  # under the bound: left as it is
+    with events.open("a") as log_file:
+        log_file.write(padding * 2)
+    store.ModelCache(tmp_path / "c").compact_events()
+    (line,) = events.read_text().splitlines()
+    assert json.loads(line)["event"] == "summary"
+    after = store.ModelCache(tmp_path / "c").stats()
+    assert (after.hits, after.misses, after.writes, after.bytes_read, after.bytes_written) == (
+        before.hits, before.misses, before.writes, before.bytes_read, before.bytes_written)
+
+
+def test_deferred_events_are_appended_in_the_order_they_happened(tmp_path):
+    cache = store.ModelCache(tmp_path)
+    store.flush_deferred_events()
+    for key in ("first", "second", "third"):
+        cache.record("hit", key, later=True)
+    assert not (tmp_path / "events.log").exists()  # deferred: nothing written yet
+    store.flush_deferred_events()
+    lines = (tmp_path / "events.log").read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["first", "second", "third"]
+
+
+def test_a_listing_goes_on_past_an_entry_that_vanished(tmp_path):
+    paths = three_entries_by_age(tmp_path / "c")
+    blobs = tmp_path / "c" / "blobs"
+    for number in range(20):  # links to nothing: listed, but neither readable nor stat-able
+        (blobs / f"{number:064x}.blob").symlink_to(tmp_path / "nowhere")
+    with pytest.warns(CacheWarning, match="symbolic link"):  # each warned about, once
+        listed = store.ModelCache(tmp_path / "c").entries()
+    assert [e.path for e in listed] == paths
