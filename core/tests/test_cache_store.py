@@ -241,3 +241,34 @@ def test_a_listing_goes_on_past_an_entry_that_vanished(tmp_path):
     with pytest.warns(CacheWarning, match="symbolic link"):  # each warned about, once
         listed = store.ModelCache(tmp_path / "c").entries()
     assert [e.path for e in listed] == paths
+
+
+def test_event_lines_are_bounded_at_their_edges(tmp_path):
+    def hit(**fields):
+        return json.dumps({"event": "hit", "key": "k", **fields})
+
+    lines = [hit(**{f"f{i}": i for i in range(61)}),  # 64 nodes: the most a line may hold
+             hit(**{f"f{i}": i for i in range(62)}),  # 65: skipped
+             hit(x={"y": 1}),  # two levels deep: the deepest allowed
+             hit(x={"y": [1]})]  # three: skipped
+    (tmp_path / "events.log").write_text("\n".join(lines) + "\n")
+    assert store.ModelCache(tmp_path).stats().hits == 2
+
+
+def test_a_lock_held_by_another_thread_is_not_waited_for_with_a_negative_timeout(tmp_path):
+    import threading
+
+    cache = store.ModelCache(tmp_path)
+    outcome = []
+
+    def try_lock():
+        with cache.lock("k" * 64, timeout=-5) as acquired:
+            outcome.append(acquired)
+
+    with cache.lock("k" * 64, timeout=1) as held:
+        assert held
+        other = threading.Thread(target=try_lock, daemon=True)
+        other.start()
+        other.join(10)
+        assert not other.is_alive(), "a negative timeout waited for the lock"
+    assert outcome == [False]
