@@ -71,6 +71,7 @@ def test_an_unreadable_entry_is_listed_and_verified_as_damaged(tmp_path):
     listed = {e.key: e for e in cache.entries()}
     assert len(listed) == 2 and listed["f" * 64].model_name == "?"
     assert listed["f" * 64].size == len(b"not a blob")
+    assert listed["f" * 64].compile_seconds == 0.0
     good = next(e for k, e in listed.items() if k != "f" * 64)
     assert (good.model_name, good.device, good.plugin) == ("model", "TOY.0", "toy")
     assert [path for path, _ in cache.verify()] == [junk]
@@ -210,11 +211,16 @@ def test_a_large_event_log_is_folded_into_one_summary(tmp_path, monkeypatch):
     before = store.ModelCache(tmp_path / "c").stats()
     padding = json.dumps({"event": "padding", "key": "k", "text": "x" * 1000}) + "\n"
     with events.open("a") as log_file:
-        log_file.write(padding * ((1 << 20) // len(padding)))  # just under the bound
-    store.ModelCache(tmp_path / "c").compact_events()
-    assert events.stat().st_size >= 1 << 19  # under the bound: left as it is
+        log_file.write(padding * ((1 << 20) // len(padding) - 1))
+    last = (1 << 20) - 1 - events.stat().st_size
     with events.open("a") as log_file:
-        log_file.write(padding * 2)
+        log_file.write(json.dumps({"event": "padding", "text": ""}).replace(
+            '""', '"' + "x" * (last - 1 - len('{"event": "padding", "text": ""}')) + '"') + "\n")
+    assert events.stat().st_size == (1 << 20) - 1
+    store.ModelCache(tmp_path / "c").compact_events()
+    assert events.stat().st_size == (1 << 20) - 1  # one byte under the bound: left as it is
+    with events.open("a") as log_file:
+        log_file.write("\n")  # exactly at the bound
     store.ModelCache(tmp_path / "c").compact_events()
     (line,) = events.read_text().splitlines()
     assert json.loads(line)["event"] == "summary"
@@ -263,8 +269,9 @@ def test_a_lock_held_by_another_thread_is_not_waited_for_with_a_negative_timeout
     outcome = []
 
     def try_lock():
+        start = time.monotonic()
         with cache.lock("k" * 64, timeout=-5) as acquired:
-            outcome.append(acquired)
+            outcome.append((acquired, time.monotonic() - start < 0.5))
 
     with cache.lock("k" * 64, timeout=1) as held:
         assert held
@@ -272,7 +279,7 @@ def test_a_lock_held_by_another_thread_is_not_waited_for_with_a_negative_timeout
         other.start()
         other.join(10)
         assert not other.is_alive(), "a negative timeout waited for the lock"
-    assert outcome == [False]
+    assert outcome == [(False, True)]  # at once
 
 
 def a_key(name="m"):
@@ -361,3 +368,42 @@ def test_an_event_line_is_bounded_at_4096_bytes(tmp_path, padding, counted):
     line = line.replace('""', '"' + "x" * (4096 - len(line) + padding) + '"')
     (tmp_path / "events.log").write_text(line + "\n")
     assert store.ModelCache(tmp_path).stats().hits == counted
+
+
+def test_deferred_events_are_bounded(tmp_path):
+    cache = store.ModelCache(tmp_path)
+    store.flush_deferred_events()
+    try:
+        for _ in range(1000):
+            cache.record("hit", "k", later=True)
+        assert not (tmp_path / "events.log").exists()  # a thousand are kept for later
+        cache.record("hit", "past-the-bound", later=True)
+        (line,) = (tmp_path / "events.log").read_text().splitlines()
+        assert json.loads(line)["key"] == "past-the-bound"  # the next is appended at once
+    finally:
+        store.flush_deferred_events()
+    assert cache.stats().hits == 1001
+
+
+def test_a_lock_held_by_another_process_is_waited_for_until_the_timeout(tmp_path):
+    import threading
+
+    from ember import confined
+
+    cache, key = store.ModelCache(tmp_path), "k" * 64
+    held, release = threading.Event(), threading.Event()
+
+    def other_holder():  # a flock on its own open file: as another process would hold it
+        with confined.file_lock(str(tmp_path), ("locks",), f"{key}.lock", 0) as locked:
+            assert locked
+            held.set()
+            release.wait(5)
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=other_holder, daemon=True)
+    holder.start()
+    assert held.wait(5)
+    release.set()
+    with cache.lock(key, timeout=10) as acquired:
+        assert acquired  # waited for the holder to let go
+    holder.join(5)
