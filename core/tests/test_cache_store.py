@@ -297,6 +297,8 @@ def test_blob_path_names_the_entry_in_blobs(tmp_path):
     key = a_key()
     assert cache.blob_path(key.digest) == tmp_path / "blobs" / f"{key.digest}.blob"
     assert cache.blob_path(key.digest, store.KERNEL_SUFFIX).name == key.digest + ".cl_cache"
+    assert (cache.root, cache.blobs, cache.locks) == (
+        tmp_path, tmp_path / "blobs", tmp_path / "locks")
 
 
 def test_a_signed_cache_checks_the_tag_at_every_read(tmp_path):
@@ -407,3 +409,73 @@ def test_a_lock_held_by_another_process_is_waited_for_until_the_timeout(tmp_path
     with cache.lock(key, timeout=10) as acquired:
         assert acquired  # waited for the holder to let go
     holder.join(5)
+
+
+def test_an_entry_under_another_keys_name_is_damaged_and_says_whose_it_is(tmp_path):
+    import shutil
+
+    cache, mine, other = store.ModelCache(tmp_path), a_key("m"), a_key("other")
+    assert cache.write(other, FIELDS, b"payload") is None
+    shutil.copy(cache.blob_path(other.digest), cache.blob_path(mine.digest))
+    header, problem = cache.read(mine)
+    assert header is None and f"entry holds key {other.digest[:12]}..., not" in problem
+
+
+def test_explain_miss_looks_past_entries_of_other_models(tmp_path):
+    from ember.cache.key import entry_key
+
+    cache = store.ModelCache(tmp_path)
+    for number in range(12):
+        assert cache.write(a_key(f"other-{number}"), FIELDS, b"x") is None
+    (tmp_path / "blobs" / ("e" * 64 + ".blob")).write_bytes(b"not a blob")
+    assert cache.write(a_key("m"), FIELDS, b"x") is None
+    wanted = entry_key({"model": "m", "device": "OTHER"})
+    assert "device" in cache.explain_miss(wanted)
+    assert cache.explain_miss(entry_key({"model": "none", "device": "TOY"})) is None
+
+
+def test_a_lock_held_elsewhere_is_not_waited_for_past_the_timeout(tmp_path):
+    import threading
+
+    from ember import confined
+
+    cache, key, outcome = store.ModelCache(tmp_path), "k" * 64, []
+    held, release = threading.Event(), threading.Event()
+
+    def other_holder():
+        with confined.file_lock(str(tmp_path), ("locks",), f"{key}.lock", 0) as locked:
+            assert locked
+            held.set()
+            release.wait(10)
+
+    def try_lock():
+        start = time.monotonic()
+        with cache.lock(key, timeout=0) as acquired:
+            outcome.append((acquired, time.monotonic() - start < 0.5))
+
+    holder = threading.Thread(target=other_holder, daemon=True)
+    holder.start()
+    assert held.wait(5)
+    trying = threading.Thread(target=try_lock, daemon=True)
+    trying.start()
+    trying.join(5)
+    release.set()
+    holder.join(5)
+    assert outcome == [(False, True)]  # refused at once
+
+
+def test_an_event_that_cannot_be_written_is_dropped_quietly(tmp_path):
+    import resource
+    import signal
+
+    cache = store.ModelCache(tmp_path)
+    (tmp_path / "events.log").write_text("x" * 100)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (10, hard))  # the file is past it: EFBIG
+    try:
+        cache.record("miss", "k")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert (tmp_path / "events.log").read_text() == "x" * 100
