@@ -479,3 +479,40 @@ def test_an_event_that_cannot_be_written_is_dropped_quietly(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
     assert (tmp_path / "events.log").read_text() == "x" * 100
+
+
+def test_compaction_is_skipped_at_once_while_another_process_compacts(tmp_path):
+    import threading
+
+    from ember import confined
+
+    cache = store.ModelCache(tmp_path)
+    cache.compact_events()  # no event log yet: nothing to do, nothing raised
+    events = tmp_path / "events.log"
+    events.write_text(json.dumps({"event": "miss", "key": "k"}) + "\n" + " " * (1 << 20) + "\n")
+    held, release = threading.Event(), threading.Event()
+
+    def other_compactor():
+        with confined.file_lock(str(tmp_path), ("locks",), "events.lock", 0) as locked:
+            assert locked
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_compactor, daemon=True)
+    holder.start()
+    assert held.wait(5)
+    start = time.monotonic()
+    cache.compact_events()
+    elapsed = time.monotonic() - start
+    release.set()
+    holder.join(5)
+    assert elapsed < 0.5 and events.stat().st_size > 1 << 20  # left to the other one
+
+
+def test_a_counter_just_below_zero_is_not_counted(tmp_path):
+    lines = [{"event": "hit", "key": "k", "bytes": -1, "saved": -0.5},
+             {"event": "write", "key": "k", "bytes": 0}]
+    (tmp_path / "events.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    stats = store.ModelCache(tmp_path).stats()
+    assert (stats.hits, stats.bytes_read, stats.compile_seconds_saved) == (1, 0, 0.0)
+    assert (stats.writes, stats.bytes_written) == (1, 0)
