@@ -516,3 +516,18 @@ def test_a_counter_just_below_zero_is_not_counted(tmp_path):
     stats = store.ModelCache(tmp_path).stats()
     assert (stats.hits, stats.bytes_read, stats.compile_seconds_saved) == (1, 0, 0.0)
     assert (stats.writes, stats.bytes_written) == (1, 0)
+
+
+def test_a_write_through_a_planted_link_is_refused_once_and_not_reported_again(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "c" / "blobs").symlink_to(tmp_path / "elsewhere")
+    cache = store.ModelCache(tmp_path / "c")
+    with pytest.warns(CacheWarning, match="symbolic link"):
+        assert cache.write(a_key(), FIELDS, b"payload") is None  # warned, not a failure
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_statistics_of_a_directory_not_made_yet_are_dropped_quietly(tmp_path):
+    store.ModelCache(tmp_path / "not-yet").record("miss", "k")
+    assert not (tmp_path / "not-yet").exists()
