@@ -531,3 +531,11 @@ def test_a_write_through_a_planted_link_is_refused_once_and_not_reported_again(t
 def test_statistics_of_a_directory_not_made_yet_are_dropped_quietly(tmp_path):
     store.ModelCache(tmp_path / "not-yet").record("miss", "k")
     assert not (tmp_path / "not-yet").exists()
+
+
+def test_the_records_are_still_reachable_under_their_old_module():
+    from ember.cache import records
+
+    assert (store.CacheEntry, store.CacheStats) == (records.CacheEntry, records.CacheStats)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        store.Nothing  # noqa: B018
