@@ -539,3 +539,11 @@ def test_the_records_are_still_reachable_under_their_old_module():
     assert (store.CacheEntry, store.CacheStats) == (records.CacheEntry, records.CacheStats)
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         store.Nothing  # noqa: B018
+
+
+def test_statistics_read_at_most_64_mib_of_the_event_log(tmp_path):
+    hit = json.dumps({"event": "hit", "key": "k"}) + "\n"
+    with (tmp_path / "events.log").open("w") as log_file:
+        log_file.write(" " * ((64 << 20) - len(hit) - 1) + "\n" + hit)  # ends at the bound
+        log_file.write(hit)  # past it: not read
+    assert store.ModelCache(tmp_path).stats().hits == 1
