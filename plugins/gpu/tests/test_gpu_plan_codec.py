@@ -120,3 +120,54 @@ def test_deeply_nested_json_is_refused():
         decode_plan(write_frame(b"EMGPLAN\0", 2, [text, b"", b"", b""]), INPUT_NBYTES, PORTS)
     with pytest.raises(BlobFormatError):
         decode_model_info(write_frame(b"EMGMODL\0", 2, [text]))
+
+
+# -- each check at its edge: the last value accepted and the first refused -----------------------
+
+
+def _decodes(change) -> bool:
+    try:
+        decode_plan(_with_header(change), INPUT_NBYTES, PORTS)
+    except BlobFormatError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("k", True), ("k" * 63, True), ("k" * 64, False), ("", False)])
+def test_a_kernel_name_is_1_to_63_characters(name, accepted):
+    assert _decodes(lambda h: h["launches"].append([name, 1])) is accepted
+
+
+def test_the_workspace_bound_is_inclusive():
+    from ember_gpu.plan_codec import MAX_WORKSPACE
+
+    assert MAX_WORKSPACE == 1 << 40  # far above any device's memory; nothing is allocated here
+    assert _decodes(lambda h: h.update(workspace=1 << 40))
+    assert not _decodes(lambda h: h.update(workspace=(1 << 40) + 1))
+
+
+def test_an_empty_region_is_a_region():
+    assert _decodes(lambda h: h["inputs"].__setitem__(1, [0, 0]))  # input 1 holds 0 bytes
+
+
+def test_a_type_the_device_has_not_is_refused():
+    assert not _decodes(lambda h: h["outputs"][0].update(dtype=">f4"))  # not native
+
+
+def test_the_header_nests_at_most_8_deep():
+    assert _decodes(lambda h: h.update(extra=[[[[[[[]]]]]]]))  # 8 with the header itself
+    assert not _decodes(lambda h: h.update(extra=[[[[[[[[]]]]]]]]))
+
+
+def test_the_header_is_bounded_at_64_mib():
+    frame = read_frame(encode_plan(sample_plan()), b"EMGPLAN\0", 2, sections=4)
+    text = bytes(frame.sections[0])
+    for size, accepted in ((64 << 20, True), ((64 << 20) + 1, False)):
+        padded = text + b" " * (size - len(text))
+        data = write_frame(b"EMGPLAN\0", 2, [padded, *frame.sections[1:]])
+        if accepted:
+            decode_plan(data, INPUT_NBYTES, PORTS)
+        else:
+            with pytest.raises(BlobFormatError):
+                decode_plan(data, INPUT_NBYTES, PORTS)
