@@ -171,3 +171,48 @@ def test_the_header_is_bounded_at_64_mib():
         else:
             with pytest.raises(BlobFormatError):
                 decode_plan(data, INPUT_NBYTES, PORTS)
+
+
+def test_a_global_size_is_bounded_inclusively():
+    assert _decodes(lambda h: h["launches"].append(["k2", 1 << 40]))
+    assert not _decodes(lambda h: h["launches"].append(["k2", (1 << 40) + 1]))
+
+
+def test_the_name_is_at_most_4096_characters():
+    assert _decodes(lambda h: h.update(name="n" * 4096))
+    assert not _decodes(lambda h: h.update(name="n" * 4097))
+
+
+def test_a_dimension_is_at_most_2_to_the_31():
+    def shape(first):  # an output of no elements, in an empty region
+        return lambda h: h["outputs"][0].update(shape=[first, 0], at=[64, 0])
+
+    assert _decodes(shape(1 << 31))
+    assert not _decodes(shape((1 << 31) + 1))
+
+
+def model_info(inputs):
+    return write_frame(b"EMGMODL\0", 2, [json.dumps(
+        {"name": "m", "inputs": inputs, "outputs": [], "shape_inputs": []}).encode()])
+
+
+def port(shape, name="x"):
+    return {"name": name, "shape": shape, "dtype": "<f4"}
+
+
+@pytest.mark.parametrize("shape", [[None, 0, "batch", 3], [1] * 32])
+def test_model_info_accepts_every_kind_of_dimension(shape):
+    (decoded,) = decode_model_info(model_info([port(shape)])).inputs
+    assert list(decoded.shape) == shape
+
+
+@pytest.mark.parametrize("entry", [[1, 2], "x", port(5), port(None), port([1] * 33),
+                                   port([-1]), port([1.5]), port([True])])
+def test_model_info_refuses_what_is_not_a_port(entry):
+    with pytest.raises(BlobFormatError):
+        decode_model_info(model_info([entry]))
+
+
+def test_model_info_holds_at_most_65536_ports():
+    with pytest.raises(BlobFormatError):
+        decode_model_info(model_info([port([1], f"x{i}") for i in range((1 << 16) + 1)]))
