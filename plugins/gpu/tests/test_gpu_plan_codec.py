@@ -216,3 +216,31 @@ def test_model_info_refuses_what_is_not_a_port(entry):
 def test_model_info_holds_at_most_65536_ports():
     with pytest.raises(BlobFormatError):
         decode_model_info(model_info([port([1], f"x{i}") for i in range((1 << 16) + 1)]))
+
+
+def test_an_output_has_at_most_32_dimensions():
+    assert _decodes(lambda h: h["outputs"][0].update(shape=[1] * 32, at=[64, 4]))
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[1] * 33, at=[64, 4]))
+
+
+def test_a_region_starts_inside_the_workspace():
+    assert _decodes(lambda h: h["outputs"][0].update(shape=[0], at=[0, 0]))
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[0], at=[-1, 0]))
+
+
+def test_an_output_may_fill_the_largest_workspace():
+    def largest(h):
+        h.update(workspace=1 << 40)
+        h["outputs"][0].update(shape=[1 << 20, 1 << 20], dtype="|i1", at=[0, 1 << 40])
+
+    assert _decodes(largest)
+
+
+def test_a_global_size_of_one_is_a_launch():
+    assert _decodes(lambda h: h["launches"].append(["k2", 1]))
+
+
+def test_every_input_may_be_a_shape_input():
+    ports = (Port("sr", (), np.dtype(np.int64), 0),)
+    info = decode_model_info(encode_model_info("m", ports, (), frozenset({"sr"})))
+    assert info.shape_inputs == {"sr"}
