@@ -207,7 +207,8 @@ def test_model_info_accepts_every_kind_of_dimension(shape):
 
 
 @pytest.mark.parametrize("entry", [[1, 2], "x", port(5), port(None), port([1] * 33),
-                                   port([-1]), port([1.5]), port([True])])
+                                   port([-1]), port([1.5]), port([True]),
+                                   {"name": "x", "shape": [1], "dtype": "<U8"}])
 def test_model_info_refuses_what_is_not_a_port(entry):
     with pytest.raises(BlobFormatError):
         decode_model_info(model_info([entry]))
@@ -244,3 +245,26 @@ def test_every_input_may_be_a_shape_input():
     ports = (Port("sr", (), np.dtype(np.int64), 0),)
     info = decode_model_info(encode_model_info("m", ports, (), frozenset({"sr"})))
     assert info.shape_inputs == {"sr"}
+
+
+def test_a_region_ends_inside_the_workspace():
+    assert _decodes(lambda h: h["outputs"][0].update(at=[104, 24]))  # ends at 128
+    assert not _decodes(lambda h: h["outputs"][0].update(at=[120, 24]))
+
+
+def test_a_dimension_is_not_negative():
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[-1, 0], at=[64, 0]))
+
+
+@pytest.mark.parametrize(("workspace", "accepted"), [(0, True), (-1, False)])
+def test_a_plan_without_regions_may_have_an_empty_workspace(workspace, accepted):
+    def change(h):
+        h.update(workspace=workspace, inputs=[None, None])
+        h["outputs"][0].update(shape=[0], at=None)
+
+    assert _decodes(change) is accepted
+
+
+def test_model_info_holds_more_than_32768_ports():
+    info = decode_model_info(model_info([port([1], f"x{i}") for i in range((1 << 15) + 1)]))
+    assert len(info.inputs) == (1 << 15) + 1
