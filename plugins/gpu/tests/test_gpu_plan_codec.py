@@ -120,3 +120,151 @@ def test_deeply_nested_json_is_refused():
         decode_plan(write_frame(b"EMGPLAN\0", 2, [text, b"", b"", b""]), INPUT_NBYTES, PORTS)
     with pytest.raises(BlobFormatError):
         decode_model_info(write_frame(b"EMGMODL\0", 2, [text]))
+
+
+# -- each check at its edge: the last value accepted and the first refused -----------------------
+
+
+def _decodes(change) -> bool:
+    try:
+        decode_plan(_with_header(change), INPUT_NBYTES, PORTS)
+    except BlobFormatError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("k", True), ("k" * 63, True), ("k" * 64, False), ("", False)])
+def test_a_kernel_name_is_1_to_63_characters(name, accepted):
+    assert _decodes(lambda h: h["launches"].append([name, 1])) is accepted
+
+
+def test_the_workspace_bound_is_inclusive():
+    from ember_gpu.plan_codec import MAX_WORKSPACE
+
+    assert MAX_WORKSPACE == 1 << 40  # far above any device's memory; nothing is allocated here
+    assert _decodes(lambda h: h.update(workspace=1 << 40))
+    assert not _decodes(lambda h: h.update(workspace=(1 << 40) + 1))
+
+
+def test_an_empty_region_is_a_region():
+    assert _decodes(lambda h: h["inputs"].__setitem__(1, [0, 0]))  # input 1 holds 0 bytes
+
+
+def test_a_type_the_device_has_not_is_refused():
+    assert not _decodes(lambda h: h["outputs"][0].update(dtype=">f4"))  # not native
+
+
+def test_the_header_nests_at_most_8_deep():
+    assert _decodes(lambda h: h.update(extra=[[[[[[[]]]]]]]))  # 8 with the header itself
+    assert not _decodes(lambda h: h.update(extra=[[[[[[[[]]]]]]]]))
+
+
+def test_the_header_is_bounded_at_64_mib():
+    frame = read_frame(encode_plan(sample_plan()), b"EMGPLAN\0", 2, sections=4)
+    text = bytes(frame.sections[0])
+    for size, accepted in ((64 << 20, True), ((64 << 20) + 1, False)):
+        padded = text + b" " * (size - len(text))
+        data = write_frame(b"EMGPLAN\0", 2, [padded, *frame.sections[1:]])
+        if accepted:
+            decode_plan(data, INPUT_NBYTES, PORTS)
+        else:
+            with pytest.raises(BlobFormatError):
+                decode_plan(data, INPUT_NBYTES, PORTS)
+
+
+def test_a_global_size_is_bounded_inclusively():
+    assert _decodes(lambda h: h["launches"].append(["k2", 1 << 40]))
+    assert not _decodes(lambda h: h["launches"].append(["k2", (1 << 40) + 1]))
+
+
+def test_the_name_is_at_most_4096_characters():
+    assert _decodes(lambda h: h.update(name="n" * 4096))
+    assert not _decodes(lambda h: h.update(name="n" * 4097))
+
+
+def test_a_dimension_is_at_most_2_to_the_31():
+    def shape(first):  # an output of no elements, in an empty region
+        return lambda h: h["outputs"][0].update(shape=[first, 0], at=[64, 0])
+
+    assert _decodes(shape(1 << 31))
+    assert not _decodes(shape((1 << 31) + 1))
+
+
+def model_info(inputs):
+    return write_frame(b"EMGMODL\0", 2, [json.dumps(
+        {"name": "m", "inputs": inputs, "outputs": [], "shape_inputs": []}).encode()])
+
+
+def port(shape, name="x"):
+    return {"name": name, "shape": shape, "dtype": "<f4"}
+
+
+@pytest.mark.parametrize("shape", [[None, 0, "batch", 3], [1] * 32])
+def test_model_info_accepts_every_kind_of_dimension(shape):
+    (decoded,) = decode_model_info(model_info([port(shape)])).inputs
+    assert list(decoded.shape) == shape
+
+
+@pytest.mark.parametrize("entry", [[1, 2], "x", port(5), port(None), port([1] * 33),
+                                   port([-1]), port([1.5]), port([True]),
+                                   {"name": "x", "shape": [1], "dtype": "<U8"}])
+def test_model_info_refuses_what_is_not_a_port(entry):
+    with pytest.raises(BlobFormatError):
+        decode_model_info(model_info([entry]))
+
+
+def test_model_info_holds_at_most_65536_ports():
+    with pytest.raises(BlobFormatError):
+        decode_model_info(model_info([port([1], f"x{i}") for i in range((1 << 16) + 1)]))
+
+
+def test_an_output_has_at_most_32_dimensions():
+    assert _decodes(lambda h: h["outputs"][0].update(shape=[1] * 32, at=[64, 4]))
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[1] * 33, at=[64, 4]))
+
+
+def test_a_region_starts_inside_the_workspace():
+    assert _decodes(lambda h: h["outputs"][0].update(shape=[0], at=[0, 0]))
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[0], at=[-1, 0]))
+
+
+def test_an_output_may_fill_the_largest_workspace():
+    def largest(h):
+        h.update(workspace=1 << 40)
+        h["outputs"][0].update(shape=[1 << 20, 1 << 20], dtype="|i1", at=[0, 1 << 40])
+
+    assert _decodes(largest)
+
+
+def test_a_global_size_of_one_is_a_launch():
+    assert _decodes(lambda h: h["launches"].append(["k2", 1]))
+
+
+def test_every_input_may_be_a_shape_input():
+    ports = (Port("sr", (), np.dtype(np.int64), 0),)
+    info = decode_model_info(encode_model_info("m", ports, (), frozenset({"sr"})))
+    assert info.shape_inputs == {"sr"}
+
+
+def test_a_region_ends_inside_the_workspace():
+    assert _decodes(lambda h: h["outputs"][0].update(at=[104, 24]))  # ends at 128
+    assert not _decodes(lambda h: h["outputs"][0].update(at=[120, 24]))
+
+
+def test_a_dimension_is_not_negative():
+    assert not _decodes(lambda h: h["outputs"][0].update(shape=[-1, 0], at=[64, 0]))
+
+
+@pytest.mark.parametrize(("workspace", "accepted"), [(0, True), (-1, False)])
+def test_a_plan_without_regions_may_have_an_empty_workspace(workspace, accepted):
+    def change(h):
+        h.update(workspace=workspace, inputs=[None, None])
+        h["outputs"][0].update(shape=[0], at=None)
+
+    assert _decodes(change) is accepted
+
+
+def test_model_info_holds_more_than_32768_ports():
+    info = decode_model_info(model_info([port([1], f"x{i}") for i in range((1 << 15) + 1)]))
+    assert len(info.inputs) == (1 << 15) + 1

@@ -47,7 +47,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
                  "core/tests/test_cache_integrity.py")),
     "safe_json": ("core/src/ember/safe_json.py", ("core/tests/test_bounds.py",)),
     "settings": ("core/src/ember/settings.py",
-                 ("core/tests/test_bounds.py", "core/tests/test_core.py")),
+                 ("core/tests/test_settings.py", "core/tests/test_bounds.py",
+                  "core/tests/test_core.py")),
     # the toy plugin's tests: test_cache.py (real models, ~40 s) would make a survivor cost that
     "store": ("core/src/ember/cache/store.py",
               ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
