@@ -220,3 +220,30 @@ def test_inputs_openvino_drops_are_matched_by_name(core):
     feeds = {"unused": np.full(2, 100, np.float32), "a": np.full(2, 5, np.float32),
              "b": np.full(2, 2, np.float32)}
     assert compiled(feeds)[0].tolist() == [3.0, 3.0]
+
+
+def _resolved(compiled):
+    """Every property an OpenVINO compiled model reports, as text."""
+    values = {}
+    for key in compiled.get_property("SUPPORTED_PROPERTIES"):
+        if key != "SUPPORTED_PROPERTIES":
+            try:
+                values[key] = str(compiled.get_property(key))
+            except RuntimeError:  # listed but not readable on this compiled model
+                continue
+    return values
+
+
+def test_default_compile_and_import_resolve_as_native_openvino_f32(cls, exported):
+    """By default the device runs what OpenVINO's own ``compile_model(path, "CPU",
+    {"INFERENCE_PRECISION_HINT": "f32"})`` runs: the same streams, threads, hint, scheduling and
+    pinning, compiled or imported from its cache, so its latency is OpenVINO's plus Ember's
+    call path, nothing a property costs."""
+    native = _resolved(ov.Core().compile_model(str(ppocr_cls_path()), "CPU",
+                                               {"INFERENCE_PRECISION_HINT": "f32"}))
+    assert native["PERFORMANCE_HINT"] == "LATENCY"
+    imported = plugin.import_model(data=exported, device_name="OPENVINO", config=CONFIG)
+    for compiled in (cls.device_model.compiled, imported.compiled):
+        ours = _resolved(compiled)
+        assert {k: v for k, v in ours.items() if native.get(k) != v} == {}
+        assert set(ours) == set(native)
