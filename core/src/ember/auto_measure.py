@@ -65,12 +65,30 @@ class Measurement(NamedTuple):
         return "; ".join(part for part in (timed, others) if part)
 
 
+def sizes_guessed(ports: Sequence[Port]) -> bool:
+    """Whether inputs made for ``ports`` guess a size (a dynamic dimension that is not a
+    batch): then their timings need not rank the devices as the application's inputs would
+    (a small image can favour one device, the application's large one another)."""
+    return _shapes(ports, DYNAMIC_SIZES[0]) != _shapes(ports, DYNAMIC_SIZES[1])
+
+
 def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
                      seed: int = 0) -> list[np.ndarray]:
     """Inputs for ``ports``, ``size`` for the dynamic dimensions that are not a batch."""
     rng = np.random.default_rng(seed)
-    sizes: dict[str, int] = {}
     arrays = []
+    for port, shape in zip(ports, _shapes(ports, size), strict=True):
+        dtype = np.dtype(port.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.random(shape).astype(dtype))
+        else:  # integers, booleans, strings: zeros (an index, a flag, an empty string)
+            arrays.append(np.zeros(shape, dtype))
+    return arrays
+
+
+def _shapes(ports: Sequence[Port], size: int) -> list[list[int]]:
+    sizes: dict[str, int] = {}
+    shapes = []
     for port in ports:
         shape = []
         for axis, dim in enumerate(port.shape):
@@ -85,12 +103,8 @@ def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
             if named is not None:
                 sizes[named] = chosen
             shape.append(chosen)
-        dtype = np.dtype(port.dtype)
-        if dtype.kind == "f":
-            arrays.append(rng.random(shape).astype(dtype))
-        else:  # integers, booleans, strings: zeros (an index, a flag, an empty string)
-            arrays.append(np.zeros(shape, dtype))
-    return arrays
+        shapes.append(shape)
+    return shapes
 
 
 def measure(candidates: Mapping[str, CompiledModel],
