@@ -150,3 +150,36 @@ def test_a_process_that_is_done_stops_measuring_and_the_next_start_measures_agai
     (started, ended), stderr, _ = run()
     assert started.startswith("measuring:"), started  # nothing was remembered: measured again
     assert ended.startswith("not measured:") and stderr == ""
+
+
+def test_a_choice_timed_on_made_up_input_sizes_is_not_remembered(tmp_path):
+    """A model whose input sizes are dynamic: inputs made up (a guessed size) can rank the
+    devices unlike the application's own (a small image favoured CPU, a large one OPENVINO),
+    so only a choice timed on the application's inputs is remembered."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "dynamic_sizes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, "h", "w"])])
+    path = tmp_path / "dynamic_sizes.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    config = {"CACHE_DIR": str(tmp_path / "cache")}
+    candidates = "AUTO:CPU,TEMPLATE"
+
+    unseen = ember.Core().compile_model(path, candidates, config)
+    assert unseen.wait_for_target(60)  # the application runs nothing before the choice
+    assert "not remembered: timed on made-up input sizes" in \
+        unseen.get_property("EMBER_AUTO_CHOICE")
+
+    image = np.random.default_rng(0).random((1, 3, 20, 30), dtype=np.float32)
+    seen = ember.Core().compile_model(path, candidates, config)
+    assert seen.get_property("EMBER_AUTO_CHOICE").startswith("measuring:")  # measured again
+    np.testing.assert_array_equal(seen(image)[0], np.maximum(image, 0))
+    assert seen.wait_for_target(60)
+    assert seen.get_property("EMBER_AUTO_CHOICE").startswith("measured:")
+    assert "not remembered" not in seen.get_property("EMBER_AUTO_CHOICE")
+
+    warm = ember.Core().compile_model(path, candidates, config)
+    assert warm.get_property("EMBER_AUTO_CHOICE").startswith("remembered in CACHE_DIR")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,13 @@ import numpy as np
 
 from ember import auto_exit
 from ember import properties as props
-from ember.auto_measure import DYNAMIC_SIZES, Measurement, generated_inputs, measure
+from ember.auto_measure import (
+    DYNAMIC_SIZES,
+    Measurement,
+    generated_inputs,
+    measure,
+    sizes_guessed,
+)
 from ember.auto_memory import Choice, ChoiceMemory
 from ember.compiled_model import CompiledModel
 from ember.device import AUTO, DeviceDescription, is_virtual, split_device_name
@@ -61,6 +68,10 @@ DEFAULT_ORDER = ("GPU", "CPU", "TEMPLATE")
 AUTO_KEYS = (props.DEVICE_PRIORITIES, props.ENABLE_STARTUP_FALLBACK, props.AUTO_SELECTION)
 MEASURE, PRIORITY = props.AUTO_SELECTION_MODES
 _FALLBACK = "CPU"
+#: Seconds the measuring waits, once the candidates are compiled, for the application's first
+#: inference when the model's input sizes are dynamic: timing its real inputs ranks the devices
+#: as it will use them (a small made-up image can favour another device than its large one).
+APP_INPUT_WAIT = 2.0
 
 _DESCRIPTION = DeviceDescription(
     name=AUTO, full_name="Ember AUTO device", architecture="", capabilities=(),
@@ -185,8 +196,9 @@ def _generated(compiled: CompiledModel) -> list[list[np.ndarray]]:
 
 
 def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]],
-            failures: Mapping[str, str], memory: ChoiceMemory) -> tuple[str, str]:
-    """The fastest of ``compiled`` (the first to try first) and why; remembered when timed."""
+            failures: Mapping[str, str], memory: ChoiceMemory | None) -> tuple[str, str]:
+    """The fastest of ``compiled`` (the first to try first) and why; remembered when timed
+    and ``memory`` is given."""
     found = measure(compiled, inputs)
     measured = Measurement(found.seconds, {**failures, **found.left_out})
     winner = found.fastest
@@ -196,8 +208,11 @@ def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]
                     first)
         return first, f"not measured: {measured.describe()}; {first} is the first candidate"
     choice = Choice(winner, measured.seconds, measured.left_out)
-    memory.remember(choice)
     log.info("AUTO: measured %s; %s serves", measured.describe(), winner)
+    if memory is None:
+        return winner, (f"measured: {_describe(choice)}; not remembered: timed on made-up "
+                        f"input sizes, the next start measures again")
+    memory.remember(choice)
     return winner, f"measured: {_describe(choice)}"
 
 
@@ -320,11 +335,13 @@ class _Switch:
         self.outputs: Sequence[Port] = first.outputs
         self.switched = threading.Event()
         self.last_inputs: list[np.ndarray] | None = None  # for the target's warm-up
+        self.inferred = threading.Event()  # the application ran an inference
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         current = self.current  # one read: the whole inference runs on this device
         if not self.switched.is_set():
             self.last_inputs = [np.array(a, copy=True) for a in inputs]
+            self.inferred.set()
         return list(current.device_model.infer(inputs))
 
     def switch(self, target: CompiledModel) -> None:
@@ -412,10 +429,15 @@ class AutoCompiledModel(CompiledModel):
         serving = self.current
         try:
             compiled, failures = _compile_each(core, model, others, configs)
+            guessed = sizes_guessed(serving.inputs)
+            if guessed:  # made-up sizes can rank the devices wrongly: wait for the app's
+                self._wait_for_application_input(APP_INPUT_WAIT)
             seen = self._switch.last_inputs
             inputs = [seen] if seen is not None else _generated(serving)
+            # a choice timed on made-up sizes serves this process only: the next start
+            # measures again, on the application's inputs if it runs one by then
             winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
-                                     failures, memory)
+                                     failures, None if seen is None and guessed else memory)
             chosen = compiled.get(winner, serving)
         except Exception as exc:  # the device serving keeps serving; the failure is logged
             if isinstance(exc, auto_exit.Cancelled) or auto_exit.ending():
@@ -440,6 +462,12 @@ class AutoCompiledModel(CompiledModel):
                                           f"{serving.device.name} serves"
         self._settle(chosen, reason)
         log.info("AUTO: inferences now run on %s", chosen.device.name)
+
+    def _wait_for_application_input(self, limit: float) -> None:
+        deadline = time.perf_counter() + limit
+        while not self._switch.inferred.is_set() and (left := deadline - time.perf_counter()) > 0:
+            self._switch.inferred.wait(min(left, 0.05))
+            auto_exit.check()  # the process is ending: stop waiting
 
     def _properties(self) -> dict[str, Any]:
         current = self.current

@@ -3,8 +3,9 @@
 The candidates are compiled models of one model on different devices. Each first runs one
 warm-up call (kernels built per shape, arenas allocated), on a thread of its own that AUTO stops
 waiting for after a deadline: a device that takes more than ``WARM_UP_FACTOR`` times the first
-candidate's warm-up (or, for the first, ``FIRST_WARM_UP_LIMIT`` seconds) is left out, since it
-cannot be the fastest, and its call finishes on its own. Those that are left then take turns, one
+candidate's warm-up and more than ``MIN_WARM_UP_LIMIT`` seconds (a first call also builds per
+shape), or for the first more than ``FIRST_WARM_UP_LIMIT`` seconds, is left out, since it cannot
+be the fastest, and its call finishes on its own. Those that are left then take turns, one
 call each per round, so that a machine whose load changes slows all of them alike; a device whose
 median is ``SLOWER_FACTOR`` times the best is dropped, and the rounds end after ``ROUNDS`` or
 ``BUDGET`` seconds (at least ``MIN_ROUNDS``). The fastest median wins.
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
 DYNAMIC_SIZES = (128, 48, 256, 32)
 FIRST_WARM_UP_LIMIT = 20.0
 WARM_UP_FACTOR = 20.0
+#: The least time another candidate's warm-up is given: a first inference also builds per shape
+#: (OpenVINO compiles its kernels then), which a few-millisecond reference would cut short.
+MIN_WARM_UP_LIMIT = 2.0
 SLOWER_FACTOR = 3.0
 ROUNDS = 25
 MIN_ROUNDS = 3
@@ -65,12 +69,30 @@ class Measurement(NamedTuple):
         return "; ".join(part for part in (timed, others) if part)
 
 
+def sizes_guessed(ports: Sequence[Port]) -> bool:
+    """Whether inputs made for ``ports`` guess a size (a dynamic dimension that is not a
+    batch): then their timings need not rank the devices as the application's inputs would
+    (a small image can favour one device, the application's large one another)."""
+    return _shapes(ports, DYNAMIC_SIZES[0]) != _shapes(ports, DYNAMIC_SIZES[1])
+
+
 def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
                      seed: int = 0) -> list[np.ndarray]:
     """Inputs for ``ports``, ``size`` for the dynamic dimensions that are not a batch."""
     rng = np.random.default_rng(seed)
-    sizes: dict[str, int] = {}
     arrays = []
+    for port, shape in zip(ports, _shapes(ports, size), strict=True):
+        dtype = np.dtype(port.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.random(shape).astype(dtype))
+        else:  # integers, booleans, strings: zeros (an index, a flag, an empty string)
+            arrays.append(np.zeros(shape, dtype))
+    return arrays
+
+
+def _shapes(ports: Sequence[Port], size: int) -> list[list[int]]:
+    sizes: dict[str, int] = {}
+    shapes = []
     for port in ports:
         shape = []
         for axis, dim in enumerate(port.shape):
@@ -85,12 +107,8 @@ def generated_inputs(ports: Sequence[Port], size: int = DYNAMIC_SIZES[0],
             if named is not None:
                 sizes[named] = chosen
             shape.append(chosen)
-        dtype = np.dtype(port.dtype)
-        if dtype.kind == "f":
-            arrays.append(rng.random(shape).astype(dtype))
-        else:  # integers, booleans, strings: zeros (an index, a flag, an empty string)
-            arrays.append(np.zeros(shape, dtype))
-    return arrays
+        shapes.append(shape)
+    return shapes
 
 
 def measure(candidates: Mapping[str, CompiledModel],
@@ -120,7 +138,7 @@ def measure(candidates: Mapping[str, CompiledModel],
                 return Measurement({}, {other: why for other in candidates})
         else:
             assert reference is not None  # set with chosen, by the first candidate
-            took = _warm_up(compiled, chosen, WARM_UP_FACTOR * reference)
+            took = _warm_up(compiled, chosen, max(WARM_UP_FACTOR * reference, MIN_WARM_UP_LIMIT))
         if isinstance(took, str):
             left_out[name] = took
             continue
