@@ -113,14 +113,20 @@ class CompiledModel:
         return results
 
     def create_infer_request(self) -> InferRequest:
+        """A new :class:`~ember.InferRequest` on this compiled model, for one inference at a time
+        (each thread or asynchronous job uses its own)."""
         from ember.infer_request import InferRequest
 
         return InferRequest(self)
 
     def input(self, key: str | int | Port = 0) -> Port:
+        """An input port by name, index or port (the first one by default); ``KeyError`` for an
+        unknown name."""
         return _port(self.inputs, key, "input")
 
     def output(self, key: str | int | Port = 0) -> Port:
+        """An output port by name, index or port (the first one by default); ``KeyError`` for an
+        unknown name."""
         return _port(self.outputs, key, "output")
 
     # -- exporting and properties ------------------------------------------------------------

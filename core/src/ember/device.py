@@ -43,7 +43,10 @@ class DeviceModel(Protocol):
     inputs: Sequence[Port]
     outputs: Sequence[Port]
 
-    def infer(self, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]: ...
+    def infer(self, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        """Run one inference: one array per input, in the order of ``inputs``, already checked by
+        the core; returns one array per output, in the order of ``outputs``."""
+        ...
 
 
 #: OpenVINO's virtual devices: AUTO is Ember's (ember.auto); the others are refused by name.
@@ -86,6 +89,13 @@ class DeviceDescription:
 
     @classmethod
     def from_metrics(cls, device_name: str, metrics: Mapping[str, Any] | None) -> DeviceDescription:
+        """The description of ``device_name`` from what its plugin's ``supported_metrics`` hook
+        returned.
+
+        :raises PluginError: when ``metrics`` is not a mapping, lacks ``FULL_DEVICE_NAME``,
+            ``DEVICE_ARCHITECTURE`` or ``OPTIMIZATION_CAPABILITIES``, or gives
+            ``SUPPORTED_CONFIG_KEYS`` as anything but a mapping of each key to its default.
+        """
         if not isinstance(metrics, Mapping):
             raise PluginError(f"supported_metrics for {device_name} returned {metrics!r}")
         missing = [k for k in _REQUIRED_METRICS if k not in metrics]
@@ -108,6 +118,8 @@ class DeviceDescription:
 
     @property
     def can_export(self) -> bool:
+        """Whether the device can export and import compiled models (``EXPORT_IMPORT`` among its
+        capabilities): what the model cache needs."""
         return props.EXPORT_IMPORT in self.capabilities
 
     @cached_property

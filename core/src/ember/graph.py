@@ -41,58 +41,75 @@ class Node:
     # -- OpenVINO's Node API -----------------------------------------------------------------
 
     def get_type_name(self) -> str:
+        """The operation's type name: ``"Parameter"``, ``"Constant"``, ``"Conv"``, ..."""
         return self.type_name
 
     def get_friendly_name(self) -> str:
+        """The node's display name (its ONNX name, or ``<type>_<id>`` for a built node)."""
         return self.friendly_name
 
     def set_friendly_name(self, name: str) -> None:
+        """Rename the node: the name it is shown with and, for a built graph, its ONNX name."""
         self.friendly_name = name
 
     def get_name(self) -> str:
+        """The node's name; Ember's nodes have one name, the friendly name."""
         return self.friendly_name
 
     def get_attributes(self) -> dict[str, Any]:
+        """A copy of the node's attributes, by name."""
         return dict(self.attrs)
 
     def get_output_size(self) -> int:
+        """The number of outputs the node has."""
         return len(self.out)
 
     def get_input_size(self) -> int:
+        """The number of inputs the node takes."""
         return len(self.input_values)
 
     def output(self, index: int) -> Output:
+        """Output ``index`` of this node; ``IndexError`` when it has fewer outputs."""
         if not 0 <= index < len(self.out):
             raise IndexError(f"{self.friendly_name} has {len(self.out)} outputs, not {index + 1}")
         return Output(self, index)
 
     def outputs(self) -> list[Output]:
+        """Every output of this node, in order."""
         return [Output(self, i) for i in range(len(self.out))]
 
     def input(self, index: int) -> Input:
+        """Input ``index`` of this node; ``IndexError`` when it has fewer inputs."""
         if not 0 <= index < len(self.input_values):
             raise IndexError(f"{self.friendly_name} has {len(self.input_values)} inputs")
         return Input(self, index)
 
     def inputs(self) -> list[Input]:
+        """Every input of this node, in order."""
         return [Input(self, i) for i in range(len(self.input_values))]
 
     def input_value(self, index: int) -> Output:
+        """The output (of another node) that feeds input ``index``."""
         return self.input_values[index]
 
     def input_values_list(self) -> list[Output]:
+        """The outputs (of other nodes) that feed this node's inputs, in order."""
         return list(self.input_values)
 
     def get_output_element_type(self, index: int) -> Any:
+        """The element :class:`~ember.Type` of output ``index``."""
         return self.output(index).get_element_type()
 
     def get_output_partial_shape(self, index: int) -> Any:
+        """The :class:`~ember.PartialShape` of output ``index``."""
         return self.output(index).get_partial_shape()
 
     def get_output_shape(self, index: int) -> Any:
+        """The static :class:`~ember.Shape` of output ``index``; an error when it is dynamic."""
         return self.output(index).get_shape()
 
     def get_element_type(self) -> Any:
+        """The element :class:`~ember.Type` of the node's first output."""
         return self.output(0).get_element_type()
 
     def get_data(self) -> np.ndarray:
@@ -102,6 +119,7 @@ class Node:
         return self.value
 
     def get_vector(self) -> list[Any]:
+        """A Constant's value, flattened into a list of Python numbers."""
         return self.get_data().reshape(-1).tolist()
 
     def __repr__(self) -> str:
@@ -118,29 +136,37 @@ class Output:
         self.node, self.index = node, index
 
     def get_node(self) -> Node:
+        """The node this output belongs to."""
         return self.node
 
     def get_index(self) -> int:
+        """Which output of its node this is (0 for the first)."""
         return self.index
 
     @property
     def dtype(self) -> np.dtype:
+        """The numpy dtype of the values this output produces."""
         return self.node.out[self.index][0]
 
     @property
     def shape_dims(self) -> tuple[Dim, ...] | None:
+        """The shape in Ember's form (sizes, symbolic names or None), or None when the rank is
+        unknown."""
         return self.node.out[self.index][1]
 
     def get_element_type(self) -> Any:
+        """The element :class:`~ember.Type` of the values this output produces."""
         from ember.types import Type
 
         return Type(self.dtype)
 
     @property
     def element_type(self) -> Any:
+        """The element :class:`~ember.Type` of the values this output produces."""
         return self.get_element_type()
 
     def get_partial_shape(self) -> Any:
+        """The :class:`~ember.PartialShape` of this output (dynamic dimensions included)."""
         from ember.types import PartialShape
 
         dims = self.shape_dims
@@ -148,16 +174,20 @@ class Output:
 
     @property
     def partial_shape(self) -> Any:
+        """The :class:`~ember.PartialShape` of this output (dynamic dimensions included)."""
         return self.get_partial_shape()
 
     def get_shape(self) -> Any:
+        """The static :class:`~ember.Shape` of this output; an error when it is dynamic."""
         return self.get_partial_shape().to_shape()
 
     @property
     def shape(self) -> Any:
+        """The static :class:`~ember.Shape` of this output; an error when it is dynamic."""
         return self.get_shape()
 
     def get_any_name(self) -> str:
+        """The output's tensor name in the ONNX graph, else ``"<node name>:<index>"``."""
         names = self.node.output_names
         if names and self.index < len(names) and names[self.index]:
             return names[self.index]
@@ -165,16 +195,21 @@ class Output:
 
     @property
     def any_name(self) -> str:
+        """The output's tensor name in the ONNX graph, else ``"<node name>:<index>"``."""
         return self.get_any_name()
 
     def get_names(self) -> set[str]:
+        """The output's tensor names (Ember keeps one: :meth:`get_any_name`)."""
         return {self.get_any_name()}
 
     @property
     def names(self) -> set[str]:
+        """The output's tensor names (Ember keeps one: :meth:`get_any_name`)."""
         return self.get_names()
 
     def get_target_inputs(self) -> set[Input]:
+        """Not supported: Ember's graphs link each input to its output, not back; raises
+        ``NotImplementedError``."""
         raise NotImplementedError("Ember's graphs link inputs to outputs, not back")
 
     def __eq__(self, other: object) -> bool:
@@ -198,21 +233,28 @@ class Input:
         self.node, self.index = node, index
 
     def get_node(self) -> Node:
+        """The node this input belongs to."""
         return self.node
 
     def get_index(self) -> int:
+        """Which input of its node this is (0 for the first)."""
         return self.index
 
     def get_source_output(self) -> Output:
+        """The output (of another node) that feeds this input."""
         return self.node.input_values[self.index]
 
     def get_element_type(self) -> Any:
+        """The element :class:`~ember.Type` of the value this input receives."""
         return self.get_source_output().get_element_type()
 
     def get_partial_shape(self) -> Any:
+        """The :class:`~ember.PartialShape` of the value this input receives."""
         return self.get_source_output().get_partial_shape()
 
     def get_shape(self) -> Any:
+        """The static :class:`~ember.Shape` of the value this input receives; an error when it is
+        dynamic."""
         return self.get_source_output().get_shape()
 
     def __repr__(self) -> str:

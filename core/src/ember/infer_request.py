@@ -102,6 +102,7 @@ class InferRequest:
                             tensor)
 
     def set_tensors(self, tensors: Mapping[Any, Any]) -> None:
+        """Set several inputs at once, from a mapping of name, index or port to tensor or array."""
         for key, tensor in tensors.items():
             self.set_tensor(find_port(self.compiled_model.inputs, key, "input"), tensor)
 
@@ -120,9 +121,12 @@ class InferRequest:
         return Tensor(self.results[name], shared_memory=True)
 
     def get_input_tensor(self, index: int | None = None) -> Tensor:
+        """Input ``index`` (or the only input, without one) as a Tensor sharing its memory."""
         return self._input_tensor(find_port(self.compiled_model.inputs, index, "input"))
 
     def get_output_tensor(self, index: int | None = None) -> Tensor:
+        """Output ``index`` (or the only output, without one) of the last inference, as a Tensor
+        sharing its memory."""
         port = find_port(self.compiled_model.outputs, index, "output")
         return Tensor(self.results[port.name], shared_memory=True)
 
@@ -140,18 +144,23 @@ class InferRequest:
 
     @property
     def input_tensors(self) -> list[Tensor]:
+        """Every input as a Tensor sharing its memory, in the model's order (inputs not set are
+        allocated)."""
         return [self._input_tensor(p) for p in self.compiled_model.inputs]
 
     @property
     def output_tensors(self) -> list[Tensor]:
+        """Every output of the last inference, in order, as a Tensor sharing its memory."""
         return [Tensor(a, shared_memory=True) for a in self.results.to_tuple()]
 
     @property
     def model_inputs(self) -> list[Port]:
+        """The compiled model's input ports."""
         return list(self.compiled_model.inputs)
 
     @property
     def model_outputs(self) -> list[Port]:
+        """The compiled model's output ports."""
         return list(self.compiled_model.outputs)
 
     # -- running -----------------------------------------------------------------------------
@@ -226,18 +235,21 @@ class InferRequest:
         """Nothing to cancel once a device runs an inference: it completes; kept for OpenVINO."""
 
     def query_state(self) -> list[Any]:
-        return []  # ONNX models have no variable states
+        """The model's variable states: always empty, as ONNX models have none."""
+        return []
 
     def reset_state(self) -> None:
-        pass
+        """Reset the model's variable states: nothing to do, as ONNX models have none."""
 
     def get_compiled_model(self) -> CompiledModel:
+        """The :class:`~ember.CompiledModel` this request runs."""
         return self.compiled_model
 
     # -- what the last inference left --------------------------------------------------------
 
     @property
     def results(self) -> InferResult:
+        """The last inference's outputs; ``InferenceInputError`` before any inference has run."""
         if self._results is None:
             raise InferenceInputError("no inference has run on this request yet")
         return self._results

@@ -71,9 +71,11 @@ class InferResult(Mapping[str, np.ndarray]):
         return len(self._arrays)
 
     def to_tuple(self) -> tuple[np.ndarray, ...]:
+        """The output arrays, in the model's output order."""
         return tuple(self._arrays)
 
     def to_dict(self) -> dict[str, np.ndarray]:
+        """The output arrays by output name, in the model's output order."""
         return dict(zip(self._outputs.names, self._arrays, strict=True))
 
     def __repr__(self) -> str:

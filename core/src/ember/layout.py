@@ -33,9 +33,11 @@ class Layout:
         return not self._names and not self._scalar
 
     def scalar(self) -> bool:
+        """Whether this is the layout of a scalar (``Layout("[]")``), which has no dimensions."""
         return self._scalar
 
     def has_name(self, name: str) -> bool:
+        """Whether the layout names dimension ``name`` (``"C"``; case does not matter)."""
         return name.upper() in self._names
 
     def get_index_by_name(self, name: str) -> int:

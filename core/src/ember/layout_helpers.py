@@ -52,40 +52,55 @@ def _index(layout: Layout | str, name: str) -> int:
 
 
 def has_batch(layout: Layout | str) -> bool:
+    """Whether ``layout`` has a batch dimension, ``N``."""
     return _has(layout, "N")
 
 
 def batch_idx(layout: Layout | str) -> int:
+    """The index of the batch dimension ``N`` in ``layout`` (negative after a ``...``);
+    ``RuntimeError`` when it has none."""
     return _index(layout, "N")
 
 
 def has_channels(layout: Layout | str) -> bool:
+    """Whether ``layout`` has a channels dimension, ``C``."""
     return _has(layout, "C")
 
 
 def channels_idx(layout: Layout | str) -> int:
+    """The index of the channels dimension ``C`` in ``layout`` (negative after a ``...``);
+    ``RuntimeError`` when it has none."""
     return _index(layout, "C")
 
 
 def has_depth(layout: Layout | str) -> bool:
+    """Whether ``layout`` has a depth dimension, ``D``."""
     return _has(layout, "D")
 
 
 def depth_idx(layout: Layout | str) -> int:
+    """The index of the depth dimension ``D`` in ``layout`` (negative after a ``...``);
+    ``RuntimeError`` when it has none."""
     return _index(layout, "D")
 
 
 def has_height(layout: Layout | str) -> bool:
+    """Whether ``layout`` has a height dimension, ``H``."""
     return _has(layout, "H")
 
 
 def height_idx(layout: Layout | str) -> int:
+    """The index of the height dimension ``H`` in ``layout`` (negative after a ``...``);
+    ``RuntimeError`` when it has none."""
     return _index(layout, "H")
 
 
 def has_width(layout: Layout | str) -> bool:
+    """Whether ``layout`` has a width dimension, ``W``."""
     return _has(layout, "W")
 
 
 def width_idx(layout: Layout | str) -> int:
+    """The index of the width dimension ``W`` in ``layout`` (negative after a ``...``);
+    ``RuntimeError`` when it has none."""
     return _index(layout, "W")

@@ -119,10 +119,12 @@ class Model(ModelApi):
 
     @property
     def inputs(self) -> list[Port]:
+        """The model's input ports in order, with the shapes given by any ``reshape``."""
         return self._current_ports()[0]
 
     @property
     def outputs(self) -> list[Port]:
+        """The model's output ports in order, with the shapes the model's edits give them."""
         return self._current_ports()[1]
 
     @property
@@ -136,6 +138,8 @@ class Model(ModelApi):
 
     @property
     def friendly_name(self) -> str:
+        """The model's name: the ONNX graph's name, else the file's name without its extension,
+        else ``"model"``."""
         if self._header.graph_name:
             return self._header.graph_name
         if isinstance(self.source, str):
@@ -230,9 +234,12 @@ class Model(ModelApi):
         return find_port(self.outputs, key, "output")
 
     def get_friendly_name(self) -> str:
+        """The model's name: the ONNX graph's name, else the file's name without its extension,
+        else ``"model"``."""
         return self.friendly_name
 
     def is_dynamic(self) -> bool:
+        """Whether any input or output has a dimension that is not a fixed size."""
         return not all(p.is_static for p in (*self.inputs, *self.outputs))
 
     def reshape(self, shapes: Any) -> None:

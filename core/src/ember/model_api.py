@@ -72,6 +72,7 @@ class ModelApi:
         set_rt_info(self, value, path)
 
     def has_rt_info(self, path: str | Sequence[str]) -> bool:
+        """Whether runtime info exists at ``path`` (a key, or a sequence of nested keys)."""
         from ember.rt_info import has_rt_info
 
         return has_rt_info(self, path)
@@ -91,6 +92,7 @@ class ModelApi:
         return list(cached[1])
 
     def get_ops(self) -> list[Node]:
+        """Every op of the graph, inputs before the ops using them (as :meth:`get_ordered_ops`)."""
         return self.get_ordered_ops()
 
     def get_parameters(self) -> list[Node]:
@@ -102,10 +104,13 @@ class ModelApi:
         return [op for op in self.get_ordered_ops() if op.type_name == "Result"]
 
     def get_output_op(self, index: int) -> Node:
+        """The ``Result`` node of output ``index``."""
         return self.get_results()[index]
 
     def get_output_size(self) -> int:
+        """The number of outputs the model has."""
         return len(self.outputs)
 
     def get_name(self) -> str:
+        """The model's name (its friendly name)."""
         return self.get_friendly_name()

@@ -19,6 +19,7 @@ class OVAny:
         self.value = value.value if isinstance(value, OVAny) else value
 
     def get(self) -> Any:
+        """The value held, as it was given."""
         return self.value
 
     def astype(self, target: type) -> Any:

@@ -89,34 +89,44 @@ class Port:
 
     @property
     def any_name(self) -> str:
+        """The port's tensor name; OpenVINO's spelling of ``name``."""
         return self.name
 
     @property
     def names(self) -> set[str]:
+        """The port's tensor names: Ember keeps one, ``{name}``."""
         return {self.name}
 
     def get_names(self) -> set[str]:
+        """The port's tensor names: Ember keeps one, ``{name}``."""
         return {self.name}
 
     def get_index(self) -> int:
+        """The port's position among the model's inputs (or outputs), from 0."""
         return self.index
 
     @property
     def element_type(self) -> Type:
+        """The port's element :class:`~ember.Type` (``Type.f32`` for a float32 port)."""
         from ember.types import Type
 
         return Type(self.dtype)
 
     def get_element_type(self) -> Type:
+        """The port's element :class:`~ember.Type` (``Type.f32`` for a float32 port)."""
         return self.element_type
 
     @property
     def partial_shape(self) -> PartialShape:
+        """The port's shape as a :class:`~ember.PartialShape` (symbolic and unknown dimensions
+        dynamic)."""
         from ember.types import PartialShape
 
         return PartialShape(self.shape)
 
     def get_partial_shape(self) -> PartialShape:
+        """The port's shape as a :class:`~ember.PartialShape` (symbolic and unknown dimensions
+        dynamic)."""
         return self.partial_shape
 
     def get_shape(self) -> Shape:
@@ -125,6 +135,7 @@ class Port:
 
     @property
     def is_static(self) -> bool:
+        """Whether every dimension of the port is a fixed size."""
         return all(isinstance(d, int) for d in self.shape)
 
     def __str__(self) -> str:

@@ -153,6 +153,8 @@ def is_hex(length: int) -> Callable[[Any], bool]:
 
 
 def in_range(low: float, high: float) -> Callable[[Any], bool]:
+    """A check for :func:`get`: whether a number lies between ``low`` and ``high``, both
+    included."""
     return lambda value: low <= value <= high
 
 

@@ -53,6 +53,7 @@ class Tensor:
 
     @property
     def shape(self) -> Shape:
+        """The tensor's :class:`~ember.Shape`; assigning one calls :meth:`set_shape`."""
         from ember.types import Shape
 
         return Shape(self._data.shape)
@@ -70,36 +71,45 @@ class Tensor:
             self._data = np.zeros(shape, self._data.dtype)
 
     def get_shape(self) -> Shape:
+        """The tensor's :class:`~ember.Shape`."""
         return self.shape
 
     @property
     def element_type(self) -> Type:
+        """The element :class:`~ember.Type` of the tensor's data (``Type.f32`` for float32)."""
         from ember.types import Type
 
         return Type(self._data.dtype)
 
     def get_element_type(self) -> Type:
+        """The element :class:`~ember.Type` of the tensor's data (``Type.f32`` for float32)."""
         return self.element_type
 
     @property
     def size(self) -> int:
+        """The number of elements (the product of the shape)."""
         return int(self._data.size)
 
     def get_size(self) -> int:
+        """The number of elements (the product of the shape)."""
         return self.size
 
     @property
     def byte_size(self) -> int:
+        """The size of the tensor's data in bytes."""
         return int(self._data.nbytes)
 
     def get_byte_size(self) -> int:
+        """The size of the tensor's data in bytes."""
         return self.byte_size
 
     @property
     def strides(self) -> tuple[int, ...]:
+        """The byte step of each dimension, as numpy gives it."""
         return tuple(self._data.strides)
 
     def is_continuous(self) -> bool:
+        """Whether the data is one C-contiguous block of memory."""
         return bool(self._data.flags.c_contiguous)
 
     def copy_from(self, source: Any) -> None:
@@ -111,6 +121,7 @@ class Tensor:
             np.copyto(self._data, values, casting="same_kind")
 
     def copy_to(self, target: Tensor) -> None:
+        """Copy this tensor's values into ``target`` (see :meth:`copy_from`)."""
         target.copy_from(self)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:

@@ -63,10 +63,12 @@ class Type:
     _name: str
 
     def get_type_name(self) -> str:
+        """The short name of the type, as OpenVINO spells it: ``"f32"``, ``"i64"``, ..."""
         return self._name
 
     @property
     def type_name(self) -> str:
+        """The short name of the type (``"f32"``); the property form of :meth:`get_type_name`."""
         return self._name
 
     def to_dtype(self) -> np.dtype:
@@ -79,30 +81,38 @@ class Type:
     # OpenVINO's spellings: is_real() and friends are methods, real and friends properties.
     @property
     def real(self) -> bool:
+        """Whether this is a floating-point type (f64, f32, f16 or bf16)."""
         return self._name in ("f64", "f32", "f16", "bf16")
 
     def is_real(self) -> bool:
+        """Whether this is a floating-point type (f64, f32, f16 or bf16)."""
         return self.real
 
     @property
     def integral(self) -> bool:
+        """Whether this is an integer or boolean type (any known type that is not real)."""
         return self._name != "dynamic" and not self.real
 
     def is_integral(self) -> bool:
+        """Whether this is an integer or boolean type (any known type that is not real)."""
         return self.integral
 
     @property
     def signed(self) -> bool:
+        """Whether its values can be negative: the real types and the ``i*`` integers."""
         return self.real or self._name.startswith("i")
 
     def is_signed(self) -> bool:
+        """Whether its values can be negative: the real types and the ``i*`` integers."""
         return self.signed
 
     @property
     def bitwidth(self) -> int:
+        """Bits per element (16 for bf16); ``NotSupportedError`` for ``Type.dynamic``."""
         return 16 if self._name == "bf16" else 8 * self.to_dtype().itemsize
 
     def get_bitwidth(self) -> int:
+        """Bits per element (16 for bf16); ``NotSupportedError`` for ``Type.dynamic``."""
         return self.bitwidth
 
     @property
@@ -111,12 +121,15 @@ class Type:
         return (self.bitwidth + 7) // 8
 
     def get_size(self) -> int:
+        """Bytes per element (``size``)."""
         return self.size
 
     def is_static(self) -> bool:
+        """Whether the type is known, that is, anything but ``Type.dynamic``."""
         return self._name != "dynamic"
 
     def is_dynamic(self) -> bool:
+        """Whether this is ``Type.dynamic``: a type not known before inference."""
         return self._name == "dynamic"
 
     def to_string(self) -> str:
@@ -185,10 +198,12 @@ class Dimension:
 
     @property
     def is_static(self) -> bool:
+        """Whether the dimension has one known size (its lower and upper bounds are equal)."""
         return self._max >= 0 and self._min == self._max
 
     @property
     def is_dynamic(self) -> bool:
+        """Whether the size is not fixed: unknown, symbolic (``"batch"``) or a range."""
         return not self.is_static
 
     def get_length(self) -> int:
@@ -199,20 +214,25 @@ class Dimension:
         return self._min
 
     def get_min_length(self) -> int:
+        """The lower bound of the size (0 for a dimension unbounded below)."""
         return self._min
 
     def get_max_length(self) -> int:
+        """The upper bound of the size; -1 when there is none."""
         return self._max
 
     @property
     def min_length(self) -> int:
+        """The lower bound of the size (0 for a dimension unbounded below)."""
         return self._min
 
     @property
     def max_length(self) -> int:
+        """The upper bound of the size; -1 when there is none."""
         return self._max
 
     def to_string(self) -> str:
+        """The text form, as OpenVINO prints it: ``"3"``, ``"?"`` (any size) or ``"1..8"``."""
         return str(self)
 
     def as_dim(self) -> int | str | None:
@@ -220,6 +240,7 @@ class Dimension:
         return self._min if self.is_static else self.name
 
     def compatible(self, size: int) -> bool:
+        """Whether a concrete ``size`` fits this dimension (lies within its bounds)."""
         return self._min <= size and (self._max < 0 or size <= self._max)
 
     def __eq__(self, other: object) -> bool:
@@ -278,14 +299,17 @@ class PartialShape:
 
     @property
     def is_static(self) -> bool:
+        """Whether every dimension is static, so that :meth:`to_shape` succeeds."""
         return all(d.is_static for d in self._dims)
 
     @property
     def is_dynamic(self) -> bool:
+        """Whether some dimension is dynamic (unknown, symbolic or a range)."""
         return not self.is_static
 
     @property
     def rank(self) -> Dimension:
+        """The number of dimensions, as a static :class:`Dimension`."""
         return Dimension(len(self._dims))
 
     def to_shape(self) -> Shape:
@@ -295,15 +319,19 @@ class PartialShape:
     get_shape = to_shape
 
     def get_max_shape(self) -> Shape:
+        """The upper bound of every dimension as a :class:`Shape` (-1 where there is none)."""
         return Shape([d.get_max_length() for d in self._dims])
 
     def get_min_shape(self) -> Shape:
+        """The lower bound of every dimension as a :class:`Shape`."""
         return Shape([d.get_min_length() for d in self._dims])
 
     def get_dimension(self, index: int) -> Dimension:
+        """The :class:`Dimension` at ``index``."""
         return self._dims[index]
 
     def to_string(self) -> str:
+        """The text form, as OpenVINO prints it: ``"[1,3,?,?]"``."""
         return str(self)
 
     def as_dims(self) -> tuple[int | str | None, ...]:
@@ -311,6 +339,7 @@ class PartialShape:
         return tuple(d.as_dim() for d in self._dims)
 
     def compatible(self, shape: Sequence[int]) -> bool:
+        """Whether a concrete ``shape`` has this rank and each size fits its dimension."""
         return len(shape) == len(self._dims) and all(
             d.compatible(int(s)) for d, s in zip(self._dims, shape, strict=True))
 
@@ -359,6 +388,7 @@ class Shape(tuple[int, ...]):
     __hash__ = tuple.__hash__
 
     def to_string(self) -> str:
+        """The text form, as OpenVINO prints it: ``"[1,3,224,224]"``."""
         return "[" + ",".join(map(str, self)) + "]"
 
     def __str__(self) -> str:

@@ -28,14 +28,17 @@ class Version(str):
 
     @property
     def major(self) -> int:
+        """The first number of ``build_number`` (``0`` when it has none)."""
         return self._part(0)
 
     @property
     def minor(self) -> int:
+        """The second number of ``build_number`` (``0`` when it has none)."""
         return self._part(1)
 
     @property
     def patch(self) -> int:
+        """The third number of ``build_number`` (``0`` when it has none)."""
         return self._part(2)
 
 

@@ -25,11 +25,17 @@ KEY_SCHEMA = 1
 
 
 class CacheKey(NamedTuple):
+    """What identifies one cache entry: the key's ``parts`` (model digest, device, plugin and
+    versions, properties that change the result...) and the ``digest`` of them that names the
+    entry's file. Built by the core (``make_key``) or by :meth:`KernelCache.key`."""
+
     parts: dict[str, Any]
     digest: str
 
     @property
     def model_digest(self) -> str | None:
+        """The content digest of the model in this key, or None for a key that names no model (a
+        kernel entry's)."""
         return self.parts.get("model")
 
 

@@ -106,51 +106,62 @@ def _binary(type_name: str, left: NodeInput, right: NodeInput, name: str | None,
 
 def add(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
         name: str | None = None) -> Node:
+    """Element-wise ``left_node + right_node``, broadcast numpy-style (ONNX: Add)."""
     return _binary("Add", left_node, right_node, name)
 
 
 def subtract(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
              name: str | None = None) -> Node:
+    """Element-wise ``left_node - right_node``, broadcast numpy-style (ONNX: Sub)."""
     return _binary("Subtract", left_node, right_node, name)
 
 
 def multiply(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
              name: str | None = None) -> Node:
+    """Element-wise ``left_node * right_node``, broadcast numpy-style (ONNX: Mul)."""
     return _binary("Multiply", left_node, right_node, name)
 
 
 def divide(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
            name: str | None = None) -> Node:
+    """Element-wise ``left_node / right_node``, broadcast numpy-style (ONNX: Div)."""
     return _binary("Divide", left_node, right_node, name)
 
 
 def maximum(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
             name: str | None = None) -> Node:
+    """Element-wise maximum of two inputs, broadcast numpy-style (ONNX: Max)."""
     return _binary("Maximum", left_node, right_node, name)
 
 
 def minimum(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
             name: str | None = None) -> Node:
+    """Element-wise minimum of two inputs, broadcast numpy-style (ONNX: Min)."""
     return _binary("Minimum", left_node, right_node, name)
 
 
 def power(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
           name: str | None = None) -> Node:
+    """Element-wise ``left_node ** right_node``, broadcast numpy-style (ONNX: Pow)."""
     return _binary("Power", left_node, right_node, name)
 
 
 def greater(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
             name: str | None = None) -> Node:
+    """Element-wise ``left_node > right_node`` as booleans, broadcast numpy-style (ONNX:
+    Greater)."""
     return _binary("Greater", left_node, right_node, name, np.bool_)
 
 
 def less(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
          name: str | None = None) -> Node:
+    """Element-wise ``left_node < right_node`` as booleans, broadcast numpy-style (ONNX: Less)."""
     return _binary("Less", left_node, right_node, name, np.bool_)
 
 
 def equal(left_node: NodeInput, right_node: NodeInput, auto_broadcast: str = "NUMPY",
           name: str | None = None) -> Node:
+    """Element-wise ``left_node == right_node`` as booleans, broadcast numpy-style (ONNX: Equal)."""
     return _binary("Equal", left_node, right_node, name, np.bool_)
 
 
@@ -160,38 +171,48 @@ def _unary(type_name: str, node: NodeInput, name: str | None) -> Node:
 
 
 def relu(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise ``max(x, 0)`` (ONNX: Relu)."""
     return _unary("Relu", node, name)
 
 
 def floor(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise rounding down (ONNX: Floor)."""
     return _unary("Floor", node, name)
 
 
 def ceiling(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise rounding up (ONNX: Ceil)."""
     return _unary("Ceiling", node, name)
 
 
 def sqrt(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise square root (ONNX: Sqrt)."""
     return _unary("Sqrt", node, name)
 
 
 def abs(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise absolute value (ONNX: Abs)."""
     return _unary("Abs", node, name)
 
 
 def exp(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise natural exponential (ONNX: Exp)."""
     return _unary("Exp", node, name)
 
 
 def log(node: NodeInput, name: str | None = None) -> Node:
+    """Element-wise natural logarithm (ONNX: Log)."""
     return _unary("Log", node, name)
 
 
 def sigmoid(data: NodeInput, name: str | None = None) -> Node:
+    """Element-wise logistic function ``1 / (1 + exp(-x))`` (ONNX: Sigmoid)."""
     return _unary("Sigmoid", data, name)
 
 
 def round(data: NodeInput, mode: str = "half_to_even", name: str | None = None) -> Node:
+    """Element-wise rounding to the nearest integer, half to even (ONNX: Round);
+    ``NotSupportedError`` for another ``mode``."""
     if mode != "half_to_even":
         raise NotSupportedError(f"round mode {mode!r}: ONNX's Round rounds half to even only")
     return _unary("Round", data, name)
@@ -207,6 +228,7 @@ def clamp(data: NodeInput, min_value: Any, max_value: Any, name: str | None = No
 
 
 def softmax(data: NodeInput, axis: int, name: str | None = None) -> Node:
+    """Softmax along ``axis`` (ONNX: Softmax)."""
     source = as_output(data)
     return _node("Softmax", [source], {"axis": int(axis)}, source.dtype, _shape(source), name)
 
@@ -243,6 +265,8 @@ def convert(data: NodeInput, destination_type: Any, name: str | None = None) -> 
 
 def select(cond: NodeInput, then_node: NodeInput, else_node: NodeInput,
            auto_broadcast: str = "numpy", name: str | None = None) -> Node:
+    """Element-wise ``then_node`` where ``cond`` is true, else ``else_node``, broadcast numpy-style
+    (ONNX: Where)."""
     c, a = as_output(cond), as_output(then_node)
     b = as_output(else_node, like=a)
     return _node("Select", [c, a, b], None, a.dtype,
@@ -252,6 +276,7 @@ def select(cond: NodeInput, then_node: NodeInput, else_node: NodeInput,
 # -- shapes and indexing ---------------------------------------------------------------------
 
 def shape_of(data: NodeInput, output_type: Any = "i64", name: str | None = None) -> Node:
+    """The shape of ``data`` as a 1-D tensor of ``output_type`` (ONNX: Shape)."""
     source = as_output(data)
     rank = None if _shape(source) is None else (len(_shape(source) or ()),)
     return _node("ShapeOf", [source], {"output_type": str(_dtype(output_type))},
@@ -260,6 +285,8 @@ def shape_of(data: NodeInput, output_type: Any = "i64", name: str | None = None)
 
 def gather(data: NodeInput, indices: NodeInput, axis: NodeInput, batch_dims: int = 0,
            name: str | None = None) -> Node:
+    """The slices of ``data`` at ``indices`` along ``axis`` (ONNX: Gather); ``NotSupportedError``
+    for ``batch_dims``."""
     if batch_dims:
         raise NotSupportedError("gather with batch_dims: ONNX's Gather has none")
     source, index, ax = as_output(data), as_output(indices), as_output(axis)
@@ -274,6 +301,7 @@ def gather(data: NodeInput, indices: NodeInput, axis: NodeInput, batch_dims: int
 
 
 def concat(nodes: Sequence[NodeInput], axis: int, name: str | None = None) -> Node:
+    """The inputs joined along ``axis`` (ONNX: Concat)."""
     sources = [as_output(n) for n in nodes]
     shapes = [_shape(s) for s in sources]
     out_shape = None
@@ -289,6 +317,8 @@ def concat(nodes: Sequence[NodeInput], axis: int, name: str | None = None) -> No
 
 def reshape(node: NodeInput, output_shape: NodeInput, special_zero: bool,
             name: str | None = None) -> Node:
+    """``node`` with the shape ``output_shape``: -1 infers a size, and with ``special_zero`` a 0
+    keeps the input's size there (ONNX: Reshape)."""
     source = as_output(node)
     target = as_output(output_shape) if isinstance(output_shape, Node | Output) else \
         constant(np.asarray(output_shape, dtype=np.int64)).output(0)
@@ -303,6 +333,7 @@ def reshape(node: NodeInput, output_shape: NodeInput, special_zero: bool,
 
 
 def transpose(data: NodeInput, input_order: NodeInput, name: str | None = None) -> Node:
+    """``data`` with its dimensions permuted by ``input_order`` (ONNX: Transpose)."""
     source = as_output(data)
     order = as_output(input_order) if isinstance(input_order, Node | Output) else \
         constant(np.asarray(input_order, dtype=np.int64)).output(0)
@@ -313,6 +344,8 @@ def transpose(data: NodeInput, input_order: NodeInput, name: str | None = None) 
 
 
 def squeeze(data: NodeInput, axes: NodeInput | None = None, name: str | None = None) -> Node:
+    """``data`` without the size-1 dimensions ``axes`` (all of them, without ``axes``) (ONNX:
+    Squeeze)."""
     source = as_output(data)
     inputs = [source]
     out_shape = None
@@ -328,6 +361,7 @@ def squeeze(data: NodeInput, axes: NodeInput | None = None, name: str | None = N
 
 
 def unsqueeze(data: NodeInput, axes: NodeInput, name: str | None = None) -> Node:
+    """``data`` with size-1 dimensions inserted at ``axes`` (ONNX: Unsqueeze)."""
     source = as_output(data)
     ax = as_output(axes) if isinstance(axes, Node | Output) else \
         constant(np.asarray(axes, dtype=np.int64)).output(0)
@@ -344,6 +378,8 @@ def unsqueeze(data: NodeInput, axes: NodeInput, name: str | None = None) -> Node
 
 def slice(data: NodeInput, start: NodeInput, stop: NodeInput, step: NodeInput,
           axes: NodeInput | None = None, name: str | None = None) -> Node:
+    """The part of ``data`` from ``start`` to ``stop`` by ``step``, along ``axes`` (all, in order,
+    without them) (ONNX: Slice)."""
     source = as_output(data)
     inputs = [source] + [as_output(v) if isinstance(v, Node | Output) else
                          constant(np.asarray(v, dtype=np.int64)).output(0)
@@ -357,6 +393,8 @@ def slice(data: NodeInput, start: NodeInput, stop: NodeInput, step: NodeInput,
 
 def pad(arg: NodeInput, pads_begin: NodeInput, pads_end: NodeInput, pad_mode: str,
         arg_pad_value: NodeInput | None = None, name: str | None = None) -> Node:
+    """``arg`` padded by ``pads_begin`` and ``pads_end`` per dimension, in ``"constant"`` (with
+    ``arg_pad_value``), ``"edge"`` or ``"reflect"`` mode (ONNX: Pad)."""
     if pad_mode not in ("constant", "edge", "reflect"):
         raise NotSupportedError(f"pad mode {pad_mode!r}: ONNX pads constant, edge or reflect")
     source = as_output(arg)
@@ -371,6 +409,8 @@ def pad(arg: NodeInput, pads_begin: NodeInput, pads_end: NodeInput, pad_mode: st
 
 def range(start: NodeInput, stop: NodeInput, step: NodeInput, output_type: Any = "i64",
           name: str | None = None) -> Node:
+    """The 1-D sequence from ``start`` up to ``stop`` by ``step``, of ``output_type`` (ONNX:
+    Range)."""
     dtype = _dtype(output_type)
     inputs = [as_output(v) if isinstance(v, Node | Output) else
               constant(np.asarray(v, dtype=dtype)).output(0) for v in (start, stop, step)]

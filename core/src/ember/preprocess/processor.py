@@ -22,10 +22,13 @@ class PrePostProcessor:
         self._outputs: dict[str, OutputInfo] = {}
 
     def input(self, key: str | int | Any = None) -> InputInfo:
+        """The preprocessing of one input, by name, index or port (without one: the only input)."""
         port = find_port(list(self.model_.inputs), _key(key), "input")
         return self._inputs.setdefault(port.name, InputInfo(port))
 
     def output(self, key: str | int | Any = None) -> OutputInfo:
+        """The postprocessing of one output, by name, index or port (without one: the only
+        output)."""
         port = find_port(list(self.model_.outputs), _key(key), "output")
         return self._outputs.setdefault(port.name, OutputInfo(port))
 
