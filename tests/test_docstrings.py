@@ -61,7 +61,7 @@ def _undocumented() -> list[str]:
     checked_classes: set[type] = set()
 
     def check(qualified: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) or isinstance(value, _DATA) or not _ours(value):
+        if isinstance(value, (types.ModuleType, *_DATA)) or not _ours(value):
             return
         doc = (value.__doc__ or "").strip()
         # NamedTuple and dataclass write "Name(field, ...)" for a class without a docstring
