@@ -168,6 +168,10 @@ def test_signing_key_is_required_unless_waived(tmp_path, model, redis_url):
         host_compile(tmp_path / "a", model, "http://example.invalid/")
     with pytest.raises(PropertyValueError, match="unknown CACHE_REMOTE options"):
         host_compile(tmp_path / "a", model, redis_url + "?colour=blue")
+    # a port that is not a number is a bad setting, said at once (not a server "down" at the
+    # first GET, which the remote tier would skip quietly for DOWN_SECONDS)
+    with pytest.raises(PropertyValueError, match="bad CACHE_REMOTE option"):
+        host_compile(tmp_path / "a", model, "redis://127.0.0.1:port/0")
     assert ember.Core().get_property("CACHE_SIGNING_KEY") == ""
 
 

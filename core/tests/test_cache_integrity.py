@@ -14,7 +14,7 @@ from ember import cache as ember_cache
 from ember.cache import store
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cli.bundle import export_bundle
-from ember.errors import BlobFormatError, CacheWarning
+from ember.errors import BlobFormatError, CacheWarning, NotSupportedError, PluginWarning
 from ember.signing import Signer
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
@@ -119,16 +119,17 @@ class FailingImport(ToyPlugin):
         return None
 
 
-@pytest.mark.parametrize("error", [BlobFormatError("bad payload"), ValueError("bad value"),
-                                   KeyError("missing"), RuntimeError("runtime"),
-                                   AssertionError("assertion"), MemoryError()],
+@pytest.mark.parametrize("error", [BlobFormatError("bad payload"), OSError("no space"),
+                                   MemoryError()],
                          ids=lambda e: type(e).__name__)
-def test_any_exception_from_a_plugins_import_is_one_warning_and_a_compile(tmp_path, error):
+def test_a_payload_the_plugin_refuses_is_one_cache_warning_and_a_compile(tmp_path, error):
     compile_toy(toy_core(), tmp_path / "c")  # an entry the failing plugin cannot import
     core = toy_core(FailingImport(error))
-    with pytest.warns(CacheWarning) as caught:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         compiled = compile_toy(core, tmp_path / "c")
     (warning,) = caught
+    assert warning.category is CacheWarning
     (entry,) = entries(tmp_path / "c")
     assert f"cache entry {entry.stem[:12]} for model could not be imported" in str(
         warning.message)
@@ -137,6 +138,63 @@ def test_any_exception_from_a_plugins_import_is_one_warning_and_a_compile(tmp_pa
     assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]
     # (at least: the second look, under the lock, counts it again)
     assert ember_cache.stats(tmp_path / "c").damaged >= 1
+
+
+@pytest.mark.parametrize("error", [ValueError("bad value"), KeyError("missing"),
+                                   RuntimeError("runtime"), AssertionError("assertion"),
+                                   TypeError("a typo")],
+                         ids=lambda e: type(e).__name__)
+def test_a_plugins_bug_on_import_is_a_plugin_warning_naming_it_and_a_compile(tmp_path, error):
+    """Not one of Ember's errors: a bug in the plugin, which the user must not take for the
+    cache's routine recompile. One PluginWarning naming the plugin and the device (not a
+    CacheWarning, which applications filter as noise); the model still runs, compiled."""
+    compile_toy(toy_core(), tmp_path / "c")
+    core = toy_core(FailingImport(error))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_toy(core, tmp_path / "c")
+    (warning,) = caught
+    assert warning.category is PluginWarning
+    message = str(warning.message)
+    assert message.startswith("toy (device TOY.0) raised " + type(error).__name__)
+    assert "importing cache entry" in message and "bug in the plugin" in message
+    assert "BlobFormatError" in message  # what it should have raised
+    assert compiled.get_property("LOADED_FROM_CACHE") is False
+    assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]
+
+
+class FailingExport(ToyPlugin):
+    def __init__(self, error):
+        super().__init__("TOY", 1)
+        self.error = error
+
+    @ember.hookimpl
+    def export_model(self, compiled_model, device_name):
+        if self._mine(device_name):
+            raise self.error
+        return None
+
+
+def test_a_model_the_plugin_cannot_export_is_compiled_and_not_cached(tmp_path):
+    core = toy_core(FailingExport(NotSupportedError("no export of this one")))
+    with pytest.warns(CacheWarning, match="exporting model for the cache failed"):
+        compiled = compile_toy(core, tmp_path / "c")
+    assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]
+    assert entries(tmp_path / "c") == []
+
+
+def test_a_plugins_bug_on_export_does_not_undo_the_compile_but_names_the_plugin(tmp_path):
+    core = toy_core(FailingExport(AttributeError("'NoneType' object has no attribute 'raw'")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_toy(core, tmp_path / "c")
+    (warning,) = caught
+    assert warning.category is PluginWarning
+    assert str(warning.message).startswith("toy (device TOY.0) raised AttributeError while "
+                                           "exporting model for the cache (it is not cached)")
+    assert "NotSupportedError" in str(warning.message)
+    assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]
+    assert entries(tmp_path / "c") == []
 
 
 def test_a_miss_next_to_an_entry_of_the_same_model_says_what_differs(tmp_path, caplog):

@@ -2,12 +2,14 @@
 
 import threading
 import time
+import warnings
 
+import numpy as np
 import pytest
 
 import ember
 from ember import cache as ember_cache
-from ember.errors import CacheWarning
+from ember.errors import BlobFormatError, CacheWarning, PluginWarning
 from ember.testing.toy import AddOneModel, ToyPlugin, identity_model_bytes
 
 
@@ -40,9 +42,10 @@ class KernelBuilder(ToyPlugin):
 
 
 def load_binary(payload):
-    """What a driver does with a stored binary: refuse one it cannot load."""
+    """What a driver does with a stored binary: refuse one it cannot load (as ember-gpu does,
+    with one of Ember's errors: that is what "rebuild it" means to the kernel cache)."""
     if not bytes(payload).startswith(b"BINARY:"):
-        raise ValueError("the driver refused the binary")
+        raise BlobFormatError("the driver refused the binary")
     return bytes(payload)
 
 
@@ -195,3 +198,22 @@ def test_with_a_kernel_cache_the_model_is_parsed_only_if_the_device_reads_it(tmp
         core.compile_model(str(tmp_path / "absent.onnx"), "REC", config)
     core.compile_model(identity_model_bytes(), "REC")  # no cache: parsed as before
     assert not isinstance(plugin.models[-1][0], DeferredModel)
+
+
+def test_a_plugins_bug_in_load_is_a_plugin_warning_naming_it_and_a_rebuild(
+        core, plugin, tmp_path, monkeypatch):
+    compile_cached(core, tmp_path)
+
+    def buggy_load(payload):
+        return payload.tobytes().decode("ascii").encode("utf-16")[4096]  # an IndexError
+
+    monkeypatch.setitem(globals(), "load_binary", buggy_load)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = compile_cached(core, tmp_path)
+    (warning,) = caught  # once: the look under the lock does not load the refused entry again
+    assert warning.category is PluginWarning
+    assert str(warning.message).startswith("kern (device KERN.0) raised IndexError while "
+                                           "loading kernel entry")
+    assert "bug in the plugin" in str(warning.message) and plugin.builds == 2
+    assert compiled(np.zeros(3, np.float32))[0].tolist() == [1, 1, 1]

@@ -116,6 +116,15 @@ class CacheWarning(UserWarning):
     directory, ...). The compile went on without it: nothing failed."""
 
 
+class PluginWarning(UserWarning):
+    """A device plugin raised something other than one of Ember's errors (or ``OSError``) where
+    Ember can go on without it: importing or exporting a cache entry, loading a kernel entry. The
+    work was redone or left undone, so nothing failed, but the plugin has a bug to fix; the
+    message names the plugin and the device. A payload a plugin cannot use should raise
+    ``BlobFormatError``, a model it cannot export ``NotSupportedError``: those cost only a
+    ``CacheWarning``."""
+
+
 class PlantedLinkError(EmberError, OSError):
     """A symbolic link (or a FIFO, a device...) where Ember expects its own directory or file
     inside a cache or store directory: not followed, nothing outside is touched."""

@@ -9,7 +9,10 @@ The sequence, for one key:
    compile, export, and publish atomically if the compile was worth caching.
 
 A damaged entry, a failing import, an unwritable directory or a lock that never comes: each costs
-one warning and a compile, never an exception or a wrong model.
+one warning and a compile, never an exception or a wrong model. What a plugin raises is sorted
+first (:data:`EXPECTED_FAILURES`): a payload it refuses is the cache's business (a CacheWarning),
+anything else is a bug in the plugin, and gets a PluginWarning of its own that names the plugin
+and the device, so that it is not mistaken for the cache's routine recompile.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ember import blob
-from ember.errors import BlobFormatError
+from ember.errors import BlobFormatError, EmberError
 from ember.log import get_logger
 
 if TYPE_CHECKING:
@@ -41,6 +44,25 @@ DEFAULT_LOCK_TIMEOUT = 300.0
 #: Set to 1: store every compile, however cheap (tests that need an entry, and users who would
 #: rather always have one); admission by timing is skipped.
 ADMIT_ALL_ENV = "EMBER_CACHE_ADMIT_ALL"
+#: What may legitimately stop a plugin from importing or exporting an entry: a payload or model it
+#: refuses (BlobFormatError, NotSupportedError: Ember's errors), the disk, the memory. Anything
+#: else it raises is a bug in it (see :func:`warn_plugin_bug`).
+EXPECTED_FAILURES = (EmberError, OSError, MemoryError)
+
+
+def warn_plugin_bug(plugin: str, device: str, action: str, exc: BaseException,
+                    should: str) -> None:
+    """Say, apart from the cache's own warning, that ``plugin`` raised ``exc`` (not one of
+    :data:`EXPECTED_FAILURES`) while ``action``: a PluginWarning and an error in the log, both
+    naming the plugin and the device. ``should`` says what the plugin should have raised."""
+    import warnings
+
+    from ember.errors import PluginWarning
+
+    message = (f"{plugin} (device {device}) raised {type(exc).__name__} while {action}: {exc}; "
+               f"this is a bug in the plugin ({should})")
+    log.error("%s", message)
+    warnings.warn(message, PluginWarning, stacklevel=2)
 
 
 def lock_timeout() -> float:
@@ -110,10 +132,19 @@ class _Steps:
         self.remote = remote
         self.signer = signer
         self.problems: list[str] = []
+        self.plugin_warned = False  # once per compile: the look under the lock sees it again
 
     @property
     def name(self) -> str:
         return str(self.header_fields.get("model_name", "the model"))
+
+    def _plugin_bug(self, action: str, exc: Exception, should: str) -> None:
+        if self.plugin_warned:
+            return
+        self.plugin_warned = True
+        fields = self.header_fields
+        plugin = f"{fields.get('plugin', 'the plugin')} {fields.get('plugin_version', '')}"
+        warn_plugin_bug(plugin.strip(), str(fields.get("device", "?")), action, exc, should)
 
     def run(self) -> tuple[DeviceModel, bool]:
         hit = self._import_local() or self._import_remote()
@@ -179,11 +210,16 @@ class _Steps:
         start = time.perf_counter()
         try:
             compiled = self.import_model(payload)
-        except Exception as exc:  # a plugin that cannot read its payload: recompile, no crash
+        except EXPECTED_FAILURES as exc:  # a payload the plugin refuses: recompile, no crash
             self.cache.record("damaged", self.key.digest)
             self.problems.append(f"cache entry {self.key.digest[:12]} for {header.model_name} "
                                  f"could not be imported ({type(exc).__name__}: {exc}); "
                                  "compiled instead")
+            return None
+        except Exception as exc:  # the plugin's bug: still a compile, but said out loud
+            self._plugin_bug(f"importing cache entry {self.key.digest[:12]} for "
+                             f"{header.model_name} (compiled instead)", exc,
+                             "a payload it cannot use should raise BlobFormatError")
             return None
         if event is not None:
             saved = header.compile_seconds - (time.perf_counter() - start)
@@ -246,11 +282,16 @@ class _Steps:
         admit_all = _admit_all()
         export_seconds = 0.0
         for _attempt in range(1 if admit_all else 2):
+            # The compile succeeded: a failing export must not undo it, whoever is to blame.
             try:
                 payload, export_seconds = _timed_export(self.export_model, compiled)
-            except Exception as exc:  # the compile succeeded: a failing export must not undo it
+            except EXPECTED_FAILURES as exc:
                 self.problems.append(f"exporting {self.name} for the cache failed "
                                      f"({type(exc).__name__}: {exc}); it is not cached")
+                return None
+            except Exception as exc:
+                self._plugin_bug(f"exporting {self.name} for the cache (it is not cached)", exc,
+                                 "a model it cannot export should raise NotSupportedError")
                 return None
             if admit_all or compile_seconds >= export_seconds:
                 return payload

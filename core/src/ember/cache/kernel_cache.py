@@ -26,7 +26,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ember._version import __version__
-from ember.cache.cached_compile import build_lock, lock_timeout
+from ember.cache.cached_compile import (
+    EXPECTED_FAILURES,
+    build_lock,
+    lock_timeout,
+    warn_plugin_bug,
+)
 from ember.cache.key import CacheKey, entry_key, model_identity
 from ember.cache.store import KERNEL_SUFFIX, ModelCache
 from ember.log import get_logger
@@ -39,6 +44,7 @@ log = get_logger("ember.cache")
 
 T = TypeVar("T")
 _NONE = object()  # no usable entry (``load`` may return any value, None included)
+_REFUSED = object()  # an entry ``load`` could not use: rebuilt without a second look
 
 
 class KernelCache:
@@ -65,9 +71,12 @@ class KernelCache:
         3. Still nothing: ``build()`` returns the object and the payload to publish; the payload
            is published atomically (``put``) and the object returned.
 
-        :param load: makes the object from a payload; an exception from it means the payload
-            cannot be used (a binary the driver refuses, a format from another build): the entry
-            is rejected (noted in ``problems``) and rebuilt. Payloads are untrusted bytes.
+        :param load: makes the object from a payload. It raises ``BlobFormatError`` (or
+            another of Ember's errors) when the payload cannot be used (a binary the driver
+            refuses, a format from another build): the entry is rejected (noted in
+            ``problems``) and rebuilt. Anything else it raises is a bug in the plugin: the entry
+            is rebuilt too, and a ``PluginWarning`` names the plugin and the device. Payloads
+            are untrusted bytes.
         :param name: what the entry holds, for its header and for messages.
         :param architecture: the device architecture, for the entry's header.
 
@@ -76,13 +85,14 @@ class KernelCache:
         """
         noted = len(self.problems)
         found = self._load(key, load)
-        if found is not _NONE:
+        if found is not _NONE and found is not _REFUSED:
             return found  # type: ignore[return-value]
-        unusable = len(self.problems) > noted  # an entry exists but cannot be used: rebuild
+        # an entry exists but cannot be used (damaged, or refused by load): rebuild
+        unusable = found is _REFUSED or len(self.problems) > noted
         with build_lock(self.cache, key.digest, name or "a kernel", self.problems) as locked:
             if locked and not unusable:  # the process we waited for may have published it
                 found = self._load(key, load)
-                if found is not _NONE:
+                if found is not _NONE and found is not _REFUSED:
                     return found  # type: ignore[return-value]
             value, payload = build()
             self.put(key, payload, name=name, architecture=architecture)
@@ -94,9 +104,14 @@ class KernelCache:
             return _NONE
         try:
             return load(memoryview(payload))
-        except Exception as exc:  # any failure to use a payload means "rebuild"
+        except EXPECTED_FAILURES as exc:  # a payload the plugin cannot use: rebuild
             self.reject(key, f"{type(exc).__name__}: {exc}")
-            return _NONE
+        except Exception as exc:  # the plugin's bug: rebuild too, but said out loud
+            fields = self._fields
+            warn_plugin_bug(f"{fields['plugin']} {fields['plugin_version']}".strip(),
+                            fields["device"], f"loading kernel entry {key.digest[:12]} (rebuilt)",
+                            exc, "a payload it cannot use should raise BlobFormatError")
+        return _REFUSED
 
     def model_digest(self, model: Model) -> str:
         """The content digest of ``model``, as the model cache's key holds it, without parsing

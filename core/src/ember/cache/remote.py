@@ -25,7 +25,9 @@ start fail. The buffer an entry is received into is mapped, not filled: a manife
 than its chunks hold costs the pages that arrived, not the size it claims.
 
 The remote never makes a start fail or hang: every operation has a timeout, and after one failure
-the tier is skipped by this process for ``DOWN_SECONDS``.
+of the server, the network or a reply (:func:`server_errors`) the tier is skipped by this process
+for ``DOWN_SECONDS``. Anything else raised here is a bug in Ember, and is not hidden as a server
+that went down.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class RemoteSettings:
                 "whoever can write to it cannot change results; add ?unsigned=1 to CACHE_REMOTE "
                 "to waive that explicitly")
         try:
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
             return cls(
                 url=urlunsplit(parts._replace(query="")),
                 prefix=options.get("prefix", "ember"),
@@ -219,7 +222,7 @@ class RemoteTier:
             self._verify(key, data, fields)
         except BlobFormatError as exc:
             return None, f"remote entry {key[:12]} refused: {exc}"
-        except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
+        except server_errors() as exc:
             if _is_data_error(exc):  # a key of another type, an error reply: not a down server
                 reason = _without_secrets(str(exc), self.settings)
                 return None, f"remote entry {key[:12]} refused: {reason}"
@@ -303,10 +306,11 @@ class RemoteTier:
                 pipe.set(self._name("chunk", key, upload, str(index)), chunk, ex=ttl)
             pipe.execute()
             previous = self.client.set(self._name("manifest", key), manifest, ex=ttl, get=True)
-        except Exception as exc:
+        except server_errors() as exc:
             return self._failed("writing", exc)
         if previous is not None:  # the replaced upload's chunks are garbage now
-            with contextlib.suppress(Exception):  # a forged manifest: its chunks are not ours
+            # a forged manifest (its chunks are not ours) or a failing server: leave them
+            with contextlib.suppress(BlobFormatError, *server_errors()):
                 old = _manifest_fields(previous, signed=self.signer is not None)
                 names = [self._name("chunk", key, old["upload"], str(i))
                          for i in range(old["chunks"])]  # bounded by _manifest_fields
@@ -327,7 +331,7 @@ class RemoteTier:
         name = self._name("lock", key)
         try:
             acquired = self.client.set(name, token, nx=True, px=int(expiry * 1000))
-        except Exception as exc:
+        except server_errors() as exc:
             log.warning("%s", self._failed("locking", exc))
             yield "off"
             return
@@ -337,7 +341,7 @@ class RemoteTier:
         try:
             yield "held"
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*server_errors()):  # its expiry releases it anyway
                 # a Lua script of our own, run by the server (EVALSHA): compare, then delete
                 self.client.register_script(_RELEASE)(keys=[name], args=[token])
 
@@ -353,7 +357,7 @@ class RemoteTier:
             try:
                 if not self.client.exists(self._name("lock", key)):
                     return self.get(key)  # published just now, or its holder died
-            except Exception as exc:
+            except server_errors() as exc:
                 return None, self._failed("waiting", exc)
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
@@ -375,6 +379,17 @@ def quiet_connection() -> dict[str, Any]:
     except ImportError:
         return {"protocol": 2, "lib_name": None, "lib_version": None}  # redis-py 5 to 7
     return {"protocol": 2, "driver_info": None}
+
+
+def server_errors() -> tuple[type[Exception], ...]:
+    """What a failing server, network or reply raises: redis-py's errors (connection, timeout,
+    error replies), the socket's (``OSError``: a reset, a refused connection) and the bulk
+    reader's. Imported when first needed: only a host with a remote tier imports redis."""
+    from redis.exceptions import RedisError
+
+    from ember.cache.redis_bulk import BulkReadError
+
+    return (RedisError, OSError, BulkReadError)
 
 
 def _is_data_error(exc: Exception) -> bool:
