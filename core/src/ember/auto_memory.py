@@ -44,8 +44,12 @@ _RECORD = "AUTO's remembered choice"
 #: Settings that say where and how the cache is kept, not how the model runs.
 _NOT_KEYED = frozenset({*props.CORE_CONFIG_KEYS, props.CACHE_ENCRYPTION_CALLBACKS})
 
+# AUTO's choices without a CACHE_DIR, kept for this process: module-level because every Core of
+# the process compiling the same model on the same devices should reuse one measurement. Bounded
+# (oldest dropped first): a program that compiles many models with AUTO must not grow it for ever.
 _process_choices: dict[str, Choice] = {}
 _process_lock = threading.Lock()
+_MAX_PROCESS_CHOICES = 256
 
 
 class Choice(NamedTuple):
@@ -122,6 +126,8 @@ class ChoiceMemory:
     def remember(self, choice: Choice) -> None:
         if self._process_key is not None:
             with _process_lock:
+                if len(_process_choices) >= _MAX_PROCESS_CHOICES:
+                    _process_choices.pop(next(iter(_process_choices)))
                 _process_choices[self._process_key] = choice
         elif self._store is not None and self._key is not None:
             self._store.put(self._key, choice.to_json(), name=self._model_name)

@@ -16,7 +16,10 @@ XDG_ENV = "XDG_CACHE_HOME"
 #: The file of a stored model inside its directory: ``<dir>/<name>/model.onnx``.
 MODEL_FILE = "model.onnx"
 
-_chosen_dir: str | None = None  # set_store_dir's, absolute
+# set_store_dir's choice, absolute. Module-level on purpose: ember.set_dir is process-wide by
+# definition (as torch.hub.set_dir and huggingface_hub's HF_HOME are), and every Core, the
+# command line and the store functions must see the same directory without being handed it.
+_chosen_dir: str | None = None
 
 
 def set_store_dir(path: str | os.PathLike[str] | None) -> None:

@@ -67,7 +67,11 @@ _SIGNATURE = safe_json.is_hex(2 * signing.TAG_SIZE)
 _RELEASE = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
             "return redis.call('del', KEYS[1]) else return 0 end")
 
-_down_until: dict[str, float] = {}  # url -> when to try again, shared by this process
+# The breaker: url -> when to try the server again. Per process, not per RemoteTier: every Core
+# of a process makes its own tiers, and a server found down by one must be skipped by all for
+# DOWN_SECONDS, not probed again by each (each probe may cost a whole timeout). Bounded by the
+# CACHE_REMOTE URLs the program configures (a few); an entry past its time is dropped when read.
+_down_until: dict[str, float] = {}
 _down_lock = threading.Lock()
 
 
@@ -188,7 +192,13 @@ class RemoteTier:
 
     def available(self) -> bool:
         with _down_lock:
-            return time.monotonic() >= _down_until.get(self.settings.url, 0.0)
+            until = _down_until.get(self.settings.url)
+            if until is None:
+                return True
+            if time.monotonic() < until:
+                return False
+            del _down_until[self.settings.url]  # up again, as far as we know
+            return True
 
     def _failed(self, action: str, exc: BaseException) -> str:
         with _down_lock:

@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -68,8 +69,13 @@ _EVENT_COUNTER = {"hit": "hits", "miss": "misses", "write": "writes", "evict": "
 _COUNTERS = (*_EVENT_COUNTER.values(), "bytes_read", "bytes_written")
 
 # In-process locks per (directory, key): file locks alone do not order threads reliably on every
-# platform, and a thread waiting here costs no file descriptor.
-_thread_locks: dict[tuple[str, str], threading.Lock] = {}
+# platform, and a thread waiting here costs no file descriptor. One table per process, not per
+# ModelCache: two caches of the same directory (two Cores) must share a key's lock. Weak values
+# keep it bounded by the keys being compiled now: a lock is dropped once no thread holds or waits
+# for it (each keeps a strong reference meanwhile), so a long-running process that compiles many
+# models does not keep a lock per key it ever saw.
+_thread_locks: weakref.WeakValueDictionary[tuple[str, str], threading.Lock] = \
+    weakref.WeakValueDictionary()
 _thread_locks_guard = threading.Lock()
 
 
@@ -423,8 +429,12 @@ class ModelCache:
             os.unlink(self._events)
 
 
+# Events recorded ``later`` (hits), appended at exit: one list per process, because the atexit
+# hook that empties it is per process, and a hit must not wait for the event log of whichever
+# cache directory it came from. Bounded: beyond _MAX_DEFERRED, a long-running process that hits
+# often appends as it goes.
 _deferred: list[tuple[ModelCache, str]] = []
-_MAX_DEFERRED = 1000  # a long-running process that hits often appends as it goes beyond this
+_MAX_DEFERRED = 1000
 
 
 def flush_deferred_events() -> None:
