@@ -20,7 +20,8 @@ one 1x3x48x192 image, as PaddleOCR's pipeline feeds the classifier.
 - ``openvino async``: OpenVINO's CPU plugin, THROUGHPUT, ``AsyncInferQueue(compiled, 0)``, in its
   default precision (bf16 where the CPU has it) and with ``INFERENCE_PRECISION_HINT=f32``.
 
-Goals (issue 13): ember async >= 1.3x ember sync, and >= onnxruntime threads.
+Goals: ember async >= 1.3x ember sync (requests running on several cores at once are what async
+is for), and >= onnxruntime threads (the floor: the same engine driven by hand).
 """
 
 from __future__ import annotations

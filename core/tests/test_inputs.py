@@ -109,7 +109,7 @@ def test_results_share_the_compiled_models_output_names():
 
 
 def test_a_port_is_an_immutable_value():
-    """Port stopped being a dataclass (a warm start defined eleven, ~1 ms each): it keeps a
+    """Port stopped being a dataclass (every warm start paid for defining it): it keeps a
     dataclass's promises."""
     import copy
     import pickle

@@ -104,8 +104,9 @@ WARM_START_EXTRAS = ("ember", "ember_cpu", "pluggy", "blake3", "_blake3", "threa
 NOT_ON_THE_WARM_PATH = ("pathlib", "urllib.parse", "ipaddress", "dataclasses", "queue",
                         "logging", "tempfile", "shutil", "filelock", "onnx", "ml_dtypes")
 
-# The two ways applications start a model: the seeds' call, and OpenVINO applications' (read the
-# model, look at its ports, compile the Model, infer through a request).
+# The two ways applications start a model: compile a path and call the result (the shortest
+# program), and OpenVINO applications' (read the model, look at its ports, compile the Model,
+# infer through a request).
 CALL_SHAPES = {
     "compile_model(path)": """
         compiled = core.compile_model(MODEL, "CPU")
@@ -131,7 +132,7 @@ def test_a_warm_start_imports_no_more_than_the_floor_and_ember(tmp_path, call):
     home, cache = tmp_path / "home", tmp_path / "cache"
     feeds = "{'x': np.zeros((1, 3, 48, 192), np.float32)}"
     body = textwrap.dedent(CALL_SHAPES[call]).replace("MODEL", repr(str(ppocr_cls_path())))
-    seeds = f"""
+    start = f"""
         import json, sys
         import numpy as np
         import ember as ov
@@ -142,8 +143,8 @@ def test_a_warm_start_imports_no_more_than_the_floor_and_ember(tmp_path, call):
         print(json.dumps({{"modules": sorted(sys.modules),
                           "cached": compiled.get_property("LOADED_FROM_CACHE")}}))
     """
-    probe(seeds, home=home)
-    warm = probe(seeds, home=home)
+    probe(start, home=home)
+    warm = probe(start, home=home)
     assert warm["cached"]
     floor = probe(f"""
         import json, sys

@@ -18,7 +18,8 @@ from ember._version import __version__
 
 # Everything else is imported when first used (PEP 562): an application that compiles one model
 # from the cache never pays for the tensors, queues, model store and properties it does not
-# touch, and a warm start is mostly the cost of ``import ember`` (issue 11).
+# touch, and a warm start is mostly the cost of ``import ember``, which must stay small
+# (core/tests/test_plugin_loading.py pins what a warm start imports).
 _LAZY = {
     "AsyncInferQueue": "ember.async_queue",
     "CompiledModel": "ember.compiled_model",

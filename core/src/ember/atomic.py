@@ -27,8 +27,9 @@ log = get_logger("ember.cache")
 #: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
 #: removes once it is old. Readers never open them.
 TEMP_PREFIX = ".tmp-"
-#: Large buffers are written in pieces of this size: on this ext4 (a virtio disk), one write()
-#: of a 12.6 MB entry took 40-60 ms, the same bytes in 1 MB writes 2-4 ms.
+#: Large buffers are written in pieces of this size: one write() of a whole entry of many MB was
+#: an order of magnitude slower than the same bytes in 1 MB writes on ext4 (the kernel copies and
+#: dirties a huge range at once); benchmarks/bench_cache.py writes such entries.
 _WRITE_PIECE = 1 << 20
 
 

@@ -52,7 +52,8 @@ class BlobHeader(NamedTuple):
 
     ``key`` and ``key_parts`` are the model cache's key and what it was made of ('' and {} for a
     plain export); ``compile_seconds`` is what compiling took, which a cache hit saves.
-    A NamedTuple rather than a dataclass: a dataclass costs a warm start a millisecond to define.
+    A NamedTuple rather than a dataclass: defining a dataclass generates and compiles code at
+    import, which every warm start would pay.
     """
 
     ember_version: str

@@ -65,7 +65,8 @@ class CompiledModel:
         self.inputs: list[Port] = list(device_model.inputs)
         self.outputs: list[Port] = list(device_model.outputs)
         # Everything an inference checks or names that does not depend on the values: worked
-        # out here, not on every call (silero-vad's inference takes ~0.1 ms).
+        # out here, not on every call, where it would be a visible part of a small model's
+        # inference (an audio or classifier model runs in well under a millisecond).
         self.input_checks = InputChecks(self.inputs)
         self.output_names = OutputNames(self.outputs)
         self._output_count = len(self.outputs)
@@ -80,7 +81,8 @@ class CompiledModel:
         """Run one inference and return its outputs (OpenVINO's sharing flags are accepted:
         Ember never copies inputs here, and outputs are fresh arrays)."""
         # _infer_arrays inlined: right after onnxruntime has run, with the CPU's caches cold,
-        # each Python frame on this path costs ~1 us, 1 % of silero-vad's inference.
+        # every Python frame on this path is a measurable share of a small model's inference
+        # (benchmarks/bench_throughput.py).
         infer_feeds = self._infer_feeds  # one read: AUTO may swap it between two calls
         if (infer_feeds is not None and type(inputs) is dict
                 and self.input_checks.are_feeds(inputs)):

@@ -263,7 +263,8 @@ class Core:
         if cache_dir and device.can_export:
             device_model, loaded = self._compile_cached(model, device, plugin_config, config,
                                                         os.fspath(cache_dir))
-        elif cache_dir:  # the device caches what it builds, through the core (seeds: .cl_cache)
+        elif cache_dir:  # the device caches what it builds through the core, as OpenVINO's
+            # GPU plugin keeps its compiled kernels in CACHE_DIR (.cl_cache files)
             kernels = self._kernel_cache(device, config, os.fspath(cache_dir))
             device_model, loaded = self._compile(model, device, plugin_config, kernels), False
             kernels.report()

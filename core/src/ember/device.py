@@ -70,7 +70,8 @@ def split_device_name(device_name: str) -> tuple[str, int | None]:
 class DeviceDescription:
     """A device's answer to ``supported_metrics``, checked once and kept by the core.
 
-    A plain class, not a dataclass: defining a dataclass costs every start a millisecond.
+    A plain class, not a dataclass: defining a dataclass generates and compiles code at import,
+    which every start would pay.
     """
 
     def __init__(self, *, name: str, full_name: str, architecture: str,

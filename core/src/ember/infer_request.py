@@ -168,8 +168,8 @@ class InferRequest:
     def infer(self, inputs: Inputs | None = None, share_inputs: bool = False,
               share_outputs: bool = False, *, decode_strings: bool = True) -> InferResult:
         """Run one inference now and return its results (inputs given here replace those set)."""
-        # CompiledModel.__call__'s path, inlined: each Python frame here costs ~1 % of a small
-        # model's inference.
+        # CompiledModel.__call__'s path, inlined: each Python frame here is a measurable share
+        # of a small model's inference.
         compiled = self.compiled_model
         given = self._inputs if inputs is None else inputs
         if not self._busy.acquire(False):

@@ -47,7 +47,7 @@ class Port:
     """One input or output of a model: its name, shape (with dynamic dims) and numpy dtype.
 
     Immutable and compared by value. Written out rather than a dataclass: defining a dataclass
-    costs every start a millisecond, and every warm start makes ports.
+    costs every start its class-building work, and every warm start makes ports.
     """
 
     __slots__ = ("dtype", "index", "name", "shape")

@@ -4,10 +4,10 @@ The model cache hashes a model file on a host that has not seen it yet; it must 
 external weight files the model names, so it has to know whether there are any. Parsing the model
 with onnx costs tens of milliseconds. The wire format is walked, skipping every weight by its
 length and visiting only the fields that can hold a tensor: a model made mostly of weights is
-walked in microseconds whatever its size. A graph of many small nodes makes the walk slow (1-13 ms
-on real models), so the walk has a budget of fields in proportion to the file's size; past it, the
-bytes are searched for the field's marker (at memory speed, 0.35 ms per MB), and only when the
-marker is there is the whole model walked, to tell a real reference from a coincidence.
+walked in microseconds whatever its size. A graph of many small nodes makes the walk slow (it
+visits every node), so the walk has a budget of fields in proportion to the file's size; past it,
+the bytes are searched for the field's marker (at memory speed), and only when the marker is
+there is the whole model walked, to tell a real reference from a coincidence.
 
 The answer errs on the side of "maybe": bytes that are not a well-formed model, or nested deeper
 than any real model, answer True, and the caller then asks onnx.
@@ -34,11 +34,11 @@ _MAX_DEPTH = 64
 
 
 #: Every external-data reference holds this protobuf field (key "location"). A search for it runs
-#: at memory speed (1-4 ms for the 1-11 MB real models, 4.4 ms for a 12.6 MB one of big weights).
+#: at memory speed: its cost grows with the file's size, not with its number of nodes.
 _MARKER = b"\x0a\x08location"
-#: The walk's budget: one field per this many bytes of the file. A field costs the walk about
-#: 1 us, what 3 kB cost the search, so a walk cut short at its budget has wasted about a fifth
-#: of the search it falls back to (+0.1-0.3 ms on the real models of 0.6-11 MB).
+#: The walk's budget: one field per this many bytes of the file. Walking one field costs about
+#: what searching a few kB does, so a walk cut short at its budget has wasted a small fraction
+#: of the search it falls back to, whatever the model's size.
 _BYTES_PER_FIELD = 16384
 _MIN_FIELDS = 64
 

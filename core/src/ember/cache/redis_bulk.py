@@ -6,8 +6,8 @@ a fresh page fault. Here the GET commands of all chunks are pipelined on one of 
 connections (which did the connecting, authentication, database selection and TLS), and each bulk
 reply is received with ``recv_into`` at its place in the caller's buffer: the kernel copies it
 there, once. ``on_piece`` is called as each piece of at most PIECE bytes lands, so the caller
-verifies the entry while the rest is still arriving (whole 4 MB chunks left it up to a chunk to
-verify after the last byte, ~1.5 ms).
+verifies the entry while the rest is still arriving (with whole chunks, a whole chunk would be
+left to verify after the last byte: the start would wait for it).
 
 Only RESP bulk strings and nil are expected; anything else (an error reply, a foreign type)
 raises :class:`BulkReadError` and the connection is dropped, never returned out of step to the

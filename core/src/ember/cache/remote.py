@@ -248,9 +248,9 @@ class RemoteTier:
         place: no chunk is joined or copied. The MAC is left in ``fields["computed"]``.
 
         The MAC uses one thread, and the receiver never waits for it: redis-server and the
-        receiver already keep two cores busy, and BLAKE3's own threads, or a receiver held back
-        until the previous piece was hashed, cost a 12.6 MB hit 2-4 ms more (measured on two
-        cores; the MAC then ends ~2 ms after the last byte instead of ~0.2 ms).
+        receiver already keep two cores busy, so BLAKE3's own threads, or a receiver held back
+        until the previous piece was hashed, would compete with them for the cores and end the
+        MAC later after the last byte, not sooner (benchmarks/bench_fleet.py measures it).
         """
         import mmap
 
@@ -379,10 +379,11 @@ def quiet_connection() -> dict[str, Any]:
     """redis-py's options for a connection that opens with no handshake of its own.
 
     By default redis-py 8 sends HELLO 3 and a request for maintenance notifications on every new
-    connection and looks its own version up in the installed distributions' metadata (1-2 ms),
-    and every version since 5 sends its name and version with CLIENT SETINFO, in two more round
-    trips: a fresh host's remote hit paid 2-3 ms for these before its first GET. RESP2 (which the
-    bulk reader expects anyway) needs no HELLO; the client's name only shows in CLIENT LIST.
+    connection and looks its own version up in the installed distributions' metadata (a scan of
+    site-packages), and every version since 5 sends its name and version with CLIENT SETINFO, in
+    two more round trips: all of it before a fresh host's first GET, on the path of its start.
+    RESP2 (which the bulk reader expects anyway) needs no HELLO; the client's name only shows in
+    CLIENT LIST.
     """
     try:
         import redis.driver_info  # noqa: F401  (redis-py 8: lib_name and lib_version warn)

@@ -30,8 +30,8 @@ DEVICE_NAME = "CPU"
 
 #: The compile property choosing onnxruntime's optimisation level. ALL is the default: its saved
 #: graphs hold layouts for this machine's instruction set (NCHWc), which the cache key pins
-#: through DEVICE_ARCHITECTURE, and run 1.15-1.4x faster than EXTENDED's for a session that
-#: costs 1-3 ms more to build (benchmarks/bench_cpu_start.py, docs/performance.md).
+#: through DEVICE_ARCHITECTURE, and run faster than EXTENDED's for a session that costs a little
+#: more to build (figures: benchmarks/bench_cpu_start.py, docs/performance.md).
 LEVELS = ("DISABLE", "BASIC", "EXTENDED", "ALL")
 PRECISIONS = ("f32", "FP32")
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 # ONNX's TensorProto.DataType numbers, for Cast. Written out rather than imported from onnx: a warm
-# start imports this module to run a cached plan, and importing onnx would cost it ~45 ms.
+# start imports this module to run a cached plan, and importing onnx would cost it more than the
+# rest of the start.
 ONNX_DTYPES: dict[int, np.dtype] = {
     number: np.dtype(name) for number, name in {
         1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",

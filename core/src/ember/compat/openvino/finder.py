@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 class OpenVINOFinder:
     """Finds and loads ``openvino...`` modules as views of Ember's: importlib's finder and loader
-    protocols (``importlib.abc`` itself is not a base: importing it costs a start ~10 ms)."""
+    protocols (``importlib.abc`` itself is not a base: importing it, and what it imports, would
+    be paid by every start of a program run this way)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
