@@ -1,7 +1,8 @@
 """Every byte read back is untrusted (a cache, a store or a fleet server may be written by anyone
 who can reach it): the cases found by forging entries as an attacker would, each against the real
-parts (real models and plugins, real tar files, a real redis-server): signed caches refuse substitutes, forged manifests and bundles cost one warning or
-one error line, and the input and model-file cases are Ember errors naming what is wrong."""
+parts (real models and plugins, real tar files, a real redis-server): signed caches refuse
+substitutes, forged manifests and bundles cost one warning or one error line, and the input and
+model-file cases are Ember errors naming what is wrong."""
 
 import io
 import json
