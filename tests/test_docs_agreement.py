@@ -2,6 +2,8 @@
 specs' names and signatures, and each names the types and cache methods its spec documents;
 core/README.md's module table names real modules and its limitations match the devices."""
 
+import ast
+import builtins
 import importlib
 import inspect
 import re
@@ -55,6 +57,40 @@ def test_each_hook_section_names_what_its_spec_documents(name):
     missing = sorted(c for c in classes if c not in body) + sorted(
         f"cache.{m}" for m in methods if f"{m}(" not in body)
     assert not missing, f"the page's section on {name} does not mention {missing}"
+
+
+def _hook_functions(path: Path) -> list[tuple[str, str]]:
+    """(function name, hook name) of each ``@hookimpl`` function of a plugin module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Name) and decorator.id == "hookimpl":
+                found.append((node.name, node.name))
+            elif (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name)
+                  and decorator.func.id == "hookimpl"):
+                named = {k.arg: k.value for k in decorator.keywords}
+                spec = named.get("specname")
+                found.append((node.name, spec.value if isinstance(spec, ast.Constant)
+                               else node.name))
+    return found
+
+
+def test_first_party_hooks_are_specs_under_names_that_shadow_no_builtin():
+    """The page says how to implement ``compile`` without shadowing Python's ``compile()``; the
+    first-party plugins do so (and so does what ``ember plugin new`` copies from the template),
+    and each of their hook functions implements a spec."""
+    assert '@hookimpl(specname="compile")' in PLUGIN_PAGE.read_text()
+    modules = sorted(ROOT.glob("plugins/*/src/*/plugin.py"))
+    assert len(modules) >= 4
+    for path in modules:
+        hooks = _hook_functions(path)
+        where = path.relative_to(ROOT)
+        assert ("compile_model", "compile") in hooks, f"{where} does not implement compile so"
+        for function, hook in hooks:
+            assert hook in hook_specs(), f"{where}: {function} implements no hook ({hook})"
+            assert not hasattr(builtins, function), f"{where}: {function} shadows a builtin"
 
 
 def test_core_readme_names_real_modules_and_true_limitations():

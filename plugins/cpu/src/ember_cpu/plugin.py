@@ -47,8 +47,10 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
     }
 
 
-@hookimpl
-def compile(model: Model, device_name: str, config: Mapping[str, Any]) -> CpuCompiledModel | None:
+# the "compile" hook, under a name that does not shadow the built-in compile()
+@hookimpl(specname="compile")
+def compile_model(model: Model, device_name: str,
+                  config: Mapping[str, Any]) -> CpuCompiledModel | None:
     if device_name != DEVICE_NAME:
         return None
     compiler.check_limits(model)

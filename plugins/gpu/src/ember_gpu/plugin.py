@@ -70,9 +70,10 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
     }
 
 
-@hookimpl
-def compile(model: Model, device_name: str, config: Mapping[str, Any],
-            cache: KernelCache | None) -> GpuCompiledModel | None:
+# the "compile" hook, under a name that does not shadow the built-in compile()
+@hookimpl(specname="compile")
+def compile_model(model: Model, device_name: str, config: Mapping[str, Any],
+                  cache: KernelCache | None) -> GpuCompiledModel | None:
     device = _device(device_name)
     if device is None:
         return None

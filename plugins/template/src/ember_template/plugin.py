@@ -62,8 +62,9 @@ def _operators() -> list[str]:
     return sorted(KERNELS)
 
 
-@hookimpl
-def compile(
+# the "compile" hook, under a name that does not shadow the built-in compile()
+@hookimpl(specname="compile")
+def compile_model(
     model: Model, device_name: str, config: Mapping[str, Any]
 ) -> TemplateCompiledModel | None:
     if device_name != DEVICE_NAME:
