@@ -17,6 +17,7 @@ from ember import properties as props
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PAGE = ROOT / "docs" / "writing-a-device-plugin.md"
+ERRORS_PAGE = ROOT / "docs" / "reference" / "errors.md"
 CORE_README = ROOT / "core" / "README.md"
 
 
@@ -111,3 +112,15 @@ def test_core_readme_names_real_modules_and_true_limitations():
                         r"`(\w+)`\)", limitations)
     assert offered, "core/README.md no longer says which virtual devices there are"
     assert offered.group(1) == AUTO and set(offered.groups()[1:]) == set(NOT_OFFERED)
+
+
+def test_the_errors_reference_page_renders_every_error_and_warning():
+    """docs/reference/errors.md groups the classes by where they come from, one directive each:
+    a class added to ember.errors must be given its place there."""
+    import ember.errors
+
+    classes = {name for name, value in vars(ember.errors).items()
+               if isinstance(value, type) and value.__module__ == "ember.errors"}
+    rendered = set(re.findall(r"^::: ember\.errors\.(\w+)$", ERRORS_PAGE.read_text(), re.M))
+    assert rendered == classes, (f"not on the page: {sorted(classes - rendered)}; "
+                                 f"not in ember.errors: {sorted(rendered - classes)}")
