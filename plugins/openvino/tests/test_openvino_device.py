@@ -178,6 +178,30 @@ def test_creating_a_core_does_not_import_openvino():
     assert out.stdout.strip() == "False"
 
 
+def test_a_warm_start_loads_only_openvinos_bindings(tmp_path):
+    """A start on OPENVINO loads the bindings module alone: the ``openvino`` package's own
+    ``__init__`` (its model converter, its telemetry) is not run; an ``import openvino`` after it
+    runs as usual and shares the same classes."""
+    code = ("import sys, numpy as np, ember\n"
+            "from ember.testing import ppocr_cls_path\n"
+            "core = ember.Core()\n"
+            f"core.set_property({{'CACHE_DIR': {str(tmp_path)!r}}})\n"
+            "compiled = core.compile_model(ppocr_cls_path(), 'OPENVINO')\n"
+            "result = compiled(np.ones((1, 3, 48, 192), np.float32))[0]\n"
+            "loaded = sorted(n for n in sys.modules if n.split('.')[0] == 'openvino'\n"
+            "                and not n.startswith('openvino._pyopenvino'))\n"
+            "import openvino\n"
+            "same = openvino.Tensor is sys.modules['openvino._pyopenvino'].Tensor\n"
+            "again = openvino.Core().compile_model(str(ppocr_cls_path()), 'CPU',\n"
+            "    {'INFERENCE_PRECISION_HINT': 'f32'})(np.ones((1, 3, 48, 192), np.float32))[0]\n"
+            "print(loaded, same, compiled.get_property('LOADED_FROM_CACHE'),\n"
+            "      result.tobytes() == again.tobytes())")
+    for cached in ("False", "True"):  # a cold start, then a warm one
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.split() == ["[]", "True", cached, "True"]
+
+
 def test_an_unchanged_cpu_application_runs_on_openvino_by_configuration(monkeypatch, cls, image):
     monkeypatch.setenv("EMBER_DEVICE_ALIASES", "CPU=OPENVINO")
     compiled = ember.Core().compile_model(ppocr_cls_path(), "CPU")

@@ -70,7 +70,7 @@ def import_blob(blob: bytes | memoryview, settings: Mapping[str, str]) -> Any:
 def wrap(compiled: Any, inputs: list[Port], outputs: list[Port]) -> OpenVinoCompiledModel:
     feeds, results = port_indices(compiled, inputs, outputs)
     return OpenVinoCompiledModel(compiled, inputs, outputs, runtime_properties(compiled),
-                                 runtime.openvino().Tensor, feeds, results)
+                                 runtime.engine().Tensor, feeds, results)
 
 
 def port_indices(compiled: Any, inputs: list[Port], outputs: list[Port]
@@ -100,8 +100,7 @@ def port_indices(compiled: Any, inputs: list[Port], outputs: list[Port]
 
 def _convert(model: Model) -> Any:
     """OpenVINO's model from the ONNX file or bytes."""
-    ov = runtime.openvino()
-    front_end = ov.frontend.FrontEndManager().load_by_framework("onnx")
+    front_end = runtime.engine().FrontEndManager().load_by_framework("onnx")
     source = _onnx_source(model)
     try:
         loaded = front_end.load(source)
