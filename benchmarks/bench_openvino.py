@@ -139,24 +139,24 @@ _COMPILE = {
 _EMBER_START = INPUTS + """
 import ember
 core = ember.Core()
-core.set_property({{"CACHE_DIR": sys.argv[3]}})
-{compile}
+core.set_property({"CACHE_DIR": sys.argv[3]})
+COMPILE
 compiled(feeds)
-print(json.dumps({{"cached": compiled.get_property("LOADED_FROM_CACHE")}}))
+print(json.dumps({"cached": compiled.get_property("LOADED_FROM_CACHE")}))
 """
 _OPENVINO_START = INPUTS + """
 import openvino as ov
 core = ov.Core()
-core.set_property({{"CACHE_DIR": sys.argv[3]}})
-{compile}
+core.set_property({"CACHE_DIR": sys.argv[3]})
+COMPILE
 compiled(feeds)
-print(json.dumps({{"cached": bool(compiled.get_property("LOADED_FROM_CACHE"))}}))
+print(json.dumps({"cached": bool(compiled.get_property("LOADED_FROM_CACHE"))}))
 """
 CONTENDERS = ("Ember OPENVINO", "OpenVINO f32")
 #: call shape -> (Ember's script, OpenVINO's script)
 WARM_STARTS = {
-    shape: (_EMBER_START.format(compile=line.format(device='"OPENVINO"')),
-            _OPENVINO_START.format(compile=line.format(
+    shape: (_EMBER_START.replace("COMPILE", line.format(device='"OPENVINO"')),
+            _OPENVINO_START.replace("COMPILE", line.format(
                 device='"CPU", {"INFERENCE_PRECISION_HINT": "f32"}')))
     for shape, line in _COMPILE.items()
 }

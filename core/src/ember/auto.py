@@ -248,7 +248,20 @@ def _candidates(core: Core, listed: str) -> list[str]:
                 not in DEFAULT_ORDER]
     if not ordered:
         raise UnknownDeviceError(AUTO, available, "no device to choose from")
-    return ordered
+    return _one_name_per_device(core, ordered)
+
+
+def _one_name_per_device(core: Core, names: list[str]) -> list[str]:
+    """The names without those that describe a device already named (``OPENVINO.CPU`` is
+    OpenVINO's CPU, as ``OPENVINO`` is): measuring one device twice only costs time."""
+    seen, kept = set(), []
+    for name in names:
+        described = (split_device_name(name)[0], core.get_property(name, props.FULL_DEVICE_NAME),
+                     core.get_property(name, props.DEVICE_ARCHITECTURE))
+        if described not in seen:
+            seen.add(described)
+            kept.append(name)
+    return kept
 
 
 def _full_name(core: Core, name: str) -> str:

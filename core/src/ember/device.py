@@ -57,10 +57,14 @@ def is_virtual(device_name: str | None) -> bool:
 
 
 def split_device_name(device_name: str) -> tuple[str, int | None]:
-    """``"GPU.1"`` -> ``("GPU", 1)``; ``"CPU"`` -> ``("CPU", None)``."""
-    base, dot, index = device_name.partition(".")
-    if dot and index.isdigit():
-        return base, int(index)
+    """A device name's kind and index: ``"GPU.1"`` -> ``("GPU", 1)``; ``"CPU"`` -> ``("CPU",
+    None)``; a device named within its kind, ``"OPENVINO.GPU"`` -> ``("OPENVINO", None)`` (the
+    kind is what chooses the plugin; the whole name is the device)."""
+    base, dot, rest = device_name.partition(".")
+    if dot and rest.isdigit():
+        return base, int(rest)
+    if dot and base and rest:
+        return base, None
     return device_name, None
 
 

@@ -24,7 +24,7 @@ from ember_openvino import device_info, limits, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
 from ember_openvino.properties import runtime_properties
 
-#: OpenVINO's device that runs the models (its CPU plugin).
+#: OpenVINO's device behind ``OPENVINO`` (its CPU plugin); ``OPENVINO.<name>`` names another.
 TARGET = "CPU"
 
 
@@ -40,8 +40,8 @@ def precisions() -> list[str]:
     return found
 
 
-def compile_onnx(model: Model, settings: Mapping[str, str]) -> Any:
-    """An ``openvino.CompiledModel`` for OpenVINO's CPU plugin.
+def compile_onnx(model: Model, settings: Mapping[str, str], target: str = TARGET) -> Any:
+    """OpenVINO's compiled model for its device ``target``.
 
     :raises UnsupportedOperatorError: a node OpenVINO cannot convert, or would run wrongly
         (``limits.py``).
@@ -49,7 +49,7 @@ def compile_onnx(model: Model, settings: Mapping[str, str]) -> Any:
     limits.check(model, "OPENVINO")
     ov_model = _convert(model)
     try:
-        return runtime.core().compile_model(ov_model, TARGET, dict(settings))
+        return runtime.core().compile_model(ov_model, target, dict(settings))
     except RuntimeError as exc:
         raise InvalidModelError(_source(model), f"OpenVINO cannot compile it: "
                                 f"{_first_line(exc)}") from exc
@@ -62,9 +62,10 @@ def export_blob(compiled: Any) -> bytes:
     return exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported)
 
 
-def import_blob(blob: bytes | memoryview, settings: Mapping[str, str]) -> Any:
-    """An ``openvino.CompiledModel`` from bytes that ``CompiledModel.export_model`` wrote."""
-    return runtime.core().import_model(io.BytesIO(blob), TARGET, dict(settings))
+def import_blob(blob: bytes | memoryview, settings: Mapping[str, str],
+                target: str = TARGET) -> Any:
+    """OpenVINO's compiled model from bytes that its ``export_model`` wrote, on ``target``."""
+    return runtime.core().import_model(io.BytesIO(blob), target, dict(settings))
 
 
 def wrap(compiled: Any, inputs: list[Port], outputs: list[Port]) -> OpenVinoCompiledModel:

@@ -32,11 +32,11 @@ def engine() -> ModuleType:
     imported aside); else loaded from its file alone (:func:`_load_extension`).
     """
     if _compat_installed():
-        return import_installed()._pyopenvino  # type: ignore[no-any-return]
+        return _bindings_of_package()
     loaded = sys.modules.get(_EXTENSION)
     if loaded is not None:
         return loaded
-    return _load_extension() or import_installed()._pyopenvino  # type: ignore[no-any-return]
+    return _load_extension() or _bindings_of_package()
 
 
 def import_installed() -> ModuleType:
@@ -47,10 +47,42 @@ def import_installed() -> ModuleType:
     return installed_package()
 
 
+def _bindings_of_package() -> ModuleType:
+    bindings: ModuleType = import_installed()._pyopenvino
+    return bindings
+
+
 @cache
 def core() -> Any:
     """The process's OpenVINO ``Core`` (the bindings' own class)."""
     return engine().Core()
+
+
+@cache
+def devices() -> tuple[str, ...]:
+    """OpenVINO's devices here, as OpenVINO names them (``"CPU"``, ``"GPU.0"``, ``"NPU"``).
+
+    Asking OpenVINO loads every one of its device plugins (tens of milliseconds, more with a GPU
+    driver to probe), which a start on its CPU must not pay. On Linux its GPU and NPU plugins
+    need a kernel device node (``/dev/dri/renderD*``, ``/dev/accel/accel*``): without one only
+    its CPU can be there, and OpenVINO is not asked. Elsewhere, or with such a node, OpenVINO's
+    own ``available_devices`` is the answer.
+    """
+    if sys.platform.startswith("linux") and not _device_nodes():
+        return ("CPU",)
+    return tuple(str(name) for name in core().available_devices)
+
+
+def _device_nodes() -> bool:
+    import os
+
+    for directory, prefix in (("/dev/dri", "renderD"), ("/dev/accel", "accel")):
+        try:
+            if any(name.startswith(prefix) for name in os.listdir(directory)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _compat_installed() -> bool:
