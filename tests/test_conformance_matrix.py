@@ -17,26 +17,13 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.device import split_device_name
+from ember.device import one_name_per_device, split_device_name
 from ember.testing.subprocesses import pythonpath
 from ember.testing.suite import DeviceConformance
 from ember.testing.zoo import model_zoo
 
-
-def _one_name_per_device() -> list[str]:
-    """The installed devices, each once: ``OPENVINO.CPU`` is the device ``OPENVINO`` is
-    (OpenVINO's CPU), and running the matrix twice over it only costs CI time."""
-    core, seen, names = ember.Core(), set(), []
-    for name in core.available_devices:
-        described = (split_device_name(name)[0], core.get_property(name, "FULL_DEVICE_NAME"),
-                     core.get_property(name, "DEVICE_ARCHITECTURE"))
-        if described not in seen:
-            seen.add(described)
-            names.append(name)
-    return names
-
-
-DEVICES = _one_name_per_device()
+# each device once: OPENVINO.CPU is the device OPENVINO is
+DEVICES = one_name_per_device(ember.Core(), ember.Core().available_devices)
 
 #: The real models each kind of device runs (compiles, never declines) in every cell of the matrix,
 #: within the zoo's tolerance of onnxruntime. This is the one list to extend when a device learns

@@ -51,7 +51,13 @@ from ember.auto_measure import (
 )
 from ember.auto_memory import Choice, ChoiceMemory
 from ember.compiled_model import CompiledModel
-from ember.device import AUTO, DeviceDescription, is_virtual, split_device_name
+from ember.device import (
+    AUTO,
+    DeviceDescription,
+    is_virtual,
+    one_name_per_device,
+    split_device_name,
+)
 from ember.errors import EmberError, NotSupportedError, UnknownDeviceError, UnknownPropertyError
 from ember.log import get_logger
 
@@ -248,20 +254,7 @@ def _candidates(core: Core, listed: str) -> list[str]:
                 not in DEFAULT_ORDER]
     if not ordered:
         raise UnknownDeviceError(AUTO, available, "no device to choose from")
-    return _one_name_per_device(core, ordered)
-
-
-def _one_name_per_device(core: Core, names: list[str]) -> list[str]:
-    """The names without those that describe a device already named (``OPENVINO.CPU`` is
-    OpenVINO's CPU, as ``OPENVINO`` is): measuring one device twice only costs time."""
-    seen, kept = set(), []
-    for name in names:
-        described = (split_device_name(name)[0], core.get_property(name, props.FULL_DEVICE_NAME),
-                     core.get_property(name, props.DEVICE_ARCHITECTURE))
-        if described not in seen:
-            seen.add(described)
-            kept.append(name)
-    return kept
+    return one_name_per_device(core, ordered)
 
 
 def _full_name(core: Core, name: str) -> str:

@@ -68,6 +68,20 @@ def split_device_name(device_name: str) -> tuple[str, int | None]:
     return device_name, None
 
 
+def one_name_per_device(core: Any, names: Sequence[str]) -> list[str]:
+    """``names`` without those that describe a device already named: the same kind, full name
+    and architecture (``OPENVINO.CPU`` is OpenVINO's CPU, as ``OPENVINO`` is). Measuring or
+    testing one device under two names only costs time. ``core``: an :class:`ember.Core`."""
+    seen, kept = set(), []
+    for name in names:
+        described = (split_device_name(name)[0], core.get_property(name, props.FULL_DEVICE_NAME),
+                     core.get_property(name, props.DEVICE_ARCHITECTURE))
+        if described not in seen:
+            seen.add(described)
+            kept.append(name)
+    return kept
+
+
 class DeviceDescription:
     """A device's answer to ``supported_metrics``, checked once and kept by the core.
 
