@@ -39,7 +39,8 @@ class OpenVinoCompiledModel:
         # infer requests may run on several threads at once)
         self._local = threading.local()
         #: the OpenVINO blob this model was imported from, exported again as it is: OpenVINO
-        #: (2026.4) writes a blob it cannot import when it exports an imported model
+        #: (2026.4) writes a blob it cannot import when it exports an imported model. It also
+        #: keeps alive the memory OpenVINO imported from in place (``compiler.import_blob``)
         self.imported_blob: bytes | memoryview | None = None
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -63,9 +63,26 @@ def export_blob(compiled: Any) -> bytes:
 
 
 def import_blob(blob: bytes | memoryview, settings: Mapping[str, str],
-                target: str = TARGET) -> Any:
-    """OpenVINO's compiled model from bytes that its ``export_model`` wrote, on ``target``."""
-    return runtime.core().import_model(io.BytesIO(blob), target, dict(settings))
+                target: str = TARGET) -> tuple[Any, memoryview | None]:
+    """OpenVINO's compiled model from bytes that its ``export_model`` wrote, on ``target``; and
+    the memory it was imported from, which must live as long as the model (None when OpenVINO
+    copied it).
+
+    OpenVINO reads the blob in place from a ``Tensor`` over it, where a stream (``BytesIO``)
+    is copied twice more in its bindings before the import reads it. The tensor is made over a
+    private copy of the bytes: OpenVINO shares only writeable memory, and a copy taken after the
+    caller checked the bytes (checksum, signature) cannot change under OpenVINO afterwards.
+    """
+    import numpy as np
+
+    core = runtime.core()
+    private = bytearray(blob)
+    tensor = runtime.engine().Tensor(np.frombuffer(private, dtype=np.uint8), shared_memory=True)
+    try:
+        compiled = core.import_model(tensor, target, dict(settings))
+    except TypeError:  # an OpenVINO older than import_model(Tensor): the stream form
+        return core.import_model(io.BytesIO(blob), target, dict(settings)), None
+    return compiled, memoryview(private)
 
 
 def wrap(compiled: Any, inputs: list[Port], outputs: list[Port]) -> OpenVinoCompiledModel:

@@ -109,13 +109,15 @@ def import_model(data: bytes | memoryview, device_name: str,
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     saved = payload.loads(data, callbacks.decrypt if callbacks else None)
     try:
-        compiled = compiler.import_blob(saved.blob, settings, target)
+        compiled, held = compiler.import_blob(saved.blob, settings, target)
     except Exception as exc:  # OpenVINO's own types: a blob it cannot read is a damaged one
         raise BlobFormatError(f"OpenVINO cannot import the saved model: "
                               f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
     # wrap matches the recorded ports with OpenVINO's by name: a payload spliced from two
     # models is refused there
     model = compiler.wrap(compiled, saved.inputs, saved.outputs)
-    # a view of a bytes payload keeps it alive, uncopied; any other buffer may change later
-    model.imported_blob = saved.blob if isinstance(data, bytes) else bytes(saved.blob)
+    if held is not None:  # the memory OpenVINO imported from, exported again as it is
+        model.imported_blob = held
+    else:  # a view of a bytes payload keeps it alive, uncopied; another buffer may change
+        model.imported_blob = saved.blob if isinstance(data, bytes) else bytes(saved.blob)
     return model
