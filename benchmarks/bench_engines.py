@@ -9,6 +9,10 @@ Three tables, on PaddleOCR's det/rec/cls and silero-vad (the op18 export), input
 1. **Steady state**, one process per model holding every contender, which take turns a block
    of ``--block`` inferences at a time for ``--rounds`` rounds (a machine whose load changes
    slows them all alike); the figure is the median over rounds of each block's median latency.
+   The engines are kept from skewing each other: before each block the process sleeps until the
+   threads the previous engine left spinning (onnxruntime's intra-op pool, OpenVINO's workers)
+   have gone to sleep, and the order of the contenders turns by one each round, so that none
+   always runs after the same one.
    Contenders: Ember CPU through ``InferRequest.infer`` and through ``compiled(inputs)``; Ember
    AUTO after its first compile (the first compile measures and remembers in a CACHE_DIR; the
    one timed is a second compile, which goes straight to the winner); Ember OPENVINO when the
@@ -108,12 +112,22 @@ def block_median(infer):
         return statistics.fmean(latencies) * 1e3
     return statistics.median(latencies) * 1e3
 
+def settled(infer):
+    # The engine that ran the block before leaves threads spinning for work (onnxruntime's
+    # intra-op pool spins by design, OpenVINO's TBB workers too): they would take the cores from
+    # this block. Each engine keeps its own best setting; the block waits for them to sleep.
+    time.sleep(SETTLE_SECONDS)
+    return block_median(infer)
+
+SETTLE_SECONDS = 0.2
 for infer in contenders.values():
     block_median(infer)  # warm-up: first runs allocate, dynamic shapes build
 medians = {name: [] for name in contenders}
-for _ in range(rounds):
-    for name, infer in contenders.items():
-        medians[name].append(block_median(infer))
+order = list(contenders)
+for round_ in range(rounds):
+    # the order turns each round: no contender always follows the same one
+    for name in order[round_ % len(order):] + order[:round_ % len(order)]:
+        medians[name].append(settled(contenders[name]))
 print(json.dumps({"ms": {n: statistics.median(v) for n, v in medians.items()}, "notes": notes}))
 """
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.device import split_device_name
+from ember.device import one_name_per_device, split_device_name
 from ember.testing.subprocesses import pythonpath
 from ember.testing.suite import DeviceConformance
 from ember.testing.zoo import model_zoo
 
-DEVICES = ember.Core().available_devices
+# each device once: OPENVINO.CPU is the device OPENVINO is
+DEVICES = one_name_per_device(ember.Core(), ember.Core().available_devices)
 
 #: The real models each kind of device runs (compiles, never declines) in every cell of the matrix,
 #: within the zoo's tolerance of onnxruntime. This is the one list to extend when a device learns

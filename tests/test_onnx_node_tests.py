@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import ember
+from ember.device import one_name_per_device
 from ember.testing.contract import claimed_operators
 from ember.testing.notes import note
 from ember.testing.onnx_node_tests import (
@@ -42,7 +43,8 @@ BASELINE = ROOT / "tests" / "data" / "onnx_node_pass_rates.json"
 DOCS = ROOT / "docs" / "conformance.md"
 UPDATE = os.environ.get("EMBER_UPDATE_NODE_BASELINE") == "1"
 DROPS = os.environ.get("EMBER_NODE_BASELINE_DROPS")
-DEVICES = ember.Core().available_devices
+# each device once: OPENVINO.CPU is the device OPENVINO is
+DEVICES = one_name_per_device(ember.Core(), ember.Core().available_devices)
 #: What the results depend on besides Ember (make install pins onnxruntime, PoCL and OpenVINO);
 #: recorded with the baseline, and a difference is reported before any case is.
 VERSIONED = ("onnxruntime", "pocl-binary-distribution", "openvino", "numpy", "onnx")

@@ -51,7 +51,13 @@ from ember.auto_measure import (
 )
 from ember.auto_memory import Choice, ChoiceMemory
 from ember.compiled_model import CompiledModel
-from ember.device import AUTO, DeviceDescription, is_virtual, split_device_name
+from ember.device import (
+    AUTO,
+    DeviceDescription,
+    is_virtual,
+    one_name_per_device,
+    split_device_name,
+)
 from ember.errors import EmberError, NotSupportedError, UnknownDeviceError, UnknownPropertyError
 from ember.log import get_logger
 
@@ -248,7 +254,7 @@ def _candidates(core: Core, listed: str) -> list[str]:
                 not in DEFAULT_ORDER]
     if not ordered:
         raise UnknownDeviceError(AUTO, available, "no device to choose from")
-    return ordered
+    return one_name_per_device(core, ordered)
 
 
 def _full_name(core: Core, name: str) -> str:

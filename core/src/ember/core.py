@@ -139,7 +139,8 @@ class Core:
             return f"did you mean {device_name.upper()!r}? device names are upper case"
         same_kind = [n for n in self.available_devices if split_device_name(n)[0] == base]
         if same_kind:
-            return f"there is no {base} with index {index}; {base} devices: {', '.join(same_kind)}"
+            missing = f"{base} with index {index}" if index is not None else repr(device_name)
+            return f"there is no {missing}; {base} devices: {', '.join(same_kind)}"
         hints = []
         closest = _closest(device_name, self.available_devices)
         if closest:

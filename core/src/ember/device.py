@@ -60,11 +60,29 @@ def is_virtual(device_name: str | None) -> bool:
 
 
 def split_device_name(device_name: str) -> tuple[str, int | None]:
-    """``"GPU.1"`` -> ``("GPU", 1)``; ``"CPU"`` -> ``("CPU", None)``."""
-    base, dot, index = device_name.partition(".")
-    if dot and index.isdigit():
-        return base, int(index)
+    """A device name's kind and index: ``"GPU.1"`` -> ``("GPU", 1)``; ``"CPU"`` -> ``("CPU",
+    None)``; a device named within its kind, ``"OPENVINO.GPU"`` -> ``("OPENVINO", None)`` (the
+    kind is what chooses the plugin; the whole name is the device)."""
+    base, dot, rest = device_name.partition(".")
+    if dot and rest.isdigit():
+        return base, int(rest)
+    if dot and base and rest:
+        return base, None
     return device_name, None
+
+
+def one_name_per_device(core: Any, names: Sequence[str]) -> list[str]:
+    """``names`` without those that describe a device already named: the same kind, full name
+    and architecture (``OPENVINO.CPU`` is OpenVINO's CPU, as ``OPENVINO`` is). Measuring or
+    testing one device under two names only costs time. ``core``: an :class:`ember.Core`."""
+    seen, kept = set(), []
+    for name in names:
+        described = (split_device_name(name)[0], core.get_property(name, props.FULL_DEVICE_NAME),
+                     core.get_property(name, props.DEVICE_ARCHITECTURE))
+        if described not in seen:
+            seen.add(described)
+            kept.append(name)
+    return kept
 
 
 class DeviceDescription:

@@ -323,7 +323,7 @@ class Plugins:
             owners = dict(self._owners)
         if device_name in owners:
             return device_name
-        if index is None:
+        if index is None and base == device_name:  # a bare kind names its first device
             indexed = sorted((n for n in owners if split_device_name(n)[0] == base),
                              key=lambda n: split_device_name(n)[1] or 0)
             if indexed:

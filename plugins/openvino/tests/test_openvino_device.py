@@ -178,6 +178,30 @@ def test_creating_a_core_does_not_import_openvino():
     assert out.stdout.strip() == "False"
 
 
+def test_a_warm_start_loads_only_openvinos_bindings(tmp_path):
+    """A start on OPENVINO loads the bindings module alone: the ``openvino`` package's own
+    ``__init__`` (its model converter, its telemetry) is not run; an ``import openvino`` after it
+    runs as usual and shares the same classes."""
+    code = ("import sys, numpy as np, ember\n"
+            "from ember.testing import ppocr_cls_path\n"
+            "core = ember.Core()\n"
+            f"core.set_property({{'CACHE_DIR': {str(tmp_path)!r}}})\n"
+            "compiled = core.compile_model(ppocr_cls_path(), 'OPENVINO')\n"
+            "result = compiled(np.ones((1, 3, 48, 192), np.float32))[0]\n"
+            "loaded = sorted(n for n in sys.modules if n.split('.')[0] == 'openvino'\n"
+            "                and not n.startswith('openvino._pyopenvino'))\n"
+            "import openvino\n"
+            "same = openvino.Tensor is sys.modules['openvino._pyopenvino'].Tensor\n"
+            "again = openvino.Core().compile_model(str(ppocr_cls_path()), 'CPU',\n"
+            "    {'INFERENCE_PRECISION_HINT': 'f32'})(np.ones((1, 3, 48, 192), np.float32))[0]\n"
+            "print(loaded, same, compiled.get_property('LOADED_FROM_CACHE'),\n"
+            "      result.tobytes() == again.tobytes())")
+    for cached in ("False", "True"):  # a cold start, then a warm one
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.split() == ["[]", "True", cached, "True"]
+
+
 def test_an_unchanged_cpu_application_runs_on_openvino_by_configuration(monkeypatch, cls, image):
     monkeypatch.setenv("EMBER_DEVICE_ALIASES", "CPU=OPENVINO")
     compiled = ember.Core().compile_model(ppocr_cls_path(), "CPU")
@@ -247,3 +271,42 @@ def test_default_compile_and_import_resolve_as_native_openvino_f32(cls, exported
         ours = _resolved(compiled)
         assert {k: v for k, v in ours.items() if native.get(k) != v} == {}
         assert set(ours) == set(native)
+
+
+def test_openvinos_own_devices_are_named_after_the_dot(core, cls, image):
+    """``OPENVINO.<name>`` is OpenVINO's device ``<name>``, listed as OpenVINO reports it (this
+    machine has OpenVINO's CPU alone); a name OpenVINO does not report is refused, never served
+    by ``OPENVINO``."""
+    from ember.errors import UnknownDeviceError
+    from ember_openvino import runtime
+
+    assert core.available_devices.count("OPENVINO") == 1
+    assert [d for d in core.available_devices if d.startswith("OPENVINO.")] == [
+        f"OPENVINO.{name}" for name in ov.Core().available_devices]
+    compiled = core.compile_model(ppocr_cls_path(), "OPENVINO.CPU")
+    assert compiled.get_property("EXECUTION_DEVICES") == ["OPENVINO.CPU"]
+    assert compiled(image)[0].tobytes() == cls(image)[0].tobytes()
+    assert core.get_property("OPENVINO.CPU", "FULL_DEVICE_NAME") == \
+        core.get_property("OPENVINO", "FULL_DEVICE_NAME")
+    absent = next(n for n in ("GPU", "NPU", "GPU.1") if n not in runtime.devices())
+    with pytest.raises(UnknownDeviceError, match=f"OPENVINO.{absent}"):
+        core.compile_model(ppocr_cls_path(), f"OPENVINO.{absent}")
+
+
+def test_openvino_cpu_goes_through_the_cache(tmp_path, image):
+    core = ember.Core()
+    core.set_property({"CACHE_DIR": str(tmp_path)})
+    first = core.compile_model(ppocr_cls_path(), "OPENVINO.CPU")
+    again = ember.Core()
+    again.set_property({"CACHE_DIR": str(tmp_path)})
+    warm = again.compile_model(ppocr_cls_path(), "OPENVINO.CPU")
+    assert warm.get_property("LOADED_FROM_CACHE") and not first.get_property("LOADED_FROM_CACHE")
+    assert warm(image)[0].tobytes() == first(image)[0].tobytes()
+
+
+def test_auto_measures_one_device_once_whatever_its_names(core):
+    """``OPENVINO`` and ``OPENVINO.CPU`` are one device: AUTO's candidates hold it once."""
+    from ember import auto
+
+    candidates = auto._candidates(core, "")
+    assert "OPENVINO" in candidates and "OPENVINO.CPU" not in candidates

@@ -24,7 +24,7 @@ class OpenVinoCompiledModel:
     def __init__(self, compiled: Any, inputs: list[Port], outputs: list[Port],
                  runtime_properties: dict[str, Any], tensor_type: type,
                  feeds: tuple[tuple[int, int], ...], results: tuple[int, ...]) -> None:
-        #: the ``openvino.CompiledModel``; ``export_model`` writes it out
+        #: OpenVINO's compiled model (the bindings' class); ``export_model`` writes it out
         self.compiled = compiled
         self.inputs = inputs
         self.outputs = outputs
@@ -39,7 +39,8 @@ class OpenVinoCompiledModel:
         # infer requests may run on several threads at once)
         self._local = threading.local()
         #: the OpenVINO blob this model was imported from, exported again as it is: OpenVINO
-        #: (2026.4) writes a blob it cannot import when it exports an imported model
+        #: (2026.4) writes a blob it cannot import when it exports an imported model. It also
+        #: keeps alive the memory OpenVINO imported from in place (``compiler.import_blob``)
         self.imported_blob: bytes | memoryview | None = None
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -59,7 +60,9 @@ class OpenVinoCompiledModel:
                     array = np.array(array, order="C")
                     held.append(array)
                 request.set_input_tensor(index, tensor(array, shared_memory=True))
-            request.infer()
+            # the bindings' own infer: no inputs to set (set above), outputs returned as views
+            # of the request's tensors (not copied twice: they are copied below)
+            request.infer({}, True, False)
         except RuntimeError as exc:  # OpenVINO's own exception type for a shape it cannot run
             shapes = ", ".join(f"{port.name!r} {list(a.shape)}"
                                for port, a in zip(self.inputs, inputs, strict=False))

@@ -24,7 +24,7 @@ from ember_openvino import device_info, limits, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
 from ember_openvino.properties import runtime_properties
 
-#: OpenVINO's device that runs the models (its CPU plugin).
+#: OpenVINO's device behind ``OPENVINO`` (its CPU plugin); ``OPENVINO.<name>`` names another.
 TARGET = "CPU"
 
 
@@ -40,8 +40,8 @@ def precisions() -> list[str]:
     return found
 
 
-def compile_onnx(model: Model, settings: Mapping[str, str]) -> Any:
-    """An ``openvino.CompiledModel`` for OpenVINO's CPU plugin.
+def compile_onnx(model: Model, settings: Mapping[str, str], target: str = TARGET) -> Any:
+    """OpenVINO's compiled model for its device ``target``.
 
     :raises UnsupportedOperatorError: a node OpenVINO cannot convert, or would run wrongly
         (``limits.py``).
@@ -49,7 +49,7 @@ def compile_onnx(model: Model, settings: Mapping[str, str]) -> Any:
     limits.check(model, "OPENVINO")
     ov_model = _convert(model)
     try:
-        return runtime.core().compile_model(ov_model, TARGET, dict(settings))
+        return runtime.core().compile_model(ov_model, target, dict(settings))
     except RuntimeError as exc:
         raise InvalidModelError(_source(model), f"OpenVINO cannot compile it: "
                                 f"{_first_line(exc)}") from exc
@@ -62,15 +62,33 @@ def export_blob(compiled: Any) -> bytes:
     return exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported)
 
 
-def import_blob(blob: bytes | memoryview, settings: Mapping[str, str]) -> Any:
-    """An ``openvino.CompiledModel`` from bytes that ``CompiledModel.export_model`` wrote."""
-    return runtime.core().import_model(io.BytesIO(blob), TARGET, dict(settings))
+def import_blob(blob: bytes | memoryview, settings: Mapping[str, str],
+                target: str = TARGET) -> tuple[Any, memoryview | None]:
+    """OpenVINO's compiled model from bytes that its ``export_model`` wrote, on ``target``; and
+    the memory it was imported from, which must live as long as the model (None when OpenVINO
+    copied it).
+
+    OpenVINO reads the blob in place from a ``Tensor`` over it, where a stream (``BytesIO``)
+    is copied twice more in its bindings before the import reads it. The tensor is made over a
+    private copy of the bytes: OpenVINO shares only writeable memory, and a copy taken after the
+    caller checked the bytes (checksum, signature) cannot change under OpenVINO afterwards.
+    """
+    import numpy as np
+
+    core = runtime.core()
+    private = bytearray(blob)
+    tensor = runtime.engine().Tensor(np.frombuffer(private, dtype=np.uint8), shared_memory=True)
+    try:
+        compiled = core.import_model(tensor, target, dict(settings))
+    except TypeError:  # an OpenVINO older than import_model(Tensor): the stream form
+        return core.import_model(io.BytesIO(blob), target, dict(settings)), None
+    return compiled, memoryview(private)
 
 
 def wrap(compiled: Any, inputs: list[Port], outputs: list[Port]) -> OpenVinoCompiledModel:
     feeds, results = port_indices(compiled, inputs, outputs)
     return OpenVinoCompiledModel(compiled, inputs, outputs, runtime_properties(compiled),
-                                 runtime.openvino().Tensor, feeds, results)
+                                 runtime.engine().Tensor, feeds, results)
 
 
 def port_indices(compiled: Any, inputs: list[Port], outputs: list[Port]
@@ -100,8 +118,7 @@ def port_indices(compiled: Any, inputs: list[Port], outputs: list[Port]
 
 def _convert(model: Model) -> Any:
     """OpenVINO's model from the ONNX file or bytes."""
-    ov = runtime.openvino()
-    front_end = ov.frontend.FrontEndManager().load_by_framework("onnx")
+    front_end = runtime.engine().FrontEndManager().load_by_framework("onnx")
     source = _onnx_source(model)
     try:
         loaded = front_end.load(source)

@@ -25,3 +25,21 @@ def instruction_sets() -> list[str]:
 def architecture(openvino_version: str) -> str:
     isa = "+".join(instruction_sets()) or "generic"
     return f"{platform.machine()}-{isa}-openvino{openvino_version}"
+
+
+def describe(device: str, openvino_version: str) -> tuple[str, str, list[str]]:
+    """What OpenVINO says about one of its devices other than its CPU: its full name, its
+    architecture (with OpenVINO's version: an exported model depends on both) and the
+    precisions it computes in (OpenVINO's capability names)."""
+    from ember_openvino import runtime
+
+    core = runtime.core()
+    full_name = str(core.get_property(device, "FULL_DEVICE_NAME"))
+    try:
+        architecture = str(core.get_property(device, "DEVICE_ARCHITECTURE"))
+    except RuntimeError:  # a device plugin without the property: its full name stands in
+        architecture = full_name
+    capabilities = [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    precisions: list[str] = [c for c in ("FP32", "BF16", "FP16") if c in capabilities]
+    return (f"OpenVINO {openvino_version} {device} plugin: {full_name}",
+            f"{device}-{architecture}-openvino{openvino_version}", precisions or ["FP32"])

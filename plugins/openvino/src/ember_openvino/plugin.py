@@ -1,7 +1,10 @@
-"""The OPENVINO device's hooks: OpenVINO's CPU plugin behind Ember's API and model cache.
+"""The OPENVINO devices' hooks: OpenVINO's device plugins behind Ember's API and model cache.
 
-OpenVINO is imported inside the hooks that need it (``runtime.py``), never when this module is
-loaded: listing the device only looks the package up.
+``OPENVINO`` is OpenVINO's CPU; ``OPENVINO.<name>`` is OpenVINO's device ``<name>``
+(``OPENVINO.CPU``, and ``OPENVINO.GPU.0`` or ``OPENVINO.NPU`` where OpenVINO reports them).
+OpenVINO is loaded inside the hooks that need it (``runtime.py``), never when this module is
+loaded: listing the devices looks the package up and, only where a GPU or NPU can be there,
+asks OpenVINO.
 """
 
 from __future__ import annotations
@@ -20,28 +23,46 @@ EMBER_CONTRACT_VERSION = 1
 DEVICE_NAME = "OPENVINO"
 
 
+def openvino_device(device_name: str) -> str | None:
+    """OpenVINO's name for one of this plugin's devices (``"OPENVINO"`` -> ``"CPU"``,
+    ``"OPENVINO.GPU.0"`` -> ``"GPU.0"``); None for a name that is not one of them."""
+    if device_name == DEVICE_NAME:
+        return compiler.TARGET
+    kind, dot, name = device_name.partition(".")
+    if kind == DEVICE_NAME and dot and name in runtime.devices():
+        return name
+    return None
+
+
 @hookimpl
 def list_devices() -> Sequence[str]:
-    return [DEVICE_NAME] if runtime.installed() else []
+    if not runtime.installed():
+        return []
+    return [DEVICE_NAME, *(f"{DEVICE_NAME}.{name}" for name in runtime.devices())]
 
 
 @hookimpl
 def explain_absence(device_kind: str) -> str | None:
-    if device_kind.upper() != DEVICE_NAME or runtime.installed():
+    if device_kind.upper() != DEVICE_NAME or runtime.installed():  # a name OpenVINO lacks
         return None
     return "the openvino package is not installed: pip install openvino"
 
 
 @hookimpl
 def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
-    if device_name != DEVICE_NAME:
+    target = openvino_device(device_name)
+    if target is None:
         return None
+    if target == compiler.TARGET:  # known without loading OpenVINO
+        full_name = f"OpenVINO {runtime.version()} CPU plugin on {device_info.brand()}"
+        architecture = device_info.architecture(runtime.version())
+        precisions = compiler.precisions()
+    else:
+        full_name, architecture, precisions = device_info.describe(target, runtime.version())
     return {
-        props.FULL_DEVICE_NAME: f"OpenVINO {runtime.version()} CPU plugin on "
-                                f"{device_info.brand()}",
-        props.DEVICE_ARCHITECTURE: device_info.architecture(runtime.version()),
-        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION,
-                                          *compiler.precisions()],
+        props.FULL_DEVICE_NAME: full_name,
+        props.DEVICE_ARCHITECTURE: architecture,
+        props.OPTIMIZATION_CAPABILITIES: [props.EXPORT_IMPORT, props.ENCRYPTION, *precisions],
         props.SUPPORTED_CONFIG_KEYS: dict(CONFIG_DEFAULTS),
         # OpenVINO's exported model depends on the ISA and OpenVINO's version (both in
         # DEVICE_ARCHITECTURE) and on the precision; streams, threads and hints are given
@@ -54,10 +75,11 @@ def supported_metrics(device_name: str) -> Mapping[str, Any] | None:
 @hookimpl(specname="compile")
 def compile_model(model: Model, device_name: str,
             config: Mapping[str, Any]) -> OpenVinoCompiledModel | None:
-    if device_name != DEVICE_NAME:
+    target = openvino_device(device_name)
+    if target is None:
         return None
     settings = openvino_config(config)
-    compiled = compiler.compile_onnx(model, settings)
+    compiled = compiler.compile_onnx(model, settings, target)
     try:
         return compiler.wrap(compiled, list(model.inputs), list(model.outputs))
     except BlobFormatError as exc:  # not a payload here: OpenVINO changed the model's ports
@@ -68,7 +90,7 @@ def compile_model(model: Model, device_name: str,
 @hookimpl
 def export_model(compiled_model: OpenVinoCompiledModel, device_name: str,
                  config: Mapping[str, Any]) -> bytes | None:
-    if device_name != DEVICE_NAME:
+    if openvino_device(device_name) is None:
         return None
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     blob = compiled_model.imported_blob
@@ -81,19 +103,22 @@ def export_model(compiled_model: OpenVinoCompiledModel, device_name: str,
 @hookimpl
 def import_model(data: bytes | memoryview, device_name: str,
                  config: Mapping[str, Any]) -> OpenVinoCompiledModel | None:
-    if device_name != DEVICE_NAME:
+    target = openvino_device(device_name)
+    if target is None:
         return None
     settings = openvino_config(config)
     callbacks = config.get(props.CACHE_ENCRYPTION_CALLBACKS)
     saved = payload.loads(data, callbacks.decrypt if callbacks else None)
     try:
-        compiled = compiler.import_blob(saved.blob, settings)
+        compiled, held = compiler.import_blob(saved.blob, settings, target)
     except Exception as exc:  # OpenVINO's own types: a blob it cannot read is a damaged one
         raise BlobFormatError(f"OpenVINO cannot import the saved model: "
                               f"{type(exc).__name__}: {str(exc).strip()[:500]}") from exc
     # wrap matches the recorded ports with OpenVINO's by name: a payload spliced from two
     # models is refused there
     model = compiler.wrap(compiled, saved.inputs, saved.outputs)
-    # a view of a bytes payload keeps it alive, uncopied; any other buffer may change later
-    model.imported_blob = saved.blob if isinstance(data, bytes) else bytes(saved.blob)
+    if held is not None:  # the memory OpenVINO imported from, exported again as it is
+        model.imported_blob = held
+    else:  # a view of a bytes payload keeps it alive, uncopied; another buffer may change
+        model.imported_blob = saved.blob if isinstance(data, bytes) else bytes(saved.blob)
     return model
