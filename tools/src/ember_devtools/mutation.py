@@ -62,7 +62,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "gpu_plan_codec": ("plugins/gpu/src/ember_gpu/plan_codec.py",
                        ("plugins/gpu/tests/test_gpu_plan_codec.py",)),
     "template_plan_format": ("plugins/template/src/ember_template/plan_format.py",
-                             ("plugins/template/tests/test_template_device.py",)),
+                             ("plugins/template/tests/test_template_plan_format.py",
+                              "plugins/template/tests/test_template_device.py")),
 }
 
 _NATURAL_BINARY = ("Add_Sub", "Sub_Add", "Mul_Div", "Div_Mul", "FloorDiv_Div", "Mod_FloorDiv",
