@@ -53,8 +53,10 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "store": ("core/src/ember/cache/store.py",
               ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
                "core/tests/test_cache_key.py")),
+    # tests/test_cached_compile.py first: every path of the module in seconds, with the real
+    # Redis of tests/conftest.py as the remote tier
     "cached_compile": ("core/src/ember/cache/cached_compile.py",
-                       ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
+                       ("tests/test_cached_compile.py", "core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
                         "core/tests/test_cache_key.py", *ADMISSION_TESTS)),
     "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_loading.py",)),
     "cpu_payload": ("plugins/cpu/src/ember_cpu/payload.py",
