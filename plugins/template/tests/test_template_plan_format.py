@@ -189,8 +189,10 @@ def test_shape_bounds(shape, ok):
         assert load(document).steps[0].attrs["value"].shape == (0,)
     elif ok:
         refused(document, "does not fit its shape")
+    elif shape == [1 << 20, (1 << 20) + 1]:
+        refused(document, r"^shape \[1048576, 1048577\] is too large$")
     else:
-        refused(document, "shape")
+        refused(document, "^invalid shape")
 
 
 def test_attribute_values_are_read_back_as_written():
@@ -447,3 +449,83 @@ def test_damaged_topologies_are_format_errors():
         document = base()
         del document[name]
         refused(document, name)
+
+
+def sparse_frame(path, topology: bytes, data_length: int, topology_length: int | None = None):
+    """A frame of the plan's kind whose sections are mostly holes in a sparse file (no disk or
+    memory spent on them), mapped read-only."""
+    import mmap
+    import struct
+
+    topology_length = len(topology) if topology_length is None else topology_length
+    data_offset = -(-topology_length // 64) * 64
+    table = struct.pack("<QQQQ", 0, topology_length, data_offset, data_length)
+    trailer = struct.pack("<8sIII8s", plan_format.KIND, plan_format.FORMAT_VERSION, 0, 2,
+                          b"EMFRAME\0")
+    size = data_offset + data_length + len(table) + len(trailer)
+    with open(path, "wb") as file:
+        file.write(topology)
+        file.truncate(size)
+        file.seek(size - len(table) - len(trailer))
+        file.write(table + trailer)
+    with open(path, "rb") as file:
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def test_the_data_section_may_hold_a_tebibyte_and_no_more(tmp_path):
+    text = json.dumps(base()).encode()
+    mapped = sparse_frame(tmp_path / "edge", text, 1 << 40)
+    try:
+        plan = plan_format.loads(mapped)
+        assert plan.constants[1].tolist() == [0.0] * 4  # a hole reads as zeros
+        del plan
+    finally:
+        mapped.close()
+    mapped = sparse_frame(tmp_path / "over", text, (1 << 40) + 1)
+    try:
+        with pytest.raises(BlobFormatError, match=r"^TEMPLATE plan: section 1 has 1099511627777 "
+                                                  r"bytes, more than 1099511627776$"):
+            plan_format.loads(mapped)
+    finally:
+        mapped.close()
+
+
+def test_the_topology_may_hold_256_mib_and_no_more(tmp_path):
+    mapped = sparse_frame(tmp_path / "over", b"{}", 0, topology_length=(256 << 20) + 1)
+    try:
+        with pytest.raises(BlobFormatError, match=r"^TEMPLATE plan: section 0 has 268435457 "
+                                                  r"bytes, more than 268435456$"):
+            plan_format.loads(mapped)
+    finally:
+        mapped.close()
+
+
+def test_a_weightless_constant_does_not_end_the_list_of_constants():
+    document, _ = weightless()
+    document["num_slots"] = 4
+    document["constants"].append({"slot": 3, "dtype": "<f4", "shape": [4], "offset": 0,
+                                  "nbytes": 16})
+    plan = load(document, weights={"c": CONSTANT.copy()}.__getitem__)
+    assert sorted(plan.constants) == [1, 3]
+    np.testing.assert_array_equal(plan.constants[3], CONSTANT)
+
+
+def test_an_empty_constant_is_a_constant():
+    document = changed("num_slots", 4)
+    document["constants"].append({"slot": 3, "dtype": "<f4", "shape": [0], "offset": 16,
+                                  "nbytes": 0})
+    plan = load(document)
+    assert plan.constants[3].shape == (0,) and plan.constants[3].dtype == np.dtype("<f4")
+
+
+def test_the_first_unwritten_output_is_named():
+    document = changed("steps.0.release", [0, 1])  # neither the input nor the constant live
+    document["outputs"] = [
+        {"name": "y", "shape": [4], "dtype": "<f4", "slot": 1},
+        {"name": "z", "shape": [4], "dtype": "<f4", "slot": 0}]
+    refused(document, "output slot 1 of the plan is never written")
+
+
+def test_an_unknown_attribute_encoding_names_at_most_four_of_its_keys():
+    refused(changed("steps.0.attrs", {"a": dict.fromkeys("edcba", 1)}),
+            r"unknown attribute encoding \['a', 'b', 'c', 'd'\]$")
