@@ -474,3 +474,27 @@ def test_a_failing_remote_put_is_one_warning_and_the_local_entry_stays(tmp_path,
     (problem,) = problems
     assert problem.startswith(f"the remote cache {own_redis_server.url} failed while writing")
     assert len(cache.entries()) == 1 and cache.stats().remote_writes == 0
+
+
+def test_a_fleet_lock_taken_after_the_first_look_is_waited_for(tmp_path, admit_all, remote,
+                                                               redis_server):
+    """The first look at the remote tier does not wait; finding the fleet lock held by another
+    host (which took it while this one waited for its local lock) does, for that host's
+    entry."""
+    digest = key_of().digest
+
+    def another_host_starts_compiling() -> None:
+        assert redis_server.client().set(f"ember:lock:{digest}", "another-host", px=10_000)
+        threading.Timer(0.3, publish_remote, (remote, key_of())).start()
+
+    cache = ModelCache(tmp_path)
+    thread, release = hold_lock(cache, digest, then=another_host_starts_compiling)
+    threading.Timer(0.1, release.set).start()
+    device = Device()
+    try:
+        model, hit, problems = run(cache, device, remote=remote, signer=SIGNER)
+    finally:
+        release.set()
+        thread.join()
+    assert (model.origin, model.payload, hit, problems) == ("imported", b"theirs", True, [])
+    assert device.calls["compile"] == 0
