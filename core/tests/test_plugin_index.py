@@ -157,16 +157,27 @@ def test_a_folder_that_just_changed_is_indexed_without_its_mtime(site, scans):
     assert fingerprint[0][1] == os.stat(site).st_mtime_ns
 
 
-def test_an_entry_points_file_that_just_changed_leaves_no_index(site, scans):
+def test_an_entry_points_file_changed_within_two_seconds_leaves_no_index(site, scans):
     info = install(site, "ember-first", "ember_first", ["FIRST"])
     backdate(site)
     os.utime(info / "entry_points.txt")  # just now
     plugin_index.find_entry_points(GROUP)
     assert not index_file().exists()
-    backdate(info / "entry_points.txt", seconds=plugin_index.RACY_SECONDS + 1)
+    os.utime(info / "entry_points.txt", ns=(0, time.time_ns() - 1_500_000_000))
+    plugin_index.find_entry_points(GROUP)
+    assert not index_file().exists()
+    os.utime(info / "entry_points.txt", ns=(0, time.time_ns() - 2_500_000_000))
     plugin_index.find_entry_points(GROUP)
     assert index_file().exists()
-    assert plugin_index.RACY_SECONDS == 2.0
+
+
+@pytest.mark.parametrize(("age", "kept"), [(1.5, False), (2.5, True)])
+def test_a_folder_changed_within_two_seconds_is_indexed_without_its_mtime(site, age, kept):
+    install(site, "ember-first", "ember_first", ["FIRST"])
+    os.utime(site, ns=(0, time.time_ns() - int(age * 1e9)))
+    plugin_index.find_entry_points(GROUP)
+    (folder, *_) = json.loads(index_file().read_text())["fingerprint"]
+    assert folder[1] == (os.stat(site).st_mtime_ns if kept else None)
 
 
 def test_an_egg_info_and_a_plugin_outside_the_search_path_are_fingerprinted(site, tmp_path):
@@ -364,7 +375,9 @@ def test_entry_point_values_name_a_module_and_an_attribute(site):
             record = EntryPointRecord("X", value)
             assert record.module == module, value
             assert getattr(record.load(), "__name__", None) == loaded, value
-        odd = EntryPointRecord("X", " ember_mod :Plugin:x")  # not the pattern: split at ":"
+        odd = EntryPointRecord("X", " ember_mod:Plugin")  # not the pattern: split at ":"
+        assert odd.module == "ember_mod" and odd.load().__name__ == "Plugin"
+        odd = EntryPointRecord("X", "ember_mod:Plugin:x")
         assert odd.module == "ember_mod"
         with pytest.raises(AttributeError):
             odd.load()
@@ -417,3 +430,10 @@ def test_an_index_written_by_this_process_is_owner_only_writable(site):
     indexed(site)
     assert os.stat(index_file()).st_mode & 0o022 == 0
     assert time.time() - os.stat(index_file()).st_mtime < 60
+
+
+def test_a_prerelease_of_ember_satisfies_the_range_it_falls_in(monkeypatch):
+    monkeypatch.setattr(plugin_index, "__version__", "0.2.0.dev1")
+    assert plugin_index._check_ember_requirement("d", ["ember>=0.1,<0.3"]) == (None, [])
+    problem, _ = plugin_index._check_ember_requirement("d", ["ember>=0.1,<0.2"])
+    assert problem is not None and "this is ember 0.2.0.dev1" in problem
