@@ -274,7 +274,8 @@ def test_an_index_others_can_write_is_ignored(site):
     document = indexed(site)
     path = index_file()
     for mode, trusted in ((0o600, True), (0o644, True), (0o664, False), (0o646, False),
-                          (0o622, False), (0o640, True)):
+                          (0o622, False), (0o640, True), (0o755, True), (0o711, True),
+                          (0o4700, True), (0o620, False), (0o602, False)):
         path.chmod(mode)
         assert (plugin_index._read_index(str(path), GROUP) is not None) is trusted, oct(mode)
     path.chmod(0o600)
