@@ -284,6 +284,9 @@ def test_a_compile_cheaper_than_its_export_is_not_stored(tmp_path, monkeypatch, 
     (event,) = [e for e in events(cache) if e["event"] == "not_admitted"]
     assert 0.009 <= event["compile_seconds"] < event["export_seconds"]
     assert 0.095 <= event["export_seconds"] < 10
+    # the line shows the measured times, in milliseconds
+    assert compiled == round(event["compile_seconds"] * 1000, 1)
+    assert imported == round(event["export_seconds"] * 1000, 1)
     assert cache.stats().not_admitted == 1 and cache.stats().misses == 1
 
 

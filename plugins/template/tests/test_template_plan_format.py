@@ -529,3 +529,39 @@ def test_the_first_unwritten_output_is_named():
 def test_an_unknown_attribute_encoding_names_at_most_four_of_its_keys():
     refused(changed("steps.0.attrs", {"a": dict.fromkeys("edcba", 1)}),
             r"unknown attribute encoding \['a', 'b', 'c', 'd'\]$")
+
+
+def test_constants_are_laid_out_64_byte_aligned():
+    """So that import views every weight in place, aligned as numpy's kernels like it."""
+    document = changed("num_slots", 5)
+    document["constants"] += [
+        {"slot": 3, "dtype": "<f4", "shape": [3], "offset": 64, "nbytes": 12},
+        {"slot": 4, "dtype": "<i8", "shape": [2], "offset": 128, "nbytes": 16}]
+    data = (CONSTANT.tobytes() + bytes(48) + np.ones(3, "<f4").tobytes() + bytes(52)
+            + np.arange(2, dtype="<i8").tobytes())
+    plan = load(document, data)
+    written = plan_format.dumps(plan)
+    from ember.plugin import read_frame
+
+    frame = read_frame(written, plan_format.KIND, plan_format.FORMAT_VERSION, sections=2)
+    constants = json.loads(bytes(frame.sections[0]))["constants"]
+    assert [c["offset"] for c in constants] == [0, 64, 128]
+    assert frame.offsets[1] % 64 == 0
+    again = plan_format.loads(written)
+    assert again.constants[4].tolist() == [0, 1] and again.constants[3].tolist() == [1, 1, 1]
+
+
+def test_dumps_refuses_a_plan_whose_ports_and_slots_disagree():
+    plan = load(base())
+    plan.input_slots.append(2)
+    with pytest.raises(ValueError):
+        plan_format.dumps(plan)
+    plan = load(base())
+    plan.output_slots.append(0)
+    with pytest.raises(ValueError):
+        plan_format.dumps(plan)
+
+
+@pytest.mark.parametrize("dtype", [["<f4"], {"<f4": 1}, None])
+def test_a_dtype_that_is_no_string_is_refused_as_such(dtype):
+    refused(changed("constants.0.dtype", dtype), "^unsupported constant dtype")
