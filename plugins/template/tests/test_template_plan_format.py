@@ -148,8 +148,8 @@ def test_the_last_slot_is_in_range_and_the_next_is_not():
 def test_constants_are_checked_against_their_section():
     refused(changed("constants.0.slot", -1), "no slot")
     refused(changed("constants.0.slot", 3), "slot out of range")
-    refused(changed("constants.0.offset", -1), "offset")
-    refused(changed("constants.0.nbytes", -1), "nbytes")
+    refused(changed("constants.0.offset", -1), "^a constant field 'offset' has an invalid value")
+    refused(changed("constants.0.nbytes", -1), "^a constant field 'nbytes' has an invalid value")
     refused(changed("constants.0.offset", "0"), "offset")
     refused(changed("constants.0.nbytes", 12), "outside")  # not 4 floats
     refused(changed("constants.0.nbytes", 20), "outside")
@@ -180,7 +180,8 @@ def test_constants_of_several_dtypes_read_their_own_bytes():
 @pytest.mark.parametrize(("shape", "ok"), [
     ([], True), ([1] * 32, True), ([1] * 33, False), ([0], True), ([-1], False),
     ([True], False), ([1 << 40], True), ([(1 << 40) + 1], False), ([1 << 20, 1 << 20], True),
-    ([1 << 20, (1 << 20) + 1], False), ("4", False)])
+    ([1 << 20, (1 << 20) + 1], False), ("4", False), ({}, False), (5, False), (None, False),
+    ({"1": 1}, False)])
 def test_shape_bounds(shape, ok):
     """Through an array attribute: a shape within bounds gets as far as its data's length."""
     attribute = {"ndarray": {"dtype": "<f4", "shape": shape, "data": ""}}
@@ -219,6 +220,7 @@ def test_attribute_values_are_read_back_as_written():
 
 @pytest.mark.parametrize(("value", "match"), [
     ({"bytes": "not base64!"}, "base64"),
+    ({"bytes": "AAAA!"}, "base64"),  # valid once the "!" is dropped: it must not be
     ({"bytes": 3}, "bytes"),
     ({"ndarray": {"dtype": "<f4", "shape": [1], "data": "@@@@"}}, "base64"),
     ({"ndarray": {"dtype": "<f4", "shape": [2], "data": "AAAAAA=="}}, "does not fit"),
@@ -565,3 +567,28 @@ def test_dumps_refuses_a_plan_whose_ports_and_slots_disagree():
 @pytest.mark.parametrize("dtype", [["<f4"], {"<f4": 1}, None])
 def test_a_dtype_that_is_no_string_is_refused_as_such(dtype):
     refused(changed("constants.0.dtype", dtype), "^unsupported constant dtype")
+
+
+def test_dumps_weightless_keeps_the_constants_after_a_weight():
+    document = changed("num_slots", 4)
+    document["constants"].append({"slot": 3, "dtype": "<f4", "shape": [4], "offset": 0,
+                                  "nbytes": 16})
+    plan = load(changed("weights", {"1": ["c", ""]}, document))
+    again = plan_format.loads(plan_format.dumps(plan, weightless=True),
+                              weights={"c": CONSTANT.copy()}.__getitem__)
+    assert sorted(again.constants) == [1, 3]
+    np.testing.assert_array_equal(again.constants[3], CONSTANT)
+
+
+def test_a_plan_of_no_slots_loads():
+    """A subgraph that computes nothing (a Loop body with no outputs, say) has no slots."""
+    document = {"opset": 17, "num_slots": 0, "constants": [], "weights": {}, "steps": [],
+                "inputs": [], "outputs": []}
+    plan = load(document, b"")
+    assert (plan.num_slots, plan.steps, plan.run([])) == (0, [], [])
+
+
+def test_the_first_slot_a_step_cannot_read_is_named():
+    document = changed("num_slots", 4)
+    document["steps"][0]["in"] = [2, 3]
+    refused(document, "reads slot 2, which nothing wrote")
