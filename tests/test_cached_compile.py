@@ -444,6 +444,7 @@ def test_a_wait_for_another_host_that_runs_out_compiles_here(tmp_path, admit_all
     (problem,) = problems
     assert problem.startswith(f"waited 0.3 s for another host to compile {digest[:12]}; "
                               "compiling here")
+    assert problem.count("waited") == 1  # the first look, before the fleet lock, did not wait
 
 
 def test_an_entry_another_host_published_before_the_fleet_lock_is_a_hit(tmp_path, admit_all,
