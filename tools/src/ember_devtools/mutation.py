@@ -17,13 +17,16 @@ Run it from the repository's root, one or two modules at a time on a shared mach
 are planted in a copy of the tree (``.cache/mutation/tree-<modules>``, the files git tracks or
 would track, as they are now), put first on ``PYTHONPATH``: the working tree is never changed,
 so an interrupted run leaves no mutant behind and work can go on meanwhile. Sessions are kept
-under ``.cache/mutation/``: ``--resume`` continues an interrupted one.
+under ``.cache/mutation/``: ``--resume`` continues an interrupted one, and ``--survivors`` runs
+a kept session's survivors again once tests were written for them (the other mutants keep their
+results: tests only get added).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -53,16 +56,21 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "store": ("core/src/ember/cache/store.py",
               ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
                "core/tests/test_cache_key.py")),
+    # tests/test_cached_compile.py first: every path of the module in seconds, with the real
+    # Redis of tests/conftest.py as the remote tier
     "cached_compile": ("core/src/ember/cache/cached_compile.py",
-                       ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
+                       ("tests/test_cached_compile.py", "core/tests/test_cache_integrity.py",
+                        "core/tests/test_cache_store.py",
                         "core/tests/test_cache_key.py", *ADMISSION_TESTS)),
-    "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_loading.py",)),
+    # in this process (test_plugin_loading.py tries the same in fresh interpreters: ~35 s)
+    "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_index.py",)),
     "cpu_payload": ("plugins/cpu/src/ember_cpu/payload.py",
                     ("plugins/cpu/tests/test_cpu_payload.py",)),
     "gpu_plan_codec": ("plugins/gpu/src/ember_gpu/plan_codec.py",
                        ("plugins/gpu/tests/test_gpu_plan_codec.py",)),
     "template_plan_format": ("plugins/template/src/ember_template/plan_format.py",
-                             ("plugins/template/tests/test_template_device.py",)),
+                             ("plugins/template/tests/test_template_plan_format.py",
+                              "plugins/template/tests/test_template_device.py")),
 }
 
 _NATURAL_BINARY = ("Add_Sub", "Sub_Add", "Mul_Div", "Div_Mul", "FloorDiv_Div", "Mod_FloorDiv",
@@ -110,6 +118,15 @@ def config_text(path: str, tests: tuple[str, ...], timeout: float) -> str:
 
 def tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
+
+
+def forget_survivors(session: Path) -> int:
+    """Mark a kept session's survivors as not run, so that ``--resume`` runs them again (against
+    the tests as they are now); return how many."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(session)) as db, db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 
 
 def run_module(name: str, resume: bool, tree: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -220,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", metavar="MODULE",
                         help=f"of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--resume", action="store_true", help="continue kept sessions")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run a kept session's survivors again, against the tests as they "
+                             "are now (after tests were added for them)")
     parser.add_argument("--report", action="store_true",
                         help="only summarize the kept sessions, run nothing")
     args = parser.parse_args(argv)
@@ -238,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.report and not session.exists():
             print(f"{name}: no session kept (not run yet)")
             continue
+        if args.survivors and session.exists():
+            print(f"{name}: {forget_survivors(session)} survivors to run again", flush=True)
         result = (summarize(name, session) if args.report
-                  else run_module(name, args.resume, tree, env))
+                  else run_module(name, args.resume or args.survivors, tree, env))
         results.append(result)
         print(f"{name}: {result['killed']} of {result['mutants']} mutants killed "
               f"({result['score']}%), {result['pending']} not run, {result['unevaluated']} in "
