@@ -133,6 +133,7 @@ class _Steps:
         self.signer = signer
         self.problems: list[str] = []
         self.plugin_warned = False  # once per compile: the look under the lock sees it again
+        self.refused_entry = False  # an entry was there and refused: the new one replaces it
 
     @property
     def name(self) -> str:
@@ -178,6 +179,7 @@ class _Steps:
         header, payload = self.cache.read(self.key, signer=self.signer)
         if header is None:
             if isinstance(payload, str):
+                self.refused_entry = True
                 self.problems.append(f"{payload}; compiled instead")
             return None
         assert not isinstance(payload, str | None)
@@ -211,7 +213,9 @@ class _Steps:
         try:
             compiled = self.import_model(payload)
         except EXPECTED_FAILURES as exc:  # a payload the plugin refuses: recompile, no crash
-            self.cache.record("damaged", self.key.digest)
+            if not self.refused_entry:  # the look under the lock meets the same entry again
+                self.cache.record("damaged", self.key.digest)
+            self.refused_entry = True
             self.problems.append(f"cache entry {self.key.digest[:12]} for {header.model_name} "
                                  f"could not be imported ({type(exc).__name__}: {exc}); "
                                  "compiled instead")
@@ -258,7 +262,7 @@ class _Steps:
         data = b"".join(chunks) if self.remote else None
         if failure:
             self.problems.append(f"{failure}: {self.name} was compiled but is not cached")
-        elif self.problems:
+        elif self.refused_entry:
             self.problems.append("the entry was replaced")
         if not failure and self.max_size is not None:
             self.cache.evict(self.max_size)
