@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.device import split_device_name
+from ember.contract.device import split_device_name
 from ember.testing.subprocesses import pythonpath
 from ember.testing.suite import DeviceConformance
 from ember.testing.zoo import model_zoo

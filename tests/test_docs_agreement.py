@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember import hookspecs
 from ember import properties as props
+from ember.contract import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PAGE = ROOT / "docs" / "writing-a-device-plugin.md"
@@ -69,7 +69,7 @@ def test_core_readme_names_real_modules_and_true_limitations():
     with_encryption = {name for name in core.available_devices if props.ENCRYPTION in
                        core.get_property(name, props.OPTIMIZATION_CAPABILITIES)}
     assert with_encryption == set(re.findall(r"`(\w+)`", claimed.group(1)))
-    from ember.device import AUTO, NOT_OFFERED
+    from ember.contract.device import AUTO, NOT_OFFERED
 
     offered = re.search(r"`(\w+)` is the only virtual device \(there is no `(\w+)`, `(\w+)` or "
                         r"`(\w+)`\)", limitations)

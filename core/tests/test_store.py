@@ -14,8 +14,8 @@ import onnx
 import pytest
 
 import ember
-from ember import store
 from ember.errors import EmberError, InvalidModelError, ModelNotFoundError
+from ember.store import models as store
 from ember.testing import mlp, ppocr_cls_path
 
 STORE_ENV = ("EMBER_HOME", "XDG_CACHE_HOME", "EMBER_CACHE_DIR")

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ember._version import __version__
 from ember.cache.cached_compile import build_lock, lock_timeout
 from ember.cache.key import CacheKey, entry_key, model_identity
-from ember.cache.store import KERNEL_SUFFIX, ModelCache
-from ember.log import get_logger
-from ember.model import Model
+from ember.cache.local import KERNEL_SUFFIX, ModelCache
+from ember.common.log import get_logger
+from ember.model.model import Model
 
 if TYPE_CHECKING:
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 log = get_logger("ember.cache")
 
