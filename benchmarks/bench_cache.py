@@ -21,8 +21,8 @@ from pathlib import Path
 import onnx
 
 import ember
-from ember import blob
 from ember.cache.file_digest import RACY_SECONDS
+from ember.store import blob
 from ember.testing import ppocr_cls_path
 
 

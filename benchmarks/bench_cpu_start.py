@@ -51,7 +51,7 @@ from pathlib import Path
 
 from _common import ORT_FORMAT_FLOOR, emit
 
-from ember import blob
+from ember.store import blob
 
 # name -> (package, file inside it, {input: (shape, dtype)})
 MODELS = {

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import ember
-from ember.atomic import background
 from ember.cache.file_digest import RACY_SECONDS
+from ember.store.atomic import background
 from ember.testing.models import dense_stack
 
 SIZES = {"1 MB": (512, 1), "10 MB": (1024, 3), "100 MB": (2048, 6)}  # (dim, layers)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import ember
-from ember.auto_memory import ChoiceMemory, parse_choice
 from ember.errors import BlobFormatError, PropertyValueError
+from ember.runtime.auto_memory import ChoiceMemory, parse_choice
 from ember.testing import mlp, ppocr_cls_path
 
 CANDIDATES = "AUTO:TEMPLATE,CPU"

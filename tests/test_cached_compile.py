@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from ember.atomic import background
 from ember.cache import cached_compile
 from ember.cache.cached_compile import ADMIT_ALL_ENV, LOCK_TIMEOUT_ENV, compile_with_cache
 from ember.cache.key import make_key
+from ember.cache.local import ModelCache
 from ember.cache.remote import RemoteSettings, RemoteTier
-from ember.cache.store import ModelCache
 from ember.errors import BlobFormatError, CacheWarning, NotSupportedError
-from ember.signing import signer as make_signer
+from ember.store.atomic import background
+from ember.store.signing import signer as make_signer
 
 SIGNING_KEY = "tiers-signing-key"
 PAYLOAD = b"compiled model payload"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.device import one_name_per_device, split_device_name
+from ember.contract.device import one_name_per_device, split_device_name
 from ember.testing.subprocesses import pythonpath
 from ember.testing.suite import DeviceConformance
 from ember.testing.zoo import model_zoo

@@ -184,8 +184,8 @@ def test_the_minimal_plugin_passes_the_suite(request, environment, tmp_path):
 
 
 def hookspecs() -> dict[str, tuple[str, ...]]:
-    """Every hook of ``ember.hookspecs`` with its argument names, as pluggy reads them."""
-    from ember.plugin_manager import load_plugins
+    """Every hook of ``ember.contract.hookspecs`` with its argument names, as pluggy reads them."""
+    from ember.contract.plugin_manager import load_plugins
 
     manager = load_plugins(load_entry_points=False).manager
     return {name: tuple(caller.spec.argnames) for name, caller in vars(manager.hook).items()
@@ -193,9 +193,10 @@ def hookspecs() -> dict[str, tuple[str, ...]]:
 
 
 def test_every_hook_and_argument_is_in_the_plugin_guide():
-    """The guide has a heading per hook naming all its arguments, as ``ember.hookspecs`` declares
-    them (datasette's test_plugin_hooks_have_tests idea): a new hook or argument fails here until
-    it is documented, and so does a heading for a hook that no longer exists."""
+    """The guide has a heading per hook naming all its arguments, as
+    ``ember.contract.hookspecs`` declares them (datasette's test_plugin_hooks_have_tests idea): a
+    new hook or argument fails here until it is documented, and so does a heading for a hook
+    that no longer exists."""
     text = PLUGIN_PAGE.read_text()
     headings = dict(re.findall(r"^### `(\w+)\(([^)]*)\)", text, re.M))
     specs = hookspecs()
@@ -209,7 +210,7 @@ def test_every_hook_and_argument_is_in_the_plugin_guide():
         if documented != argnames:
             problems.append(f"### `{name}({headings[name]})`: the spec's arguments are "
                             f"{', '.join(argnames)}")
-    problems += [f"### `{name}(...)` documents a hook ember.hookspecs does not have"
+    problems += [f"### `{name}(...)` documents a hook ember.contract.hookspecs does not have"
                  for name in headings if name not in specs]
     assert not problems, f"{PLUGIN_PAGE.name}: " + "; ".join(problems)
 
@@ -348,6 +349,7 @@ def test_the_docs_site_builds_in_strict_mode(tmp_path):
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     reference = (site / "reference" / "hookspecs" / "index.html").read_text()
-    missing = [hook for hook in hookspecs() if f'id="ember.hookspecs.{hook}"' not in reference]
+    missing = [hook for hook in hookspecs()
+               if f'id="ember.contract.hookspecs.{hook}"' not in reference]
     assert not missing, f"the API reference lacks the hooks {missing}"
     assert (site / "packages" / "template" / "index.html").is_file()

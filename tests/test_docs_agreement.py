@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember import hookspecs
 from ember import properties as props
+from ember.contract import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PAGE = ROOT / "docs" / "writing-a-device-plugin.md"
@@ -103,14 +103,14 @@ def test_core_readme_names_real_modules_and_true_limitations():
     claimed = re.search(r"`ENCRYPTION` \(`CACHE_ENCRYPTION_CALLBACKS`\) is implemented by "
                         r"((?:`\w+`(?:,\s+|\s+and\s+)?)+)", limitations)
     assert claimed, "core/README.md no longer says which devices implement ENCRYPTION"
-    from ember.device import split_device_name
+    from ember.contract.device import split_device_name
 
     # by kind: the page names OPENVINO for OPENVINO.CPU too
     with_encryption = {split_device_name(name)[0] for name in core.available_devices
                        if props.ENCRYPTION in core.get_property(
                            name, props.OPTIMIZATION_CAPABILITIES)}
     assert with_encryption == set(re.findall(r"`(\w+)`", claimed.group(1)))
-    from ember.device import AUTO, NOT_OFFERED
+    from ember.contract.device import AUTO, NOT_OFFERED
 
     offered = re.search(r"`(\w+)` is the only virtual device \(there is no `(\w+)`, `(\w+)` or "
                         r"`(\w+)`\)", limitations)

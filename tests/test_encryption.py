@@ -10,10 +10,10 @@ import onnx
 import pytest
 
 import ember
-from ember import blob
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.crypto import EncryptionCallbacks, aes_gcm_callbacks
 from ember.errors import CacheWarning, PropertyValueError
+from ember.store import blob
 from ember.testing import ppocr_cls_path
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 

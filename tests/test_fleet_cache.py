@@ -13,8 +13,8 @@ import pytest
 
 import ember
 from ember import cache as ember_cache
-from ember.atomic import background
 from ember.errors import CacheWarning, PropertyValueError
+from ember.store.atomic import background
 from ember.testing.models import dense_stack
 
 KEY = "fleet-signing-key"
@@ -48,7 +48,7 @@ def output(compiled, dim=512):
 
 def verified(cache_dir):
     """Whether every entry of a cache directory verifies with the fleet's key."""
-    from ember.signing import signer
+    from ember.store.signing import signer
 
     return ember_cache.ModelCache(cache_dir).verify(signer(KEY)) == []
 

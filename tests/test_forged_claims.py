@@ -16,13 +16,13 @@ import warnings
 import pytest
 
 import ember
-from ember import blob
 from ember.cache import ModelCache
 from ember.cache.key import entry_key
-from ember.cache.store import KERNEL_SUFFIX
+from ember.cache.local import KERNEL_SUFFIX
 from ember.cli.bundle import BundleError, import_bundle
 from ember.errors import CacheWarning
-from ember.signing import signer
+from ember.store import blob
+from ember.store.signing import signer
 from ember.testing import forge, ppocr_cls_path
 
 GIB = 1 << 30
@@ -64,7 +64,7 @@ READ_ENTRY = """
 import json, sys
 from ember.cache import ModelCache
 from ember.cache.key import entry_key
-from ember.signing import signer
+from ember.store.signing import signer
 root, suffix, secret = sys.argv[1:4]
 key = entry_key({"test": "forged"})
 header, problem = ModelCache(root).read(key, suffix, signer(secret) if secret else None)

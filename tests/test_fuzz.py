@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ember import blob, checksum, safe_json
+from ember.common import checksum, safe_json
+from ember.contract.framing import read_frame, write_frame
 from ember.errors import BlobFormatError
-from ember.framing import read_frame, write_frame
+from ember.store import blob
 from ember.testing import forge
 from ember_devtools import fuzz
 
@@ -100,7 +101,8 @@ FRAME_KIND = b"EMTEST\0\0"
        cut=st.integers(min_value=0, max_value=400))
 def test_the_plugin_framing_is_total_and_its_sections_stay_in_bounds(sections, flips, cut):
     """Any frame, damaged anywhere or cut short, reads back as sections inside it that do not
-    overlap, or is one BlobFormatError (ember.framing, which every first-party payload uses)."""
+    overlap, or is one BlobFormatError (ember.contract.framing, which every first-party payload
+    uses)."""
     data = bytearray(write_frame(FRAME_KIND, 1, sections, flags=1, alignment=16))
     frame = read_frame(bytes(data), FRAME_KIND, 1, sections=len(sections), known_flags=1)
     assert [bytes(s) for s in frame.sections] == sections

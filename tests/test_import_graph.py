@@ -83,7 +83,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_module_of_the_repository_imports_itself_through_others():
     graph = import_graph(SOURCE_ROOTS)
-    assert len(graph) > 100 and "ember.core" in graph and "ember_gpu.ops.base" in graph
+    assert len(graph) > 100 and "ember.runtime.core" in graph and "ember_gpu.ops.base" in graph
     assert circles(graph) == []
 
 
@@ -97,3 +97,85 @@ def test_a_circle_is_found(tmp_path):
                                   "if TYPE_CHECKING:\n    from pkg import a\n")
     (package / "d.py").write_text("import pkg.a\n")
     assert circles(import_graph([tmp_path])) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+# The rooms of core/src/ember, lowest first: a module may import its own room and the rooms below
+# it, never one above. OpenVINO's module paths (``ember.properties``, ``ember.opset13``,
+# ``ember.preprocess``...) stay where OpenVINO's programs import them and count as the room they
+# belong to; the faces at the top (``ember``, ``ember.plugin``) and the programs around the core
+# (``ember.cli``, ``ember.compat``, ``ember.testing``) may import any room.
+ROOMS = [
+    ("leaves", ("ember.errors", "ember.types", "ember._version", "ember.crypto",
+                "ember.properties")),
+    ("common", ("ember.common",)),
+    ("model", ("ember.model", "ember.opset", "ember.opset10", "ember.opset11", "ember.opset12",
+               "ember.opset13", "ember.preprocess", "ember.utils", "ember.layout_helpers")),
+    ("store", ("ember.store",)),
+    ("cache", ("ember.cache",)),
+    ("contract", ("ember.contract",)),
+    ("runtime", ("ember.runtime",)),
+]
+ABOVE_THE_ROOMS = ("ember", "ember.plugin", "ember.cli", "ember.compat", "ember.testing")
+
+
+def room_of(module: str) -> int | None:
+    """The level of the room holding ``module`` (0 is the lowest), None above the rooms."""
+    best: tuple[int, int] | None = None
+    for level, (_, prefixes) in enumerate(ROOMS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (
+                    best is None or len(prefix) > best[1]):
+                best = (level, len(prefix))
+    return None if best is None else best[0]
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Module -> the modules of core it imports, package faces included (an import of
+    ``ember.cache``'s names is an import of the cache room)."""
+    modules = modules_under([ROOT / "core" / "src"])
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                for alias in node.names:
+                    whole = f"{base}.{alias.name}"
+                    targets.add(whole if whole in modules else base)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_every_module_of_core_is_in_a_room_or_above_them():
+    modules = modules_under([ROOT / "core" / "src"])
+    homeless = [m for m in modules if m.startswith("ember") and room_of(m) is None
+                and not any(m == top or m.startswith(top + ".") for top in ABOVE_THE_ROOMS[1:])
+                and m != "ember"]
+    assert homeless == []
+
+
+def test_no_room_imports_a_room_above_it():
+    names = [name for name, _ in ROOMS]
+    upward = sorted(
+        f"{source} ({names[room_of(source)]}) -> {target} ({names[room_of(target)]})"
+        for source, targets in core_imports().items() if room_of(source) is not None
+        for target in targets
+        if room_of(target) is None or room_of(target) > room_of(source))  # type: ignore[operator]
+    assert upward == []
+
+
+def test_the_rooms_hold_what_they_say():
+    # a newcomer's landmarks: the application API, the plugin contract, one store, the cache
+    modules = modules_under([ROOT / "core" / "src"])
+    landmarks = [("ember.runtime.core", "runtime"), ("ember.contract.hookspecs", "contract"),
+                 ("ember.store.models", "store"), ("ember.cache.local", "cache"),
+                 ("ember.model.model", "model"), ("ember.common.checksum", "common")]
+    for module, room in landmarks:
+        assert module in modules and ROOMS[room_of(module)][0] == room  # type: ignore[index]
+    assert [m for m in modules if m.rpartition(".")[2] == "store"] == ["ember.store"]

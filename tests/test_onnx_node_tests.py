@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.device import one_name_per_device
+from ember.contract.device import one_name_per_device
 from ember.testing.contract import claimed_operators
 from ember.testing.notes import note
 from ember.testing.onnx_node_tests import (

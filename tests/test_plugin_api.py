@@ -86,8 +86,8 @@ def test_devtools_import_only_ember_ember_plugin_and_the_test_kit():
 
 
 def test_the_walk_catches_a_reach_in(tmp_path):
-    (tmp_path / "bad.py").write_text("import ember.blob\nfrom ember import checksum\n"
-                                     "from ember.model import Port\nfrom ember import Core\n"
+    (tmp_path / "bad.py").write_text("import ember.store.blob\nfrom ember import checksum\n"
+                                     "from ember.model.model import Port\nfrom ember import Core\n"
                                      "from ember.plugin import Port as P\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
@@ -95,8 +95,8 @@ def test_the_walk_catches_a_reach_in(tmp_path):
         offences = _offences([tmp_path], ("ember", "ember.plugin"))
     finally:
         ROOT = saved
-    assert offences == ["bad.py:1: import ember.blob", "bad.py:2: from ember import checksum",
-                        "bad.py:3: from ember.model import Port"]
+    assert offences == ["bad.py:1: import ember.store.blob", "bad.py:2: from ember import checksum",
+                        "bad.py:3: from ember.model.model import Port"]
 
 
 def test_importing_the_facade_imports_nothing_it_names():

@@ -20,8 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 import ember
-from ember import blob
-from ember.atomic import background
 from ember.cache import KernelCache, ModelCache
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.file_digest import RACY_SECONDS
@@ -34,8 +32,10 @@ from ember.errors import (
     InferenceInputError,
     InvalidModelError,
 )
-from ember.signing import Signer
-from ember.store import StoreFileError, _read_locations
+from ember.store import blob
+from ember.store.atomic import background
+from ember.store.models import StoreFileError, _read_locations
+from ember.store.signing import Signer
 from ember.testing import forge, ppocr_cls_path
 from ember.testing.models import dense_stack, mlp
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import ember
-from ember import blob
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.errors import BlobFormatError, PropertyValueError
+from ember.store import blob
 from ember.testing.models import dense_stack
 
 SIZE = {"CACHE_MODE": "OPTIMIZE_SIZE"}

@@ -40,7 +40,8 @@ def test_each_distribution_builds_a_wheel_that_declares_what_it_needs(environmen
     wheels = {wheel_files(w)[1]["Name"]: w for w in environment.wheels}
     assert sorted(wheels) == ["ember", "ember-cpu", "ember-gpu", "ember-openvino", "ember-template"]
     names, _, entry_points = wheel_files(wheels["ember"])
-    assert {"ember/py.typed", "ember/testing/device_suite.py", "ember/hookspecs.py"} <= set(names)
+    assert {"ember/py.typed", "ember/testing/device_suite.py",
+            "ember/contract/hookspecs.py"} <= set(names)
     assert "[pytest11]" in entry_points and "ember.testing.pytest_plugin" in entry_points
     for name in ("ember-cpu", "ember-gpu", "ember-openvino", "ember-template"):
         names, metadata, entry_points = wheel_files(wheels[name])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import ember
+from ember.contract.hints import normalize_value
 from ember.errors import DynamicShapeError, PropertyValueError, RequestBusyError
-from ember.hints import normalize_value
 from ember.testing.toy import AddOneModel, ToyPlugin, identity_model_bytes
 
 

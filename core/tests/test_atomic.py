@@ -1,4 +1,4 @@
-"""ember.atomic: files published whole, in pieces the disk takes quickly."""
+"""ember.store.atomic: files published whole, in pieces the disk takes quickly."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from ember import atomic
-from ember.atomic import TEMP_PREFIX, background, write_atomically
+from ember.store import atomic
+from ember.store.atomic import TEMP_PREFIX, background, write_atomically
 
 
 def test_large_chunks_of_any_buffer_type_are_written_whole_and_in_order(tmp_path):

@@ -4,8 +4,8 @@ import struct
 
 import pytest
 
-from ember import blob
 from ember.errors import BlobFormatError
+from ember.store import blob
 
 FIELDS = {
     "ember_version": "0.1.0", "plugin": "ember-test", "plugin_version": "1.0",
@@ -86,7 +86,7 @@ def forge(document, payload=PAYLOAD, flags=0):
     """A blob whose header is ``document`` as given (any JSON), with correct checksums."""
     import json
 
-    from ember import checksum
+    from ember.common import checksum
 
     text = json.dumps(document).encode()
     head = struct.pack("<8sHHI", blob.MAGIC, blob.CONTAINER_VERSION, flags, len(text)) + text
@@ -94,7 +94,7 @@ def forge(document, payload=PAYLOAD, flags=0):
 
 
 def header_of(payload=PAYLOAD, **fields):
-    from ember import checksum
+    from ember.common import checksum
 
     return {"ember_version": "0.1.0", "plugin": "p", "plugin_version": "1", "device": "D",
             "device_architecture": "a", "payload_length": len(payload),

@@ -5,10 +5,11 @@ import io
 
 import pytest
 
-from ember import blob, safe_json
+from ember.common import safe_json
+from ember.common.sizes import parse_size
 from ember.errors import BlobFormatError
-from ember.settings import parse_size
-from ember.signing import Signer, open_blob, seal
+from ember.store import blob
+from ember.store.signing import Signer, open_blob, seal
 
 FIELDS = {"ember_version": "0.1.0", "plugin": "ember-test", "plugin_version": "1.0",
           "device": "TEST", "device_architecture": "arch"}

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import ember
-from ember import blob
 from ember import cache as ember_cache
 from ember.cache.cached_compile import ADMIT_ALL_ENV
-from ember.cache.store import LAST_USE_RESOLUTION
+from ember.cache.local import LAST_USE_RESOLUTION
 from ember.errors import CacheWarning, PropertyValueError
+from ember.store import blob
 from ember.testing import ppocr_cls_path
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
@@ -319,7 +319,7 @@ def test_prune_and_clear(tmp_path, model_path):
 
 
 def test_statistics_log_is_compacted(tmp_path, model_path, monkeypatch):
-    from ember.cache import store
+    from ember.cache import local as store
 
     monkeypatch.setattr(store, "_EVENTS_COMPACT_BYTES", 200)
     cache_dir = tmp_path / "c"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import ember
-from ember import blob
 from ember import cache as ember_cache
-from ember.cache import store
+from ember.cache import local as store
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cli.bundle import export_bundle
 from ember.errors import BlobFormatError, CacheWarning, NotSupportedError, PluginWarning
-from ember.signing import Signer
+from ember.store import blob
+from ember.store.signing import Signer
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
 

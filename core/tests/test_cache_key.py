@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import ember
-from ember import blob
 from ember.cache import key as cache_key
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.cache.key import entry_key, make_key
 from ember.errors import EmberError
+from ember.store import blob
 from ember.testing.toy import ToyPlugin, identity_model_bytes
 
 BASE = {
@@ -179,8 +179,8 @@ def test_property_values_are_kept_as_json_and_anything_else_by_its_repr():
 
 
 def test_the_identity_of_a_model_from_bytes_a_model_or_a_path(tmp_path):
-    from ember import checksum
     from ember.cache.file_digest import FileDigests
+    from ember.common import checksum
 
     data = identity_model_bytes()
     digests = FileDigests(str(tmp_path), str(tmp_path / "files"))

@@ -35,8 +35,8 @@ import pytest
 
 import ember
 import ember.cache
-from ember import blob
 from ember.errors import CacheWarning
+from ember.store import blob
 from ember.testing.models import dense_stack
 
 TEMPLATE = "TEMPLATE"
@@ -139,7 +139,7 @@ with ModelCache(ARGS["cache"]).lock(ARGS["key"], 30) as locked:
 # A warm compile of a path with every way of parsing ONNX replaced by an error.
 NO_PARSE_CHILD = """
 import onnx
-import ember.core, ember.model
+import ember.runtime.core, ember.model.model
 core = ember.Core()
 x = np.load(ARGS["input"])
 
@@ -150,8 +150,8 @@ def refuse(*args, **kwargs):
     raise Parsed("the ONNX file was parsed")
 
 for module, name in [(onnx, "load"), (onnx, "load_model"), (onnx, "load_from_string"),
-                     (onnx, "load_model_from_string"), (ember.model, "read_model"),
-                     (ember.core, "read_model")]:
+                     (onnx, "load_model_from_string"), (ember.model.model, "read_model"),
+                     (ember.runtime.core, "read_model")]:
     setattr(module, name, refuse)
 warm = compile_and_report(core, ARGS["model"], ARGS["cache"], x)
 try:  # the control: a compile that has to read the model does trip the trap

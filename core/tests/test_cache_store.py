@@ -10,7 +10,7 @@ import pytest
 
 import ember
 import ember.cache
-from ember.cache import store
+from ember.cache import local as store
 from ember.cache.cached_compile import ADMIT_ALL_ENV
 from ember.errors import CacheWarning
 from ember.testing.toy import ToyPlugin, identity_model_bytes
@@ -302,7 +302,7 @@ def test_blob_path_names_the_entry_in_blobs(tmp_path):
 
 
 def test_a_signed_cache_checks_the_tag_at_every_read(tmp_path):
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
     cache, key = store.ModelCache(tmp_path), a_key()
     assert cache.write(key, FIELDS, b"payload", signer=Signer(b"key-a")) is None
@@ -317,7 +317,7 @@ def test_a_signed_cache_checks_the_tag_at_every_read(tmp_path):
 
 def test_an_unsigned_cache_others_can_write_is_warned_about_and_a_signed_one_is_not(tmp_path):
     from ember.cache import shared_dir
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
     for name in ("unsigned", "signed"):
         (tmp_path / name).mkdir(mode=0o777)
@@ -390,7 +390,7 @@ def test_deferred_events_are_bounded(tmp_path):
 def test_a_lock_held_by_another_process_is_waited_for_until_the_timeout(tmp_path):
     import threading
 
-    from ember import confined
+    from ember.store import confined
 
     cache, key = store.ModelCache(tmp_path), "k" * 64
     held, release = threading.Event(), threading.Event()
@@ -437,7 +437,7 @@ def test_explain_miss_looks_past_entries_of_other_models(tmp_path):
 def test_a_lock_held_elsewhere_is_not_waited_for_past_the_timeout(tmp_path):
     import threading
 
-    from ember import confined
+    from ember.store import confined
 
     cache, key, outcome = store.ModelCache(tmp_path), "k" * 64, []
     held, release = threading.Event(), threading.Event()
@@ -484,7 +484,7 @@ def test_an_event_that_cannot_be_written_is_dropped_quietly(tmp_path):
 def test_compaction_is_skipped_at_once_while_another_process_compacts(tmp_path):
     import threading
 
-    from ember import confined
+    from ember.store import confined
 
     cache = store.ModelCache(tmp_path)
     cache.compact_events()  # no event log yet: nothing to do, nothing raised

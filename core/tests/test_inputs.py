@@ -1,14 +1,14 @@
-"""ember.inputs: a compiled model's precomputed input checks take the plain forms as given and
-treat every other form, and every bad input, exactly as prepare_inputs does."""
+"""ember.runtime.inputs: a compiled model's precomputed input checks take the plain forms as
+given and treat every other form, and every bad input, exactly as prepare_inputs does."""
 
 import numpy as np
 import pytest
 
 from ember import Tensor
-from ember.compiled_model import InferResult, OutputNames
 from ember.errors import InferenceInputError
-from ember.inputs import InputChecks, prepare_inputs
-from ember.port import Port
+from ember.model.port import Port
+from ember.runtime.compiled_model import InferResult, OutputNames
+from ember.runtime.inputs import InputChecks, prepare_inputs
 
 PORTS = [Port("audio", (1, None), np.dtype(np.float32), 0),  # a dynamic dimension
          Port("rate", (), np.dtype(np.int64), 1),  # a scalar

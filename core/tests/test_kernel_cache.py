@@ -173,7 +173,7 @@ class Recorder(ToyPlugin):
 
 
 def test_with_a_kernel_cache_the_model_is_parsed_only_if_the_device_reads_it(tmp_path):
-    from ember.model import DeferredModel
+    from ember.model.model import DeferredModel
 
     plugin = Recorder()
     core = ember.Core(load_installed_plugins=False)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from ember.log import get_logger
+from ember.common.log import get_logger
 from ember.testing import ppocr_cls_path
 from ember.testing.subprocesses import pythonpath
 

@@ -58,7 +58,7 @@ def test_an_edited_model_keys_by_its_recipe_and_a_changed_proto_by_its_bytes(tmp
 def test_external_weights_are_found_without_onnx_and_pinned_by_the_key(tmp_path):
     import onnx
 
-    from ember.cache.onnx_scan import external_locations
+    from ember.model.onnx_scan import external_locations
     from ember.testing.models import dense_stack
 
     folder = tmp_path / "m"

@@ -219,7 +219,7 @@ def test_the_same_preprocessing_at_every_start_hits_the_cache_without_onnx(tmp_p
 
 
 def test_equal_preprocessing_keys_equal_and_different_preprocessing_differs(core):
-    from ember.model_edits import recipe
+    from ember.model.model_edits import recipe
     from ember.preprocess import PrePostProcessor
 
     def prepared(mean):

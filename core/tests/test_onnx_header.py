@@ -1,5 +1,5 @@
-"""The ONNX header reader (ember.onnx_header) that read_model uses instead of onnx: it reads what
-onnx's full parse reads, from bytes and from files read in pages, and refuses forged bytes with
+"""The ONNX header reader (ember.model.onnx_header) that read_model uses instead of onnx: it reads
+what onnx's full parse reads, from bytes and from files read in pages, and refuses forged bytes with
 InvalidModelError, the error the full parse gives."""
 
 import os
@@ -13,9 +13,9 @@ from onnx import TensorProto, helper
 
 import ember
 from ember.errors import InferenceInputError, InvalidModelError
-from ember.model import Model
-from ember.onnx_header import read_header
-from ember.protobuf_wire import FileBytes
+from ember.model.model import Model
+from ember.model.onnx_header import read_header
+from ember.model.protobuf_wire import FileBytes
 from ember.testing import ppocr_cls_path
 from ember.testing.model_files import model_file
 from ember.testing.models import cnn, mlp

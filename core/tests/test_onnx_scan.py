@@ -1,4 +1,4 @@
-"""ember.cache.onnx_scan: whether a model file names external data, without parsing it."""
+"""ember.model.onnx_scan: whether a model file names external data, without parsing it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ember.cache import onnx_scan
-from ember.cache.onnx_scan import refers_to_external_data
+from ember.model import onnx_scan
+from ember.model.onnx_scan import refers_to_external_data
 from ember.testing.models import dense_stack
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import packaging.requirements  # noqa: F401  (the scan imports it)
 import pytest
 
-from ember import checksum, plugin_index
 from ember._version import __version__
-from ember.plugin_index import EntryPointRecord
+from ember.common import checksum
+from ember.contract import plugin_index
+from ember.contract.plugin_index import EntryPointRecord
 
 GROUP = "ember.index_tests"
 

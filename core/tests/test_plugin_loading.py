@@ -212,7 +212,7 @@ def install(site: Path, distribution: str, module: str, kinds: list[str],
 
 DEVICES = """
 import json, ember
-from ember import plugin_index
+from ember.contract import plugin_index
 scans, scan = [], plugin_index._scan
 plugin_index._scan = lambda group: scans.append(group) or scan(group)  # did the index answer?
 core = ember.Core()

@@ -121,7 +121,7 @@ def test_plugin_for_another_contract_version_is_refused(core):
 
 
 def test_shipped_plugins_declare_their_contract_version():
-    from ember import hookspecs
+    from ember.contract import hookspecs
 
     for module in ("ember_cpu.plugin", "ember_gpu.plugin", "ember_openvino.plugin",
                    "ember_template.plugin"):
@@ -155,7 +155,7 @@ def test_an_import_error_names_the_plugins_file_wherever_it_is_installed():
     directory (``.../lib/python3.X/site-packages``): its frames are still the plugin's."""
     import os
 
-    from ember import plugin_manager
+    from ember.contract import plugin_manager
 
     stdlib = os.path.dirname(os.__file__)
     site = os.path.join(stdlib, "site-packages", "ember_acme", "plugin.py")

@@ -5,8 +5,9 @@ import gc
 import threading
 import time
 
-from ember.cache import remote, store
-from ember.cache.store import ModelCache
+from ember.cache import local as store
+from ember.cache import remote
+from ember.cache.local import ModelCache
 
 
 def test_a_keys_thread_lock_lives_only_while_someone_holds_or_waits_for_it(tmp_path):

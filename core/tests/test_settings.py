@@ -1,4 +1,4 @@
-"""ember.settings: where a core key's value comes from, and which values a core key accepts.
+"""ember.runtime.settings: where a core key's value comes from, and which values a core key accepts.
 
 Each check is tried both ways, a value it must accept and one it must refuse, so that a check
 turned off or turned around fails a test (mutation testing found both kinds surviving)."""
@@ -6,8 +6,9 @@ turned off or turned around fails a test (mutation testing found both kinds surv
 import pytest
 
 from ember import properties as props
+from ember.common.sizes import parse_size
 from ember.errors import PropertyValueError, UnknownPropertyError
-from ember.settings import Settings, environment_signing_key, parse_size
+from ember.runtime.settings import Settings, environment_signing_key
 
 ENVIRONMENT_KEYS = ("EMBER_CACHE_DIR", "EMBER_CACHE_MAX_SIZE", "EMBER_CACHE_MODE",
                     "EMBER_CACHE_REMOTE", "EMBER_CACHE_SIGNING_KEY")
@@ -84,7 +85,7 @@ def test_sizes_below_one_unit_are_sizes(text, size):
 
 
 def device(capabilities):
-    from ember.device import DeviceDescription
+    from ember.contract.device import DeviceDescription
 
     return DeviceDescription(name="TEST.0", full_name="a test device", architecture="test",
                              capabilities=capabilities, config_defaults={"LEVEL": 1},

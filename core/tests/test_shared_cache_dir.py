@@ -10,12 +10,13 @@ import warnings
 import pytest
 
 import ember
-from ember import confined, store
 from ember.cache import ModelCache
 from ember.cache.kernel_cache import KernelCache
 from ember.cache.shared_dir import _warned_shared
 from ember.cli.bundle import BundleError, export_bundle, import_bundle
 from ember.errors import CacheWarning, PlantedLinkError
+from ember.store import confined
+from ember.store import models as store
 from ember.testing import ppocr_cls_path
 
 DEVICE = "TEMPLATE"
@@ -189,7 +190,7 @@ def test_the_store_does_not_save_through_a_planted_model_directory(tmp_path, out
 
 def test_the_plugin_index_is_not_written_through_a_planted_link(tmp_path, outside,
                                                                 monkeypatch):
-    from ember import plugin_index
+    from ember.contract import plugin_index
 
     home = tmp_path / "home"
     home.mkdir()

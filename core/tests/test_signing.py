@@ -3,9 +3,9 @@
 import blake3
 import pytest
 
-from ember import blob, signing
 from ember.errors import BlobFormatError
-from ember.signing import Signer
+from ember.store import blob, signing
+from ember.store.signing import Signer
 
 KEY = "a" * 64
 

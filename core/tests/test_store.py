@@ -14,8 +14,8 @@ import onnx
 import pytest
 
 import ember
-from ember import store
 from ember.errors import EmberError, InvalidModelError, ModelNotFoundError
+from ember.store import models as store
 from ember.testing import mlp, ppocr_cls_path
 
 STORE_ENV = ("EMBER_HOME", "XDG_CACHE_HOME", "EMBER_CACHE_DIR")
@@ -280,3 +280,18 @@ def test_concurrent_writers_lose_no_location(in_store, tmp_path):
     assert [p.wait() for p in processes] == [0] * 4
     assert ember.list_cached_models() == ["m0", "m1", "m2", "m3"]
     assert ember.cached_model_path("m0") is None  # the files do not exist
+
+
+def test_ember_store_hands_on_the_model_store_when_first_used():
+    """``ember.store`` is the model store's public face (``find_model``, ``get_dir_origin``, ...
+    as the docs name them) over ``ember.store.models``; the store room's other modules, on every
+    warm start's path, do not import the model store with them."""
+    public = sorted(name for name, value in vars(store).items() if not name.startswith("_")
+                    and getattr(value, "__module__", None) == store.__name__)
+    assert public and set(public) <= set(ember.store.__all__)
+    assert all(getattr(ember.store, name) is getattr(store, name) for name in ember.store.__all__)
+    assert not hasattr(ember.store, "write_inside")  # the room's, not the model store's
+    code = ("import sys, ember.store.atomic, ember.store.paths, ember.store.blob; "
+            "print('ember.store.models' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -8,7 +8,7 @@ The public API follows OpenVINO's Python API where the concepts are shared::
     outputs = compiled({"input": array})
 
 Models kept in the local store (``ember.get_dir()``) are found by name: ``ember.save_model("cls",
-"model.onnx")`` once, then ``core.compile_model("cls", "CPU")``; see :mod:`ember.store`.
+"model.onnx")`` once, then ``core.compile_model("cls", "CPU")``; see :mod:`ember.store.models`.
 """
 
 from importlib import import_module
@@ -21,38 +21,38 @@ from ember._version import __version__
 # touch, and a warm start is mostly the cost of ``import ember``, which must stay small
 # (core/tests/test_plugin_loading.py pins what a warm start imports).
 _LAZY = {
-    "AsyncInferQueue": "ember.async_queue",
-    "CompiledModel": "ember.compiled_model",
-    "InferRequest": "ember.compiled_model",
-    "InferResult": "ember.compiled_model",
-    "Core": "ember.core",
-    "DeviceModel": "ember.device",
-    "Model": "ember.model",
-    "Port": "ember.port",
-    "compile_model": "ember.shortcuts",
-    "get_version": "ember.versions",
-    "cached_model_path": "ember.store",
-    "clear_model_cache": "ember.store",
-    "get_dir": "ember.store",
-    "list_cached_models": "ember.store",
-    "save_model": "ember.model_io",  # OpenVINO's (model, path) or the store's (name, model)
-    "serialize": "ember.model_io",
-    "set_dir": "ember.store",
-    "set_model_cache": "ember.store",
-    "Tensor": "ember.tensor",
+    "AsyncInferQueue": "ember.runtime.async_queue",
+    "CompiledModel": "ember.runtime.compiled_model",
+    "InferRequest": "ember.runtime.compiled_model",
+    "InferResult": "ember.runtime.compiled_model",
+    "Core": "ember.runtime.core",
+    "DeviceModel": "ember.contract.device",
+    "Model": "ember.model.model",
+    "Port": "ember.model.port",
+    "compile_model": "ember.runtime.shortcuts",
+    "get_version": "ember.runtime.versions",
+    "cached_model_path": "ember.store.models",
+    "clear_model_cache": "ember.store.models",
+    "get_dir": "ember.store.models",
+    "list_cached_models": "ember.store.models",
+    "save_model": "ember.store.model_io",  # OpenVINO's (model, path) or the store's (name, model)
+    "serialize": "ember.store.model_io",
+    "set_dir": "ember.store.models",
+    "set_model_cache": "ember.store.models",
+    "Tensor": "ember.runtime.tensor",
     "Dimension": "ember.types",
     "PartialShape": "ember.types",
     "Shape": "ember.types",
     "Type": "ember.types",
-    "Version": "ember.versions",
+    "Version": "ember.runtime.versions",
     # OpenVINO's model preparation: layouts, graph nodes, runtime-info values
-    "Layout": "ember.layout",
-    "Node": "ember.graph",
-    "Input": "ember.graph",
-    "Output": "ember.graph",
-    "OVAny": "ember.ovany",
+    "Layout": "ember.model.layout",
+    "Node": "ember.model.graph",
+    "Input": "ember.model.graph",
+    "Output": "ember.model.graph",
+    "OVAny": "ember.model.ovany",
     # pluggy is only needed by plugins, imported when their device is first named
-    "hookimpl": "ember.hookspecs",
+    "hookimpl": "ember.contract.hookspecs",
 }
 _SUBMODULES = ("errors", "properties", "preprocess", "layout_helpers", "opset", "opset10",
                "opset11", "opset12", "opset13", "utils")
@@ -70,19 +70,21 @@ if TYPE_CHECKING:
         properties,
         utils,
     )
-    from ember.async_queue import AsyncInferQueue
-    from ember.compiled_model import CompiledModel, InferRequest, InferResult
-    from ember.core import Core
-    from ember.device import DeviceModel
-    from ember.graph import Input, Node, Output
-    from ember.hookspecs import hookimpl
-    from ember.layout import Layout
-    from ember.model import Model
-    from ember.model_io import save_model, serialize
-    from ember.ovany import OVAny
-    from ember.port import Port
-    from ember.shortcuts import compile_model
-    from ember.store import (
+    from ember.contract.device import DeviceModel
+    from ember.contract.hookspecs import hookimpl
+    from ember.model.graph import Input, Node, Output
+    from ember.model.layout import Layout
+    from ember.model.model import Model
+    from ember.model.ovany import OVAny
+    from ember.model.port import Port
+    from ember.runtime.async_queue import AsyncInferQueue
+    from ember.runtime.compiled_model import CompiledModel, InferRequest, InferResult
+    from ember.runtime.core import Core
+    from ember.runtime.shortcuts import compile_model
+    from ember.runtime.tensor import Tensor
+    from ember.runtime.versions import Version, get_version
+    from ember.store.model_io import save_model, serialize
+    from ember.store.models import (
         cached_model_path,
         clear_model_cache,
         get_dir,
@@ -90,9 +92,7 @@ if TYPE_CHECKING:
         set_dir,
         set_model_cache,
     )
-    from ember.tensor import Tensor
     from ember.types import Dimension, PartialShape, Shape, Type
-    from ember.versions import Version, get_version
 
 
 def __getattr__(name: str) -> Any:

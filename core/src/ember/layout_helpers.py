@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.layout import Layout
+from ember.model.layout import Layout
 
 __all__ = [
     "batch_idx", "channels_idx", "depth_idx", "get_layout", "has_batch", "has_channels",

@@ -47,14 +47,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     # 'name as name': an explicit re-export, which strict type checkers require
     # (without it they fall back to __getattr__ and see Any).
-    from ember import safe_json as safe_json
     from ember.cache.kernel_cache import KernelCache as KernelCache
     from ember.cache.key import CacheKey as CacheKey
-    from ember.checksum import hexdigest as hexdigest
+    from ember.common import safe_json as safe_json
+    from ember.common.checksum import hexdigest as hexdigest
     from ember.compat.openvino.finder import import_installed as import_installed
-    from ember.device import DeviceDescription as DeviceDescription
-    from ember.device import DeviceModel as DeviceModel
-    from ember.device import split_device_name as split_device_name
+    from ember.contract.device import DeviceDescription as DeviceDescription
+    from ember.contract.device import DeviceModel as DeviceModel
+    from ember.contract.device import split_device_name as split_device_name
+    from ember.contract.framing import Frame as Frame
+    from ember.contract.framing import read_frame as read_frame
+    from ember.contract.framing import write_frame as write_frame
+    from ember.contract.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from ember.contract.hookspecs import hookimpl as hookimpl
+    from ember.contract.host_cpu import host_cpu_brand as host_cpu_brand
+    from ember.contract.host_cpu import host_instruction_sets as host_instruction_sets
+    from ember.contract.payload_parts import decrypt_section as decrypt_section
+    from ember.contract.payload_parts import ports_from_json as ports_from_json
+    from ember.contract.payload_parts import ports_to_json as ports_to_json
     from ember.errors import BackendCompileError as BackendCompileError
     from ember.errors import BlobFormatError as BlobFormatError
     from ember.errors import EmberError as EmberError
@@ -65,54 +75,44 @@ if TYPE_CHECKING:
     from ember.errors import PropertyValueError as PropertyValueError
     from ember.errors import UnknownDeviceError as UnknownDeviceError
     from ember.errors import UnsupportedOperatorError as UnsupportedOperatorError
-    from ember.fold import batchnorm_into_conv as batchnorm_into_conv
-    from ember.framing import Frame as Frame
-    from ember.framing import read_frame as read_frame
-    from ember.framing import write_frame as write_frame
-    from ember.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
-    from ember.hookspecs import hookimpl as hookimpl
-    from ember.host_cpu import host_cpu_brand as host_cpu_brand
-    from ember.host_cpu import host_instruction_sets as host_instruction_sets
-    from ember.model import DeferredModel as DeferredModel
-    from ember.model import Model as Model
-    from ember.onnx_reference import reference_outputs as reference_outputs
-    from ember.payload_parts import decrypt_section as decrypt_section
-    from ember.payload_parts import ports_from_json as ports_from_json
-    from ember.payload_parts import ports_to_json as ports_to_json
-    from ember.port import Dim as Dim
-    from ember.port import Port as Port
-    from ember.port import numeric_dtype as numeric_dtype
-    from ember.windows import pooled_sizes as pooled_sizes
-    from ember.windows import window_geometry as window_geometry
+    from ember.model.fold import batchnorm_into_conv as batchnorm_into_conv
+    from ember.model.model import DeferredModel as DeferredModel
+    from ember.model.model import Model as Model
+    from ember.model.onnx_reference import reference_outputs as reference_outputs
+    from ember.model.port import Dim as Dim
+    from ember.model.port import Port as Port
+    from ember.model.port import numeric_dtype as numeric_dtype
+    from ember.model.windows import pooled_sizes as pooled_sizes
+    from ember.model.windows import window_geometry as window_geometry
 
 # name -> the internal module that defines it (a module named by itself is the module)
 _LAZY = {
-    "CONTRACT_VERSION": "ember.hookspecs",
-    "hookimpl": "ember.hookspecs",
-    "DeviceModel": "ember.device",
-    "DeviceDescription": "ember.device",
-    "split_device_name": "ember.device",
-    "Model": "ember.model",
-    "DeferredModel": "ember.model",
-    "Port": "ember.port",
-    "Dim": "ember.port",
-    "numeric_dtype": "ember.port",
-    "Frame": "ember.framing",
-    "read_frame": "ember.framing",
-    "write_frame": "ember.framing",
-    "safe_json": "ember.safe_json",
-    "hexdigest": "ember.checksum",
-    "decrypt_section": "ember.payload_parts",
-    "ports_to_json": "ember.payload_parts",
-    "ports_from_json": "ember.payload_parts",
-    "host_cpu_brand": "ember.host_cpu",
-    "host_instruction_sets": "ember.host_cpu",
+    "CONTRACT_VERSION": "ember.contract.hookspecs",
+    "hookimpl": "ember.contract.hookspecs",
+    "DeviceModel": "ember.contract.device",
+    "DeviceDescription": "ember.contract.device",
+    "split_device_name": "ember.contract.device",
+    "Model": "ember.model.model",
+    "DeferredModel": "ember.model.model",
+    "Port": "ember.model.port",
+    "Dim": "ember.model.port",
+    "numeric_dtype": "ember.model.port",
+    "Frame": "ember.contract.framing",
+    "read_frame": "ember.contract.framing",
+    "write_frame": "ember.contract.framing",
+    "safe_json": "ember.common.safe_json",
+    "hexdigest": "ember.common.checksum",
+    "decrypt_section": "ember.contract.payload_parts",
+    "ports_to_json": "ember.contract.payload_parts",
+    "ports_from_json": "ember.contract.payload_parts",
+    "host_cpu_brand": "ember.contract.host_cpu",
+    "host_instruction_sets": "ember.contract.host_cpu",
     "KernelCache": "ember.cache.kernel_cache",
     "CacheKey": "ember.cache.key",
-    "window_geometry": "ember.windows",
-    "pooled_sizes": "ember.windows",
-    "batchnorm_into_conv": "ember.fold",
-    "reference_outputs": "ember.onnx_reference",
+    "window_geometry": "ember.model.windows",
+    "pooled_sizes": "ember.model.windows",
+    "batchnorm_into_conv": "ember.model.fold",
+    "reference_outputs": "ember.model.onnx_reference",
     "import_installed": "ember.compat.openvino.finder",
     "EmberError": "ember.errors",
     "BackendCompileError": "ember.errors",

@@ -104,7 +104,7 @@ def test_a_cache_hit_builds_the_session_from_the_bytes_read_without_a_copy(tmp_p
     # and exporting it again writes the graph alone, not the old trailer with it
     from ember_cpu import payload
 
-    _, exported = ember.blob.unpack(warm.export_model())
+    _, exported = ember.store.blob.unpack(warm.export_model())
     assert payload.loads(exported).graph.nbytes == graph.nbytes
 
 

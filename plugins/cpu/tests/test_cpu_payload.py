@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import ember
-from ember import blob
 from ember.errors import BlobFormatError
+from ember.model.port import Port
 from ember.plugin import write_frame
-from ember.port import Port
+from ember.store import blob
 from ember.testing import mlp
 from ember_cpu import payload
 

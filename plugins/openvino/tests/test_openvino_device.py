@@ -306,7 +306,7 @@ def test_openvino_cpu_goes_through_the_cache(tmp_path, image):
 
 def test_auto_measures_one_device_once_whatever_its_names(core):
     """``OPENVINO`` and ``OPENVINO.CPU`` are one device: AUTO's candidates hold it once."""
-    from ember import auto
+    from ember.runtime import auto
 
     candidates = auto._candidates(core, "")
     assert "OPENVINO" in candidates and "OPENVINO.CPU" not in candidates

@@ -43,17 +43,17 @@ ADMISSION_TESTS = tuple(f"core/tests/test_cache.py::{name}" for name in (
 #: processes tests) are left out: a mutant is run against these only, first failure stops.
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "key": ("core/src/ember/cache/key.py", ("core/tests/test_cache_key.py",)),
-    "blob": ("core/src/ember/blob.py",
+    "blob": ("core/src/ember/store/blob.py",
              ("core/tests/test_blob.py", "core/tests/test_bounds.py")),
-    "signing": ("core/src/ember/signing.py",
+    "signing": ("core/src/ember/store/signing.py",
                 ("core/tests/test_signing.py", "core/tests/test_bounds.py",
                  "core/tests/test_cache_integrity.py")),
-    "safe_json": ("core/src/ember/safe_json.py", ("core/tests/test_bounds.py",)),
-    "settings": ("core/src/ember/settings.py",
+    "safe_json": ("core/src/ember/common/safe_json.py", ("core/tests/test_bounds.py",)),
+    "settings": ("core/src/ember/runtime/settings.py",
                  ("core/tests/test_settings.py", "core/tests/test_bounds.py",
                   "core/tests/test_core.py")),
     # the toy plugin's tests: test_cache.py (real models, ~40 s) would make a survivor cost that
-    "store": ("core/src/ember/cache/store.py",
+    "store": ("core/src/ember/cache/local.py",
               ("core/tests/test_cache_integrity.py", "core/tests/test_cache_store.py",
                "core/tests/test_cache_key.py")),
     # tests/test_cached_compile.py first: every path of the module in seconds, with the real
@@ -62,8 +62,9 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
                        ("tests/test_cached_compile.py", "core/tests/test_cache_integrity.py",
                         "core/tests/test_cache_store.py",
                         "core/tests/test_cache_key.py", *ADMISSION_TESTS)),
-    # in this process (test_plugin_loading.py tries the same in fresh interpreters: ~35 s)
-    "plugin_index": ("core/src/ember/plugin_index.py", ("core/tests/test_plugin_index.py",)),
+    # in this process (test_plugin_loading.py tries the same in fresh interpreters, far slower)
+    "plugin_index": ("core/src/ember/contract/plugin_index.py",
+                     ("core/tests/test_plugin_index.py",)),
     "cpu_payload": ("plugins/cpu/src/ember_cpu/payload.py",
                     ("plugins/cpu/tests/test_cpu_payload.py",)),
     "gpu_plan_codec": ("plugins/gpu/src/ember_gpu/plan_codec.py",

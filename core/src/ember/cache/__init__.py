@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ember.cache.key import CacheKey, make_key
-from ember.cache.store import ModelCache
+from ember.cache.local import ModelCache
 
 if TYPE_CHECKING:
     from pathlib import Path

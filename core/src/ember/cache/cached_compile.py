@@ -22,20 +22,23 @@ import gc
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ember import blob
+from ember.common.log import get_logger
 from ember.errors import BlobFormatError, EmberError
-from ember.log import get_logger
+from ember.store import blob
 
 if TYPE_CHECKING:
     from ember.cache.key import CacheKey
+    from ember.cache.local import ModelCache
     from ember.cache.remote import RemoteTier
-    from ember.cache.store import ModelCache
-    from ember.device import DeviceModel
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 log = get_logger("ember.cache")
+
+#: What a device compiled: the cache only hands it between the device's own callbacks (compile,
+#: export, import), so it need not know the plugin contract's type for it.
+DeviceModel = TypeVar("DeviceModel")
 INFO = 20  # logging.INFO, without importing logging on a hit
 
 #: How long a process waits for another one compiling the same model before compiling itself.
@@ -113,7 +116,7 @@ def compile_with_cache(
             cache.warn("; ".join(steps.problems))
 
 
-class _Steps:
+class _Steps(Generic[DeviceModel]):
     """One compile through the cache; ``problems`` collects what to warn about, once."""
 
     def __init__(self, cache: ModelCache, key: CacheKey,
@@ -202,7 +205,7 @@ class _Steps:
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
-            from ember.atomic import background
+            from ember.store.atomic import background
 
             background.submit(self._write_back, data, header)
         return compiled

@@ -20,16 +20,16 @@ import os
 import time
 from typing import TYPE_CHECKING, BinaryIO
 
-from ember import checksum, safe_json
-from ember.atomic import write_inside
+from ember.common import checksum, safe_json
 from ember.errors import BlobFormatError
+from ember.store.atomic import write_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import blake3
 
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 #: A file whose mtime is this close to the moment it was hashed is not remembered.
 RACY_SECONDS = 2.0
@@ -145,7 +145,7 @@ def _hash_model_files(path: str) -> tuple[str, list[str]]:
     whether it names external data (onnx_scan), so a fresh host hashes a big model at near
     memory speed. Larger files are streamed and searched for the external-data marker.
     """
-    from ember.cache.onnx_scan import refers_to_external_data
+    from ember.model.onnx_scan import refers_to_external_data
 
     with open(path, "rb") as model_file:
         size = os.fstat(model_file.fileno()).st_size
@@ -182,7 +182,7 @@ def _hash_stream(model_file: BinaryIO, hasher: blake3.blake3) -> bool:
 
 def _external_files(model_path: str, data: bytes | None) -> list[str]:
     """The external weight files a model refers to, from its bytes' wire format (no onnx)."""
-    from ember.cache.onnx_scan import external_locations
+    from ember.model.onnx_scan import external_locations
 
     try:
         locations = external_locations(data) if data is not None else set()

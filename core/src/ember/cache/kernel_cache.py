@@ -33,12 +33,12 @@ from ember.cache.cached_compile import (
     warn_plugin_bug,
 )
 from ember.cache.key import CacheKey, entry_key, model_identity
-from ember.cache.store import KERNEL_SUFFIX, ModelCache
-from ember.log import get_logger
-from ember.model import Model
+from ember.cache.local import KERNEL_SUFFIX, ModelCache
+from ember.common.log import get_logger
+from ember.model.model import Model
 
 if TYPE_CHECKING:
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 log = get_logger("ember.cache")
 

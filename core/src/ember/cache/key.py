@@ -1,7 +1,7 @@
 """The model cache's key: everything that can change a compiled result, and nothing else.
 
-A key is the checksum (ember.checksum) of a small JSON document, its *parts*. The parts travel in
-each blob's header, so that a miss next to an entry for the same model can say which part
+A key is the checksum (ember.common.checksum) of a small JSON document, its *parts*. The parts
+travel in each blob's header, so that a miss next to an entry for the same model can say which part
 differed.
 """
 
@@ -12,13 +12,14 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ember import blob, checksum
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
+from ember.common import checksum
+from ember.store import blob
 
 if TYPE_CHECKING:
-    from ember.model import Model
-    from ember.signing import Signer
+    from ember.model.model import Model
+    from ember.store.signing import Signer
 
 #: Bumped when the meaning of a key part changes, so that old entries stop matching.
 KEY_SCHEMA = 1
@@ -78,7 +79,7 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     A path is hashed through ``digests`` (remembered against the file's identity), bytes are
     hashed. A Model without edits is its source (so that ``read_model`` then ``compile_model``
     hits the entry ``compile_model(path)`` made, at the same cost); an edited one is the digest
-    of its source's and of its recipe (``ember.model_edits.recipe``); a Model whose parsed
+    of its source's and of its recipe (``ember.model.model_edits.recipe``); a Model whose parsed
     graph the application changed in place is hashed as serialized.
     """
     if isinstance(model, bytes | bytearray | memoryview):
@@ -90,12 +91,12 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
         source_digest, name = model_identity(model.source, digests, signer)
         if not model.edits:
             return source_digest, name
-        from ember.model_edits import recipe
+        from ember.model.model_edits import recipe
 
         text = json.dumps([source_digest, recipe(model.edits)], sort_keys=True,
                           separators=(",", ":"))
         return checksum.hexdigest(text.encode()), name
-    from ember.store_paths import MODEL_FILE
+    from ember.store.paths import MODEL_FILE
 
     path = os.fspath(model)  # os.path, not pathlib: a warm start does not import pathlib
     folder, name = os.path.split(path)
@@ -105,7 +106,7 @@ def model_identity(model: Model | str | os.PathLike[str] | bytes,
     try:
         return digests.digest(path, signer), name
     except OSError:
-        from ember.model import read_model
+        from ember.model.model import read_model
 
         read_model(path)  # raises the error a user can act on (missing file, a directory...)
         raise

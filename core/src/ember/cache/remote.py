@@ -15,8 +15,8 @@ Layout in Redis, for an entry ``K`` (the model cache key)::
 
 Chunks are written under a fresh upload id first and the manifest last, so a partial upload is
 never an entry. The chunks hold exactly what a local CACHE_DIR entry holds: a blob signed with
-ember.signing's keyed BLAKE3 MAC (over the header, the payload and the key K), the tag last; the
-manifest repeats the tag in hex. An entry whose MAC does not verify is never imported. Whoever
+ember.store.signing's keyed BLAKE3 MAC (over the header, the payload and the key K), the tag last;
+the manifest repeats the tag in hex. An entry whose MAC does not verify is never imported. Whoever
 can write to the Redis server can therefore waste compute (delete or corrupt entries), never run
 code or change results: nothing is unpickled, evaluated, or trusted before its signature and
 checksums are verified, and every field of a manifest is type- and range-checked first (sizes and
@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ember import blob, safe_json, signing
+from ember.common import safe_json
 from ember.errors import BlobFormatError, PropertyValueError
+from ember.store import blob, signing
 
 log = logging.getLogger("ember.cache")
 
@@ -134,7 +135,7 @@ class RemoteSettings:
 
 
 def _size_option(value: str | None) -> int:
-    from ember.settings import parse_size
+    from ember.common.sizes import parse_size
 
     if value is None:
         return DEFAULT_MAX_ENTRY

@@ -2,9 +2,9 @@
 holds, and whether the directory itself can be trusted unsigned.
 
 A blob's header says how long its payload is; the file's size says what can be there (checked in
-``ember.blob.read_file``). A sparse file (one with holes) holds less on disk than its size: reading
-it whole would allocate memory for bytes nobody wrote, so it is first verified here in bounded
-pieces. And an unsigned cache in a directory others can write is as trustworthy as they are:
+``ember.store.blob.read_file``). A sparse file (one with holes) holds less on disk than its size:
+reading it whole would allocate memory for bytes nobody wrote, so it is first verified here in
+bounded pieces. And an unsigned cache in a directory others can write is as trustworthy as they are:
 :func:`warn_if_shared` says so, once per process.
 """
 
@@ -14,14 +14,15 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
-from ember import blob, checksum
+from ember.common import checksum
+from ember.common.log import get_logger
 from ember.errors import BlobFormatError, CacheWarning
-from ember.log import get_logger
+from ember.store import blob
 
 if TYPE_CHECKING:
     import io
 
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 log = get_logger("ember.cache")
 

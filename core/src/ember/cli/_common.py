@@ -19,9 +19,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ember import properties as props
+from ember.common.sizes import parse_size
 from ember.errors import EmberError, NotSupportedError
-from ember.settings import Settings, parse_size
-from ember.store import compiled_cache_dir
+from ember.runtime.settings import Settings
+from ember.store.models import compiled_cache_dir
 
 #: Exit statuses: 0 success, 1 an error, 2 a usage error (click's), 3 the device cannot do what
 #: was asked (``NotSupportedError``), so that scripts can tell "skip this device" from "failed".
@@ -114,8 +115,8 @@ def cache_dir_option(function: F) -> F:
 
 def resolve_cache_dir(option: Path | None) -> Path:
     """The model cache of every command: ``--cache-dir``, else the ``CACHE_DIR`` a ``Core``
-    would use with nothing set on it (``ember.settings`` decides: ``$EMBER_CACHE_DIR``), else
-    ``<ember.get_dir()>/compiled``. ``ember compile`` fills the cache that ``ember run`` reads.
+    would use with nothing set on it (``ember.runtime.settings`` decides: ``$EMBER_CACHE_DIR``),
+    else ``<ember.get_dir()>/compiled``. ``ember compile`` fills the cache that ``ember run`` reads.
 
     The default directory and its parents are created; for a directory that was given, only the
     directory itself may be missing (as for ``CACHE_DIR``: a typo is reported, not created).
@@ -134,7 +135,7 @@ def resolve_cache_dir(option: Path | None) -> Path:
 
 
 class SizeType(click.ParamType):
-    """A byte count such as ``500M``, ``2G`` or ``1048576`` (``ember.settings.parse_size``)."""
+    """A byte count such as ``500M``, ``2G`` or ``1048576`` (``ember.common.sizes.parse_size``)."""
 
     name = "SIZE"
 

@@ -40,8 +40,8 @@ from ember.cli._common import (
     table,
 )
 from ember.cli.inputs import concrete_shape, parse_assignments, parse_shape
-from ember.core import Core
 from ember.errors import EmberError, NotSupportedError
+from ember.runtime.core import Core
 
 #: (key, label) of every step, in the order they happen.
 STEPS = (

@@ -5,16 +5,17 @@ On import every member must be a regular, non-sparse file named ``<64 hex digits
 ``max_size`` bytes in all (the ``--max-size`` option), and each is streamed (never read whole)
 into a temporary file in ``blobs/`` while it is checked: its header first (at most
 ``blob.MAX_HEADER_SIZE``), which fixes the member's exact size, then the payload against the
-header's checksum, and, with a signing key, the whole entry against its keyed MAC (ember.signing)
-for the key its name gives. Only when every member passed are they renamed into place: a bundle
-is imported whole or not at all. Nothing is extracted by tarfile, unpickled or evaluated.
+header's checksum, and, with a signing key, the whole entry against its keyed MAC
+(ember.store.signing) for the key its name gives. Only when every member passed are they renamed
+into place: a bundle is imported whole or not at all. Nothing is extracted by tarfile, unpickled or
+evaluated.
 
 tarfile itself only ever reads through :class:`_CappedStream`: the bundle is decompressed here
 (gzip, bzip2, xz or none), no single read may ask for more than a member's piece or a blob
 header (so a GNU long-name or pax header claiming a terabyte is refused before anything is
 allocated for it), and the bytes decompressed in all are bounded by ``max_size`` plus the tar
 headers' share. The staged files are created, and renamed into place, relative to a descriptor
-of ``blobs/`` opened without following links (ember.confined).
+of ``blobs/`` opened without following links (ember.store.confined).
 
 With a signing key, export writes only entries that verify under it (each member then carries its
 own tag: a bundle of signed entries is a signed bundle), and import refuses a bundle with an
@@ -33,15 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ember import blob, checksum, confined
-from ember.atomic import TEMP_PREFIX
 from ember.cache import ModelCache
+from ember.common import checksum
 from ember.errors import BlobFormatError, EmberError
+from ember.store import blob, confined
+from ember.store.atomic import TEMP_PREFIX
 
 if TYPE_CHECKING:
     import io
 
-    from ember.signing import Signer
+    from ember.store.signing import Signer
 
 MEMBER_NAME = re.compile(r"[0-9a-f]{64}\.blob")
 _COMPRESSED_SUFFIXES = (".tar.gz", ".tgz")
@@ -71,7 +73,7 @@ class ImportReport:
 def _intact(path: Path, signer: Signer | None = None) -> bytes | None:
     """The bytes of an intact entry whose header key matches its file name (and, given a
     ``signer``, whose MAC verifies), else None."""
-    from ember.signing import open_blob
+    from ember.store.signing import open_blob
 
     try:
         with open(confined.open_file(str(path.parent.parent), (path.parent.name,), path.name,
@@ -345,7 +347,7 @@ class _Importer:
 
     def present(self, name: str) -> bool:
         """Whether ``blobs/<name>`` is already an intact entry (signed, with a signer)."""
-        from ember.signing import open_blob
+        from ember.store.signing import open_blob
 
         try:
             fd = confined.open_at(self.blobs_fd, name, os.O_RDONLY)

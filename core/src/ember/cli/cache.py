@@ -30,8 +30,8 @@ from ember.cli._common import (
 )
 from ember.cli.bundle import DEFAULT_MAX_SIZE, export_bundle, import_bundle
 from ember.errors import PropertyValueError
-from ember.settings import environment_signing_key
-from ember.signing import Signer, signer
+from ember.runtime.settings import environment_signing_key
+from ember.store.signing import Signer, signer
 
 
 def _signer() -> Signer | None:

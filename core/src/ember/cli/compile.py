@@ -9,7 +9,6 @@ import click
 
 from ember import cache as model_cache
 from ember import properties as props
-from ember.atomic import write_atomically
 from ember.cli._common import (
     cache_dir_option,
     captured_log,
@@ -19,8 +18,9 @@ from ember.cli._common import (
     stderr,
     timed,
 )
-from ember.core import Core
 from ember.errors import NotSupportedError
+from ember.runtime.core import Core
+from ember.store.atomic import write_atomically
 
 
 @click.command("compile")

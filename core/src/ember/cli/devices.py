@@ -8,8 +8,8 @@ import click
 
 from ember import properties as props
 from ember.cli._common import describe_error, echo_json, json_option, row, say, show, table
-from ember.core import Core
-from ember.plugin_manager import PluginInfo
+from ember.contract.plugin_manager import PluginInfo
+from ember.runtime.core import Core
 
 
 def describe_device(core: Core, name: str, plugins: dict[str, PluginInfo]) -> dict[str, Any]:

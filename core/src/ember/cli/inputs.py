@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from ember.errors import InferenceInputError
-from ember.port import Port
+from ember.model.port import Port
 
 
 def parse_assignments(values: Iterable[str], option: str,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ember import store
 from ember.cli._common import echo_json, json_option, row, say, show, table, warn
+from ember.store import models as store
 
 
 @click.group()

@@ -28,7 +28,7 @@ from ember.cli.inputs import (
     parse_shape,
     random_array,
 )
-from ember.core import Core
+from ember.runtime.core import Core
 
 #: Outputs with at most this many values are printed in full.
 SHOWN_VALUES = 10

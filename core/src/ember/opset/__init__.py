@@ -3,8 +3,8 @@
 ``ember.opset10`` ... ``ember.opset13`` are this same module under OpenVINO's names (OpenVINO's
 opsets differ in a few signatures, which these functions accept in both spellings, such as
 ``interpolate``'s). A graph is built from :class:`ember.Node` objects without onnx; ``ember.Model(
-results, parameters, name)`` turns it into an ONNX model (see :mod:`ember.graph_onnx`). Where ONNX
-takes an attribute and OpenVINO an input (``gather``'s axis, ``transpose``'s order), that input
+results, parameters, name)`` turns it into an ONNX model (see :mod:`ember.model.graph_onnx`). Where
+ONNX takes an attribute and OpenVINO an input (``gather``'s axis, ``transpose``'s order), that input
 must be a constant.
 """
 

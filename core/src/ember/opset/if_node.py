@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ember.graph import Node, Output
+from ember.model.graph import Node, Output
 
 
 class IfNode(Node):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ember.errors import NotSupportedError
-from ember.graph import Dim, Node, Output
+from ember.model.graph import Dim, Node, Output
 
 #: What an operator takes as an input: a node (its first output), an output, or a constant's value.
 NodeInput = Node | Output | np.ndarray | np.generic | int | float | Sequence[Any]

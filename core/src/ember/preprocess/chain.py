@@ -10,8 +10,8 @@ import numpy as np
 
 from ember import opset
 from ember.errors import NotSupportedError, PreprocessError
-from ember.graph import Node, Output
-from ember.layout import Layout
+from ember.model.graph import Node, Output
+from ember.model.layout import Layout
 from ember.preprocess.info import ColorFormat, InputInfo, OutputInfo, ResizeAlgorithm
 
 _RESIZE = {ResizeAlgorithm.RESIZE_LINEAR: "linear", ResizeAlgorithm.RESIZE_NEAREST: "nearest",

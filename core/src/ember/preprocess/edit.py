@@ -1,8 +1,8 @@
 """``PrePostProcessor.build``: one recorded edit holding every input's and output's steps.
 
 The edit's parameters (what the cache key covers) are the steps as built graphs in canonical
-JSON (:mod:`ember.graph_recipe`): the same preprocessing built at every start keys the same, so a
-cached compile needs neither onnx nor the edited graph. ``apply`` writes the operators into the
+JSON (:mod:`ember.model.graph_recipe`): the same preprocessing built at every start keys the same,
+so a cached compile needs neither onnx nor the edited graph. ``apply`` writes the operators into the
 ONNX graph; ``ports`` gives the new ports from the built nodes alone.
 """
 
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ember.graph import Node, Output
-from ember.graph_recipe import describe
-from ember.model_edits import Edit
-from ember.port import Port
+from ember.model.graph import Node, Output
+from ember.model.graph_recipe import describe
+from ember.model.model_edits import Edit
+from ember.model.port import Port
 
 if TYPE_CHECKING:
     import onnx
 
-    from ember.model import Model
+    from ember.model.model import Model
     from ember.preprocess.info import InputInfo, OutputInfo
 
 #: Suffix of the internal names the original inputs and outputs get inside the edited graph.
@@ -60,7 +60,7 @@ class PreprocessEdit(Edit):
         return replaced(inputs, new_in), replaced(outputs, new_out)
 
     def apply(self, proto: onnx.ModelProto) -> None:
-        from ember.graph_onnx import Emitter, value_info
+        from ember.model.graph_onnx import Emitter, value_info
 
         graph = proto.graph
         opset = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")),

@@ -7,7 +7,7 @@ import enum
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ember.layout import Layout
+from ember.model.layout import Layout
 
 if TYPE_CHECKING:
     from typing import Self  # 3.11's; only annotations name it, and Ember runs on 3.10

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ember.port import find_port
+from ember.model.port import find_port
 from ember.preprocess.info import InputInfo, OutputInfo
 
 if TYPE_CHECKING:
-    from ember.model import Model
+    from ember.model.model import Model
 
 
 class PrePostProcessor:

@@ -63,7 +63,7 @@ EXECUTION_DEVICES = "EXECUTION_DEVICES"
 OPTIMAL_NUMBER_OF_INFER_REQUESTS = "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
 
 # Writable keys every device accepts (the core adds them where a plugin does not declare them;
-# see ember.hints): OpenVINO's performance hints and streams.
+# see ember.contract.hints): OpenVINO's performance hints and streams.
 PERFORMANCE_HINT = "PERFORMANCE_HINT"
 PERFORMANCE_MODES = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 #: Requests the application will keep in flight (0: as many as the device wants).
@@ -77,7 +77,7 @@ EXECUTION_MODE_HINT = "EXECUTION_MODE_HINT"
 EXECUTION_MODES = ("PERFORMANCE", "ACCURACY")
 INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
 
-# Keys of the AUTO device (ember.auto).
+# Keys of the AUTO device (ember.runtime.auto).
 #: The candidate devices in order, comma-separated (what "AUTO:GPU,CPU" says).
 DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"
 #: Serve the first inferences on CPU while the target compiles (True by default).

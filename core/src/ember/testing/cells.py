@@ -29,12 +29,12 @@ import numpy as np
 import onnx
 
 import ember
-from ember import blob
 from ember import properties as props
 from ember.cache.cached_compile import ADMIT_ALL_ENV
-from ember.compiled_model import CompiledModel
 from ember.crypto import aes_gcm_callbacks
 from ember.errors import CacheWarning, EmberError, UnsupportedOperatorError
+from ember.runtime.compiled_model import CompiledModel
+from ember.store import blob
 from ember.testing.contract import SUPPORTED_OPERATORS, resolve_device
 from ember.testing.diagnosis import precision_note
 from ember.testing.zoo import ZooModel, operator_key, oracle_of

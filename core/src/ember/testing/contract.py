@@ -1,7 +1,7 @@
 """Checks of the plugin contract that do not depend on the model: each returns the problems found,
 every one phrased as what to fix, so that a test can report them all at once.
 
-The plugin behind a device is found the way the core finds it (:func:`ember.plugin_manager
+The plugin behind a device is found the way the core finds it (:func:`ember.contract.plugin_manager
 .load_plugins`), and its hooks are called through the plugin manager, as tools may call them.
 """
 
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import ember
-from ember import hookspecs
 from ember import properties as props
-from ember.device import split_device_name
+from ember.contract import hookspecs
+from ember.contract.device import split_device_name
+from ember.contract.plugin_manager import PluginInfo, Plugins, load_plugins
 from ember.errors import EmberError, UnknownPropertyError
-from ember.model import Model
-from ember.plugin_manager import PluginInfo, Plugins, load_plugins
+from ember.model.model import Model
 
 #: The optional metric in which a device lists the operators it runs ("Relu", or "domain::Op"
 #: outside the default domain). Without it, a device is taken to claim what its compile accepts.
@@ -75,7 +75,7 @@ def owner_of(device_name: str) -> Owner:
 
 
 def dispatch_hooks() -> list[str]:
-    """The hooks that take a device name, as ``ember.hookspecs`` declares them."""
+    """The hooks that take a device name, as ``ember.contract.hookspecs`` declares them."""
     manager = load_plugins(load_entry_points=False).manager
     return sorted(name for name, caller in vars(manager.hook).items()
                   if caller.spec is not None and "device_name" in caller.spec.argnames)

@@ -14,7 +14,8 @@ import random
 import struct
 from typing import Any
 
-from ember import blob, checksum
+from ember.common import checksum
+from ember.store import blob
 
 _PREFIX = struct.Struct("<8sHHI")
 _PLACEHOLDER = "\x00RAW\x00"

@@ -45,7 +45,7 @@ class Fixtures:
 
     def __init__(self, work: Path) -> None:
         import ember
-        from ember.signing import Signer
+        from ember.store.signing import Signer
         from ember.testing.models import cnn, mlp
 
         self.work = work
@@ -112,9 +112,10 @@ def _mutate_payload_json(rng: random.Random, payload: bytes) -> bytes:
     """Change the JSON inside a TEMPLATE plan or a CPU payload, keeping its framing valid."""
     import struct
 
-    from ember.framing import read_frame, write_frame
+    from ember.contract.framing import read_frame, write_frame
 
-    # the frame's trailer: kind (8 bytes), version, flags, section count, magic (ember.framing)
+    # the frame's trailer: kind (8 bytes), version, flags, section count, magic
+    # (ember.contract.framing)
     kind = payload[-28:-20]
     version, flags, count = struct.unpack_from("<III", payload, len(payload) - 20)
     sections = [bytes(s) for s in read_frame(payload, kind, version, sections=count,
@@ -150,8 +151,8 @@ def targets(work: Path, *, redis_url: str | None = None) -> list[Target]:
 
 
 def _container_target(fx: Fixtures) -> Target:
-    from ember import blob
     from ember.cache import ModelCache
+    from ember.store import blob
 
     seeds = [*fx.blobs.values(), fx.entry]
     listing = fx.work / "listing"
@@ -354,7 +355,7 @@ def _store_json_target(fx: Fixtures) -> Target:
     """The store's .locations.json, remembered file digests and events.log lines."""
     from ember.cache import ModelCache
     from ember.cache.file_digest import _read_memo
-    from ember.store import LOCATIONS_FILE, _read_locations
+    from ember.store.models import LOCATIONS_FILE, _read_locations
 
     store = fx.work / "store"
     store.mkdir()
@@ -441,7 +442,7 @@ def _reference(proto: Any) -> tuple[Any, ...]:
     reader of its own)."""
     import onnx
 
-    from ember.port import Port
+    from ember.model.port import Port
 
     def port(value_info: Any, index: int) -> Port:
         tensor_type = value_info.type.tensor_type
@@ -471,8 +472,8 @@ def _plugin_index_target(fx: Fixtures) -> Target:
     an exception (``_read_index`` says None, and finding the plugins then scans)."""
     import os
 
-    from ember import plugin_index
     from ember._version import __version__
+    from ember.contract import plugin_index
 
     group = "ember.devices"
     records = plugin_index._scan(group)

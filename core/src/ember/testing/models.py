@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ember.port import Port
+from ember.model.port import Port
 
 OPSET = 17
 PPOCR_CLS_FILE = "ch_ppocr_mobile_v2.0_cls_infer.onnx"

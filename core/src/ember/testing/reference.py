@@ -2,7 +2,8 @@
 onnxruntime, the one real models are compared with.
 
 The reference implementation (``onnx.reference`` with BatchNormalization in inference mode) lives
-in ``ember.onnx_reference``, where production code (the GPU device's constant folding) uses it too.
+in ``ember.model.onnx_reference``, where production code (the GPU device's constant folding)
+uses it too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
-from ember.onnx_reference import BatchNormalization, reference_outputs
+from ember.model.onnx_reference import BatchNormalization, reference_outputs
 
 __all__ = ["BatchNormalization", "onnxruntime_outputs", "reference_outputs"]
 

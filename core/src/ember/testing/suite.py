@@ -30,7 +30,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import ember
-from ember import blob
 from ember import properties as props
 from ember.errors import (
     BlobFormatError,
@@ -41,6 +40,7 @@ from ember.errors import (
     UnknownPropertyError,
     UnsupportedOperatorError,
 )
+from ember.store import blob
 from ember.testing import contract
 from ember.testing.cells import MODES, Cell
 from ember.testing.diagnosis import foreign_cause

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from ember import hookimpl
-from ember.model import Model
-from ember.port import Port
+from ember.model.model import Model
+from ember.model.port import Port
 
 
 class AddOneModel:

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ember.port import Port
+from ember.model.port import Port
 from ember.testing import model_files, models
 
 Feeds = dict[str, np.ndarray]

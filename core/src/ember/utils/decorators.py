@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ember.graph import Node, Output
+from ember.model.graph import Node, Output
 
 
 def custom_preprocess_function(custom_function: Callable[..., Any]) -> Callable[[Output], Output]:

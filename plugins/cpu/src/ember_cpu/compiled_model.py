@@ -11,7 +11,7 @@ from ember.plugin import InferenceInputError, Port
 
 
 class CpuCompiledModel:
-    """Follows :class:`ember.device.DeviceModel`."""
+    """Follows :class:`ember.contract.device.DeviceModel`."""
 
     def __init__(self, session: Any, inputs: list[Port], outputs: list[Port],
                  ort_bytes: bytes | memoryview,

@@ -12,7 +12,7 @@ from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME
 from ember_cpu.runtime import onnxruntime
 
-#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+#: The version of Ember's plugin contract (ember.contract.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1
 
 #: Compile and run options with their defaults (OpenVINO's names where OpenVINO has one).

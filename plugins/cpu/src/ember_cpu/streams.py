@@ -32,7 +32,7 @@ class Streams(NamedTuple):
     threads_per_stream: int
 
     def runtime_properties(self) -> dict[str, int]:
-        """What the compiled model reports (see ember.hints.runtime_properties)."""
+        """What the compiled model reports (see ember.contract.hints.runtime_properties)."""
         return {"NUM_STREAMS": self.streams,
                 "OPTIMAL_NUMBER_OF_INFER_REQUESTS": self.streams}
 

@@ -58,7 +58,7 @@ SpecialisationKey = tuple[tuple[tuple[int, ...], ...], tuple[bytes, ...]]
 
 
 class GpuCompiledModel:
-    """Follows :class:`ember.device.DeviceModel`."""
+    """Follows :class:`ember.contract.device.DeviceModel`."""
 
     def __init__(self, model: Model, device_name: str, device: OpenCLDevice,
                  transformations: bool, store: KernelCache | None) -> None:

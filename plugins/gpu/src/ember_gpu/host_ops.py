@@ -3,7 +3,7 @@
 Shape arithmetic (Shape -> Slice -> Concat -> Reshape), Constant-derived weights and the values of
 shape inputs are folded before anything reaches the device. The operators such subgraphs are made
 of have a numpy implementation below; any other operator is folded with ``onnx.reference``
-(imported only then), through ``ember.onnx_reference``, which also runs BatchNormalization in
+(imported only then), through ``ember.model.onnx_reference``, which also runs BatchNormalization in
 inference mode.
 """
 

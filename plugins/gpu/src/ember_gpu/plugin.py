@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ember.plugin import KernelCache
     from ember_gpu.compiled_model import GpuCompiledModel
 
-#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+#: The version of Ember's plugin contract (ember.contract.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1
 
 DEVICE_PREFIX = "GPU"

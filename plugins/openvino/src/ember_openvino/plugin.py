@@ -18,7 +18,7 @@ from ember_openvino import compiler, device_info, payload, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
 from ember_openvino.properties import CACHING_KEYS, CONFIG_DEFAULTS, openvino_config
 
-#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+#: The version of Ember's plugin contract (ember.contract.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1
 DEVICE_NAME = "OPENVINO"
 

@@ -11,7 +11,8 @@ from ember_template.plan import Plan
 
 
 class TemplateCompiledModel:
-    """Follows :class:`ember.device.DeviceModel`; the core checks inputs before ``infer``."""
+    """Follows :class:`ember.contract.device.DeviceModel`; the core checks inputs before
+    ``infer``."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan

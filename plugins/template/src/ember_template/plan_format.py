@@ -14,8 +14,8 @@ core's container around this payload carries the checksum (and, with a signing k
 this format guards its own structure.
 
 Every byte is untrusted: ``loads`` accepts any bytes and returns a plan or raises BlobFormatError.
-The topology is read by ember.safe_json (bounded), every field is type-checked, and the plan is
-validated against what running it will do (``validate``): every slot a step reads is written
+The topology is read by ember.common.safe_json (bounded), every field is type-checked, and the plan
+is validated against what running it will do (``validate``): every slot a step reads is written
 before, by a constant, an input or an earlier step, and not released in between; every output is
 written; slot counts are bounded by what writes them; constants fit their shapes and the data
 section; subgraphs nest at most :data:`MAX_SUBGRAPH_DEPTH` deep, and each is validated the same

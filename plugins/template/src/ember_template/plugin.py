@@ -1,7 +1,7 @@
 """The TEMPLATE device's hook implementations: the file a new device plugin starts from.
 
 Each hook checks the device name first and returns None for any other device, as the contract in
-``ember.hookspecs`` asks; everything device-specific lives in the modules this one imports.
+``ember.contract.hookspecs`` asks; everything device-specific lives in the modules this one imports.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Core loads this module, and most processes never compile for TEMPLATE.
 DEVICE_NAME = "TEMPLATE"
 
-#: The version of Ember's plugin contract (ember.hookspecs) this plugin was written for.
+#: The version of Ember's plugin contract (ember.contract.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1
 
 #: Compile options: name -> default. DISABLE_TRANSFORMATIONS (as in OpenVINO's template plugin)

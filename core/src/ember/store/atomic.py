@@ -1,0 +1,160 @@
+"""Publishing a file so that readers see all of it or nothing, even if the writer is killed.
+
+Used by the model store, the model cache and the plugin index alike: it lies in the store room,
+below the cache and the plugin contract, so each of them reaches it without importing the others.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ember.common.log import get_logger
+
+if TYPE_CHECKING:
+    import queue
+
+# Paths are taken as str or os.PathLike and handled with os.path: these functions are on a warm
+# start's path, which does not import pathlib.
+StrPath = str | os.PathLike[str]
+
+log = get_logger("ember.cache")
+
+#: Prefix of files being written; a writer killed with SIGKILL leaves one behind, which pruning
+#: removes once it is old. Readers never open them.
+TEMP_PREFIX = ".tmp-"
+#: Large buffers are written in pieces of this size: one write() of a whole entry of many MB was
+#: an order of magnitude slower than the same bytes in 1 MB writes on ext4 (the kernel copies and
+#: dirties a huge range at once); benchmarks/bench_cache.py writes such entries.
+_WRITE_PIECE = 1 << 20
+
+
+def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
+    """Write ``chunks`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    Readers (and a writer killed with SIGKILL) see the old file or the whole new one, never a
+    part: the rename is atomic. Flushing to disk (fsync) then happens on a background thread, so
+    that a first start does not wait for the disk. The usual fsync-before-rename order only
+    matters after a power cut, when it could leave a torn file under the final name; Ember's
+    blobs and memo files are checksummed or validated on every read, so such a file is detected
+    and replaced, never used. Files still queued at exit are flushed then.
+
+    For a file inside a directory others may write to (a cache, the store), use
+    :func:`write_inside`, which follows no link planted there.
+
+    :raises OSError: when the directory is read-only, the disk is full, the file size limit is hit,
+        ...; the temporary file is removed and ``path`` is left as it was.
+    """
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    write_inside(directory, (), name, *chunks, create_dirs=False)
+
+
+def write_inside(root: StrPath, parts: tuple[str, ...], name: str,
+                 *chunks: bytes | memoryview, create_dirs: bool = True) -> None:
+    """:func:`write_atomically` to ``root/parts.../name``, the subdirectories made (0700) when
+    missing, none of them nor the file followed when it is a link (see ember.store.confined).
+
+    :raises OSError: PlantedLinkError for a link on the way; else as write_atomically.
+    """
+    from ember.store import confined
+
+    root = os.fspath(root)
+    dir_fd = confined.open_dir(root, parts, create=create_dirs)
+    where = os.path.join(root, *parts)
+    try:
+        fd, temp_name = confined.create_temp(dir_fd, TEMP_PREFIX, where=where)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as temp_file:
+                for chunk in chunks:
+                    view = memoryview(chunk).cast("B")
+                    for start in range(0, view.nbytes, _WRITE_PIECE):
+                        temp_file.write(view[start:start + _WRITE_PIECE])
+            confined.replace_at(dir_fd, temp_name, name, where=where)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                confined.unlink_at(dir_fd, temp_name, where=where)
+            raise
+    finally:
+        os.close(dir_fd)
+    background.submit(_flush_and_close, fd)
+
+
+class Background:
+    """One worker thread per process for work a start need not wait for: fsyncing published
+    files, writing back entries fetched from a remote tier.
+
+    The thread is a daemon, so an idle worker never keeps a process alive; at exit, work still
+    queued or running is finished first (atexit), so nothing submitted is lost.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, work: Callable[..., object], *args: object) -> None:
+        with self._lock:
+            if self._queue is None:
+                import queue  # here: a warm start that writes nothing never needs it
+
+                self._queue = queue.Queue()
+            jobs = self._queue
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ember-background",
+                                                daemon=True)
+                self._thread.start()
+                atexit.register(self.wait)
+        jobs.put((work, args))
+
+    def _run(self) -> None:
+        jobs = self._queue
+        assert jobs is not None  # made before the thread
+        while True:
+            work, args = jobs.get()
+            try:
+                work(*args)
+            except Exception:  # background work reports its own problems; keep serving
+                log.exception("background cache work failed")
+            finally:
+                jobs.task_done()
+
+    def wait(self) -> None:
+        """Block until everything submitted so far is done."""
+        if self._queue is not None and self._thread is not None and self._thread.is_alive():
+            self._queue.join()
+
+
+def _flush_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # durability is best effort (see write_atomically); correctness does not need it
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+background = Background()
+
+
+def make_private_dirs(root: StrPath, *subdirectories: str) -> None:
+    """Create ``root`` (its parent must exist) and subdirectories of it, readable only by us;
+    a subdirectory that is a link is refused, not followed (ember.store.confined).
+
+    A missing parent is an error rather than created: a typo in CACHE_DIR should be reported,
+    not silently become a new directory tree.
+
+    :raises OSError: FileNotFoundError for a missing parent, PermissionError, PlantedLinkError...
+    """
+    from ember.store import confined
+
+    root = os.fspath(root)
+    for subdirectory in subdirectories or [""]:
+        relative = os.path.relpath(os.path.join(root, subdirectory), root)
+        parts = () if relative == "." else tuple(relative.split(os.sep))
+        os.close(confined.open_dir(root, parts, create=True))
