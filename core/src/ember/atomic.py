@@ -6,17 +6,14 @@ them: ``ember.store`` and ``ember.cache`` do not import each other in a cycle).
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ember.log import get_logger
-
-if TYPE_CHECKING:
-    import queue
 
 # Paths are taken as str or os.PathLike and handled with os.path: these functions are on a warm
 # start's path, which does not import pathlib.
@@ -87,45 +84,60 @@ class Background:
     """One worker thread per process for work a start need not wait for: fsyncing published
     files, writing back entries fetched from a remote tier.
 
-    The thread is a daemon, so an idle worker never keeps a process alive; at exit, work still
-    queued or running is finished first (atexit), so nothing submitted is lost.
+    The worker is started without waiting for it to run: ``threading.Thread.start`` blocks until
+    the new thread has been scheduled, which on a busy machine cost a cold start milliseconds.
+    It leaves when it has nothing left to do (the next submit starts another), so an idle worker
+    never keeps a process alive; at exit, work still queued or running is finished first
+    (atexit), so nothing submitted is lost. A forked child does not inherit its parent's work.
     """
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Callable[..., object], tuple[object, ...]]] | None = None
+        self._jobs: list[tuple[Callable[..., object], tuple[object, ...]]] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._running = False
+        self._waits_at_exit = False
 
     def submit(self, work: Callable[..., object], *args: object) -> None:
         with self._lock:
-            if self._queue is None:
-                import queue  # here: a warm start that writes nothing never needs it
-
-                self._queue = queue.Queue()
-            jobs = self._queue
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="ember-background",
-                                                daemon=True)
-                self._thread.start()
+            self._jobs.append((work, args))
+            if self._running:
+                return
+            self._running = True
+            self._idle.clear()
+            if not self._waits_at_exit:
                 atexit.register(self.wait)
-        jobs.put((work, args))
+                self._waits_at_exit = True
+        try:
+            _thread.start_new_thread(self._run, ())
+        except RuntimeError:  # no thread to be had (limits, interpreter shutdown): do it here
+            self._run()
 
     def _run(self) -> None:
-        jobs = self._queue
-        assert jobs is not None  # made before the thread
         while True:
-            work, args = jobs.get()
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    self._idle.set()
+                    return
+                work, args = self._jobs.pop(0)
             try:
                 work(*args)
             except Exception:  # background work reports its own problems; keep serving
                 log.exception("background cache work failed")
-            finally:
-                jobs.task_done()
 
     def wait(self) -> None:
         """Block until everything submitted so far is done."""
-        if self._queue is not None and self._thread is not None and self._thread.is_alive():
-            self._queue.join()
+        self._idle.wait()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent's worker and work are not this process's."""
+        self._jobs = []
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._running = False
 
 
 def _flush_and_close(fd: int) -> None:
@@ -139,6 +151,8 @@ def _flush_and_close(fd: int) -> None:
 
 
 background = Background()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=background._forget_after_fork)
 
 
 def make_private_dirs(root: StrPath, *subdirectories: str) -> None:
