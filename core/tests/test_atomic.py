@@ -74,3 +74,22 @@ def test_a_forked_child_does_not_inherit_its_parents_background_work():
         os.waitpid(child, 0)
         os.close(read_end)
         background.wait()
+
+
+def test_background_work_waits_for_a_quiet_moment_unless_someone_waits_for_it(monkeypatch):
+    import time
+
+    monkeypatch.setattr(atomic, "QUIET_SECONDS", 0.3)
+    ran = []
+    background.submit(lambda: ran.append(time.monotonic()))
+    time.sleep(0.15)
+    assert ran == []  # a start is still submitting: the worker keeps out of its way
+    last = time.monotonic()
+    background.submit(lambda: ran.append(time.monotonic()))
+    assert background._idle.wait(5)  # as an observer, without hurrying it
+    assert len(ran) == 2 and ran[0] >= last + 0.3 - 0.01
+    monkeypatch.setattr(atomic, "QUIET_SECONDS", 60.0)
+    started = time.monotonic()
+    background.submit(ran.append, "now")
+    background.wait()  # at exit, or a test that reads what was written: at once
+    assert ran[-1] == "now" and time.monotonic() - started < 30

@@ -36,6 +36,7 @@ import pytest
 import ember
 import ember.cache
 from ember import blob
+from ember.atomic import background
 from ember.errors import CacheWarning
 from ember.testing.models import dense_stack
 
@@ -103,6 +104,8 @@ if ARGS.get("fsize_limit"):  # after the imports: a .pyc written now must not hi
     import resource
     resource.setrlimit(resource.RLIMIT_FSIZE, (ARGS["fsize_limit"], ARGS["fsize_limit"]))
 results = [compile_and_report(core, model, cache, x) for model, x, cache in compiles]
+from ember.atomic import background
+background.wait()  # what the background worker writes (file digests' memos) is done
 report({"compiles": results, "files": listing(ARGS["list"])})
 """
 
@@ -682,6 +685,7 @@ def test_same_size_edit_with_restored_mtime_is_a_miss(tmp_path, medium, monkeypa
     core = ember.Core()
     first = compile_and_report(core, str(path), str(cache), medium.x)
     assert first == {"loaded_from_cache": False, "checksum": medium.expected, "warnings": []}
+    background.wait()  # the memo is written by the background worker
     assert list((cache / "files").glob("*.json")), "the digest was not remembered"
     warm = compile_and_report(core, str(path), str(cache), medium.x)
     assert warm == {"loaded_from_cache": True, "checksum": medium.expected, "warnings": []}

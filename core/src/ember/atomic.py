@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 
 from ember.log import get_logger
@@ -27,14 +28,17 @@ TEMP_PREFIX = ".tmp-"
 #: Large buffers are written in pieces of this size: on this ext4 (a virtio disk), one write()
 #: of a 12.6 MB entry took 40-60 ms, the same bytes in 1 MB writes 2-4 ms.
 _WRITE_PIECE = 1 << 20
+#: Background work waits until nothing has been submitted for this long (see Background).
+QUIET_SECONDS = 0.5
 
 
 def write_atomically(path: StrPath, *chunks: bytes | memoryview) -> None:
     """Write ``chunks`` to a temporary file beside ``path`` and rename it over ``path``.
 
     Readers (and a writer killed with SIGKILL) see the old file or the whole new one, never a
-    part: the rename is atomic. Flushing to disk (fsync) then happens on a background thread, so
-    that a first start does not wait for the disk. The usual fsync-before-rename order only
+    part: the rename is atomic. Flushing to disk (fsync) then happens on the background worker,
+    once the start is over (see :class:`Background`), so that a first start does not wait for
+    the disk. The usual fsync-before-rename order only
     matters after a power cut, when it could leave a torn file under the final name; Ember's
     blobs and memo files are checksummed or validated on every read, so such a file is detected
     and replaced, never used. Files still queued at exit are flushed then.
@@ -82,26 +86,36 @@ def write_inside(root: StrPath, parts: tuple[str, ...], name: str,
 
 class Background:
     """One worker thread per process for work a start need not wait for: fsyncing published
-    files, writing back entries fetched from a remote tier.
+    files, remembering file digests, writing back entries fetched from a remote tier.
 
-    The worker is started without waiting for it to run: ``threading.Thread.start`` blocks until
-    the new thread has been scheduled, which on a busy machine cost a cold start milliseconds.
-    It leaves when it has nothing left to do (the next submit starts another), so an idle worker
-    never keeps a process alive; at exit, work still queued or running is finished first
-    (atexit), so nothing submitted is lost. A forked child does not inherit its parent's work.
+    The worker begins once nothing has been submitted for :data:`QUIET_SECONDS` (or as soon as
+    someone waits for it). A cold start submits work while it compiles and then runs its first
+    inference; a Python thread working meanwhile shares the interpreter lock with it, and on a
+    busy machine each hand-over of the lock cost the start milliseconds. The thread is started
+    without waiting for it to run (``threading.Thread.start`` blocks until it has been scheduled)
+    and leaves when it has nothing left to do (the next submit starts another), so an idle
+    worker never keeps a process alive; at exit, everything submitted is finished first
+    (atexit), so nothing is lost. A forked child does not inherit its parent's work.
     """
 
     def __init__(self) -> None:
+        self._waits_at_exit = False
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
         self._jobs: list[tuple[Callable[..., object], tuple[object, ...]]] = []
         self._lock = threading.Lock()
-        self._idle = threading.Event()
+        self._idle = threading.Event()  # set while no worker runs
         self._idle.set()
+        self._wake = threading.Event()  # ends the worker's wait for quiet
         self._running = False
-        self._waits_at_exit = False
+        self._waiters = 0
+        self._last_submit = 0.0
 
     def submit(self, work: Callable[..., object], *args: object) -> None:
         with self._lock:
             self._jobs.append((work, args))
+            self._last_submit = time.monotonic()
             if self._running:
                 return
             self._running = True
@@ -112,9 +126,11 @@ class Background:
         try:
             _thread.start_new_thread(self._run, ())
         except RuntimeError:  # no thread to be had (limits, interpreter shutdown): do it here
-            self._run()
+            self._run(settle=False)
 
-    def _run(self) -> None:
+    def _run(self, settle: bool = True) -> None:
+        if settle:
+            self._wait_for_quiet()
         while True:
             with self._lock:
                 if not self._jobs:
@@ -127,17 +143,30 @@ class Background:
             except Exception:  # background work reports its own problems; keep serving
                 log.exception("background cache work failed")
 
+    def _wait_for_quiet(self) -> None:
+        while True:
+            with self._lock:
+                remaining = self._last_submit + QUIET_SECONDS - time.monotonic()
+                if self._waiters or remaining <= 0:
+                    return
+                self._wake.clear()
+            self._wake.wait(remaining)
+
     def wait(self) -> None:
-        """Block until everything submitted so far is done."""
-        self._idle.wait()
+        """Block until everything submitted so far is done (the worker starts at once)."""
+        with self._lock:
+            self._waiters += 1
+            self._wake.set()
+        try:
+            self._idle.wait()
+        finally:
+            with self._lock:
+                self._waiters -= 1
 
     def _forget_after_fork(self) -> None:
-        """In a forked child: the parent's worker and work are not this process's."""
-        self._jobs = []
-        self._lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._running = False
+        """In a forked child: the parent's worker and work are not this process's (its exit
+        hook, if registered, was inherited)."""
+        self._start_afresh()
 
 
 def _flush_and_close(fd: int) -> None:
