@@ -93,3 +93,18 @@ def test_background_work_waits_for_a_quiet_moment_unless_someone_waits_for_it(mo
     background.submit(ran.append, "now")
     background.wait()  # at exit, or a test that reads what was written: at once
     assert ran[-1] == "now" and time.monotonic() - started < 30
+
+
+def test_work_queued_without_a_worker_runs_when_one_is_started_or_waited_for(monkeypatch):
+    import time
+
+    monkeypatch.setattr(atomic, "QUIET_SECONDS", 0.0)
+    ran = []
+    background.submit(ran.append, 1, start=False)
+    time.sleep(0.2)
+    assert ran == []  # no worker: nothing ran
+    background.start()
+    assert background._idle.wait(5) and ran == [1]
+    background.submit(ran.append, 2, start=False)
+    background.wait()  # at exit at the latest
+    assert ran == [1, 2]

@@ -112,17 +112,27 @@ class Background:
         self._waiters = 0
         self._last_submit = 0.0
 
-    def submit(self, work: Callable[..., object], *args: object) -> None:
+    def submit(self, work: Callable[..., object], *args: object, start: bool = True) -> None:
+        """Queue ``work(*args)``. ``start=False`` leaves the worker unstarted if none runs: the
+        next submit, :meth:`start` or :meth:`wait` (at exit at the latest) starts it. A cold
+        start queues so before its compile and starts the worker as the device compiles, when
+        the new thread can take the interpreter lock without making the start wait for it."""
         with self._lock:
             self._jobs.append((work, args))
             self._last_submit = time.monotonic()
-            if self._running:
-                return
-            self._running = True
-            self._idle.clear()
             if not self._waits_at_exit:
                 atexit.register(self.wait)
                 self._waits_at_exit = True
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start a worker for the queued work, unless one runs or nothing is queued."""
+        with self._lock:
+            if self._running or not self._jobs:
+                return
+            self._running = True
+            self._idle.clear()
         try:
             _thread.start_new_thread(self._run, ())
         except RuntimeError:  # no thread to be had (limits, interpreter shutdown): do it here
@@ -158,6 +168,7 @@ class Background:
             self._waiters += 1
             self._wake.set()
         try:
+            self.start()  # work queued without a worker
             self._idle.wait()
         finally:
             with self._lock:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ember import blob
+from ember.atomic import background
 from ember.errors import BlobFormatError
 from ember.log import get_logger
 
@@ -169,8 +170,6 @@ class _Steps:
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
-            from ember.atomic import background
-
             background.submit(self._write_back, data, header)
         return compiled
 
@@ -208,6 +207,10 @@ class _Steps:
             log.info("cache miss for %s on %s: an entry for the same model differs: %s",
                      self.name, self.header_fields.get("device"), reason)
         self.cache.record("miss", self.key.digest)
+        # Work queued for later (the file digest's memo) gets its worker now, while the device
+        # compiles: a compile leaves the interpreter lock free, so the new thread's start costs
+        # this one nothing.
+        background.start()
         start = time.perf_counter()
         compiled = self.compile_model()
         compile_seconds = time.perf_counter() - start

@@ -100,7 +100,7 @@ class FileDigests:
             # compiles, not before.
             parts = tuple(os.path.relpath(self._directory, self.cache_root).split(os.sep))
             background.submit(self._remember, parts, os.path.basename(memo_path),
-                              json.dumps(memo).encode())
+                              json.dumps(memo).encode(), start=False)
         return digest
 
     def _remember(self, parts: tuple[str, ...], name: str, memo: bytes) -> None:
