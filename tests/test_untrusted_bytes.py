@@ -135,6 +135,7 @@ def test_a_forged_file_digest_memo_cannot_redirect_a_model_to_another_entry(tmp_
     time.sleep(max(RACY_SECONDS + 0.1 - age, 0))  # digests of files this new are not remembered
     compile_(models["a"], tmp_path / "d")
     compile_(models["b"], tmp_path / "d")
+    background.wait()  # the memos are written by the background worker
     memos = {json.loads(p.read_text())["path"]: p for p in (tmp_path / "d" / "files").iterdir()}
     a, b = (str(models[name].resolve()) for name in "ab")
     memo_a, memo_b = json.loads(memos[a].read_text()), json.loads(memos[b].read_text())

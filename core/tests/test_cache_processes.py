@@ -37,6 +37,7 @@ import ember
 import ember.cache
 from ember.errors import CacheWarning
 from ember.store import blob
+from ember.store.atomic import background
 from ember.testing.models import dense_stack
 
 TEMPLATE = "TEMPLATE"
@@ -103,6 +104,8 @@ if ARGS.get("fsize_limit"):  # after the imports: a .pyc written now must not hi
     import resource
     resource.setrlimit(resource.RLIMIT_FSIZE, (ARGS["fsize_limit"], ARGS["fsize_limit"]))
 results = [compile_and_report(core, model, cache, x) for model, x, cache in compiles]
+from ember.store.atomic import background
+background.wait()  # what the background worker writes (file digests' memos) is done
 report({"compiles": results, "files": listing(ARGS["list"])})
 """
 
@@ -682,6 +685,7 @@ def test_same_size_edit_with_restored_mtime_is_a_miss(tmp_path, medium, monkeypa
     core = ember.Core()
     first = compile_and_report(core, str(path), str(cache), medium.x)
     assert first == {"loaded_from_cache": False, "checksum": medium.expected, "warnings": []}
+    background.wait()  # the memo is written by the background worker
     assert list((cache / "files").glob("*.json")), "the digest was not remembered"
     warm = compile_and_report(core, str(path), str(cache), medium.x)
     assert warm == {"loaded_from_cache": True, "checksum": medium.expected, "warnings": []}

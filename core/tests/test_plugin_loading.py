@@ -161,6 +161,54 @@ def test_a_warm_start_imports_no_more_than_the_floor_and_ember(tmp_path, call):
     assert sorted(set(NOT_ON_THE_WARM_PATH) & added) == []
 
 
+# A cold start (an empty CACHE_DIR: compile, store the entry, infer) may add the file lock's fcntl.
+COLD_START_EXTRAS = (*WARM_START_EXTRAS, "fcntl")
+# What a cold start once paid for: tempfile with shutil, bz2 and lzma (for the optimised graph,
+# now saved in memory), queue and heapq (the background worker's queue), and the warm path's.
+NOT_ON_THE_COLD_PATH = (*NOT_ON_THE_WARM_PATH, "bz2", "lzma", "heapq")
+
+
+@pytest.mark.parametrize("call", list(CALL_SHAPES))
+def test_a_cold_start_imports_no_more_than_the_floor_and_ember(tmp_path, call):
+    """A cold start in either call shape, against the floor's (onnxruntime optimising the file
+    and saving the optimised graph): Ember's modules, its CPU plugin's, pluggy, blake3, the
+    file lock's fcntl, and none of the standard modules it once imported on this path."""
+    home = tmp_path / "home"
+    feeds = "{'x': np.zeros((1, 3, 48, 192), np.float32)}"
+    body = textwrap.dedent(CALL_SHAPES[call]).replace("MODEL", repr(str(ppocr_cls_path())))
+    seeds = f"""
+        import json, sys
+        import numpy as np
+        import ember as ov
+        FEEDS = {feeds}
+        core = ov.Core()
+        core.set_property({{"CACHE_DIR": sys.argv[1]}})
+        {textwrap.indent(body, "        ").strip()}
+        print(json.dumps({{"modules": sorted(sys.modules),
+                          "cached": compiled.get_property("LOADED_FROM_CACHE")}}))
+    """
+    probe(seeds.replace("sys.argv[1]", repr(str(tmp_path / "first"))), home=home)  # the scan
+    cold = probe(seeds.replace("sys.argv[1]", repr(str(tmp_path / "cold"))), home=home)
+    assert not cold["cached"]
+    assert list((tmp_path / "cold" / "blobs").glob("*.blob"))  # the entry was written
+    floor = probe(f"""
+        import json, sys
+        import numpy as np
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = {str(tmp_path / "floor.ort")!r}
+        options.add_session_config_entry("session.save_model_format", "ORT")
+        session = ort.InferenceSession({str(ppocr_cls_path())!r}, options,
+                                       providers=["CPUExecutionProvider"])
+        session.run(None, {feeds})
+        print(json.dumps({{"modules": sorted(sys.modules)}}))
+    """, home=home)
+    added = set(cold["modules"]) - set(floor["modules"])
+    foreign = sorted(m for m in added if m.split(".")[0] not in COLD_START_EXTRAS)
+    assert foreign == [], f"a cold start imports {foreign} that the floor does not"
+    assert sorted(set(NOT_ON_THE_COLD_PATH) & added) == []
+
+
 def test_listing_devices_is_where_every_plugin_is_loaded(tmp_path):
     report = probe(f"""
         import json, sys

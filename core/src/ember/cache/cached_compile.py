@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ember.common.log import get_logger
 from ember.errors import BlobFormatError, EmberError
 from ember.store import blob
+from ember.store.atomic import background
 
 if TYPE_CHECKING:
     from ember.cache.key import CacheKey
@@ -205,8 +206,6 @@ class _Steps(Generic[DeviceModel]):
         compiled = self._import(header, payload, None)
         if compiled is not None:
             # Write-back, so that the next start is local; this start need not wait for the disk.
-            from ember.store.atomic import background
-
             background.submit(self._write_back, data, header)
         return compiled
 
@@ -251,6 +250,10 @@ class _Steps(Generic[DeviceModel]):
             log.info("cache miss for %s on %s: an entry for the same model differs: %s",
                      self.name, self.header_fields.get("device"), reason)
         self.cache.record("miss", self.key.digest)
+        # Work queued for later (the file digest's memo) gets its worker now, while the device
+        # compiles: a compile leaves the interpreter lock free, so the new thread's start costs
+        # this one nothing.
+        background.start()
         start = time.perf_counter()
         compiled = self.compile_model()
         compile_seconds = time.perf_counter() - start

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ember.common import checksum, safe_json
 from ember.errors import BlobFormatError
-from ember.store.atomic import write_inside
+from ember.store.atomic import background, write_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,12 +94,19 @@ class FileDigests:
             self._known[path] = memo
             if signer is not None:
                 memo["mac"] = _memo_tag(signer, memo_path, memo)
-            # Remembering is an optimisation; the cache reports directory problems when it writes.
-            with contextlib.suppress(OSError):
-                parts = tuple(os.path.relpath(self._directory, self.cache_root).split(os.sep))
-                write_inside(self.cache_root, parts, os.path.basename(memo_path),
-                             json.dumps(memo).encode())
+            # Written by the background worker: this start has the digest already, and the
+            # file is for the next one (published whole by rename all the same; a process that
+            # exits first finishes it at exit). On a cold start it goes to disk while the device
+            # compiles, not before.
+            parts = tuple(os.path.relpath(self._directory, self.cache_root).split(os.sep))
+            background.submit(self._remember, parts, os.path.basename(memo_path),
+                              json.dumps(memo).encode(), start=False)
         return digest
+
+    def _remember(self, parts: tuple[str, ...], name: str, memo: bytes) -> None:
+        # Remembering is an optimisation; the cache reports directory problems when it writes.
+        with contextlib.suppress(OSError):
+            write_inside(self.cache_root, parts, name, memo)
 
     @staticmethod
     def _still_valid(memo: dict, path: str, stat: os.stat_result) -> bool:

@@ -1,14 +1,13 @@
 """CPU's compile: an onnxruntime session, optimised once and saved in ORT format for export.
 
 The expensive, cacheable part of starting onnxruntime is graph optimisation. compile() runs it
-and asks onnxruntime to save the optimised graph in its ORT (flatbuffer) format at the same time;
-those bytes are what export writes and import loads with every optimisation switched off, in
-place, without a copy.
+and asks onnxruntime to save the optimised graph in its ORT (flatbuffer) format at the same time
+(into memory where the OS allows, see saved_graph.py); those bytes are what export writes and
+import loads with every optimisation switched off, in place, without a copy.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,7 @@ from ember.plugin import (
     PropertyValueError,
     UnsupportedOperatorError,
 )
-from ember_cpu import streams
+from ember_cpu import saved_graph, streams
 from ember_cpu.runtime import onnxruntime
 
 DEVICE_NAME = "CPU"
@@ -91,21 +90,17 @@ def check_limits(model: Model) -> None:
 
 def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """Build the session and the ORT-format bytes of its optimised graph."""
-    import tempfile  # here: only a compile writes the optimised graph, a warm start does not
-
     ort = onnxruntime()
     options = session_options(config)
-    with tempfile.TemporaryDirectory(prefix="ember-cpu-") as work:
-        saved = os.path.join(work, "optimised.ort")
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    with saved_graph.graph_file() as (saved, read_saved):
         options.optimized_model_filepath = saved
-        options.add_session_config_entry("session.save_model_format", "ORT")
         try:
             session = ort.InferenceSession(_session_source(model), options,
                                            providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / ... types
             raise _ember_error(exc, model) from exc
-        with open(saved, "rb") as saved_file:
-            return session, saved_file.read()
+        return session, read_saved()
 
 
 def _session_source(model: Model) -> str | bytes:
