@@ -77,7 +77,7 @@ class FileDigests:
             return str(known["digest"])
         memo_path = os.path.join(self._directory,
                                  f"{checksum.hexdigest(os.fsencode(path))[:40]}.json")
-        remembered = _read_memo(memo_path, signer)
+        remembered = read_memo(memo_path, signer)
         if remembered is not None and self._still_valid(remembered, path, stat):
             self._known[path] = remembered
             return str(remembered["digest"])
@@ -126,7 +126,7 @@ def _memo_tag(signer: Signer, memo_path: str, memo: dict) -> str:
     return signer.tag(f"file-digest:{stem}", text).hex()
 
 
-def _read_memo(memo_path: str, signer: Signer | None = None) -> dict | None:
+def read_memo(memo_path: str, signer: Signer | None = None) -> dict | None:
     """A remembered digest, or None for a missing, unreadable or malformed memo (untrusted)."""
     try:
         with open(memo_path, "rb") as memo_file:

@@ -45,6 +45,8 @@ def get_into(client: Any, names: Sequence[str], buffer: memoryview,
     in_step = False
     try:
         connection.send_packed_command(connection.pack_commands([("GET", n) for n in names]))
+        # redis-py exposes no public handle on the socket; its replies are parsed into one
+        # Python bytes per value, and a chunked blob must land in one preallocated buffer.
         reader = _Reader(connection._sock)
         offset, missing = 0, False
         for _name in names:

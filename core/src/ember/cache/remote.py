@@ -223,7 +223,7 @@ class RemoteTier:
             manifest = self.client.get(self._name("manifest", key))
             if manifest is None:
                 return None, None
-            fields = _manifest_fields(manifest, signed=self.signer is not None)
+            fields = manifest_fields(manifest, signed=self.signer is not None)
             if fields["size"] > self.settings.max_entry:
                 raise BlobFormatError(f"its manifest claims {fields['size']} bytes, more than "
                                       f"max_entry ({self.settings.max_entry})")
@@ -322,9 +322,9 @@ class RemoteTier:
         if previous is not None:  # the replaced upload's chunks are garbage now
             # a forged manifest (its chunks are not ours) or a failing server: leave them
             with contextlib.suppress(BlobFormatError, *server_errors()):
-                old = _manifest_fields(previous, signed=self.signer is not None)
+                old = manifest_fields(previous, signed=self.signer is not None)
                 names = [self._name("chunk", key, old["upload"], str(i))
-                         for i in range(old["chunks"])]  # bounded by _manifest_fields
+                         for i in range(old["chunks"])]  # bounded by manifest_fields
                 for start in range(0, len(names), 1024):
                     self.client.delete(*names[start:start + 1024])
         return None
@@ -414,7 +414,7 @@ def _is_data_error(exc: Exception) -> bool:
     return isinstance(exc, ResponseError | BulkReadError)
 
 
-def _manifest_fields(raw: Any, *, signed: bool) -> dict[str, Any]:
+def manifest_fields(raw: Any, *, signed: bool) -> dict[str, Any]:
     """A manifest's fields, every one type- and range-checked (anyone may write the key).
 
     :raises BlobFormatError: ("unreadable manifest ...") for anything else.

@@ -323,7 +323,7 @@ def _bundle_target(fx: Fixtures) -> Target:
 def _manifest_target(fx: Fixtures, redis_url: str | None) -> Target:
     """Redis manifests: parsed directly, and through a real server when ``redis_url`` is given
     (then a start must never fail: the tier answers with a problem, never an exception)."""
-    from ember.cache.remote import RemoteSettings, RemoteTier, _manifest_fields
+    from ember.cache.remote import RemoteSettings, RemoteTier, manifest_fields
 
     manifest = {"v": 2, "upload": "0" * 32, "chunks": 1, "size": len(fx.entry),
                 "chunk_size": 4 << 20, "created": 1.0, "signature": fx.entry[-32:].hex()}
@@ -338,8 +338,8 @@ def _manifest_target(fx: Fixtures, redis_url: str | None) -> Target:
         return forge.mutate_bytes(rng, json.dumps(manifest).encode())
 
     def check(data: bytes) -> str:
-        _manifest_fields(data, signed=False)
-        fields = _manifest_fields(data, signed=True)
+        manifest_fields(data, signed=False)
+        fields = manifest_fields(data, signed=True)
         if tier is not None:
             tier.client.set(f"fuzz:manifest:{fx.entry_key}", data)
             entry, problem = tier.get(fx.entry_key)
@@ -354,8 +354,8 @@ def _manifest_target(fx: Fixtures, redis_url: str | None) -> Target:
 def _store_json_target(fx: Fixtures) -> Target:
     """The store's .locations.json, remembered file digests and events.log lines."""
     from ember.cache import ModelCache
-    from ember.cache.file_digest import _read_memo
-    from ember.store.models import LOCATIONS_FILE, _read_locations
+    from ember.cache.file_digest import read_memo
+    from ember.store.models import LOCATIONS_FILE, read_locations
 
     store = fx.work / "store"
     store.mkdir()
@@ -380,10 +380,10 @@ def _store_json_target(fx: Fixtures) -> Target:
         (store / LOCATIONS_FILE).write_bytes(data)
         memo = fx.work / "memo.json"
         memo.write_bytes(data)
-        _read_memo(memo)
+        read_memo(memo)
         Path(events_cache.root, "events.log").write_bytes(data + b"\n" + data)
         events_cache.stats()
-        _read_locations(store)
+        read_locations(store)
         return "accepted"
 
     return Target("store-json", forge_json, check)
