@@ -78,6 +78,9 @@ _FALLBACK = "CPU"
 #: inference when the model's input sizes are dynamic: timing its real inputs ranks the devices
 #: as it will use them (a small made-up image can favour another device than its large one).
 APP_INPUT_WAIT = 2.0
+#: Seconds a timed block waits for the application's running inference to end before it
+#: starts anyway (an application that never pauses still gets measured).
+APP_CALL_WAIT = 0.5
 
 _DESCRIPTION = DeviceDescription(
     name=AUTO, full_name="Ember AUTO device", architecture="", capabilities=(),
@@ -202,10 +205,11 @@ def _generated(compiled: CompiledModel) -> list[list[np.ndarray]]:
 
 
 def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]],
-            failures: Mapping[str, str], memory: ChoiceMemory | None) -> tuple[str, str]:
+            failures: Mapping[str, str], memory: ChoiceMemory | None,
+            app_calls: Callable[[], int] | None = None) -> tuple[str, str]:
     """The fastest of ``compiled`` (the first to try first) and why; remembered when timed
     and ``memory`` is given."""
-    found = measure(compiled, inputs)
+    found = measure(compiled, inputs, app_calls)
     measured = Measurement(found.seconds, {**failures, **found.left_out})
     winner = found.fastest
     if winner is None:  # nothing ran the inputs: the first in order, and measure next time
@@ -342,13 +346,36 @@ class _Switch:
         self.switched = threading.Event()
         self.last_inputs: list[np.ndarray] | None = None  # for the target's warm-up
         self.inferred = threading.Event()  # the application ran an inference
+        # The application's inferences while AUTO measures: the timing waits for them to end
+        # and times again a block that overlapped one (they share the cores).
+        self.calls = 0
+        self._running = 0
+        self._count_lock = threading.Lock()
+        self._quiet = threading.Event()
+        self._quiet.set()
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         current = self.current  # one read: the whole inference runs on this device
-        if not self.switched.is_set():
-            self.last_inputs = [np.array(a, copy=True) for a in inputs]
-            self.inferred.set()
-        return list(current.device_model.infer(inputs))
+        if self.switched.is_set():
+            return list(current.device_model.infer(inputs))
+        self.last_inputs = [np.array(a, copy=True) for a in inputs]
+        with self._count_lock:
+            self.calls += 1
+            self._running += 1
+            self._quiet.clear()
+        self.inferred.set()
+        try:
+            return list(current.device_model.infer(inputs))
+        finally:
+            with self._count_lock:
+                self._running -= 1
+                if not self._running:
+                    self._quiet.set()
+
+    def app_calls(self) -> int:
+        """The application's inferences started so far, once none runs (or after a moment)."""
+        self._quiet.wait(APP_CALL_WAIT)
+        return self.calls
 
     def switch(self, target: CompiledModel) -> None:
         self.current = target
@@ -443,7 +470,8 @@ class AutoCompiledModel(CompiledModel):
             # a choice timed on made-up sizes serves this process only: the next start
             # measures again, on the application's inputs if it runs one by then
             winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
-                                     failures, None if seen is None and guessed else memory)
+                                     failures, None if seen is None and guessed else memory,
+                                     self._switch.app_calls)
             chosen = compiled.get(winner, serving)
         except Exception as exc:  # the device serving keeps serving; the failure is logged
             if isinstance(exc, auto_exit.Cancelled) or auto_exit.ending():

@@ -5,10 +5,16 @@ warm-up call (kernels built per shape, arenas allocated), on a thread of its own
 waiting for after a deadline: a device that takes more than ``WARM_UP_FACTOR`` times the first
 candidate's warm-up and more than ``MIN_WARM_UP_LIMIT`` seconds (a first call also builds per
 shape), or for the first more than ``FIRST_WARM_UP_LIMIT`` seconds, is left out, since it cannot
-be the fastest, and its call finishes on its own. Those that are left then take turns, one
-call each per round, so that a machine whose load changes slows all of them alike; a device whose
-median is ``SLOWER_FACTOR`` times the best is dropped, and the rounds end after ``ROUNDS`` or
-``BUDGET`` seconds (at least ``MIN_ROUNDS``). The fastest median wins.
+be the fastest, and its call finishes on its own (the timing waits for it, up to
+``ABANDONED_WAIT``, as it holds the cores). Those that are left then take turns, one
+block of calls each per round (for ``BLOCK_SECONDS``, at least two calls), so that a
+machine whose load changes slows all of them alike. Only a block's second half counts: an
+engine's worker threads keep spinning for a while after its last call and share the cores with
+the next device's first calls, and a device's own threads wake slowly after the other's turn; on
+a model of a millisecond both slowed the first calls of a block about twofold, enough to crown
+whichever device was timed first. A device whose median is ``SLOWER_FACTOR`` times the best is
+dropped, and the rounds end after ``ROUNDS`` or ``BUDGET`` seconds (at least ``MIN_ROUNDS``).
+The fastest median wins.
 
 The inputs are the application's own when it has already run one (AUTO serves on CPU while it
 measures), else made from the ports: fixed dimensions as they are, a dynamic batch (the first
@@ -22,7 +28,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -47,6 +53,14 @@ SLOWER_FACTOR = 3.0
 ROUNDS = 25
 MIN_ROUNDS = 3
 BUDGET = 0.5
+#: Seconds the timed rounds wait for a left-out device's first inference to end (it shares the
+#: cores); the application is served meanwhile, so waiting costs it nothing.
+ABANDONED_WAIT = 30.0
+#: A device's turn in a round: calls until this long has passed, at least two (of a slow
+#: model, the second counts alone).
+BLOCK_SECONDS = 0.03
+#: Times a block is tried while the application's own inferences keep overlapping it.
+BLOCK_ATTEMPTS = 3
 _POLL = 0.05
 _REFUSED = "it cannot run the inputs measured with"
 
@@ -112,17 +126,23 @@ def _shapes(ports: Sequence[Port], size: int) -> list[list[int]]:
 
 
 def measure(candidates: Mapping[str, CompiledModel],
-            inputs: Sequence[list[np.ndarray]]) -> Measurement:
+            inputs: Sequence[list[np.ndarray]],
+            app_calls: Callable[[], int] | None = None) -> Measurement:
     """Time each candidate (see the module's docstring); candidates in the order to try them,
     the one expected fastest first. ``inputs`` holds the sets of inputs to try, in turn, until
     the first candidate runs one; the others are timed on that one. If the first candidate runs
     none, nothing is timed: another device accepting inputs that the first refuses says
     nothing about the inputs the application will give. :class:`ember.runtime.auto_exit.Cancelled`
-    when the process begins to end meanwhile: no first inference or round starts after that."""
+    when the process begins to end meanwhile: no first inference or round starts after that.
+
+    ``app_calls``, when the application runs inferences meanwhile (AUTO serving on one device
+    while it measures), waits a moment for none to be running and returns how many it has
+    started: a block that shared the cores with one of them is timed again."""
     seconds: dict[str, list[float]] = {}
     left_out: dict[str, str] = {}
     reference: float | None = None
     chosen: list[np.ndarray] | None = None
+    abandoned: list[threading.Thread] = []
     for name, compiled in candidates.items():
         if chosen is None:
             took: float | str = "no inputs to try"
@@ -138,7 +158,8 @@ def measure(candidates: Mapping[str, CompiledModel],
                 return Measurement({}, {other: why for other in candidates})
         else:
             assert reference is not None  # set with chosen, by the first candidate
-            took = _warm_up(compiled, chosen, max(WARM_UP_FACTOR * reference, MIN_WARM_UP_LIMIT))
+            took = _warm_up(compiled, chosen, max(WARM_UP_FACTOR * reference, MIN_WARM_UP_LIMIT),
+                            abandoned)
         if isinstance(took, str):
             left_out[name] = took
             continue
@@ -146,19 +167,19 @@ def measure(candidates: Mapping[str, CompiledModel],
         seconds[name] = []
     if chosen is None:  # no candidates
         return Measurement({}, left_out)
+    _wait_for(abandoned, ABANDONED_WAIT)
     deadline = time.perf_counter() + BUDGET
     for round_ in range(ROUNDS):
         for name in list(seconds):
             auto_exit.check()
-            start = time.perf_counter()
             try:
-                candidates[name]._infer_arrays(chosen)
+                block = _timed_block(candidates[name], chosen, app_calls)
             except Exception as exc:  # ran once, then failed: not a device to serve on
                 auto_exit.check()  # or failed because the interpreter is shutting down
                 left_out[name] = f"an inference failed: {str(exc)[:200]}"
                 del seconds[name]
                 continue
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(statistics.median(block))
         if not seconds:
             break
         best = min(statistics.median(times) for times in seconds.values())
@@ -173,12 +194,29 @@ def measure(candidates: Mapping[str, CompiledModel],
                        left_out)
 
 
-def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float) -> float | str:
+def _timed_block(compiled: CompiledModel, inputs: list[np.ndarray],
+                 app_calls: Callable[[], int] | None = None) -> list[float]:
+    """Seconds of the calls in the second half of one turn (see the module's docstring)."""
+    for _attempt in range(BLOCK_ATTEMPTS):
+        started = app_calls() if app_calls is not None else 0
+        times: list[float] = []
+        end = time.perf_counter() + BLOCK_SECONDS
+        while len(times) < 2 or time.perf_counter() < end:
+            start = time.perf_counter()
+            compiled._infer_arrays(inputs)
+            times.append(time.perf_counter() - start)
+        if app_calls is None or app_calls() == started:
+            break
+    return times[len(times) // 2:]
+
+
+def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float,
+             abandoned: list[threading.Thread] | None = None) -> float | str:
     """Seconds one call took, or why there is none: it raised, or it was still running after
-    ``limit`` seconds. The call runs on an ordinary (not daemon) thread, which finishes it if
-    it is abandoned: a process ending meanwhile waits for that call (see
-    :mod:`ember.runtime.auto_exit`),
-    rather than tearing a driver down under it; the measuring stops there."""
+    ``limit`` seconds (its thread is then added to ``abandoned``). The call runs on an ordinary
+    (not daemon) thread, which finishes it if it is abandoned: a process ending meanwhile waits
+    for that call (see :mod:`ember.runtime.auto_exit`), rather than tearing a driver down under
+    it; the measuring stops there."""
     outcome: list[float | str] = []
 
     def call() -> None:
@@ -198,5 +236,18 @@ def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float) ->
         thread.join(min(left, _POLL))
         auto_exit.check()  # the process is ending: stop waiting, whatever the call gives
     if not outcome:
+        if abandoned is not None:
+            abandoned.append(thread)
         return f"its first inference took more than {limit:.3g} s"
     return outcome[0]
+
+
+def _wait_for(threads: list[threading.Thread], limit: float) -> None:
+    """Wait (at most ``limit`` seconds) for abandoned first inferences to end: one still
+    running holds the cores the timed rounds measure (a slow OpenCL device's first call of a
+    large image computes on the same CPU), which ranked the others by chance."""
+    deadline = time.perf_counter() + limit
+    for thread in threads:
+        while thread.is_alive() and (left := deadline - time.perf_counter()) > 0:
+            thread.join(min(left, _POLL))
+            auto_exit.check()

@@ -1,0 +1,79 @@
+"""How AUTO's timed rounds keep other work out of what they time: the first half of a device's
+turn (the previous device's threads still spinning), the application's own inferences, and a
+left-out device's first inference still running.
+
+The timed objects are plain stand-ins whose call takes a known time: what is checked is which
+calls count, not any engine's speed.
+"""
+
+import threading
+import time
+
+from ember.runtime import auto_measure
+
+
+class Timed:
+    """Stands for a compiled model: each call sleeps the next of ``durations`` (then the last)."""
+
+    def __init__(self, *durations: float) -> None:
+        self.durations = list(durations)
+        self.calls = 0
+
+    def _infer_arrays(self, inputs):
+        duration = self.durations[min(self.calls, len(self.durations) - 1)]
+        self.calls += 1
+        time.sleep(duration)
+        return []
+
+
+def test_only_the_second_half_of_a_turn_counts():
+    # The first calls are slow (another engine's threads spinning), the rest are not.
+    device = Timed(0.008, 0.008, 0.001)
+    times = auto_measure._timed_block(device, [])
+    assert device.calls >= 6
+    assert max(times) < 0.006, "a slow first call of the turn was counted"
+
+
+def test_a_slow_model_still_counts_its_second_call():
+    device = Timed(0.05, 0.035)
+    times = auto_measure._timed_block(device, [])
+    assert device.calls == 2 and len(times) == 1 and times[0] < 0.045
+
+
+def test_a_turn_that_overlapped_an_application_inference_is_timed_again():
+    # Before and after each turn: the application started one inference during the first.
+    started = iter([0, 1, 1, 1])
+    device = Timed(0.001)
+    auto_measure._timed_block(device, [], lambda: next(started))
+    assert next(started, None) is None, "the overlapped turn was not timed again"
+    assert device.calls >= 2 * 20  # two whole turns of about 30 one-millisecond calls
+
+
+def test_turns_overlapped_every_time_give_up_after_a_bound():
+    counter = iter(range(100))
+    auto_measure._timed_block(Timed(0.001), [], lambda: next(counter))
+    assert next(counter) == 2 * auto_measure.BLOCK_ATTEMPTS
+
+
+def test_the_rounds_wait_for_a_left_out_first_inference_to_end():
+    release = threading.Event()
+    slow = threading.Thread(target=release.wait, args=(5,))
+    slow.start()
+    threading.Timer(0.2, release.set).start()
+    start = time.perf_counter()
+    auto_measure._wait_for([slow], limit=5)
+    assert not slow.is_alive()
+    assert 0.15 < time.perf_counter() - start < 4
+
+
+def test_the_wait_for_a_left_out_first_inference_is_bounded():
+    release = threading.Event()
+    slow = threading.Thread(target=release.wait, args=(5,))
+    slow.start()
+    try:
+        start = time.perf_counter()
+        auto_measure._wait_for([slow], limit=0.2)
+        assert slow.is_alive() and time.perf_counter() - start < 1
+    finally:
+        release.set()
+        slow.join()
