@@ -77,3 +77,16 @@ def test_the_wait_for_a_left_out_first_inference_is_bounded():
     finally:
         release.set()
         slow.join()
+
+
+def test_one_slow_turn_does_not_drop_a_device():
+    # Its first turn shares the cores with something else (slow), its later turns do not.
+    fast, hindered = Timed(0.001), Timed(0.001, 0.05, 0.05, 0.001)
+    found = auto_measure.measure({"A": fast, "B": hindered}, [[]])
+    assert set(found.seconds) == {"A", "B"}, found.describe()
+
+
+def test_a_device_slow_in_two_turns_is_dropped_and_the_others_timed_again():
+    fast, slow = Timed(0.001), Timed(0.02)
+    found = auto_measure.measure({"A": fast, "B": slow}, [[]])
+    assert set(found.seconds) == {"A"} and "B" in found.left_out, found.describe()
