@@ -34,7 +34,7 @@ from ember.errors import (
 )
 from ember.store import blob
 from ember.store.atomic import background
-from ember.store.models import StoreFileError, read_locations
+from ember.store.models import StoreFileError, _read_locations
 from ember.store.signing import Signer
 from ember.testing import forge, ppocr_cls_path
 from ember.testing.models import dense_stack, mlp
@@ -383,7 +383,7 @@ def test_listings_and_statistics_survive_forged_files(tmp_path, models):
 def test_a_hand_edited_store_file_is_an_ember_error_naming_it(tmp_path, content):
     (tmp_path / ".locations.json").write_bytes(content)
     with pytest.raises(StoreFileError, match=r"\.locations\.json"):
-        read_locations(tmp_path)
+        _read_locations(tmp_path)
 
 
 # -- inputs and model files ------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def list_cached_models() -> list[str]:
 
 def model_locations() -> dict[str, Path]:
     """Every location set with :func:`set_model_cache`, by name."""
-    return {name: Path(location) for name, location in read_locations(get_dir()).items()}
+    return {name: Path(location) for name, location in _read_locations(get_dir()).items()}
 
 
 def list_stored_models() -> list[str]:
@@ -210,7 +210,7 @@ def list_stored_models() -> list[str]:
                   and (child / MODEL_FILE).is_file())
 
 
-def read_locations(directory: Path) -> dict[str, str]:
+def _read_locations(directory: Path) -> dict[str, str]:
     """The locations file's entries; untrusted (anyone may edit it): read bounded by
     ember.common.safe_json, and only entries with a valid name and a string location are kept.
 
@@ -252,7 +252,7 @@ def _update_locations(change: Callable[[dict[str, str]], object], *, create: boo
         if not held:
             raise StoreFileError(f"{directory / _LOCATIONS_LOCK} stayed locked for "
                                  f"{_LOCK_TIMEOUT:.0f} s by another process")
-        locations = read_locations(directory)
+        locations = _read_locations(directory)
         change(locations)
         document = {"version": _LOCATIONS_VERSION, "locations": dict(sorted(locations.items()))}
         write_inside(directory, (), LOCATIONS_FILE,

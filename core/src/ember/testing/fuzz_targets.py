@@ -355,7 +355,7 @@ def _store_json_target(fx: Fixtures) -> Target:
     """The store's .locations.json, remembered file digests and events.log lines."""
     from ember.cache import ModelCache
     from ember.cache.file_digest import read_memo
-    from ember.store.models import LOCATIONS_FILE, read_locations
+    from ember.store.models import LOCATIONS_FILE, _read_locations
 
     store = fx.work / "store"
     store.mkdir()
@@ -383,7 +383,7 @@ def _store_json_target(fx: Fixtures) -> Target:
         read_memo(memo)
         Path(events_cache.root, "events.log").write_bytes(data + b"\n" + data)
         events_cache.stats()
-        read_locations(store)
+        _read_locations(store)
         return "accepted"
 
     return Target("store-json", forge_json, check)
