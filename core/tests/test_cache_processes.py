@@ -575,6 +575,7 @@ def test_read_only_populated_cache_still_serves_hits(tmp_path, medium, medium2):
     cache = tmp_path / "cache"
     first = compile_and_report(ember.Core(), str(medium.path), str(cache), medium.x)
     assert first == {"loaded_from_cache": False, "checksum": medium.expected, "warnings": []}
+    background.wait()  # the file digest's memo, written by the background worker
     before = listing(str(cache))
     compiles = [[str(medium.path), str(medium.input_path), str(cache)],
                 [str(medium2.path), str(medium2.input_path), str(cache)]]
