@@ -23,10 +23,12 @@ def modules_under(roots: list[Path]) -> dict[str, Path]:
     return found
 
 
-def import_graph(roots: list[Path]) -> dict[str, set[str]]:
-    """Module -> the modules of ``roots`` it imports (package faces left out)."""
+def import_graph(roots: list[Path], faces_too: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules of ``roots`` it imports (package faces left out unless
+    ``faces_too``: an import of ``ember.cache``'s names is then an import of the cache room)."""
     modules = modules_under(roots)
-    faces = {name for name, path in modules.items() if path.name == "__init__.py"}
+    faces = set() if faces_too else {name for name, path in modules.items()
+                                     if path.name == "__init__.py"}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -130,26 +132,8 @@ def room_of(module: str) -> int | None:
 
 
 def core_imports() -> dict[str, set[str]]:
-    """Module -> the modules of core it imports, package faces included (an import of
-    ``ember.cache``'s names is an import of the cache room)."""
-    modules = modules_under([ROOT / "core" / "src"])
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        targets = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                for alias in node.names:
-                    whole = f"{base}.{alias.name}"
-                    targets.add(whole if whole in modules else base)
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
+    """Module -> the modules of core it imports, package faces included."""
+    return import_graph([ROOT / "core" / "src"], faces_too=True)
 
 
 def test_every_module_of_core_is_in_a_room_or_above_them():

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import onnxruntime as ort
-import pytest
 
 import ember
 from ember.testing import ppocr_cls_path
@@ -35,7 +34,6 @@ def compile_and_check(tmp_path, monkeypatch):
     assert list(scratch.iterdir()) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd_create is Linux's")
 def test_the_graph_is_saved_in_memory_where_the_os_has_memfd(tmp_path, monkeypatch):
     with saved_graph.graph_file() as (path, read):
         assert path.startswith("/proc/self/fd/")
