@@ -34,10 +34,30 @@ def test_only_the_second_half_of_a_turn_counts():
     assert max(times) < 0.006, "a slow first call of the turn was counted"
 
 
-def test_a_slow_model_still_counts_its_second_call():
-    device = Timed(0.05, 0.035)
+def test_a_slow_model_still_counts_the_last_calls_of_its_turn():
+    device = Timed(0.05, 0.05, 0.035)
     times = auto_measure._timed_block(device, [])
-    assert device.calls == 2 and len(times) == 1 and times[0] < 0.045
+    assert device.calls == auto_measure.MIN_BLOCK_CALLS
+    assert len(times) == auto_measure.MIN_BLOCK_CALLS // 2 and max(times) < 0.045
+
+
+class Stamped(Timed):
+    """A Timed device that notes when its first call started."""
+
+    first_call: float | None = None
+
+    def _infer_arrays(self, inputs):
+        if self.first_call is None:
+            self.first_call = time.perf_counter()
+        return super()._infer_arrays(inputs)
+
+
+def test_a_turn_starts_after_a_pause_for_the_previous_devices_threads():
+    device = Stamped(0.001)
+    called = time.perf_counter()
+    auto_measure._timed_block(device, [])
+    assert device.first_call is not None
+    assert device.first_call - called >= auto_measure.SETTLE_SECONDS
 
 
 def test_a_turn_that_overlapped_an_application_inference_is_timed_again():

@@ -7,12 +7,13 @@ candidate's warm-up and more than ``MIN_WARM_UP_LIMIT`` seconds (a first call al
 shape), or for the first more than ``FIRST_WARM_UP_LIMIT`` seconds, is left out, since it cannot
 be the fastest, and its call finishes on its own (the timing waits for it, up to
 ``ABANDONED_WAIT``, as it holds the cores). Those that are left then take turns, one
-block of calls each per round (for ``BLOCK_SECONDS``, at least two calls), so that a
-machine whose load changes slows all of them alike. Only a block's second half counts: an
-engine's worker threads keep spinning for a while after its last call and share the cores with
-the next device's first calls, and a device's own threads wake slowly after the other's turn; on
-a model of a millisecond both slowed the first calls of a block about twofold, enough to crown
-whichever device was timed first. A device whose better of two turns is ``SLOWER_FACTOR``
+block of calls each per round (for ``BLOCK_SECONDS``, at least ``MIN_BLOCK_CALLS`` calls), so
+that a machine whose load changes slows all of them alike. Each turn starts after a pause of
+``SETTLE_SECONDS``, and only its second half counts: an engine's worker threads keep spinning for
+a while after its last call (after onnxruntime's calls on PP-OCR's detector, OpenVINO's next
+calls took twice as long for some 40 ms, enough to rank the two the wrong way round), and a
+device's own threads wake slowly after the pause (on a model of a millisecond its first calls
+took up to twice as long). A device whose better of two turns is ``SLOWER_FACTOR``
 times the best median is dropped, and the others' rounds start over without it (its threads
 may outlive its turns); the rounds end after ``ROUNDS`` in all or ``BUDGET`` seconds (at least
 ``MIN_ROUNDS`` since the last drop). The fastest median wins.
@@ -53,13 +54,16 @@ MIN_WARM_UP_LIMIT = 2.0
 SLOWER_FACTOR = 3.0
 ROUNDS = 25
 MIN_ROUNDS = 3
-BUDGET = 0.5
+BUDGET = 1.0
 #: Seconds the timed rounds wait for a left-out device's first inference to end (it shares the
 #: cores); the application is served meanwhile, so waiting costs it nothing.
 ABANDONED_WAIT = 30.0
-#: A device's turn in a round: calls until this long has passed, at least two (of a slow
-#: model, the second counts alone).
+#: A device's turn in a round: calls until this long has passed, at least ``MIN_BLOCK_CALLS``
+#: (of a slow model, the last two count).
 BLOCK_SECONDS = 0.03
+MIN_BLOCK_CALLS = 4
+#: The pause before each turn, for the previous device's spinning worker threads to go idle.
+SETTLE_SECONDS = 0.05
 #: Times a block is tried while the application's own inferences keep overlapping it.
 BLOCK_ATTEMPTS = 3
 _POLL = 0.05
@@ -212,10 +216,11 @@ def _timed_block(compiled: CompiledModel, inputs: list[np.ndarray],
                  app_calls: Callable[[], int] | None = None) -> list[float]:
     """Seconds of the calls in the second half of one turn (see the module's docstring)."""
     for _attempt in range(BLOCK_ATTEMPTS):
+        time.sleep(SETTLE_SECONDS)
         started = app_calls() if app_calls is not None else 0
         times: list[float] = []
         end = time.perf_counter() + BLOCK_SECONDS
-        while len(times) < 2 or time.perf_counter() < end:
+        while len(times) < MIN_BLOCK_CALLS or time.perf_counter() < end:
             start = time.perf_counter()
             compiled._infer_arrays(inputs)
             times.append(time.perf_counter() - start)
