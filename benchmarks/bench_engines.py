@@ -18,8 +18,10 @@ Three tables, on PaddleOCR's det/rec/cls and silero-vad (the op18 export), input
    one timed is a second compile, which goes straight to the winner); Ember OPENVINO when the
    ``ember-openvino`` plugin is installed; OpenVINO's own CPU plugin at f32 with and without
    ``share_inputs`` when ``openvino`` is installed; bare onnxruntime sessions at EXTENDED and
-   ALL. Goals: ``InferRequest.infer`` on CPU at most 1.05x the fastest bare onnxruntime call;
-   AUTO at most 1.05x the best single Ember device.
+   ALL. A block runs at least ``--block`` inferences and 0.15 s. Goals, each the median of the
+   rounds' ratios: ``InferRequest.infer`` on CPU at most 1.05x the fastest bare onnxruntime call
+   of the round; Ember OPENVINO at most 1.05x native OpenVINO's faster call; AUTO at most 1.05x
+   the best single Ember device.
 2. **Varying width**: the recognition model at widths 160 to 1280, a different width on every
    call, as an OCR pipeline calls it; the mean per call over the cycle, same interleaving.
 3. **Two streams**: inferences/s of Ember CPU with ``PERFORMANCE_HINT=THROUGHPUT`` and an
@@ -103,9 +105,9 @@ for level in ("EXTENDED", "ALL"):
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     contenders[f"onnxruntime {level}"] = calls(lambda x, session=session: session.run(None, x))
 
-def block_median(infer):
+def block_median(infer, count):
     latencies = []
-    for _ in range(block * len(cycle)):
+    for _ in range(count):
         start = time.perf_counter()
         infer()
         latencies.append(time.perf_counter() - start)
@@ -113,23 +115,31 @@ def block_median(infer):
         return statistics.fmean(latencies) * 1e3
     return statistics.median(latencies) * 1e3
 
-def settled(infer):
+def settled(infer, count):
     # The engine that ran the block before leaves threads spinning for work (onnxruntime's
     # intra-op pool spins by design, OpenVINO's TBB workers too): they would take the cores from
     # this block. Each engine keeps its own best setting; the block waits for them to sleep.
     time.sleep(SETTLE_SECONDS)
-    return block_median(infer)
+    return block_median(infer, count)
 
 SETTLE_SECONDS = 0.2
-for infer in contenders.values():
-    block_median(infer)  # warm-up: first runs allocate, dynamic shapes build
+# A block lasts at least this long: 30 calls of a 0.1 ms model are 3 ms, too short a sample of
+# a machine whose speed changes from one moment to the next.
+MIN_BLOCK_SECONDS = 0.15
+counts = {}
+for name, infer in contenders.items():
+    # warm-up: first runs allocate, dynamic shapes build; then the block's length in calls
+    latency = block_median(infer, block * len(cycle)) / 1e3
+    whole = max(block, int(MIN_BLOCK_SECONDS / max(latency, 1e-6) / len(cycle)) + 1)
+    counts[name] = whole * len(cycle)
 medians = {name: [] for name in contenders}
 order = list(contenders)
 for round_ in range(rounds):
     # the order turns each round: no contender always follows the same one
     for name in order[round_ % len(order):] + order[:round_ % len(order)]:
-        medians[name].append(settled(contenders[name]))
-print(json.dumps({"ms": {n: statistics.median(v) for n, v in medians.items()}, "notes": notes}))
+        medians[name].append(settled(contenders[name], counts[name]))
+print(json.dumps({"ms": {n: statistics.median(v) for n, v in medians.items()},
+                  "rounds": medians, "calls": counts, "notes": notes}))
 """
 
 THROUGHPUT = INPUTS + """
@@ -247,17 +257,38 @@ def table(results: dict[str, dict], title: str) -> list[str]:
     return lines
 
 
+def paired(result: dict, mine: str, others: list[str]) -> str:
+    """``mine`` over the fastest of ``others``, round by round (the rounds ran the contenders
+    back to back): the median of the rounds' ratios and their interquartile range."""
+    rounds = result["rounds"]
+    ratios = sorted(value / min(rounds[o][i] for o in others)
+                    for i, value in enumerate(rounds[mine]))
+    if len(ratios) < 2:
+        return f"{ratios[0]:.3f}x"
+    first, _, third = statistics.quantiles(ratios, n=4)
+    return f"{statistics.median(ratios):.3f}x ({first:.2f}-{third:.2f})"
+
+
 def goals(results: dict[str, dict]) -> list[str]:
-    lines = ["", "| model | request.infer / fastest onnxruntime (<= 1.05) | "
-             "AUTO / best Ember device (<= 1.05) | AUTO chose |", "| --- | ---: | ---: | --- |"]
+    lines = ["", "Each ratio is the median of the rounds' ratios (a round runs every contender "
+             "back to back), with its interquartile range.", "",
+             "| model | request.infer / fastest onnxruntime (<= 1.05) | "
+             "Ember OPENVINO / OpenVINO f32, faster call (<= 1.05) | "
+             "AUTO / best Ember device (<= 1.05) | AUTO chose |",
+             "| --- | ---: | ---: | ---: | --- |"]
     for name, result in results.items():
         ms = result["ms"]
-        bare = min(ms["onnxruntime EXTENDED"], ms["onnxruntime ALL"])
-        best = min(v for k, v in ms.items() if k.startswith("Ember") and "compiled()" in k
-                   and "AUTO" not in k)
+        devices = [k for k in ms if k.startswith("Ember") and "compiled()" in k
+                   and "AUTO" not in k]
+        native = [k for k in ms if k.startswith("OpenVINO f32")]
+        versus_openvino = (paired(result, "Ember OPENVINO, compiled()", native)
+                           if "Ember OPENVINO, compiled()" in ms and native else "n/a")
         choice = result["notes"].get("AUTO measured") or result["notes"].get("AUTO", "")
-        lines.append(f"| {name} | {ms['Ember CPU, request.infer'] / bare:.3f}x | "
-                     f"{ms['Ember AUTO, compiled()'] / best:.3f}x | {choice} |")
+        bare = [k for k in ms if k.startswith("onnxruntime")]
+        lines.append(
+            f"| {name} | {paired(result, 'Ember CPU, request.infer', bare)} | "
+            f"{versus_openvino} | {paired(result, 'Ember AUTO, compiled()', devices)} | "
+            f"{choice} |")
     return lines
 
 
@@ -282,7 +313,8 @@ def main() -> int:
     if "steady" not in args.skip:
         results = steady(files, args.rounds, args.block, cache.name)
         lines += ["", *table(results, f"Steady state, ms: median over {args.rounds} rounds of "
-                                      f"a {args.block}-inference block's median."),
+                                      f"a block's median latency (a block: at least "
+                                      f"{args.block} inferences and 0.15 s)."),
                   *goals(results)]
     if "varying" not in args.skip:
         result = varying(files, args.rounds, cache.name)
