@@ -34,11 +34,19 @@ def test_only_the_second_half_of_a_turn_counts():
     assert max(times) < 0.006, "a slow first call of the turn was counted"
 
 
-def test_a_slow_model_still_counts_the_last_calls_of_its_turn():
-    device = Timed(0.05, 0.05, 0.035)
+def test_a_slowish_model_still_counts_the_last_calls_of_its_turn():
+    device = Timed(0.04, 0.04, 0.025)
     times = auto_measure._timed_block(device, [])
     assert device.calls == auto_measure.MIN_BLOCK_CALLS
-    assert len(times) == auto_measure.MIN_BLOCK_CALLS // 2 and max(times) < 0.045
+    assert len(times) == auto_measure.MIN_BLOCK_CALLS // 2 and max(times) < 0.035
+
+
+def test_a_slow_devices_turn_ends_after_two_calls():
+    # two calls already last longer than a long turn: a device far slower than the others is
+    # not kept for four
+    device = Timed(auto_measure.LONG_BLOCK_SECONDS - 0.05, 0.06)
+    times = auto_measure._timed_block(device, [])
+    assert device.calls == 2 and len(times) == 1 and times[0] < 0.08
 
 
 class Stamped(Timed):

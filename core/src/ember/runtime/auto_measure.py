@@ -6,16 +6,18 @@ waiting for after a deadline: a device that takes more than ``WARM_UP_FACTOR`` t
 candidate's warm-up and more than ``MIN_WARM_UP_LIMIT`` seconds (a first call also builds per
 shape), or for the first more than ``FIRST_WARM_UP_LIMIT`` seconds, is left out, since it cannot
 be the fastest, and its call finishes on its own (the timing waits for it, up to
-``ABANDONED_WAIT``, as it holds the cores). Those that are left then take turns, one
-block of calls each per round (for ``BLOCK_SECONDS``, at least ``MIN_BLOCK_CALLS`` calls), so
-that a machine whose load changes slows all of them alike. Each turn starts after a pause of
-``SETTLE_SECONDS``, and only its second half counts: an engine's worker threads keep spinning for
-a while after its last call (after onnxruntime's calls on PP-OCR's detector, OpenVINO's next
+``ABANDONED_WAIT``, as it holds the cores).
+
+Those that are left then take turns, one block of calls each per round (for ``BLOCK_SECONDS``,
+at least ``MIN_BLOCK_CALLS`` calls, or two of a device whose calls are slow), so that a machine
+whose load changes slows all of them alike. Each turn starts after a pause of
+``SETTLE_SECONDS``, and only its second half counts: an engine's worker threads keep spinning
+for a while after its last call (after onnxruntime's calls on PP-OCR's detector, OpenVINO's next
 calls took twice as long for some 40 ms, enough to rank the two the wrong way round), and a
 device's own threads wake slowly after the pause (on a model of a millisecond its first calls
-took up to twice as long). A device whose better of two turns is ``SLOWER_FACTOR``
-times the best median is dropped, and the others' rounds start over without it (its threads
-may outlive its turns); the rounds end after ``ROUNDS`` in all or ``BUDGET`` seconds (at least
+took up to twice as long). A device whose better of two turns is ``SLOWER_FACTOR`` times the
+best median is dropped, and the others' rounds start over without it (its threads may outlive
+its turns); the rounds end after ``ROUNDS`` in all or ``BUDGET`` seconds (at least
 ``MIN_ROUNDS`` since the last drop). The fastest median wins.
 
 The inputs are the application's own when it has already run one (AUTO serves on CPU while it
@@ -58,10 +60,12 @@ BUDGET = 1.0
 #: Seconds the timed rounds wait for a left-out device's first inference to end (it shares the
 #: cores); the application is served meanwhile, so waiting costs it nothing.
 ABANDONED_WAIT = 30.0
-#: A device's turn in a round: calls until this long has passed, at least ``MIN_BLOCK_CALLS``
-#: (of a slow model, the last two count).
+#: A device's turn in a round: calls until this long has passed, and at least
+#: ``MIN_BLOCK_CALLS`` of them unless the turn has lasted ``LONG_BLOCK_SECONDS`` (a slow
+#: device's turn then ends after two calls, and the second counts alone).
 BLOCK_SECONDS = 0.03
 MIN_BLOCK_CALLS = 4
+LONG_BLOCK_SECONDS = 0.2
 #: The pause before each turn, for the previous device's spinning worker threads to go idle.
 SETTLE_SECONDS = 0.05
 #: Times a block is tried while the application's own inferences keep overlapping it.
@@ -219,11 +223,15 @@ def _timed_block(compiled: CompiledModel, inputs: list[np.ndarray],
         time.sleep(SETTLE_SECONDS)
         started = app_calls() if app_calls is not None else 0
         times: list[float] = []
-        end = time.perf_counter() + BLOCK_SECONDS
-        while len(times) < MIN_BLOCK_CALLS or time.perf_counter() < end:
+        begin = time.perf_counter()
+        while True:
             start = time.perf_counter()
             compiled._infer_arrays(inputs)
             times.append(time.perf_counter() - start)
+            lasted = time.perf_counter() - begin
+            if len(times) >= 2 and lasted >= BLOCK_SECONDS and (
+                    len(times) >= MIN_BLOCK_CALLS or lasted >= LONG_BLOCK_SECONDS):
+                break
         if app_calls is None or app_calls() == started:
             break
     return times[len(times) // 2:]
