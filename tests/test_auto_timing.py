@@ -1,15 +1,17 @@
 """How AUTO's timed rounds keep other work out of what they time: the first half of a device's
-turn (the previous device's threads still spinning), the application's own inferences, and a
-left-out device's first inference still running.
+turn (the previous device's threads still spinning), the application's own inferences (held
+back during a turn), and a left-out device's first inference still running.
 
 The timed objects are plain stand-ins whose call takes a known time: what is checked is which
 calls count, not any engine's speed.
 """
 
+import contextlib
 import threading
 import time
+from types import SimpleNamespace
 
-from ember.runtime import auto_measure
+from ember.runtime import auto, auto_measure
 
 
 class Timed:
@@ -24,6 +26,8 @@ class Timed:
         self.calls += 1
         time.sleep(duration)
         return []
+
+    infer = _infer_arrays  # as a device model, when it serves for AUTO
 
 
 def test_only_the_second_half_of_a_turn_counts():
@@ -68,19 +72,67 @@ def test_a_turn_starts_after_a_pause_for_the_previous_devices_threads():
     assert device.first_call - called >= auto_measure.SETTLE_SECONDS
 
 
-def test_a_turn_that_overlapped_an_application_inference_is_timed_again():
-    # Before and after each turn: the application started one inference during the first.
-    started = iter([0, 1, 1, 1])
+def pauses(*quiet: bool):
+    """A ``pause_app`` whose turns begin with the application quiet or not, in turn; the list
+    it returns counts the turns entered."""
+    entered = []
+
+    @contextlib.contextmanager
+    def pause():
+        entered.append(True)
+        yield quiet[min(len(entered) - 1, len(quiet) - 1)]
+
+    return pause, entered
+
+
+def test_a_turn_that_began_during_an_application_inference_is_timed_again():
+    pause, entered = pauses(False, True)
     device = Timed(0.001)
-    auto_measure._timed_block(device, [], lambda: next(started))
-    assert next(started, None) is None, "the overlapped turn was not timed again"
+    auto_measure._timed_block(device, [], pause)
+    assert len(entered) == 2, "the overlapped turn was not timed again"
     assert device.calls >= 2 * 20  # two whole turns of about 30 one-millisecond calls
 
 
 def test_turns_overlapped_every_time_give_up_after_a_bound():
-    counter = iter(range(100))
-    auto_measure._timed_block(Timed(0.001), [], lambda: next(counter))
-    assert next(counter) == 2 * auto_measure.BLOCK_ATTEMPTS
+    pause, entered = pauses(False)
+    auto_measure._timed_block(Timed(0.001), [], pause)
+    assert len(entered) == auto_measure.BLOCK_ATTEMPTS
+
+
+def test_the_applications_inferences_wait_while_a_turn_is_timed():
+    # AUTO serving on one device while it times another: the application's inference started
+    # during a turn runs after it, not beside it
+    app, timed = Timed(0.001), Timed(0.002)
+    switch = auto._Switch(SimpleNamespace(inputs=[], outputs=[], device_model=app))
+    spans = {}
+
+    def application():
+        time.sleep(auto_measure.SETTLE_SECONDS / 2)  # inside the turn's pause
+        start = time.perf_counter()
+        switch.infer([])
+        spans["app"] = (start, time.perf_counter())
+
+    thread = threading.Thread(target=application)
+    start = time.perf_counter()
+    thread.start()
+    auto_measure._timed_block(timed, [], switch.paused)
+    spans["turn"] = (start, time.perf_counter())
+    thread.join()
+    assert app.calls == 1
+    assert spans["app"][1] >= spans["turn"][1] - 0.001, "the application ran during the turn"
+
+
+def test_a_turn_waits_for_the_applications_running_inference():
+    app = Timed(0.1)
+    switch = auto._Switch(SimpleNamespace(inputs=[], outputs=[], device_model=app))
+    thread = threading.Thread(target=switch.infer, args=([],))
+    thread.start()
+    time.sleep(0.02)
+    start = time.perf_counter()
+    with switch.paused() as quiet:
+        waited = time.perf_counter() - start
+    thread.join()
+    assert quiet and waited >= 0.05
 
 
 def test_the_rounds_wait_for_a_left_out_first_inference_to_end():

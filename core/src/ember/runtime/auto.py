@@ -35,7 +35,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from ember.errors import EmberError, NotSupportedError, UnknownDeviceError, Unkn
 from ember.runtime import auto_exit
 from ember.runtime.auto_measure import (
     DYNAMIC_SIZES,
+    AppPause,
     Measurement,
     generated_inputs,
     measure,
@@ -78,8 +80,8 @@ _FALLBACK = "CPU"
 #: inference when the model's input sizes are dynamic: timing its real inputs ranks the devices
 #: as it will use them (a small made-up image can favour another device than its large one).
 APP_INPUT_WAIT = 2.0
-#: Seconds a timed block waits for the application's running inference to end before it
-#: starts anyway (an application that never pauses still gets measured).
+#: Seconds a timed turn waits for the application's running inference to end before it starts
+#: anyway (and is timed again): an inference of a slow model does not hold the measuring up.
 APP_CALL_WAIT = 0.5
 
 _DESCRIPTION = DeviceDescription(
@@ -206,10 +208,10 @@ def _generated(compiled: CompiledModel) -> list[list[np.ndarray]]:
 
 def _choose(compiled: Mapping[str, CompiledModel], inputs: list[list[np.ndarray]],
             failures: Mapping[str, str], memory: ChoiceMemory | None,
-            app_calls: Callable[[], int] | None = None) -> tuple[str, str]:
+            pause_app: AppPause | None = None) -> tuple[str, str]:
     """The fastest of ``compiled`` (the first to try first) and why; remembered when timed
     and ``memory`` is given."""
-    found = measure(compiled, inputs, app_calls)
+    found = measure(compiled, inputs, pause_app)
     measured = Measurement(found.seconds, {**failures, **found.left_out})
     winner = found.fastest
     if winner is None:  # nothing ran the inputs: the first in order, and measure next time
@@ -346,36 +348,44 @@ class _Switch:
         self.switched = threading.Event()
         self.last_inputs: list[np.ndarray] | None = None  # for the target's warm-up
         self.inferred = threading.Event()  # the application ran an inference
-        # The application's inferences while AUTO measures: the timing waits for them to end
-        # and times again a block that overlapped one (they share the cores).
-        self.calls = 0
+        # The application's inferences while AUTO measures: held back while a device's turn is
+        # timed (they would share the cores with it), and counted so that a turn starts once
+        # none runs.
+        self._gate = threading.Condition()
         self._running = 0
-        self._count_lock = threading.Lock()
-        self._quiet = threading.Event()
-        self._quiet.set()
+        self._held = False
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        current = self.current  # one read: the whole inference runs on this device
         if self.switched.is_set():
-            return list(current.device_model.infer(inputs))
+            return list(self.current.device_model.infer(inputs))
         self.last_inputs = [np.array(a, copy=True) for a in inputs]
-        with self._count_lock:
-            self.calls += 1
+        with self._gate:
+            while self._held:
+                self._gate.wait()
             self._running += 1
-            self._quiet.clear()
         self.inferred.set()
+        current = self.current  # read after any wait, once: the whole inference runs on it
         try:
             return list(current.device_model.infer(inputs))
         finally:
-            with self._count_lock:
+            with self._gate:
                 self._running -= 1
                 if not self._running:
-                    self._quiet.set()
+                    self._gate.notify_all()
 
-    def app_calls(self) -> int:
-        """The application's inferences started so far, once none runs (or after a moment)."""
-        self._quiet.wait(APP_CALL_WAIT)
-        return self.calls
+    @contextmanager
+    def paused(self) -> Iterator[bool]:
+        """Hold the application's new inferences back for a timed turn; True when none of its
+        inferences was running as the turn began (a running one is waited for a moment)."""
+        with self._gate:
+            self._held = True
+            quiet = self._gate.wait_for(lambda: not self._running, APP_CALL_WAIT)
+        try:
+            yield quiet
+        finally:
+            with self._gate:
+                self._held = False
+                self._gate.notify_all()
 
     def switch(self, target: CompiledModel) -> None:
         self.current = target
@@ -471,7 +481,7 @@ class AutoCompiledModel(CompiledModel):
             # measures again, on the application's inputs if it runs one by then
             winner, reason = _choose({serving.device.name: serving, **compiled}, inputs,
                                      failures, None if seen is None and guessed else memory,
-                                     self._switch.app_calls)
+                                     self._switch.paused)
             chosen = compiled.get(winner, serving)
         except Exception as exc:  # the device serving keeps serving; the failure is logged
             if isinstance(exc, auto_exit.Cancelled) or auto_exit.ending():

@@ -33,6 +33,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -68,9 +69,13 @@ MIN_BLOCK_CALLS = 4
 LONG_BLOCK_SECONDS = 0.2
 #: The pause before each turn, for the previous device's spinning worker threads to go idle.
 SETTLE_SECONDS = 0.05
-#: Times a block is tried while the application's own inferences keep overlapping it.
+#: Times a turn is tried while each begins before the application's running inference ends.
 BLOCK_ATTEMPTS = 3
 _POLL = 0.05
+#: What ``measure`` is given when the application runs inferences meanwhile: entered around each
+#: timed turn, it holds the application's new inferences back until the turn ends, and gives
+#: True when none of them was still running as the turn began.
+AppPause = Callable[[], AbstractContextManager[bool]]
 _REFUSED = "it cannot run the inputs measured with"
 
 
@@ -136,7 +141,7 @@ def _shapes(ports: Sequence[Port], size: int) -> list[list[int]]:
 
 def measure(candidates: Mapping[str, CompiledModel],
             inputs: Sequence[list[np.ndarray]],
-            app_calls: Callable[[], int] | None = None) -> Measurement:
+            pause_app: AppPause | None = None) -> Measurement:
     """Time each candidate (see the module's docstring); candidates in the order to try them,
     the one expected fastest first. ``inputs`` holds the sets of inputs to try, in turn, until
     the first candidate runs one; the others are timed on that one. If the first candidate runs
@@ -144,9 +149,10 @@ def measure(candidates: Mapping[str, CompiledModel],
     nothing about the inputs the application will give. :class:`ember.runtime.auto_exit.Cancelled`
     when the process begins to end meanwhile: no first inference or round starts after that.
 
-    ``app_calls``, when the application runs inferences meanwhile (AUTO serving on one device
-    while it measures), waits a moment for none to be running and returns how many it has
-    started: a block that shared the cores with one of them is timed again."""
+    ``pause_app``, when the application runs inferences meanwhile (AUTO serving on one device
+    while it measures), holds them back during each turn: they would share the cores with the
+    device timed, and slow each device differently. A turn that began while one of them was
+    still running is timed again."""
     seconds: dict[str, list[float]] = {}
     left_out: dict[str, str] = {}
     reference: float | None = None
@@ -183,7 +189,7 @@ def measure(candidates: Mapping[str, CompiledModel],
         for name in list(seconds):
             auto_exit.check()
             try:
-                block = _timed_block(candidates[name], chosen, app_calls)
+                block = _timed_block(candidates[name], chosen, pause_app)
             except Exception as exc:  # ran once, then failed: not a device to serve on
                 auto_exit.check()  # or failed because the interpreter is shutting down
                 left_out[name] = f"an inference failed: {str(exc)[:200]}"
@@ -217,24 +223,28 @@ def measure(candidates: Mapping[str, CompiledModel],
 
 
 def _timed_block(compiled: CompiledModel, inputs: list[np.ndarray],
-                 app_calls: Callable[[], int] | None = None) -> list[float]:
+                 pause_app: AppPause | None = None) -> list[float]:
     """Seconds of the calls in the second half of one turn (see the module's docstring)."""
     for _attempt in range(BLOCK_ATTEMPTS):
-        time.sleep(SETTLE_SECONDS)
-        started = app_calls() if app_calls is not None else 0
-        times: list[float] = []
-        begin = time.perf_counter()
-        while True:
-            start = time.perf_counter()
-            compiled._infer_arrays(inputs)
-            times.append(time.perf_counter() - start)
-            lasted = time.perf_counter() - begin
-            if len(times) >= 2 and lasted >= BLOCK_SECONDS and (
-                    len(times) >= MIN_BLOCK_CALLS or lasted >= LONG_BLOCK_SECONDS):
-                break
-        if app_calls is None or app_calls() == started:
+        with pause_app() if pause_app is not None else nullcontext(True) as quiet:
+            time.sleep(SETTLE_SECONDS)  # the application's last inference spins threads too
+            times = _turn(compiled, inputs)
+        if quiet:
             break
     return times[len(times) // 2:]
+
+
+def _turn(compiled: CompiledModel, inputs: list[np.ndarray]) -> list[float]:
+    times: list[float] = []
+    begin = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        compiled._infer_arrays(inputs)
+        times.append(time.perf_counter() - start)
+        lasted = time.perf_counter() - begin
+        if len(times) >= 2 and lasted >= BLOCK_SECONDS and (
+                len(times) >= MIN_BLOCK_CALLS or lasted >= LONG_BLOCK_SECONDS):
+            return times
 
 
 def _warm_up(compiled: CompiledModel, inputs: list[np.ndarray], limit: float,
