@@ -31,6 +31,7 @@ PROMISED = {
         "host_cpu_brand", "host_instruction_sets",
         "KernelCache", "CacheKey",
         "window_geometry", "pooled_sizes", "batchnorm_into_conv", "reference_outputs",
+        "onnx_graph", "OnnxGraph", "OnnxNode",
         "import_installed",
         "EmberError", "BackendCompileError", "BlobFormatError", "InferenceInputError",
         "InvalidModelError", "NotSupportedError", "PluginError", "PropertyValueError",

@@ -27,7 +27,10 @@ What is promised, by purpose:
 - the kernel cache handed to ``compile``: :class:`KernelCache` and its key :class:`CacheKey`;
 - ONNX helpers: :func:`window_geometry`, :func:`pooled_sizes` (pooling and convolution windows),
   :func:`batchnorm_into_conv`, :func:`reference_outputs` (onnx's reference evaluator with
-  Ember's fixes, for constant folding on the host);
+  Ember's fixes, for constant folding on the host), :func:`onnx_graph` (a model's nodes,
+  their scalar attributes and subgraphs and the graph's element types, as :class:`OnnxGraph`
+  and :class:`OnnxNode` records read without importing ``onnx``: for checks a compile runs
+  on every node);
 - another engine a device drives: :func:`import_installed` (the installed ``openvino`` package
   itself, also inside ``python -m ember.compat.openvino``, where the program's ``openvino`` is
   Ember's own API);
@@ -78,6 +81,9 @@ if TYPE_CHECKING:
     from ember.model.fold import batchnorm_into_conv as batchnorm_into_conv
     from ember.model.model import DeferredModel as DeferredModel
     from ember.model.model import Model as Model
+    from ember.model.onnx_nodes import OnnxGraph as OnnxGraph
+    from ember.model.onnx_nodes import OnnxNode as OnnxNode
+    from ember.model.onnx_nodes import onnx_graph as onnx_graph
     from ember.model.onnx_reference import reference_outputs as reference_outputs
     from ember.model.port import Dim as Dim
     from ember.model.port import Port as Port
@@ -113,6 +119,9 @@ _LAZY = {
     "pooled_sizes": "ember.model.windows",
     "batchnorm_into_conv": "ember.model.fold",
     "reference_outputs": "ember.model.onnx_reference",
+    "onnx_graph": "ember.model.onnx_nodes",
+    "OnnxGraph": "ember.model.onnx_nodes",
+    "OnnxNode": "ember.model.onnx_nodes",
     "import_installed": "ember.compat.openvino.finder",
     "EmberError": "ember.errors",
     "BackendCompileError": "ember.errors",

@@ -19,6 +19,7 @@ from ember.plugin import (
     Model,
     Port,
     UnsupportedOperatorError,
+    onnx_graph,
 )
 from ember_openvino import device_info, limits, runtime
 from ember_openvino.compiled_model import OpenVinoCompiledModel
@@ -165,8 +166,8 @@ def _first_unconverted(front_end: Any, model: Model) -> tuple[str, str, str] | N
 
 def _node_name(model: Model, op_type: str, domain: str, fallback: str) -> str:
     try:
-        nodes = model.proto.graph.node
-    except Exception:  # a deferred model that does not parse: OpenVINO's name will do
+        nodes = list(onnx_graph(model).walk())
+    except InvalidModelError:  # a model that does not read: OpenVINO's name will do
         return fallback
     for node in nodes:
         if node.op_type == op_type and node.domain in (domain, "ai.onnx" if not domain else ""):

@@ -21,14 +21,19 @@ so the model runs on another device instead:
 - a reduction over a graph input declared with a dimension of size 0 (OpenVINO gives the type's
   lowest value where ONNX gives -inf).
 
-The checks read the parsed graph (``model.proto``), which a compile has at hand.
+The checks read the graph's nodes as ``ember.plugin.onnx_graph`` gives them, from the model's
+bytes without importing ``onnx`` (whose import would cost a compile most of a second, and hold
+up an application that AUTO serves meanwhile).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ember.plugin import Model, UnsupportedOperatorError
+from ember.plugin import UnsupportedOperatorError, onnx_graph
+
+if TYPE_CHECKING:
+    from ember.plugin import Model, OnnxNode
 
 #: ONNX TensorProto element types OpenVINO's CPU plugin does not compute as themselves.
 REFUSED_TYPES = {11: "float64", 16: "bfloat16", 17: "float8e4m3fn", 18: "float8e4m3fnuz",
@@ -52,69 +57,31 @@ _REDUCTIONS = ("ReduceMax", "ReduceMin", "ReduceSum", "ReduceMean", "ReduceProd"
 
 
 def check(model: Model, device_name: str) -> None:
-    """Raise ``UnsupportedOperatorError`` for the first node OpenVINO would run wrongly."""
-    graph = model.proto.graph
-    types = _value_types(graph)
-    # ONNX writes a size-0 dimension as dim_value 0, which Ember's ports show as dynamic
-    empty = {info.name for info in graph.input if info.type.HasField("tensor_type") and any(
-        dim.HasField("dim_value") and dim.dim_value == 0
-        for dim in info.type.tensor_type.shape.dim)}
-    constants = {t.name for t in graph.initializer} | {
-        output for node in graph.node if node.op_type == "Constant" for output in node.output}
-    for node in _nodes(graph):
-        reason = _refusal(node, types, empty, constants)
+    """Raise ``UnsupportedOperatorError`` for the first node OpenVINO would run wrongly.
+
+    :raises InvalidModelError: the model's bytes are not a well-formed ONNX graph.
+    """
+    graph = onnx_graph(model)
+    for node in graph.walk():
+        reason = _refusal(node, graph.value_types, graph.empty_inputs, graph.constants)
         if reason:
-            raise UnsupportedOperatorError(device_name, node.op_type, node.name or node.output[0],
+            raise UnsupportedOperatorError(device_name, node.op_type,
+                                           node.name or next(iter(node.outputs), ""),
                                            node.domain, reason)
 
 
-def _nodes(graph: Any) -> Any:
-    """Every node, those of subgraphs (If, Loop, Scan bodies) included."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.type == 5:  # GRAPH
-                yield from _nodes(attribute.g)
-            elif attribute.type == 10:  # GRAPHS
-                for subgraph in attribute.graphs:
-                    yield from _nodes(subgraph)
-
-
-def _value_types(graph: Any) -> dict[str, int]:
-    types = {t.name: t.data_type for t in graph.initializer}
-    for info in (*graph.input, *graph.output, *graph.value_info):
-        if info.type.HasField("tensor_type"):
-            types[info.name] = info.type.tensor_type.elem_type
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    types[node.output[0]] = attribute.t.data_type
-    return types
-
-
-def _attributes(node: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for attribute in node.attribute:
-        if attribute.type == 1:
-            values[attribute.name] = attribute.f
-        elif attribute.type == 2:
-            values[attribute.name] = attribute.i
-        elif attribute.type == 3:
-            values[attribute.name] = attribute.s.decode("utf-8", "replace")
-    return values
-
-
-def _refusal(node: Any, types: dict[str, int], empty: set[str], constants: set[str]) -> str:
+def _refusal(node: OnnxNode, types: dict[str, int], empty: frozenset[str],
+             constants: frozenset[str]) -> str:
     if node.domain not in ("", "ai.onnx"):
         return ""
-    attributes = _attributes(node)
-    for name in (*node.input, *node.output):
+    attributes = node.attributes
+    for name in (*node.inputs, *node.outputs):
         if types.get(name) in REFUSED_TYPES:
             return f"OpenVINO's CPU plugin does not compute {REFUSED_TYPES[types[name]]} as such"
     for key in ("to", "output_dtype"):
-        if attributes.get(key) in REFUSED_TYPES:
-            return f"OpenVINO's CPU plugin does not compute {REFUSED_TYPES[attributes[key]]}"
+        kind = attributes.get(key)
+        if isinstance(kind, int) and kind in REFUSED_TYPES:
+            return f"OpenVINO's CPU plugin does not compute {REFUSED_TYPES[kind]}"
     op = node.op_type
     if op in REFUSED_OPERATORS:
         return REFUSED_OPERATORS[op]
@@ -131,15 +98,15 @@ def _refusal(node: Any, types: dict[str, int], empty: set[str], constants: set[s
         return "OpenVINO's output size with ceil_mode differs from ONNX's"
     if op in _RECURRENT and attributes.get("layout", 0):
         return "OpenVINO runs recurrent layers batch-major (layout 1) differently from ONNX"
-    if op == "LSTM" and len(node.input) > 7 and node.input[7]:
+    if op == "LSTM" and len(node.inputs) > 7 and node.inputs[7]:
         return "OpenVINO's LSTM differs from ONNX's with peepholes"
     if op == "Attention" and attributes.get("is_causal", 0):
         return "OpenVINO's causal Attention differs from ONNX's"
-    if op == "Tile" and len(node.input) > 1 and node.input[1] not in constants:
+    if op == "Tile" and len(node.inputs) > 1 and node.inputs[1] not in constants:
         return "OpenVINO's Tile with repeats computed at run time gives wrong values"
-    if op == "QuantizeLinear" and len(node.input) > 1 and node.input[1] not in constants:
+    if op == "QuantizeLinear" and len(node.inputs) > 1 and node.inputs[1] not in constants:
         return ("OpenVINO multiplies by the reciprocal of a scale computed at run time, which "
                 "rounds some values to the other side")
-    if op in _REDUCTIONS and node.input and node.input[0] in empty:
+    if op in _REDUCTIONS and node.inputs and node.inputs[0] in empty:
         return "OpenVINO reduces an empty input to another value than ONNX"
     return ""
