@@ -18,7 +18,6 @@ and the device, so that it is not mistaken for the cache's routine recompile.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -324,6 +323,8 @@ def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
     """Export, and measure the export's own work: its CPU time with the garbage collector held
     off, so that neither a preempted thread on a busy machine nor a collection of the
     application's garbage makes a worthwhile compile look cheap."""
+    import gc  # here: only a miss exports, and a hit need not import it
+
     collecting = gc.isenabled()
     gc.disable()
     try:
