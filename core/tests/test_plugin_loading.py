@@ -103,13 +103,14 @@ WARM_START_EXTRAS = ("ember", "ember_cpu", "pluggy", "blake3", "_blake3", "threa
 # pathlib (with urllib.parse and ipaddress), dataclasses, queue, logging, tempfile, shutil.
 NOT_ON_THE_WARM_PATH = ("pathlib", "urllib.parse", "ipaddress", "dataclasses", "queue",
                         "logging", "tempfile", "shutil", "filelock", "onnx", "ml_dtypes")
-# Ember's own modules that only a miss, a cold compile or a setting the start does not use
-# needs: a hit writes nothing (atomic writes and the background worker), sets no size limit, and
-# the CPU device loads a saved graph without saving one. Each module costs a warm start its
-# import, however small.
+# Ember's own modules that only a miss, a cold compile, a failure or a setting the start does not
+# use needs: a hit writes nothing (atomic writes and the background worker), sets no size limit,
+# has no plugin failure to record, and the CPU device loads a saved graph without saving one.
+# Each module costs a warm start its import, however small.
 EMBER_NOT_ON_THE_WARM_PATH = ("ember.store.atomic", "ember.common.sizes", "ember_cpu.saved_graph",
                               "ember_cpu.limits", "ember.store.signing", "ember.cache.records",
-                              "ember.cache.remote", "ember.cache.kernel_cache")
+                              "ember.cache.remote", "ember.cache.kernel_cache",
+                              "ember.contract.plugin_failure")
 
 # The two ways applications start a model: compile a path and call the result (the shortest
 # program), and OpenVINO applications' (read the model, look at its ports, compile the Model,

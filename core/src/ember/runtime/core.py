@@ -15,7 +15,6 @@ from ember.contract.device import DeviceDescription, DeviceModel, is_virtual, sp
 from ember.contract.plugin_manager import (
     ALIAS_ENV,
     DISABLE_ENV,
-    PluginFailure,
     PluginInfo,
     Plugins,
     load_plugins,
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.contract.plugin_failure import PluginFailure
     from ember.model.model import Model
     from ember.runtime.core_api import ModelSource
     from ember.runtime.versions import Version
