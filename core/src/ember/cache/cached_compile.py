@@ -18,7 +18,6 @@ and the device, so that it is not mistaken for the cache's routine recompile.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ember.common.log import get_logger
 from ember.errors import BlobFormatError, EmberError
 from ember.store import blob
-from ember.store.atomic import background
 
 if TYPE_CHECKING:
     from ember.cache.key import CacheKey
@@ -205,6 +203,8 @@ class _Steps(Generic[DeviceModel]):
             return None
         compiled = self._import(header, payload, None)
         if compiled is not None:
+            from ember.store.atomic import background
+
             # Write-back, so that the next start is local; this start need not wait for the disk.
             background.submit(self._write_back, data, header)
         return compiled
@@ -252,7 +252,9 @@ class _Steps(Generic[DeviceModel]):
         self.cache.record("miss", self.key.digest)
         # Work queued for later (the file digest's memo) gets its worker now, while the device
         # compiles: a compile leaves the interpreter lock free, so the new thread's start costs
-        # this one nothing.
+        # this one nothing. (Imported here: a hit writes nothing, and does not pay for it.)
+        from ember.store.atomic import background
+
         background.start()
         start = time.perf_counter()
         compiled = self.compile_model()
@@ -321,6 +323,8 @@ def _timed_export(export_model: Callable[[DeviceModel], bytes | memoryview],
     """Export, and measure the export's own work: its CPU time with the garbage collector held
     off, so that neither a preempted thread on a busy machine nor a collection of the
     application's garbage makes a worthwhile compile look cheap."""
+    import gc  # here: only a miss exports, and a hit need not import it
+
     collecting = gc.isenabled()
     gc.disable()
     try:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ember.common import checksum, safe_json
 from ember.errors import BlobFormatError
-from ember.store.atomic import background, write_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,12 +97,17 @@ class FileDigests:
             # file is for the next one (published whole by rename all the same; a process that
             # exits first finishes it at exit). On a cold start it goes to disk while the device
             # compiles, not before.
+            # (imported here: a start whose memo holds imports no writing machinery)
+            from ember.store.atomic import background
+
             parts = tuple(os.path.relpath(self._directory, self.cache_root).split(os.sep))
             background.submit(self._remember, parts, os.path.basename(memo_path),
                               json.dumps(memo).encode(), start=False)
         return digest
 
     def _remember(self, parts: tuple[str, ...], name: str, memo: bytes) -> None:
+        from ember.store.atomic import write_inside
+
         # Remembering is an optimisation; the cache reports directory problems when it writes.
         with contextlib.suppress(OSError):
             write_inside(self.cache_root, parts, name, memo)

@@ -41,7 +41,6 @@ from ember.common import safe_json
 from ember.common.log import get_logger
 from ember.errors import BlobFormatError, CacheWarning, PlantedLinkError
 from ember.store import blob, confined
-from ember.store.atomic import TEMP_PREFIX, write_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -214,6 +213,8 @@ class ModelCache:
 
     def _publish(self, key: CacheKey, suffix: str,
                  *chunks: bytes | bytearray | memoryview) -> str | None:
+        from ember.store.atomic import write_inside  # here: a hit writes no entry
+
         try:
             write_inside(self._root, ("blobs",), key.digest + suffix, *chunks)
         except PlantedLinkError:
@@ -324,6 +325,8 @@ class ModelCache:
                 return
             with confined.file_lock(self._root, ("locks",), "events.lock", 0) as locked:
                 if locked:
+                    from ember.store.atomic import write_inside
+
                     summary = {"event": "summary", **self._counters()}
                     write_inside(self._root, (), "events.log",
                                  (json.dumps(summary) + "\n").encode())
@@ -348,6 +351,8 @@ class ModelCache:
     # -- listing and maintenance -------------------------------------------------------------
 
     def _blob_files(self) -> list[Path]:
+        from ember.store.atomic import TEMP_PREFIX  # listing is for misses and maintenance
+
         if confined.is_link(self._root, "blobs"):
             return []  # another directory's files are not ours to list, verify or remove
         try:
@@ -396,6 +401,8 @@ class ModelCache:
     def prune(self, max_size: int) -> list[CacheEntry]:
         """Remove damaged entries, temporary files left by killed writers, and then least
         recently used entries until the blobs total at most ``max_size`` bytes."""
+        from ember.store.atomic import TEMP_PREFIX
+
         for path, _problem in self.verify():
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -17,9 +17,10 @@ a device name is never decided by the order in which entry points happen to be f
 (:mod:`ember.contract.aliases`).
 
 A broken plugin (an import error, a bad hook signature, an unknown hook name, an exception while
-listing devices) is recorded as a :class:`PluginFailure` with its name while every other device
-keeps working. :class:`Plugins` is the typed facade over pluggy's manager: one method per hook,
-every call through pluggy, by keyword, and only to the plugin that owns the device.
+listing devices) is recorded as a :class:`~ember.contract.plugin_failure.PluginFailure` with its
+name while every other device keeps working. :class:`Plugins` is the typed facade over pluggy's
+manager: one method per hook, every call through pluggy, by keyword, and only to the plugin that
+owns the device.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
     from ember.cache.kernel_cache import KernelCache
     from ember.contract.device import DeviceModel
+    from ember.contract.plugin_failure import PluginFailure
     from ember.model.model import Model
 
 ENTRY_POINT_GROUP = "ember.devices"
@@ -52,6 +54,16 @@ CHOICE_ENV = "EMBER_DEVICE_PLUGINS"
 ALIAS_ENV = "EMBER_DEVICE_ALIASES"
 
 log = get_logger("ember.plugins")
+
+
+def __getattr__(name: str) -> Any:
+    # PluginFailure lives in ember.contract.plugin_failure since a start without a failure
+    # stopped defining it
+    if name == "PluginFailure":
+        from ember.contract.plugin_failure import PluginFailure
+
+        return PluginFailure
+    raise AttributeError(f"module 'ember.contract.plugin_manager' has no attribute {name!r}")
 
 
 class PluginInfo(NamedTuple):
@@ -69,30 +81,6 @@ class PluginInfo(NamedTuple):
         if self.distribution:
             return f"{self.distribution} {self.version or ''}".strip()
         return self.name
-
-
-class PluginFailure(NamedTuple):
-    """A plugin that could not be used, and why; shown by ``Core.plugin_failures``.
-
-    ``stage`` is one of ``"compatibility"`` (its ember requirement excludes this Ember),
-    ``"conflict"`` (another distribution declares the same device kind), ``"import"``,
-    ``"register"`` (a hook that breaks the contract) and ``"list_devices"``. ``details`` holds the
-    traceback, shown by ``ember --debug``.
-    """
-
-    name: str
-    distribution: str | None
-    stage: str
-    error: str
-    details: str = ""
-
-    def __repr__(self) -> str:  # without the traceback in details
-        return (f"PluginFailure(name={self.name!r}, distribution={self.distribution!r}, "
-                f"stage={self.stage!r}, error={self.error!r})")
-
-    def __str__(self) -> str:
-        where = f" ({self.distribution})" if self.distribution else ""
-        return f"plugin {self.name!r}{where} failed at {self.stage}: {self.error}"
 
 
 class Plugins:
@@ -180,6 +168,8 @@ class Plugins:
     def _fail(self, info: PluginInfo | EntryPointRecord, stage: str,
               exc: BaseException) -> None:
         import traceback  # only when something failed
+
+        from ember.contract.plugin_failure import PluginFailure
 
         failure = PluginFailure(info.name, info.distribution, stage, _describe(exc),
                                 "".join(traceback.format_exception(exc)))

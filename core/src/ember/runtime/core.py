@@ -11,12 +11,10 @@ from ember._version import __version__
 from ember.cache.cached_compile import compile_with_cache
 from ember.cache.key import make_key, model_identity
 from ember.cache.local import ModelCache
-from ember.common.sizes import parse_size
 from ember.contract.device import DeviceDescription, DeviceModel, is_virtual, split_device_name
 from ember.contract.plugin_manager import (
     ALIAS_ENV,
     DISABLE_ENV,
-    PluginFailure,
     PluginInfo,
     Plugins,
     load_plugins,
@@ -39,6 +37,7 @@ if TYPE_CHECKING:
 
     from ember.cache.kernel_cache import KernelCache
     from ember.cache.remote import RemoteSettings, RemoteTier
+    from ember.contract.plugin_failure import PluginFailure
     from ember.model.model import Model
     from ember.runtime.core_api import ModelSource
     from ember.runtime.versions import Version
@@ -301,7 +300,7 @@ class Core:
         max_size = self._settings.core_value(device, props.CACHE_MAX_SIZE, config)
         return KernelCache(self._model_cache(cache_dir), plugin=info.distribution or info.name,
                            plugin_version=info.version or "", device=device.name,
-                           max_size=parse_size(max_size) if max_size is not None else None,
+                           max_size=_size_limit(max_size),
                            signer=self._signer(device, config))
 
     def _compile_cached(self, model: ModelSource, device: DeviceDescription,
@@ -341,7 +340,7 @@ class Core:
                 device.name, data=payload, config=plugin_config, weights_path=weights_path),
             header_fields={**self._blob_fields(device), "model_name": model_name,
                            "flags": key.parts["flags"]},
-            max_size=parse_size(max_size) if max_size is not None else None,
+            max_size=_size_limit(max_size),
             remote=remote,
             signer=signer,
         )
@@ -504,3 +503,12 @@ def resolve_model_name(source: Any) -> Any:
     from ember.store.models import resolve_model_name as resolve
 
     return resolve(source)
+
+
+def _size_limit(max_size: Any) -> int | None:
+    """CACHE_MAX_SIZE in bytes (checked when set), or None when there is no limit."""
+    if max_size is None:
+        return None
+    from ember.common.sizes import parse_size  # here: most caches set no limit
+
+    return parse_size(max_size)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, NamedTuple, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -26,17 +26,13 @@ Inputs = Union[np.ndarray, Sequence[Any], Mapping[str, Any],  # noqa: UP007
                Mapping[Union[str, int, Port], Any]]  # noqa: UP007
 
 
-class _Expected(NamedTuple):
-    """One port's checks, as plain values compared on every call."""
-
-    dtype: np.dtype
-    #: the whole shape when every dimension is fixed (one tuple comparison), else None
-    shape: tuple[int, ...] | None
-    rank: int
-    #: for a shape with dynamic dimensions and fixed ones: what picks the fixed ones out of an
-    #: array's shape (an itemgetter, C code: no Python loop per call), and their sizes
-    pick: Callable[[tuple[int, ...]], Any] | None
-    sizes: Any
+#: One port's checks, as plain values compared on every call: (dtype, shape, rank, pick, sizes).
+#: ``shape`` is the whole shape when every dimension is fixed (one tuple comparison), else None;
+#: for a shape with dynamic dimensions and fixed ones, ``pick`` picks the fixed ones out of an
+#: array's shape (an itemgetter, C code: no Python loop per call) and ``sizes`` are their sizes.
+#: A plain tuple, only ever unpacked: a NamedTuple class costs every warm start its creation.
+_Expected = tuple[np.dtype, tuple[int, ...] | None, int,
+                  Callable[[tuple[int, ...]], Any] | None, Any]
 
 
 class InputChecks:
@@ -117,13 +113,13 @@ def _expected(port: Port) -> _Expected:
     fixed = [(axis, size) for axis, size in enumerate(port.shape) if _is_size(size)]
     sizes = tuple(size for _, size in fixed)
     if len(fixed) == len(port.shape):
-        return _Expected(np.dtype(port.dtype), sizes, len(sizes), None, None)
+        return (np.dtype(port.dtype), sizes, len(sizes), None, None)
     if not fixed:
-        return _Expected(np.dtype(port.dtype), None, len(port.shape), None, None)
+        return (np.dtype(port.dtype), None, len(port.shape), None, None)
     # itemgetter of one axis returns the item, of several a tuple: compare like with like
     pick = itemgetter(*(axis for axis, _ in fixed))
-    return _Expected(np.dtype(port.dtype), None, len(port.shape), pick,
-                     sizes[0] if len(sizes) == 1 else sizes)
+    return (np.dtype(port.dtype), None, len(port.shape), pick,
+            sizes[0] if len(sizes) == 1 else sizes)
 
 
 def _is_size(dim: object) -> bool:

@@ -20,7 +20,6 @@ from typing import Any
 
 from ember import properties as props
 from ember.common.log import get_logger
-from ember.common.sizes import parse_size
 from ember.contract.device import DeviceDescription
 from ember.contract.hints import normalize, normalize_value
 from ember.errors import PropertyValueError, UnknownPropertyError
@@ -139,5 +138,8 @@ def _check_core_value(key: str, value: Any) -> None:
     if key == props.CACHE_SIGNING_KEY and not value:
         raise PropertyValueError("CACHE_SIGNING_KEY is empty: an empty signing key signs "
                                  "nothing; set it to a secret, or leave it unset")
-    if key == props.CACHE_MAX_SIZE and value is not None and parse_size(value) is None:
-        raise PropertyValueError(f"CACHE_MAX_SIZE must be a number of bytes, not {value!r}")
+    if key == props.CACHE_MAX_SIZE and value is not None:
+        from ember.common.sizes import parse_size  # here: most caches set no limit
+
+        if parse_size(value) is None:
+            raise PropertyValueError(f"CACHE_MAX_SIZE must be a number of bytes, not {value!r}")

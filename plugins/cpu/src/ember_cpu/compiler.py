@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ember.plugin import (
     BlobFormatError,
     InvalidModelError,
-    Model,
     Port,
     PropertyValueError,
     UnsupportedOperatorError,
 )
-from ember_cpu import saved_graph, streams
+from ember_cpu import streams
 from ember_cpu.runtime import onnxruntime
+
+if TYPE_CHECKING:
+    # for annotations only: a warm start from a model path builds no Model
+    from ember.plugin import Model
 
 DEVICE_NAME = "CPU"
 
@@ -90,6 +93,8 @@ def check_limits(model: Model) -> None:
 
 def optimise(model: Model, config: Mapping[str, Any]) -> tuple[Any, bytes]:
     """Build the session and the ORT-format bytes of its optimised graph."""
+    from ember_cpu import saved_graph  # only a compile saves a graph; a warm start loads one
+
     ort = onnxruntime()
     options = session_options(config)
     options.add_session_config_entry("session.save_model_format", "ORT")

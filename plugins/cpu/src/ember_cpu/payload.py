@@ -17,7 +17,6 @@ weights. AES-GCM decrypts at well over 1 GB/s, a small cost next to building the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 from ember.plugin import (
     BlobFormatError,
@@ -36,18 +35,25 @@ _KNOWN_FLAGS = _ENCRYPTED
 _WHAT = "CPU payload"
 
 
-class SavedModel(NamedTuple):
+class SavedModel:
     """A payload read back: the ports, the ORT-format bytes, and what to build the session from.
 
     ``session_bytes`` starts with the ORT bytes and may go on past them (it is the whole payload
     when it could be used without a copy); onnxruntime uses it in place, so it must stay alive
     as long as the session. ``graph`` is exactly the ORT bytes (a view, for export).
+
+    A plain class, not a NamedTuple: every warm start reads a payload, and creating a NamedTuple
+    class at import costs more than the rest of this module.
     """
 
-    inputs: list[Port]
-    outputs: list[Port]
-    graph: memoryview
-    session_bytes: bytes
+    __slots__ = ("graph", "inputs", "outputs", "session_bytes")
+
+    def __init__(self, inputs: list[Port], outputs: list[Port], graph: memoryview,
+                 session_bytes: bytes) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.graph = graph
+        self.session_bytes = session_bytes
 
 
 def dumps(inputs: list[Port], outputs: list[Port], ort_bytes: bytes | memoryview,

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember import properties as props
-from ember.plugin import BlobFormatError, Model, hookimpl
+from ember.plugin import BlobFormatError, hookimpl
 from ember_cpu import compiler, device_info, payload, streams
 from ember_cpu.compiled_model import CpuCompiledModel
 from ember_cpu.compiler import DEVICE_NAME
 from ember_cpu.runtime import onnxruntime
+
+if TYPE_CHECKING:
+    # for annotations only: a warm start from a model path builds no Model
+    from ember.plugin import Model
 
 #: The version of Ember's plugin contract (ember.contract.hookspecs) this plugin was written for.
 EMBER_CONTRACT_VERSION = 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ember.plugin import PropertyValueError
 
@@ -26,10 +26,22 @@ HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
 _NAMED = {"AUTO": -1, "NUMA": -2}
 
 
-class Streams(NamedTuple):
-    streams: int
-    #: onnxruntime's intra_op_num_threads for the session (0: its own choice)
-    threads_per_stream: int
+class Streams:
+    """How a compiled model runs: its streams, and each one's threads.
+
+    A plain class, not a NamedTuple: every warm start plans its streams, and creating a
+    NamedTuple class at import costs more than the rest of this module.
+    """
+
+    __slots__ = ("streams", "threads_per_stream")
+
+    def __init__(self, streams: int, threads_per_stream: int) -> None:
+        self.streams = streams
+        #: onnxruntime's intra_op_num_threads for the session (0: its own choice)
+        self.threads_per_stream = threads_per_stream
+
+    def __repr__(self) -> str:
+        return f"Streams(streams={self.streams}, threads_per_stream={self.threads_per_stream})"
 
     def runtime_properties(self) -> dict[str, int]:
         """What the compiled model reports (see ember.contract.hints.runtime_properties)."""
