@@ -110,7 +110,8 @@ def _as_given(values: Sequence[Any], expected: tuple[_Expected, ...], *, tensors
 
 
 def _expected(port: Port) -> _Expected:
-    fixed = [(axis, size) for axis, size in enumerate(port.shape) if _is_size(size)]
+    # a fixed dimension is an int, as _check reads one (a name or None matches any size)
+    fixed = [(axis, size) for axis, size in enumerate(port.shape) if isinstance(size, int)]
     sizes = tuple(size for _, size in fixed)
     if len(fixed) == len(port.shape):
         return (np.dtype(port.dtype), sizes, len(sizes), None, None)
@@ -120,11 +121,6 @@ def _expected(port: Port) -> _Expected:
     pick = itemgetter(*(axis for axis, _ in fixed))
     return (np.dtype(port.dtype), None, len(port.shape), pick,
             sizes[0] if len(sizes) == 1 else sizes)
-
-
-def _is_size(dim: object) -> bool:
-    """A fixed dimension, as ``_check`` reads one (an int; a name or None matches any size)."""
-    return isinstance(dim, int)
 
 
 def prepare_inputs(ports: Sequence[Port], inputs: Inputs) -> list[np.ndarray]:
