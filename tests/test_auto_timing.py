@@ -7,6 +7,7 @@ calls count, not any engine's speed.
 """
 
 import contextlib
+import itertools
 import threading
 import time
 from types import SimpleNamespace
@@ -120,6 +121,29 @@ def test_the_applications_inferences_wait_while_a_turn_is_timed():
     thread.join()
     assert app.calls == 1
     assert spans["app"][1] >= spans["turn"][1] - 0.001, "the application ran during the turn"
+
+
+def test_an_application_inferring_in_a_loop_runs_between_turns():
+    # turns back to back must not starve it: it runs in the window after each turn
+    app, timed = Timed(0.002), Timed(0.002)
+    switch = auto._Switch(SimpleNamespace(inputs=[], outputs=[], device_model=app))
+    stop = threading.Event()
+
+    def application():
+        while not stop.is_set():
+            switch.infer([])
+
+    thread = threading.Thread(target=application)
+    thread.start()
+    try:
+        counts = []
+        for _ in range(4):
+            auto_measure._timed_block(timed, [], switch.paused)
+            counts.append(app.calls)
+    finally:
+        stop.set()
+        thread.join()
+    assert all(later > earlier for earlier, later in itertools.pairwise(counts)), counts
 
 
 def test_a_turn_waits_for_the_applications_running_inference():

@@ -83,6 +83,9 @@ APP_INPUT_WAIT = 2.0
 #: Seconds a timed turn waits for the application's running inference to end before it starts
 #: anyway (and is timed again): an inference of a slow model does not hold the measuring up.
 APP_CALL_WAIT = 0.5
+#: Seconds the application has the cores to itself between two turns, when a turn held its
+#: inferences back.
+APP_WINDOW = 0.05
 
 _DESCRIPTION = DeviceDescription(
     name=AUTO, full_name="Ember AUTO device", architecture="", capabilities=(),
@@ -353,6 +356,7 @@ class _Switch:
         # none runs.
         self._gate = threading.Condition()
         self._running = 0
+        self._waiting = 0  # held back by a turn
         self._held = False
 
     def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -360,8 +364,12 @@ class _Switch:
             return list(self.current.device_model.infer(inputs))
         self.last_inputs = [np.array(a, copy=True) for a in inputs]
         with self._gate:
-            while self._held:
-                self._gate.wait()
+            if self._held:
+                self._waiting += 1
+                while self._held:
+                    self._gate.wait()
+                self._waiting -= 1
+                self._gate.notify_all()
             self._running += 1
         self.inferred.set()
         current = self.current  # read after any wait, once: the whole inference runs on it
@@ -376,7 +384,16 @@ class _Switch:
     @contextmanager
     def paused(self) -> Iterator[bool]:
         """Hold the application's new inferences back for a timed turn; True when none of its
-        inferences was running as the turn began (a running one is waited for a moment)."""
+        inferences was running as the turn began (a running one is waited for a moment).
+
+        Inferences the last turn held back start first and the application then has
+        ``APP_WINDOW`` seconds to itself: turns following each other at once would starve an
+        application that infers in a loop for the whole measuring."""
+        with self._gate:
+            held_back = self._gate.wait_for(lambda: not self._waiting, APP_CALL_WAIT) and \
+                self._running > 0
+        if held_back:
+            time.sleep(APP_WINDOW)
         with self._gate:
             self._held = True
             quiet = self._gate.wait_for(lambda: not self._running, APP_CALL_WAIT)
