@@ -21,7 +21,7 @@ import numpy as np
 
 from ember.errors import InvalidModelError
 from ember.model.port import Dim, Port
-from ember.model.protobuf_wire import LENGTH, VARINT, fields
+from ember.model.protobuf_wire import LENGTH, VARINT, fields, int64
 
 if TYPE_CHECKING:
     from ember.model.protobuf_wire import FileBytes
@@ -35,7 +35,6 @@ NUMPY_TYPES: dict[int, str] = {
     14: "complex64", 15: "complex128",
 }
 _FLOAT = 1
-_INT64_SIGN = 1 << 63
 
 
 class OnnxHeader:
@@ -113,7 +112,7 @@ def _read_model(data: bytes | FileBytes) -> tuple[OnnxHeader, list[_ValueInfo], 
     initializers: set[str] = set()
     for number, wire, value, end in fields(data, 0, len(data)):
         if number == 1 and wire == VARINT:
-            header.ir_version = _signed(value)
+            header.ir_version = int64(value)
         elif wire != LENGTH:
             continue
         elif number == 7:  # graph (a repeated occurrence merges into the first, as protobuf's)
@@ -165,7 +164,7 @@ def _value_info(data: bytes | FileBytes, start: int, stop: int) -> _ValueInfo:
 def _tensor_type(data: bytes | FileBytes, start: int, stop: int, dims: list[Dim], kind: int) -> int:
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == VARINT:
-            kind = _signed(value)
+            kind = int64(value)
         elif number == 2 and wire == LENGTH:  # TensorShapeProto: its dims (1)
             for s_number, s_wire, s_value, s_end in fields(data, end - value, end):
                 if s_number == 1 and s_wire == LENGTH:
@@ -179,7 +178,7 @@ def _dimension(data: bytes | FileBytes, start: int, stop: int) -> Dim:
     dim: Dim = None
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == VARINT:
-            size = _signed(value)
+            size = int64(value)
             dim = size if size > 0 else None
         elif number == 2 and wire == LENGTH:
             name = _text(data, end - value, end)
@@ -201,7 +200,7 @@ def _opset(data: bytes | FileBytes, start: int, stop: int) -> tuple[str, int]:
         if number == 1 and wire == LENGTH:
             domain = _text(data, end - value, end)
         elif number == 2 and wire == VARINT:
-            version = _signed(value)
+            version = int64(value)
     return domain, version
 
 
@@ -217,8 +216,3 @@ def _string_pair(data: bytes | FileBytes, start: int, stop: int) -> tuple[str, s
 
 def _text(data: bytes | FileBytes, start: int, end: int) -> str:
     return data[start:end].decode()
-
-
-def _signed(value: int) -> int:
-    """An int64 from its varint (negative numbers are written as their 64-bit complement)."""
-    return value - (1 << 64) if value >= _INT64_SIGN else value

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from ember.errors import InvalidModelError
-from ember.model.protobuf_wire import FIXED32, LENGTH, VARINT, fields
+from ember.model.protobuf_wire import FIXED32, LENGTH, VARINT, fields, int64
 
 if TYPE_CHECKING:
     from ember.model.model import Model
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 #: Subgraphs (If, Loop and Scan bodies) nested deeper than this are refused: no real model
 #: comes close, and the walk recurses once per level.
 MAX_DEPTH = 64
-_INT64_SIGN = 1 << 63
 # AttributeProto's types for a single value (onnx.proto): what a check compares
 _FLOAT, _INT, _STRING, _TENSOR = 1, 2, 3, 4
 
@@ -176,7 +175,7 @@ def _attribute(data: bytes, start: int, stop: int, depth: int,
         elif number == 20 and wire == VARINT:
             kind = value
         elif number == 3 and wire == VARINT:
-            number_value = _signed(value)
+            number_value = int64(value)
         elif number == 2 and wire == FIXED32:
             float_value = struct.unpack("<f", data[end - 4:end])[0]
         elif number == 4 and wire == LENGTH:
@@ -204,7 +203,7 @@ def _tensor(data: bytes, start: int, stop: int) -> tuple[str, int]:
     name, kind = "", 0
     for number, wire, value, end in fields(data, start, stop):
         if number == 2 and wire == VARINT:
-            kind = _signed(value)
+            kind = int64(value)
         elif number == 8 and wire == LENGTH:
             name = _text(data, end - value, end)
     return name, kind
@@ -228,7 +227,7 @@ def _tensor_type(data: bytes, start: int, stop: int) -> tuple[int, bool]:
     kind, empty = 0, False
     for number, wire, value, end in fields(data, start, stop):
         if number == 1 and wire == VARINT:
-            kind = _signed(value)
+            kind = int64(value)
         elif number == 2 and wire == LENGTH:  # TensorShapeProto: dims (1), each a dim_value (1)
             for s_number, s_wire, s_value, s_end in fields(data, end - value, end):
                 if s_number == 1 and s_wire == LENGTH:
@@ -244,8 +243,3 @@ def _tensor_type(data: bytes, start: int, stop: int) -> tuple[int, bool]:
 
 def _text(data: bytes, start: int, end: int) -> str:
     return data[start:end].decode("utf-8", "replace")
-
-
-def _signed(value: int) -> int:
-    """An int64 from its varint (negative numbers are written as their 64-bit complement)."""
-    return value - (1 << 64) if value >= _INT64_SIGN else value

@@ -31,6 +31,12 @@ def varint(data: bytes | memoryview | FileBytes, position: int) -> tuple[int, in
             raise ValueError("varint too long")
 
 
+def int64(value: int) -> int:
+    """A varint read as protobuf's int64 (a negative number is written as its 64-bit
+    complement)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def fields(data: bytes | FileBytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """Each field of the message ``data[start:end]``: ``(number, wire type, value, position)``.
 
