@@ -56,16 +56,6 @@ ALIAS_ENV = "EMBER_DEVICE_ALIASES"
 log = get_logger("ember.plugins")
 
 
-def __getattr__(name: str) -> Any:
-    # PluginFailure lives in ember.contract.plugin_failure since a start without a failure
-    # stopped defining it
-    if name == "PluginFailure":
-        from ember.contract.plugin_failure import PluginFailure
-
-        return PluginFailure
-    raise AttributeError(f"module 'ember.contract.plugin_manager' has no attribute {name!r}")
-
-
 class PluginInfo(NamedTuple):
     """A registered plugin: its entry-point name and the distribution that ships it.
 
