@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ember._version import __version__
 from ember.cache.file_digest import FileDigests
 from ember.common import checksum
+from ember.common.record import Record
 from ember.store import blob
 
 if TYPE_CHECKING:
@@ -25,13 +26,17 @@ if TYPE_CHECKING:
 KEY_SCHEMA = 1
 
 
-class CacheKey(NamedTuple):
+class CacheKey(Record):
     """What identifies one cache entry: the key's ``parts`` (model digest, device, plugin and
     versions, properties that change the result...) and the ``digest`` of them that names the
     entry's file. Built by the core (``make_key``) or by :meth:`KernelCache.key`."""
 
-    parts: dict[str, Any]
-    digest: str
+    _fields = ("parts", "digest")
+    __slots__ = _fields
+
+    def __init__(self, parts: dict[str, Any], digest: str) -> None:
+        self.parts = parts
+        self.digest = digest
 
     @property
     def model_digest(self) -> str | None:

@@ -32,11 +32,12 @@ import os
 import re
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from ember._version import __version__
 from ember.common import checksum
 from ember.common.log import get_logger
+from ember.common.record import Record
 
 log = get_logger("ember.plugins")
 
@@ -54,20 +55,26 @@ _FIELDS = {"name": str, "value": str, "distribution": (str, type(None)),
            "problem": (str, type(None)), "notes": list}  # notes: a JSON array, a tuple once read
 
 
-class EntryPointRecord(NamedTuple):
+class EntryPointRecord(Record):
     """One entry point of the group, with what its distribution's metadata says about it.
 
     ``problem`` is why it must not be loaded (its ``ember`` requirement excludes this Ember);
     ``notes`` are things its author should fix that do not stop it (no upper bound on ember).
     """
 
-    name: str
-    value: str
-    distribution: str | None = None
-    version: str | None = None
-    metadata_dir: str | None = None
-    problem: str | None = None
-    notes: tuple[str, ...] = ()
+    _fields = ("name", "value", "distribution", "version", "metadata_dir", "problem", "notes")
+    __slots__ = _fields
+
+    def __init__(self, name: str, value: str, distribution: str | None = None,
+                 version: str | None = None, metadata_dir: str | None = None,
+                 problem: str | None = None, notes: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.value = value
+        self.distribution = distribution
+        self.version = version
+        self.metadata_dir = metadata_dir
+        self.problem = problem
+        self.notes = notes
 
     @property
     def module(self) -> str:

@@ -25,12 +25,13 @@ owns the device.
 
 from __future__ import annotations
 
+import _thread  # threading's RLock, without importing threading (~1 ms of a warm start)
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ember.common.log import get_logger
+from ember.common.record import Record
 from ember.contract.device import split_device_name
 from ember.contract.plugin_index import EntryPointRecord, find_entry_points
 from ember.errors import BackendCompileError, DeviceConflictError, EmberError, PluginError
@@ -56,16 +57,21 @@ ALIAS_ENV = "EMBER_DEVICE_ALIASES"
 log = get_logger("ember.plugins")
 
 
-class PluginInfo(NamedTuple):
+class PluginInfo(Record):
     """A registered plugin: its entry-point name and the distribution that ships it.
 
     ``notes`` are problems its author should fix that do not stop it from loading.
     """
 
-    name: str
-    distribution: str | None = None
-    version: str | None = None
-    notes: tuple[str, ...] = ()
+    _fields = ("name", "distribution", "version", "notes")
+    __slots__ = _fields
+
+    def __init__(self, name: str, distribution: str | None = None, version: str | None = None,
+                 notes: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.notes = notes
 
     def __str__(self) -> str:
         if self.distribution:
@@ -96,7 +102,7 @@ class Plugins:
         self._owners: dict[str, str] = {}  # device -> plugin
         self._callers: dict[tuple[str, str], Callable[..., Any]] = {}
         # One Core may be used from several threads: loading and listing happen once, under it.
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
 
     # -- registration ------------------------------------------------------------------------
 

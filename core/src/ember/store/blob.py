@@ -26,9 +26,10 @@ import json
 import math
 import os
 import struct
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from ember.common import checksum, safe_json
+from ember.common.record import Record
 from ember.errors import BlobFormatError
 
 MAGIC = b"EMBERBLB"
@@ -47,28 +48,38 @@ MAX_PAYLOAD_LENGTH = 1 << 40
 _HEX64 = safe_json.is_hex(64)
 
 
-class BlobHeader(NamedTuple):
+class BlobHeader(Record):
     """What a blob says about itself.
 
     ``key`` and ``key_parts`` are the model cache's key and what it was made of ('' and {} for a
     plain export); ``compile_seconds`` is what compiling took, which a cache hit saves.
-    A NamedTuple rather than a dataclass: defining a dataclass generates and compiles code at
-    import, which every warm start would pay.
     """
 
-    ember_version: str
-    plugin: str  # distribution name, or plugin name when not installed from a distribution
-    plugin_version: str
-    device: str
-    device_architecture: str
-    payload_length: int
-    payload_checksum: str
-    key: str = ""
-    key_parts: dict[str, Any] = {}
-    flags: tuple[str, ...] = ()
-    model_name: str = ""
-    created: float = 0.0
-    compile_seconds: float = 0.0
+    _fields = ("ember_version", "plugin", "plugin_version", "device", "device_architecture",
+               "payload_length", "payload_checksum", "key", "key_parts", "flags", "model_name",
+               "created", "compile_seconds")
+    __slots__ = _fields
+
+    def __init__(self, ember_version: str,
+                 plugin: str,  # distribution name, or plugin name when not from a distribution
+                 plugin_version: str, device: str, device_architecture: str,
+                 payload_length: int, payload_checksum: str, key: str = "",
+                 key_parts: dict[str, Any] | None = None, flags: tuple[str, ...] = (),
+                 model_name: str = "", created: float = 0.0,
+                 compile_seconds: float = 0.0) -> None:
+        self.ember_version = ember_version
+        self.plugin = plugin
+        self.plugin_version = plugin_version
+        self.device = device
+        self.device_architecture = device_architecture
+        self.payload_length = payload_length
+        self.payload_checksum = payload_checksum
+        self.key = key
+        self.key_parts: dict[str, Any] = {} if key_parts is None else key_parts
+        self.flags = flags
+        self.model_name = model_name
+        self.created = created
+        self.compile_seconds = compile_seconds
 
     def to_json(self) -> bytes:
         fields = self._asdict()
