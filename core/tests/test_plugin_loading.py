@@ -95,10 +95,10 @@ def test_a_cpu_compile_after_a_global_cache_dir_imports_no_other_plugin(tmp_path
 
 
 # What a warm start may import beyond what the floor (numpy and onnxruntime running the cached
-# session) imports: Ember, its CPU plugin, pluggy (the hook calls), blake3 (the checksums),
-# threading (a Core and its caches may be shared by threads) and atexit (a hit's event is
-# appended at exit).
-WARM_START_EXTRAS = ("ember", "ember_cpu", "pluggy", "blake3", "_blake3", "threading", "atexit")
+# session) imports: Ember, its CPU plugin, pluggy (the hook calls), blake3 (the checksums) and
+# atexit (a hit's event is appended at exit). Not threading (about 1 ms): the locks that let
+# threads share a Core and its caches come from _thread, and only a worker thread needs it.
+WARM_START_EXTRAS = ("ember", "ember_cpu", "pluggy", "blake3", "_blake3", "atexit")
 # Standard modules a warm start used to import for nothing, each one to a few milliseconds:
 # pathlib (with urllib.parse and ipaddress), dataclasses, queue, logging, tempfile, shutil.
 NOT_ON_THE_WARM_PATH = ("pathlib", "urllib.parse", "ipaddress", "dataclasses", "queue",

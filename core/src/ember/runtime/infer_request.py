@@ -14,7 +14,7 @@ code; an Event (Python code over a Condition) cost more than a small model's who
 
 from __future__ import annotations
 
-import threading
+import _thread  # the busy lock; threading (~1 ms) is imported by the first worker only
 import weakref
 from collections.abc import Callable, Mapping
 from time import perf_counter
@@ -49,6 +49,7 @@ class _Worker:
 
     def __init__(self) -> None:
         import queue  # here: only asynchronous requests have a worker
+        import threading
 
         self.jobs: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None] = \
             queue.SimpleQueue()
@@ -75,7 +76,7 @@ class InferRequest:
         self.compiled_model = compiled_model
         self._inputs: dict[str, Any] = {}
         self._results: InferResult | None = None
-        self._busy = threading.Lock()  # held while an inference runs (see the module's docstring)
+        self._busy = _thread.allocate_lock()  # held while an inference runs (module docstring)
         self._sync = False  # the inference running is infer()'s (for the busy message)
         self._error: BaseException | None = None
         self._callback: Callable[[Any], None] | None = None
