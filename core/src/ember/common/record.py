@@ -12,9 +12,12 @@ unpacked, and it does not equal a tuple of the same values.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-R = TypeVar("R", bound="Record")
+if TYPE_CHECKING:  # a TypeVar bound by name compiles the name at import: for checkers only
+    from typing import TypeVar
+
+    R = TypeVar("R", bound="Record")
 
 
 class Record:
